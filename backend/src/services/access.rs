@@ -1,0 +1,550 @@
+//! Staff access: the first-run setup link, admin accounts, sign-in with throttling,
+//! sessions, and API tokens.
+
+use super::ServiceError;
+use crate::auth::throttle::{Throttle, ThrottlePolicy};
+use crate::auth::{password, token};
+use crate::store::access::{
+    self as rows, AdminRecord, ApiTokenRecord, CreateAdminError, SessionRecord, SetupTokenRecord,
+};
+use crate::store::{Store, StoreError};
+use domain::wire::{AccessOverview, AdminSummary, ApiTokenSummary, DashboardFigures, SessionUser};
+use domain::{AdminId, ApiTokenId, Email, NewPassword, Timestamp};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The one answer for every failed sign-in, so it never tells which part was wrong.
+const WRONG_CREDENTIALS: &str = "Wrong email or password.";
+
+/// Session and throttle settings.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// A session ends after this long without use.
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, however active.
+    pub session_absolute: Duration,
+    pub per_account: ThrottlePolicy,
+    pub per_ip: ThrottlePolicy,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            session_idle: Duration::from_secs(12 * 3600),
+            session_absolute: Duration::from_secs(7 * 24 * 3600),
+            per_account: ThrottlePolicy { max_failures: 5, window: Duration::from_secs(15 * 60) },
+            per_ip: ThrottlePolicy { max_failures: 20, window: Duration::from_secs(15 * 60) },
+        }
+    }
+}
+
+/// A freshly signed-in session: the cookie value is only ever here.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token: String,
+    pub user: SessionUser,
+    pub expires_at: Timestamp,
+}
+
+/// Staff access use cases; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AccessService {
+    store: Store,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: AccessConfig,
+    account_throttle: Throttle,
+    ip_throttle: Throttle,
+}
+
+impl AccessService {
+    pub fn new(store: Store, config: AccessConfig) -> Self {
+        let inner = Inner {
+            account_throttle: Throttle::new(config.per_account),
+            ip_throttle: Throttle::new(config.per_ip),
+            config,
+        };
+        Self { store, inner: Arc::new(inner) }
+    }
+
+    /// How long a new session lives.
+    pub fn session_lifetime(&self) -> Duration {
+        self.inner.config.session_idle
+    }
+
+    // ---- first run ----
+
+    /// When no admin exists, replaces any earlier setup token with a new one and returns it
+    /// (for the one-time setup link). With an admin, clears any token and returns `None`.
+    pub async fn issue_setup_token(&self, now: Timestamp) -> Result<Option<String>, ServiceError> {
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    if rows::admin_count_in(tx)? > 0 {
+                        rows::clear_setup_token(tx)?;
+                        return Ok(None);
+                    }
+                    let secret = token::random_secret();
+                    rows::set_setup_token(
+                        tx,
+                        &SetupTokenRecord { digest: token::digest(&secret), created_at: now },
+                    )?;
+                    Ok::<_, StoreError>(Some(secret))
+                })
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    /// Whether `setup_token` would still create the first admin.
+    pub async fn setup_token_is_valid(&self, setup_token: String) -> Result<bool, ServiceError> {
+        self.store
+            .run(move |s| s.write(|tx| valid_setup_token(tx, &setup_token)))
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    /// Creates the first admin through the setup link and signs them in. The link works once.
+    pub async fn create_first_admin(
+        &self,
+        setup_token: String,
+        email: Email,
+        name: String,
+        password: NewPassword,
+        now: Timestamp,
+    ) -> Result<NewSession, ServiceError> {
+        let name = parse_name(&name)?;
+        let password_hash = hash_off_runtime(password).await?;
+        let session_secret = token::random_secret();
+        let session_digest = token::digest(&session_secret);
+        let expires_at = self.first_expiry(now);
+        let user = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    if !valid_setup_token(tx, &setup_token)? {
+                        return Err(ServiceError::Forbidden(
+                            "This setup link has already been used or was replaced by a newer one. Sign in instead, or restart Dropgate for a new link if no admin exists.".into(),
+                        ));
+                    }
+                    let record = AdminRecord {
+                        email: email.clone(),
+                        name: name.clone(),
+                        password_hash,
+                        created_at: now,
+                        last_login_at: Some(now),
+                    };
+                    let admin_id = rows::insert_admin(tx, &record).map_err(admin_error)?;
+                    rows::clear_setup_token(tx)?;
+                    rows::insert_session(
+                        tx,
+                        &session_digest,
+                        &SessionRecord { admin_id, created_at: now, expires_at },
+                    )?;
+                    Ok(SessionUser { admin_id, email, name })
+                })
+            })
+            .await?;
+        tracing::info!(admin = %user.email, "first admin created through the setup link");
+        Ok(NewSession { token: session_secret, user, expires_at })
+    }
+
+    // ---- accounts ----
+
+    /// Creates an admin (from the CLI).
+    pub async fn create_admin(
+        &self,
+        email: Email,
+        name: String,
+        password: NewPassword,
+        now: Timestamp,
+    ) -> Result<AdminId, ServiceError> {
+        let name = parse_name(&name)?;
+        let password_hash = hash_off_runtime(password).await?;
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let record = AdminRecord {
+                        email,
+                        name,
+                        password_hash,
+                        created_at: now,
+                        last_login_at: None,
+                    };
+                    let id = rows::insert_admin(tx, &record).map_err(admin_error)?;
+                    // Whoever holds an old setup link must not create a second first admin.
+                    rows::clear_setup_token(tx)?;
+                    Ok(id)
+                })
+            })
+            .await
+    }
+
+    /// Sets a new password and signs the admin out everywhere.
+    pub async fn reset_password(
+        &self,
+        email: Email,
+        password: NewPassword,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        let password_hash = hash_off_runtime(password).await?;
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let Some((id, mut record)) = rows::admin_by_email(tx, &email)? else {
+                        return Err(ServiceError::NotFound(format!("no admin has the email {email}")));
+                    };
+                    record.password_hash = password_hash;
+                    rows::update_admin(tx, id, &record)?;
+                    rows::prune_sessions(tx, now, Some(id))?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    // ---- sign-in and sessions ----
+
+    /// Signs in with email and password. Wrong email and wrong password get the same answer
+    /// in the same time; failures are throttled per account and per client IP.
+    pub async fn login(
+        &self,
+        email_text: &str,
+        password_text: String,
+        ip: IpAddr,
+        now: Timestamp,
+    ) -> Result<NewSession, ServiceError> {
+        let account_key = email_text.trim().to_lowercase();
+        let ip_key = ip.to_string();
+        let inner = &self.inner;
+        for (throttle, key) in [(&inner.account_throttle, &account_key), (&inner.ip_throttle, &ip_key)] {
+            if let Err(retry_after) = throttle.check(key, now) {
+                return Err(ServiceError::TooManyAttempts { retry_after });
+            }
+        }
+        let found = match Email::parse(email_text) {
+            Ok(email) => {
+                self.store
+                    .run(move |s| s.write(|tx| rows::admin_by_email(tx, &email)))
+                    .await?
+            }
+            Err(_) => None,
+        };
+        let stored_hash = found.as_ref().map(|(_, r)| r.password_hash.clone());
+        let matches = tokio::task::spawn_blocking(move || match stored_hash {
+            Some(phc) => password::verify(&phc, &password_text),
+            None => {
+                password::verify_against_dummy(&password_text);
+                false
+            }
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let Some((admin_id, mut record)) = found.filter(|_| matches) else {
+            inner.account_throttle.record_failure(&account_key, now);
+            inner.ip_throttle.record_failure(&ip_key, now);
+            return Err(ServiceError::Unauthorized(WRONG_CREDENTIALS.into()));
+        };
+        inner.account_throttle.clear(&account_key);
+
+        let session_secret = token::random_secret();
+        let expires_at = self.first_expiry(now);
+        record.last_login_at = Some(now);
+        let user = SessionUser { admin_id, email: record.email.clone(), name: record.name.clone() };
+        let digest = token::digest(&session_secret);
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    rows::update_admin(tx, admin_id, &record)?;
+                    rows::prune_sessions(tx, now, None)?;
+                    rows::insert_session(tx, &digest, &SessionRecord { admin_id, created_at: now, expires_at })
+                })
+            })
+            .await?;
+        Ok(NewSession { token: session_secret, user, expires_at })
+    }
+
+    /// The admin behind a session cookie, if the session is valid. Extends the idle expiry
+    /// (writing only when half of it is used up, so most requests stay read-only).
+    pub async fn session_user(&self, cookie: String, now: Timestamp) -> Result<Option<SessionUser>, ServiceError> {
+        let idle = self.inner.config.session_idle;
+        let absolute = self.inner.config.session_absolute;
+        self.store
+            .run(move |s| {
+                let digest = token::digest(&cookie);
+                let found = s.read(|tx| {
+                    let Some(session) = rows::session(tx, &digest)? else { return Ok(None) };
+                    if session.expires_at <= now {
+                        return Ok(None);
+                    }
+                    Ok(rows::admin(tx, session.admin_id)?.map(|admin| (session, admin)))
+                })?;
+                let Some((mut session, admin)) = found else { return Ok(None) };
+                if session.expires_at.since(now) < idle / 2 {
+                    session.expires_at = now.plus(idle).min(session.created_at.plus(absolute));
+                    s.write(|tx| rows::insert_session(tx, &digest, &session))?;
+                }
+                Ok::<_, StoreError>(Some(SessionUser {
+                    admin_id: session.admin_id,
+                    email: admin.email,
+                    name: admin.name,
+                }))
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    /// Ends a session (sign-out). Unknown cookies are ignored.
+    pub async fn logout(&self, cookie: String) -> Result<(), ServiceError> {
+        self.store
+            .run(move |s| s.write(|tx| rows::remove_session(tx, &token::digest(&cookie)).map(|_| ())))
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    fn first_expiry(&self, now: Timestamp) -> Timestamp {
+        now.plus(self.inner.config.session_idle.min(self.inner.config.session_absolute))
+    }
+
+    // ---- API tokens ----
+
+    /// Creates an API token; the returned secret is shown once and never stored.
+    pub async fn create_api_token(&self, name: &str, now: Timestamp) -> Result<(ApiTokenId, String), ServiceError> {
+        let name = parse_token_name(name)?;
+        let secret = format!("{}{}", token::API_TOKEN_PREFIX, token::random_secret());
+        let record = ApiTokenRecord {
+            name,
+            digest: token::digest(&secret),
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let id = self.store.run(move |s| s.write(|tx| rows::insert_api_token(tx, &record))).await?;
+        Ok((id, secret))
+    }
+
+    /// Revokes a token at once; it stays listed as revoked.
+    pub async fn revoke_api_token(&self, id: ApiTokenId, now: Timestamp) -> Result<(), ServiceError> {
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let Some(mut record) = rows::api_token(tx, id)? else {
+                        return Err(ServiceError::NotFound(format!("there is no API token with id {id}")));
+                    };
+                    if record.revoked_at.is_some() {
+                        return Err(ServiceError::Conflict(format!("API token {id} is already revoked")));
+                    }
+                    record.revoked_at = Some(now);
+                    rows::update_api_token(tx, id, &record)?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// The token id behind a bearer secret, if it is valid and not revoked. Records use at
+    /// most once a minute, so API traffic does not turn every request into a write.
+    pub async fn authenticate_api_token(&self, secret: String, now: Timestamp) -> Result<Option<ApiTokenId>, ServiceError> {
+        self.store
+            .run(move |s| {
+                let digest = token::digest(&secret);
+                let Some((id, mut record)) = s.read(|tx| rows::api_token_by_digest(tx, &digest))? else {
+                    return Ok(None);
+                };
+                if record.revoked_at.is_some() || !token::digests_equal(&record.digest, &digest) {
+                    return Ok(None);
+                }
+                if record.last_used_at.is_none_or(|t| now.since(t) > Duration::from_secs(60)) {
+                    record.last_used_at = Some(now);
+                    s.write(|tx| rows::update_api_token(tx, id, &record))?;
+                }
+                Ok::<_, StoreError>(Some(id))
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    // ---- overviews ----
+
+    /// The figures the dashboard shows at this stage.
+    pub async fn dashboard(&self, now: Timestamp, started_at: Timestamp) -> Result<DashboardFigures, ServiceError> {
+        self.store
+            .run(move |s| {
+                let (admins, active_sessions, api_tokens_active) = s.read(|tx| {
+                    let tokens = rows::api_tokens(tx)?;
+                    Ok((
+                        rows::admin_count(tx)?,
+                        rows::active_session_count(tx, now)?,
+                        tokens.iter().filter(|(_, t)| t.revoked_at.is_none()).count() as u64,
+                    ))
+                })?;
+                Ok::<_, StoreError>(DashboardFigures {
+                    admins,
+                    active_sessions,
+                    api_tokens_active,
+                    database_bytes: s.file_size(),
+                    server_started_at: started_at,
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                })
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    /// Staff accounts and API tokens.
+    pub async fn access_overview(&self) -> Result<AccessOverview, ServiceError> {
+        self.store
+            .run(|s| {
+                s.read(|tx| {
+                    let admins = rows::admins(tx)?
+                        .into_iter()
+                        .map(|(id, a)| AdminSummary {
+                            id,
+                            email: a.email,
+                            name: a.name,
+                            created_at: a.created_at,
+                            last_login_at: a.last_login_at,
+                        })
+                        .collect();
+                    let api_tokens = rows::api_tokens(tx)?
+                        .into_iter()
+                        .map(|(id, t)| ApiTokenSummary {
+                            id,
+                            name: t.name,
+                            created_at: t.created_at,
+                            last_used_at: t.last_used_at,
+                            revoked_at: t.revoked_at,
+                        })
+                        .collect();
+                    Ok(AccessOverview { admins, api_tokens })
+                })
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+}
+
+fn valid_setup_token(tx: &redb::WriteTransaction, candidate: &str) -> Result<bool, StoreError> {
+    if rows::admin_count_in(tx)? > 0 {
+        return Ok(false);
+    }
+    Ok(rows::setup_token(tx)?
+        .is_some_and(|stored| token::digests_equal(&stored.digest, &token::digest(candidate))))
+}
+
+async fn hash_off_runtime(password: NewPassword) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+fn admin_error(e: CreateAdminError) -> ServiceError {
+    match e {
+        CreateAdminError::EmailTaken => ServiceError::invalid("email", "an admin with this email already exists"),
+        CreateAdminError::Store(e) => e.into(),
+    }
+}
+
+fn parse_name(name: &str) -> Result<String, ServiceError> {
+    let name = name.trim();
+    if name.chars().count() > 100 {
+        return Err(ServiceError::invalid("name", "a name has at most 100 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid("name", "a name cannot contain control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn parse_token_name(name: &str) -> Result<String, ServiceError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ServiceError::invalid("name", "give the token a name, e.g. the shop that uses it"));
+    }
+    if name.chars().count() > 80 || name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid("name", "a token name has at most 80 printable characters"));
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> AccessService {
+        AccessService::new(Store::in_memory().unwrap(), AccessConfig::default())
+    }
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000 + secs * 1000)
+    }
+    fn pw() -> NewPassword {
+        NewPassword::parse("correct horse battery staple").unwrap()
+    }
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    #[tokio::test]
+    async fn setup_link_creates_the_first_admin_once() {
+        let svc = service();
+        let token = svc.issue_setup_token(t(0)).await.unwrap().unwrap();
+        assert!(svc.setup_token_is_valid(token.clone()).await.unwrap());
+        assert!(!svc.setup_token_is_valid("wrong".into()).await.unwrap());
+        let email = Email::parse("owner@example.com").unwrap();
+        let session = svc
+            .create_first_admin(token.clone(), email.clone(), "Owner".into(), pw(), t(1))
+            .await
+            .unwrap();
+        assert_eq!(session.user.email, email);
+        assert_eq!(svc.session_user(session.token.clone(), t(2)).await.unwrap(), Some(session.user));
+        let again = svc.create_first_admin(token.clone(), Email::parse("x@example.com").unwrap(), String::new(), pw(), t(3)).await;
+        assert!(matches!(again, Err(ServiceError::Forbidden(_))));
+        assert!(svc.issue_setup_token(t(4)).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn login_answers_the_same_for_wrong_email_and_wrong_password_and_throttles() {
+        let svc = service();
+        let email = Email::parse("a@example.com").unwrap();
+        svc.create_admin(email.clone(), "A".into(), pw(), t(0)).await.unwrap();
+        let wrong_pw = svc.login("a@example.com", "nope nope nope".into(), IP, t(1)).await.unwrap_err();
+        let wrong_email = svc.login("b@example.com", "correct horse battery staple".into(), IP, t(1)).await.unwrap_err();
+        assert_eq!(wrong_pw.to_string(), wrong_email.to_string());
+        let ok = svc.login("A@Example.com", "correct horse battery staple".into(), IP, t(2)).await.unwrap();
+        assert_eq!(ok.user.email, email);
+        for i in 0..5 {
+            let _ = svc.login("a@example.com", "bad password!".into(), IP, t(10 + i)).await;
+        }
+        let throttled = svc.login("a@example.com", "correct horse battery staple".into(), IP, t(20)).await;
+        assert!(matches!(throttled, Err(ServiceError::TooManyAttempts { .. })));
+        // After the window the right password works again.
+        assert!(svc.login("a@example.com", "correct horse battery staple".into(), IP, t(20 + 15 * 60)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_and_logout_ends_them() {
+        let svc = service();
+        svc.create_admin(Email::parse("a@example.com").unwrap(), String::new(), pw(), t(0)).await.unwrap();
+        let s = svc.login("a@example.com", "correct horse battery staple".into(), IP, t(0)).await.unwrap();
+        assert!(svc.session_user(s.token.clone(), t(60)).await.unwrap().is_some());
+        assert!(svc.session_user(s.token.clone(), t(13 * 3600)).await.unwrap().is_none());
+        let s = svc.login("a@example.com", "correct horse battery staple".into(), IP, t(0)).await.unwrap();
+        svc.logout(s.token.clone()).await.unwrap();
+        assert!(svc.session_user(s.token, t(1)).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn api_tokens_authenticate_until_revoked() {
+        let svc = service();
+        let (id, secret) = svc.create_api_token("shop", t(0)).await.unwrap();
+        assert!(secret.starts_with("dg_"));
+        assert_eq!(svc.authenticate_api_token(secret.clone(), t(1)).await.unwrap(), Some(id));
+        assert_eq!(svc.authenticate_api_token("dg_forged".into(), t(1)).await.unwrap(), None);
+        svc.revoke_api_token(id, t(2)).await.unwrap();
+        assert_eq!(svc.authenticate_api_token(secret, t(3)).await.unwrap(), None);
+        assert!(matches!(svc.revoke_api_token(id, t(4)).await, Err(ServiceError::Conflict(_))));
+        assert!(matches!(svc.create_api_token("  ", t(0)).await, Err(ServiceError::Invalid { .. })));
+    }
+}

@@ -1,0 +1,9 @@
+//! Use cases. Each service loads what it needs from the store, decides with `domain` rules,
+//! and persists the outcome in one write transaction. Handlers and server functions only
+//! parse input, call a service and map [`ServiceError`] to their protocol.
+
+mod access;
+mod error;
+
+pub use access::{AccessConfig, AccessService, NewSession};
+pub use error::ServiceError;

@@ -1,0 +1,126 @@
+//! Versioned record encoding: `[version byte][postcard payload]`.
+//!
+//! redb's own tuple encodings changed between majors, so long-lived values are our bytes.
+//! The leading version lets a later release read every older row (`Record::upgrade`) and
+//! makes a row from a newer release an explicit error rather than garbage.
+
+use super::StoreError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A value stored in a table.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Human name used in error messages ("admin", "session").
+    const KIND: &'static str;
+    /// The version written by this build.
+    const VERSION: u8;
+
+    /// Reads a row written by an older version. The default knows no older versions.
+    fn upgrade(version: u8, _payload: &[u8]) -> Result<Self, StoreError> {
+        Err(StoreError::Corrupt {
+            kind: Self::KIND,
+            detail: format!("unknown record version {version} (this build writes {})", Self::VERSION),
+        })
+    }
+}
+
+/// Encodes a record with its version byte.
+pub fn encode<R: Record>(record: &R) -> Vec<u8> {
+    let mut out = vec![R::VERSION];
+    // Serialising plain structs into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(record).expect("postcard serialisation of a record"));
+    out
+}
+
+/// Decodes a record, upgrading older versions; a malformed row is an error, never a panic.
+pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
+    let (&version, payload) = bytes.split_first().ok_or_else(|| StoreError::Corrupt {
+        kind: R::KIND,
+        detail: "empty row".into(),
+    })?;
+    if version != R::VERSION {
+        return R::upgrade(version, payload);
+    }
+    let (record, rest) = postcard::take_from_bytes::<R>(payload).map_err(|e| StoreError::Corrupt {
+        kind: R::KIND,
+        detail: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(StoreError::Corrupt {
+            kind: R::KIND,
+            detail: format!("{} trailing bytes", rest.len()),
+        });
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Sample {
+        id: u64,
+        name: String,
+        tags: Vec<String>,
+        when: Option<i64>,
+        flag: bool,
+    }
+
+    impl Record for Sample {
+        const KIND: &'static str = "sample";
+        const VERSION: u8 = 2;
+
+        fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+            #[derive(Deserialize)]
+            struct SampleV1 {
+                id: u64,
+                name: String,
+            }
+            match version {
+                1 => {
+                    let old: SampleV1 = postcard::from_bytes(payload).map_err(|e| {
+                        StoreError::Corrupt { kind: Self::KIND, detail: e.to_string() }
+                    })?;
+                    Ok(Sample { id: old.id, name: old.name, tags: vec![], when: None, flag: false })
+                }
+                _ => Err(StoreError::Corrupt { kind: Self::KIND, detail: format!("version {version}") }),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(id: u64, name in ".{0,40}", tags in proptest::collection::vec(".{0,10}", 0..5), when: Option<i64>, flag: bool) {
+            let s = Sample { id, name, tags, when, flag };
+            prop_assert_eq!(decode::<Sample>(&encode(&s)).unwrap(), s);
+        }
+
+        #[test]
+        fn garbage_is_an_error_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode::<Sample>(&bytes);
+        }
+    }
+
+    #[test]
+    fn older_versions_are_upgraded() {
+        let mut row = vec![1u8];
+        row.extend(postcard::to_stdvec(&(7u64, "old".to_string())).unwrap());
+        let s: Sample = decode(&row).unwrap();
+        assert_eq!((s.id, s.name.as_str(), s.tags.len()), (7, "old", 0));
+    }
+
+    #[test]
+    fn newer_versions_and_trailing_bytes_are_refused() {
+        let s = Sample { id: 1, name: "x".into(), tags: vec![], when: None, flag: true };
+        let mut row = encode(&s);
+        row[0] = 9;
+        assert!(matches!(decode::<Sample>(&row), Err(StoreError::Corrupt { .. })));
+        let mut row = encode(&s);
+        row.push(0);
+        assert!(matches!(decode::<Sample>(&row), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(decode::<Sample>(&[]), Err(StoreError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,96 @@
+//! Numbered schema migrations, run in order at open, each in its own write transaction
+//! together with the version bump, so a crash mid-way re-runs only the unfinished one.
+//! Every migration must be idempotent (opening a table that exists is a no-op).
+//!
+//! History:
+//! 1. meta, admins, admin emails, sessions, API tokens; a fresh 32-byte server secret.
+
+use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
+use super::{Store, StoreError, access};
+use rand::TryRngCore;
+use redb::{ReadableTable, WriteTransaction};
+
+type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
+
+const MIGRATIONS: [(u32, Migration); 1] = [(1, initial_schema)];
+
+pub(super) fn run(store: &Store) -> Result<(), StoreError> {
+    let path = store.path().map_or_else(|| "(memory)".into(), |p| p.display().to_string());
+    store.write(|tx| {
+        let found = meta::schema_version(tx)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path, found, supported: SCHEMA_VERSION });
+        }
+        Ok(())
+    })?;
+    for (version, migrate) in MIGRATIONS {
+        store.write(|tx| {
+            if meta::schema_version(tx)? >= version {
+                return Ok(());
+            }
+            migrate(tx)?;
+            meta::set_schema_version(tx, version)?;
+            tracing::info!(version, "store schema migrated");
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    Ok(())
+}
+
+fn initial_schema(tx: &WriteTransaction) -> Result<(), StoreError> {
+    access::create_tables(tx)?;
+    let mut table = tx.open_table(META)?;
+    if table.get(KEY_SERVER_SECRET)?.is_none() {
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut secret)
+            .map_err(|e| StoreError::Corrupt { kind: "server secret", detail: e.to_string() })?;
+        table.insert(KEY_SERVER_SECRET, secret.as_slice())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_from_a_newer_build_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|tx| meta::set_schema_version(tx, SCHEMA_VERSION + 1))
+            .unwrap();
+        drop(store);
+        let err = Store::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { found, .. } if found == SCHEMA_VERSION + 1));
+        assert!(err.to_string().contains("newer Dropgate"), "{err}");
+    }
+
+    #[test]
+    fn reopening_keeps_version_and_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let secret = |s: &Store| {
+            s.read(|tx| {
+                let t = tx.open_table(META)?;
+                Ok(t.get(KEY_SERVER_SECRET)?.unwrap().value().to_vec())
+            })
+            .unwrap()
+        };
+        let first = secret(&Store::open(&path).unwrap());
+        let store = Store::open(&path).unwrap();
+        assert_eq!(secret(&store), first);
+        assert_eq!(first.len(), 32);
+        assert_eq!(store.write(|tx| meta::schema_version(tx)).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_second_process_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let _first = Store::open(&path).unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::AlreadyOpen { .. })));
+    }
+}

@@ -1,0 +1,158 @@
+//! The redb store: one file holds every record of the shop. This module owns opening, the
+//! schema version gate, migrations and the transaction helpers; the submodules own one
+//! table family each and expose plain functions over a transaction.
+//!
+//! Rules that keep the file safe for years (see PITFALLS.md):
+//! - every value is our own versioned postcard record (`codec`), never redb's tuple encoding;
+//! - every write transaction has quick-repair on, so a crash recovers in milliseconds;
+//! - redb is synchronous: async callers go through [`Store::run`], which uses a blocking thread;
+//! - after a failed commit redb refuses further writes, so the store marks itself poisoned and
+//!   `/healthz` reports it, for the supervisor to restart the process.
+
+pub mod access;
+mod codec;
+mod meta;
+mod migrations;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use codec::Record;
+pub use meta::SCHEMA_VERSION;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the data file {path} was written by a newer Dropgate (schema {found}, this binary knows up to {supported}); upgrade Dropgate or restore a backup")]
+    TooNew { path: String, found: u32, supported: u32 },
+    #[error("the data file {path} is in use by another Dropgate process")]
+    AlreadyOpen { path: String },
+    #[error("a {kind} record could not be decoded: {detail}")]
+    Corrupt { kind: &'static str, detail: String },
+    #[error("the store refused a write after an earlier failed commit; restart Dropgate")]
+    Poisoned,
+    #[error("storage error: {0}")]
+    Redb(#[from] redb::Error),
+    #[error("the blocking store task failed: {0}")]
+    Join(String),
+}
+
+macro_rules! redb_error_into_store_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Redb(e.into()) }
+        }
+    )*};
+}
+redb_error_into_store_error!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// A handle to the open database; cheap to clone and shared by every service.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: Option<PathBuf>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::builder().create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+                path: path.display().to_string(),
+            },
+            other => other.into(),
+        })?;
+        Self::init(db, Some(path.to_path_buf()))
+    }
+
+    /// A store that lives in memory only, for service tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::init(db, None)
+    }
+
+    fn init(db: Database, path: Option<PathBuf>) -> Result<Self, StoreError> {
+        let store = Self {
+            db: Arc::new(db),
+            path,
+            poisoned: Arc::new(AtomicBool::new(false)),
+        };
+        migrations::run(&store)?;
+        Ok(store)
+    }
+
+    /// Where the file lives, if on disk.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Size of the database file in bytes (0 in memory).
+    pub fn file_size(&self) -> u64 {
+        self.path
+            .as_deref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len())
+    }
+
+    /// Whether a commit has failed since open (the process must restart to write again).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_read()?;
+        f(&tx)
+    }
+
+    /// Runs `f` in one write transaction and commits when it returns `Ok`. redb allows one
+    /// writer at a time, so everything `f` reads and writes is decided atomically; an `Err`
+    /// aborts and leaves the file untouched.
+    pub fn write<T, E>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        if self.is_poisoned() {
+            return Err(StoreError::Poisoned.into());
+        }
+        let mut tx = self.db.begin_write().map_err(StoreError::from)?;
+        tx.set_quick_repair(true);
+        let value = f(&tx)?;
+        if let Err(e) = tx.commit() {
+            self.poisoned.store(true, Ordering::Relaxed);
+            tracing::error!(error = %e, "redb commit failed; refusing further writes until restart");
+            return Err(StoreError::from(e).into());
+        }
+        Ok(value)
+    }
+
+    /// Runs blocking store work on a blocking thread, so async tasks never wait on disk I/O.
+    pub async fn run<T, E>(&self, f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+    }
+}

@@ -1,0 +1,14 @@
+//! Dropgate's pure domain: typed ids, values parsed at the edge, business rules and the wire
+//! types shared by the server and the WASM admin. Nothing here does I/O or reads the clock:
+//! callers pass `now` in, so every rule is a plain, testable function.
+
+pub mod email;
+pub mod ids;
+pub mod secret;
+pub mod time;
+pub mod wire;
+
+pub use email::{Email, EmailError};
+pub use ids::{AdminId, ApiTokenId};
+pub use secret::{NewPassword, PasswordPolicyError};
+pub use time::Timestamp;
