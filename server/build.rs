@@ -1,1 +1,115 @@
-fn main(){}
+//! Embeds the site into the binary: the WASM bundle built by `cargo xtask build` (from
+//! `$DROPGATE_SITE_DIR`, default `target/site`) plus the CSS and icon from `style/`.
+//! Without a bundle the server still builds (for unit tests and clippy); its pages then
+//! render but do not hydrate, and it says so at start.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+struct Asset {
+    url: &'static str,
+    file: PathBuf,
+    content_type: &'static str,
+}
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"));
+    let root = manifest
+        .parent()
+        .expect("server/ is inside the workspace")
+        .to_path_buf();
+    println!("cargo:rerun-if-env-changed=DROPGATE_SITE_DIR");
+    let site = std::env::var_os("DROPGATE_SITE_DIR")
+        .map_or_else(|| root.join("target/site"), PathBuf::from);
+    let pkg = site.join("pkg");
+
+    let mut assets = vec![
+        Asset {
+            url: "/pkg/dropgate.css",
+            file: root.join("style/main.css"),
+            content_type: "text/css; charset=utf-8",
+        },
+        Asset {
+            url: "/favicon.svg",
+            file: root.join("style/favicon.svg"),
+            content_type: "image/svg+xml",
+        },
+    ];
+    let bundle = [
+        (
+            "/pkg/dropgate.js",
+            pkg.join("dropgate.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "/pkg/dropgate_bg.wasm",
+            pkg.join("dropgate_bg.wasm"),
+            "application/wasm",
+        ),
+    ];
+    let has_bundle = bundle.iter().all(|(_, f, _)| f.is_file());
+    println!(
+        "cargo:rerun-if-changed={}",
+        pkg.join("dropgate_bg.wasm").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        pkg.join("dropgate.js").display()
+    );
+    if has_bundle {
+        for (url, file, content_type) in bundle {
+            assets.push(Asset {
+                url,
+                file,
+                content_type,
+            });
+        }
+    } else if std::env::var("PROFILE").as_deref() == Ok("release") {
+        println!(
+            "cargo:warning=no WASM bundle in {}: run `cargo xtask build` for a complete binary",
+            pkg.display()
+        );
+    }
+
+    let mut code = String::from(
+        "/// Files served from memory: (url, content type, body, gzip body, etag).\npub static ASSETS: &[EmbeddedAsset] = &[\n",
+    );
+    for asset in &assets {
+        println!("cargo:rerun-if-changed={}", asset.file.display());
+        let body = std::fs::read(&asset.file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", asset.file.display()));
+        let gz = gz_path(&asset.file);
+        let gzip = if gz.is_file() {
+            println!("cargo:rerun-if-changed={}", gz.display());
+            format!("Some(include_bytes!({:?}))", gz.display().to_string())
+        } else {
+            "None".to_owned()
+        };
+        let mut hasher = DefaultHasher::new();
+        body.hash(&mut hasher);
+        let _ = writeln!(
+            code,
+            "    EmbeddedAsset {{ url: {:?}, content_type: {:?}, body: include_bytes!({:?}), gzip: {gzip}, etag: \"\\\"{:016x}-{:x}\\\"\" }},",
+            asset.url,
+            asset.content_type,
+            asset.file.display().to_string(),
+            hasher.finish(),
+            body.len()
+        );
+    }
+    code.push_str("];\n");
+    let _ = writeln!(
+        code,
+        "/// Whether the WASM bundle was embedded.\npub const HAS_WASM_BUNDLE: bool = {has_bundle};"
+    );
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this")).join("assets.rs");
+    std::fs::write(out, code).expect("write generated assets.rs");
+}
+
+fn gz_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".gz");
+    PathBuf::from(name)
+}

@@ -107,7 +107,10 @@ mod tests {
             Email::parse("jane@example.com\r\nBcc: x@evil.com"),
             Err(EmailError::ForbiddenCharacter)
         );
-        assert_eq!(Email::parse("\"j\"@example.com"), Err(EmailError::ForbiddenCharacter));
+        assert_eq!(
+            Email::parse("\"j\"@example.com"),
+            Err(EmailError::ForbiddenCharacter)
+        );
     }
 
     proptest! {

@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod ids;
+pub mod net;
 pub mod secret;
 pub mod time;
 pub mod wire;

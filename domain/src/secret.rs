@@ -35,10 +35,14 @@ impl NewPassword {
     pub fn parse(candidate: &str) -> Result<Self, PasswordPolicyError> {
         let chars = candidate.chars().count();
         if chars < Self::MIN_CHARS {
-            return Err(PasswordPolicyError::TooShort { min: Self::MIN_CHARS });
+            return Err(PasswordPolicyError::TooShort {
+                min: Self::MIN_CHARS,
+            });
         }
         if chars > Self::MAX_CHARS {
-            return Err(PasswordPolicyError::TooLong { max: Self::MAX_CHARS });
+            return Err(PasswordPolicyError::TooLong {
+                max: Self::MAX_CHARS,
+            });
         }
         let mut distinct: Vec<char> = candidate.chars().collect();
         distinct.sort_unstable();
@@ -66,7 +70,10 @@ mod tests {
             NewPassword::parse("short"),
             Err(PasswordPolicyError::TooShort { min: 12 })
         );
-        assert_eq!(NewPassword::parse("aaaaaaaaaaaaaaaa"), Err(PasswordPolicyError::TooSimple));
+        assert_eq!(
+            NewPassword::parse("aaaaaaaaaaaaaaaa"),
+            Err(PasswordPolicyError::TooSimple)
+        );
         assert!(matches!(
             NewPassword::parse(&"ab1!x".repeat(200)),
             Err(PasswordPolicyError::TooLong { .. })

@@ -107,13 +107,22 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(Timestamp::from_unix_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
         // 2026-11-22T14:30:12.417Z
         let t = Timestamp::from_unix_millis(1_795_357_812_417);
         assert_eq!(t.to_string(), "2026-11-22T14:30:12.417Z");
         assert_eq!(t.human(), "2026-11-22 14:30 UTC");
-        assert_eq!(Timestamp::from_unix_millis(951_782_400_000).human(), "2000-02-29 00:00 UTC");
-        assert_eq!(Timestamp::from_unix_millis(-1).to_string(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(951_782_400_000).human(),
+            "2000-02-29 00:00 UTC"
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(-1).to_string(),
+            "1969-12-31T23:59:59.999Z"
+        );
     }
 
     proptest! {

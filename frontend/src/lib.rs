@@ -1,1 +1,8 @@
+//! The browser entry point: the hydration script in every page calls `hydrate`, which takes
+//! over the server-rendered HTML so that the admin runs as a single-page app.
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

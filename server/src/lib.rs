@@ -1,1 +1,12 @@
+//! The `dropgate` binary as a library, so tests can start the real application in-process:
+//! command line and configuration, start-up, the HTTP layer and the embedded site.
 
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::Application;

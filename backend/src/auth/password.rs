@@ -1,8 +1,10 @@
 //! Staff password hashing with argon2id (the crate defaults: 19 MiB, t = 2, p = 1, an OWASP
 //! recommended setting). Hashing is deliberately slow: callers run it on a blocking thread.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use domain::NewPassword;
 use std::sync::OnceLock;
 
@@ -18,7 +20,9 @@ pub fn hash(password: &NewPassword) -> String {
 /// Checks a candidate against a stored PHC string; a malformed hash never matches.
 pub fn verify(phc: &str, candidate: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|parsed| {
-        Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok()
+        Argon2::default()
+            .verify_password(candidate.as_bytes(), &parsed)
+            .is_ok()
     })
 }
 

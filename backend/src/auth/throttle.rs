@@ -26,13 +26,18 @@ const SWEEP_ABOVE: usize = 10_000;
 
 impl Throttle {
     pub fn new(policy: ThrottlePolicy) -> Self {
-        Self { policy, failures: Mutex::new(HashMap::new()) }
+        Self {
+            policy,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Err(wait)` when the key has used up its failures and must wait `wait`.
     pub fn check(&self, key: &str, now: Timestamp) -> Result<(), Duration> {
         let mut map = self.failures.lock().expect("throttle lock");
-        let Some(window) = map.get_mut(key) else { return Ok(()) };
+        let Some(window) = map.get_mut(key) else {
+            return Ok(());
+        };
         let cutoff = now.minus(self.policy.window);
         while window.front().is_some_and(|t| *t <= cutoff) {
             window.pop_front();
@@ -41,7 +46,10 @@ impl Throttle {
             return Ok(());
         }
         let oldest = *window.front().expect("non-empty: len >= max_failures >= 1");
-        Err(oldest.plus(self.policy.window).since(now).max(Duration::from_secs(1)))
+        Err(oldest
+            .plus(self.policy.window)
+            .since(now)
+            .max(Duration::from_secs(1)))
     }
 
     /// Records one failed attempt.
@@ -74,7 +82,10 @@ mod tests {
 
     #[test]
     fn blocks_after_max_failures_and_releases_after_the_window() {
-        let t = Throttle::new(ThrottlePolicy { max_failures: 3, window: Duration::from_secs(60) });
+        let t = Throttle::new(ThrottlePolicy {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+        });
         for s in 0..3 {
             assert!(t.check("k", at(s)).is_ok());
             t.record_failure("k", at(s));

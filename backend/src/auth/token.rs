@@ -37,7 +37,10 @@ mod tests {
         let a = random_secret();
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_secret());
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert!(digests_equal(&digest(&a), &digest(&a)));
         assert!(!digests_equal(&digest(&a), &digest("other")));
     }

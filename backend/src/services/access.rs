@@ -33,8 +33,14 @@ impl Default for AccessConfig {
         Self {
             session_idle: Duration::from_secs(12 * 3600),
             session_absolute: Duration::from_secs(7 * 24 * 3600),
-            per_account: ThrottlePolicy { max_failures: 5, window: Duration::from_secs(15 * 60) },
-            per_ip: ThrottlePolicy { max_failures: 20, window: Duration::from_secs(15 * 60) },
+            per_account: ThrottlePolicy {
+                max_failures: 5,
+                window: Duration::from_secs(15 * 60),
+            },
+            per_ip: ThrottlePolicy {
+                max_failures: 20,
+                window: Duration::from_secs(15 * 60),
+            },
         }
     }
 }
@@ -68,12 +74,15 @@ impl AccessService {
             ip_throttle: Throttle::new(config.per_ip),
             config,
         };
-        Self { store, inner: Arc::new(inner) }
+        Self {
+            store,
+            inner: Arc::new(inner),
+        }
     }
 
-    /// How long a new session lives.
+    /// The longest a session can live (the cookie's Max-Age; the server enforces the rest).
     pub fn session_lifetime(&self) -> Duration {
-        self.inner.config.session_idle
+        self.inner.config.session_absolute
     }
 
     // ---- first run ----
@@ -91,7 +100,10 @@ impl AccessService {
                     let secret = token::random_secret();
                     rows::set_setup_token(
                         tx,
-                        &SetupTokenRecord { digest: token::digest(&secret), created_at: now },
+                        &SetupTokenRecord {
+                            digest: token::digest(&secret),
+                            created_at: now,
+                        },
                     )?;
                     Ok::<_, StoreError>(Some(secret))
                 })
@@ -150,7 +162,11 @@ impl AccessService {
             })
             .await?;
         tracing::info!(admin = %user.email, "first admin created through the setup link");
-        Ok(NewSession { token: session_secret, user, expires_at })
+        Ok(NewSession {
+            token: session_secret,
+            user,
+            expires_at,
+        })
     }
 
     // ---- accounts ----
@@ -196,7 +212,9 @@ impl AccessService {
             .run(move |s| {
                 s.write(|tx| {
                     let Some((id, mut record)) = rows::admin_by_email(tx, &email)? else {
-                        return Err(ServiceError::NotFound(format!("no admin has the email {email}")));
+                        return Err(ServiceError::NotFound(format!(
+                            "no admin has the email {email}"
+                        )));
                     };
                     record.password_hash = password_hash;
                     rows::update_admin(tx, id, &record)?;
@@ -221,7 +239,10 @@ impl AccessService {
         let account_key = email_text.trim().to_lowercase();
         let ip_key = ip.to_string();
         let inner = &self.inner;
-        for (throttle, key) in [(&inner.account_throttle, &account_key), (&inner.ip_throttle, &ip_key)] {
+        for (throttle, key) in [
+            (&inner.account_throttle, &account_key),
+            (&inner.ip_throttle, &ip_key),
+        ] {
             if let Err(retry_after) = throttle.check(key, now) {
                 return Err(ServiceError::TooManyAttempts { retry_after });
             }
@@ -254,36 +275,60 @@ impl AccessService {
         let session_secret = token::random_secret();
         let expires_at = self.first_expiry(now);
         record.last_login_at = Some(now);
-        let user = SessionUser { admin_id, email: record.email.clone(), name: record.name.clone() };
+        let user = SessionUser {
+            admin_id,
+            email: record.email.clone(),
+            name: record.name.clone(),
+        };
         let digest = token::digest(&session_secret);
         self.store
             .run(move |s| {
                 s.write(|tx| {
                     rows::update_admin(tx, admin_id, &record)?;
                     rows::prune_sessions(tx, now, None)?;
-                    rows::insert_session(tx, &digest, &SessionRecord { admin_id, created_at: now, expires_at })
+                    rows::insert_session(
+                        tx,
+                        &digest,
+                        &SessionRecord {
+                            admin_id,
+                            created_at: now,
+                            expires_at,
+                        },
+                    )
                 })
             })
             .await?;
-        Ok(NewSession { token: session_secret, user, expires_at })
+        Ok(NewSession {
+            token: session_secret,
+            user,
+            expires_at,
+        })
     }
 
     /// The admin behind a session cookie, if the session is valid. Extends the idle expiry
     /// (writing only when half of it is used up, so most requests stay read-only).
-    pub async fn session_user(&self, cookie: String, now: Timestamp) -> Result<Option<SessionUser>, ServiceError> {
+    pub async fn session_user(
+        &self,
+        cookie: String,
+        now: Timestamp,
+    ) -> Result<Option<SessionUser>, ServiceError> {
         let idle = self.inner.config.session_idle;
         let absolute = self.inner.config.session_absolute;
         self.store
             .run(move |s| {
                 let digest = token::digest(&cookie);
                 let found = s.read(|tx| {
-                    let Some(session) = rows::session(tx, &digest)? else { return Ok(None) };
+                    let Some(session) = rows::session(tx, &digest)? else {
+                        return Ok(None);
+                    };
                     if session.expires_at <= now {
                         return Ok(None);
                     }
                     Ok(rows::admin(tx, session.admin_id)?.map(|admin| (session, admin)))
                 })?;
-                let Some((mut session, admin)) = found else { return Ok(None) };
+                let Some((mut session, admin)) = found else {
+                    return Ok(None);
+                };
                 if session.expires_at.since(now) < idle / 2 {
                     session.expires_at = now.plus(idle).min(session.created_at.plus(absolute));
                     s.write(|tx| rows::insert_session(tx, &digest, &session))?;
@@ -301,19 +346,30 @@ impl AccessService {
     /// Ends a session (sign-out). Unknown cookies are ignored.
     pub async fn logout(&self, cookie: String) -> Result<(), ServiceError> {
         self.store
-            .run(move |s| s.write(|tx| rows::remove_session(tx, &token::digest(&cookie)).map(|_| ())))
+            .run(move |s| {
+                s.write(|tx| rows::remove_session(tx, &token::digest(&cookie)).map(|_| ()))
+            })
             .await
             .map_err(ServiceError::from)
     }
 
     fn first_expiry(&self, now: Timestamp) -> Timestamp {
-        now.plus(self.inner.config.session_idle.min(self.inner.config.session_absolute))
+        now.plus(
+            self.inner
+                .config
+                .session_idle
+                .min(self.inner.config.session_absolute),
+        )
     }
 
     // ---- API tokens ----
 
     /// Creates an API token; the returned secret is shown once and never stored.
-    pub async fn create_api_token(&self, name: &str, now: Timestamp) -> Result<(ApiTokenId, String), ServiceError> {
+    pub async fn create_api_token(
+        &self,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<(ApiTokenId, String), ServiceError> {
         let name = parse_token_name(name)?;
         let secret = format!("{}{}", token::API_TOKEN_PREFIX, token::random_secret());
         let record = ApiTokenRecord {
@@ -323,20 +379,31 @@ impl AccessService {
             last_used_at: None,
             revoked_at: None,
         };
-        let id = self.store.run(move |s| s.write(|tx| rows::insert_api_token(tx, &record))).await?;
+        let id = self
+            .store
+            .run(move |s| s.write(|tx| rows::insert_api_token(tx, &record)))
+            .await?;
         Ok((id, secret))
     }
 
     /// Revokes a token at once; it stays listed as revoked.
-    pub async fn revoke_api_token(&self, id: ApiTokenId, now: Timestamp) -> Result<(), ServiceError> {
+    pub async fn revoke_api_token(
+        &self,
+        id: ApiTokenId,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
         self.store
             .run(move |s| {
                 s.write(|tx| {
                     let Some(mut record) = rows::api_token(tx, id)? else {
-                        return Err(ServiceError::NotFound(format!("there is no API token with id {id}")));
+                        return Err(ServiceError::NotFound(format!(
+                            "there is no API token with id {id}"
+                        )));
                     };
                     if record.revoked_at.is_some() {
-                        return Err(ServiceError::Conflict(format!("API token {id} is already revoked")));
+                        return Err(ServiceError::Conflict(format!(
+                            "API token {id} is already revoked"
+                        )));
                     }
                     record.revoked_at = Some(now);
                     rows::update_api_token(tx, id, &record)?;
@@ -348,17 +415,25 @@ impl AccessService {
 
     /// The token id behind a bearer secret, if it is valid and not revoked. Records use at
     /// most once a minute, so API traffic does not turn every request into a write.
-    pub async fn authenticate_api_token(&self, secret: String, now: Timestamp) -> Result<Option<ApiTokenId>, ServiceError> {
+    pub async fn authenticate_api_token(
+        &self,
+        secret: String,
+        now: Timestamp,
+    ) -> Result<Option<ApiTokenId>, ServiceError> {
         self.store
             .run(move |s| {
                 let digest = token::digest(&secret);
-                let Some((id, mut record)) = s.read(|tx| rows::api_token_by_digest(tx, &digest))? else {
+                let Some((id, mut record)) = s.read(|tx| rows::api_token_by_digest(tx, &digest))?
+                else {
                     return Ok(None);
                 };
                 if record.revoked_at.is_some() || !token::digests_equal(&record.digest, &digest) {
                     return Ok(None);
                 }
-                if record.last_used_at.is_none_or(|t| now.since(t) > Duration::from_secs(60)) {
+                if record
+                    .last_used_at
+                    .is_none_or(|t| now.since(t) > Duration::from_secs(60))
+                {
                     record.last_used_at = Some(now);
                     s.write(|tx| rows::update_api_token(tx, id, &record))?;
                 }
@@ -371,7 +446,11 @@ impl AccessService {
     // ---- overviews ----
 
     /// The figures the dashboard shows at this stage.
-    pub async fn dashboard(&self, now: Timestamp, started_at: Timestamp) -> Result<DashboardFigures, ServiceError> {
+    pub async fn dashboard(
+        &self,
+        now: Timestamp,
+        started_at: Timestamp,
+    ) -> Result<DashboardFigures, ServiceError> {
         self.store
             .run(move |s| {
                 let (admins, active_sessions, api_tokens_active) = s.read(|tx| {
@@ -379,7 +458,10 @@ impl AccessService {
                     Ok((
                         rows::admin_count(tx)?,
                         rows::active_session_count(tx, now)?,
-                        tokens.iter().filter(|(_, t)| t.revoked_at.is_none()).count() as u64,
+                        tokens
+                            .iter()
+                            .filter(|(_, t)| t.revoked_at.is_none())
+                            .count() as u64,
                     ))
                 })?;
                 Ok::<_, StoreError>(DashboardFigures {
@@ -444,7 +526,9 @@ async fn hash_off_runtime(password: NewPassword) -> Result<String, ServiceError>
 
 fn admin_error(e: CreateAdminError) -> ServiceError {
     match e {
-        CreateAdminError::EmailTaken => ServiceError::invalid("email", "an admin with this email already exists"),
+        CreateAdminError::EmailTaken => {
+            ServiceError::invalid("email", "an admin with this email already exists")
+        }
         CreateAdminError::Store(e) => e.into(),
     }
 }
@@ -452,10 +536,16 @@ fn admin_error(e: CreateAdminError) -> ServiceError {
 fn parse_name(name: &str) -> Result<String, ServiceError> {
     let name = name.trim();
     if name.chars().count() > 100 {
-        return Err(ServiceError::invalid("name", "a name has at most 100 characters"));
+        return Err(ServiceError::invalid(
+            "name",
+            "a name has at most 100 characters",
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(ServiceError::invalid("name", "a name cannot contain control characters"));
+        return Err(ServiceError::invalid(
+            "name",
+            "a name cannot contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -463,10 +553,16 @@ fn parse_name(name: &str) -> Result<String, ServiceError> {
 fn parse_token_name(name: &str) -> Result<String, ServiceError> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ServiceError::invalid("name", "give the token a name, e.g. the shop that uses it"));
+        return Err(ServiceError::invalid(
+            "name",
+            "give the token a name, e.g. the shop that uses it",
+        ));
     }
     if name.chars().count() > 80 || name.chars().any(char::is_control) {
-        return Err(ServiceError::invalid("name", "a token name has at most 80 printable characters"));
+        return Err(ServiceError::invalid(
+            "name",
+            "a token name has at most 80 printable characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -498,8 +594,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(session.user.email, email);
-        assert_eq!(svc.session_user(session.token.clone(), t(2)).await.unwrap(), Some(session.user));
-        let again = svc.create_first_admin(token.clone(), Email::parse("x@example.com").unwrap(), String::new(), pw(), t(3)).await;
+        assert_eq!(
+            svc.session_user(session.token.clone(), t(2)).await.unwrap(),
+            Some(session.user)
+        );
+        let again = svc
+            .create_first_admin(
+                token.clone(),
+                Email::parse("x@example.com").unwrap(),
+                String::new(),
+                pw(),
+                t(3),
+            )
+            .await;
         assert!(matches!(again, Err(ServiceError::Forbidden(_))));
         assert!(svc.issue_setup_token(t(4)).await.unwrap().is_none());
     }
@@ -508,29 +615,104 @@ mod tests {
     async fn login_answers_the_same_for_wrong_email_and_wrong_password_and_throttles() {
         let svc = service();
         let email = Email::parse("a@example.com").unwrap();
-        svc.create_admin(email.clone(), "A".into(), pw(), t(0)).await.unwrap();
-        let wrong_pw = svc.login("a@example.com", "nope nope nope".into(), IP, t(1)).await.unwrap_err();
-        let wrong_email = svc.login("b@example.com", "correct horse battery staple".into(), IP, t(1)).await.unwrap_err();
+        svc.create_admin(email.clone(), "A".into(), pw(), t(0))
+            .await
+            .unwrap();
+        let wrong_pw = svc
+            .login("a@example.com", "nope nope nope".into(), IP, t(1))
+            .await
+            .unwrap_err();
+        let wrong_email = svc
+            .login(
+                "b@example.com",
+                "correct horse battery staple".into(),
+                IP,
+                t(1),
+            )
+            .await
+            .unwrap_err();
         assert_eq!(wrong_pw.to_string(), wrong_email.to_string());
-        let ok = svc.login("A@Example.com", "correct horse battery staple".into(), IP, t(2)).await.unwrap();
+        let ok = svc
+            .login(
+                "A@Example.com",
+                "correct horse battery staple".into(),
+                IP,
+                t(2),
+            )
+            .await
+            .unwrap();
         assert_eq!(ok.user.email, email);
         for i in 0..5 {
-            let _ = svc.login("a@example.com", "bad password!".into(), IP, t(10 + i)).await;
+            let _ = svc
+                .login("a@example.com", "bad password!".into(), IP, t(10 + i))
+                .await;
         }
-        let throttled = svc.login("a@example.com", "correct horse battery staple".into(), IP, t(20)).await;
-        assert!(matches!(throttled, Err(ServiceError::TooManyAttempts { .. })));
+        let throttled = svc
+            .login(
+                "a@example.com",
+                "correct horse battery staple".into(),
+                IP,
+                t(20),
+            )
+            .await;
+        assert!(matches!(
+            throttled,
+            Err(ServiceError::TooManyAttempts { .. })
+        ));
         // After the window the right password works again.
-        assert!(svc.login("a@example.com", "correct horse battery staple".into(), IP, t(20 + 15 * 60)).await.is_ok());
+        assert!(
+            svc.login(
+                "a@example.com",
+                "correct horse battery staple".into(),
+                IP,
+                t(20 + 15 * 60)
+            )
+            .await
+            .is_ok()
+        );
     }
 
     #[tokio::test]
     async fn sessions_expire_and_logout_ends_them() {
         let svc = service();
-        svc.create_admin(Email::parse("a@example.com").unwrap(), String::new(), pw(), t(0)).await.unwrap();
-        let s = svc.login("a@example.com", "correct horse battery staple".into(), IP, t(0)).await.unwrap();
-        assert!(svc.session_user(s.token.clone(), t(60)).await.unwrap().is_some());
-        assert!(svc.session_user(s.token.clone(), t(13 * 3600)).await.unwrap().is_none());
-        let s = svc.login("a@example.com", "correct horse battery staple".into(), IP, t(0)).await.unwrap();
+        svc.create_admin(
+            Email::parse("a@example.com").unwrap(),
+            String::new(),
+            pw(),
+            t(0),
+        )
+        .await
+        .unwrap();
+        let s = svc
+            .login(
+                "a@example.com",
+                "correct horse battery staple".into(),
+                IP,
+                t(0),
+            )
+            .await
+            .unwrap();
+        assert!(
+            svc.session_user(s.token.clone(), t(60))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            svc.session_user(s.token.clone(), t(13 * 3600))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let s = svc
+            .login(
+                "a@example.com",
+                "correct horse battery staple".into(),
+                IP,
+                t(0),
+            )
+            .await
+            .unwrap();
         svc.logout(s.token.clone()).await.unwrap();
         assert!(svc.session_user(s.token, t(1)).await.unwrap().is_none());
     }
@@ -540,11 +722,30 @@ mod tests {
         let svc = service();
         let (id, secret) = svc.create_api_token("shop", t(0)).await.unwrap();
         assert!(secret.starts_with("dg_"));
-        assert_eq!(svc.authenticate_api_token(secret.clone(), t(1)).await.unwrap(), Some(id));
-        assert_eq!(svc.authenticate_api_token("dg_forged".into(), t(1)).await.unwrap(), None);
+        assert_eq!(
+            svc.authenticate_api_token(secret.clone(), t(1))
+                .await
+                .unwrap(),
+            Some(id)
+        );
+        assert_eq!(
+            svc.authenticate_api_token("dg_forged".into(), t(1))
+                .await
+                .unwrap(),
+            None
+        );
         svc.revoke_api_token(id, t(2)).await.unwrap();
-        assert_eq!(svc.authenticate_api_token(secret, t(3)).await.unwrap(), None);
-        assert!(matches!(svc.revoke_api_token(id, t(4)).await, Err(ServiceError::Conflict(_))));
-        assert!(matches!(svc.create_api_token("  ", t(0)).await, Err(ServiceError::Invalid { .. })));
+        assert_eq!(
+            svc.authenticate_api_token(secret, t(3)).await.unwrap(),
+            None
+        );
+        assert!(matches!(
+            svc.revoke_api_token(id, t(4)).await,
+            Err(ServiceError::Conflict(_))
+        ));
+        assert!(matches!(
+            svc.create_api_token("  ", t(0)).await,
+            Err(ServiceError::Invalid { .. })
+        ));
     }
 }

@@ -10,7 +10,10 @@ pub enum ServiceError {
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -26,7 +29,10 @@ pub enum ServiceError {
 impl ServiceError {
     /// An invalid field with a message for the person who typed it.
     pub fn invalid(field: &'static str, message: impl std::fmt::Display) -> Self {
-        Self::Invalid { field, message: message.to_string() }
+        Self::Invalid {
+            field,
+            message: message.to_string(),
+        }
     }
 
     /// A stable machine-readable code for APIs.
@@ -52,5 +58,9 @@ impl From<StoreError> for ServiceError {
 
 fn human_wait(wait: Duration) -> String {
     let minutes = wait.as_secs().div_ceil(60);
-    if minutes <= 1 { "a minute".to_owned() } else { format!("{minutes} minutes") }
+    if minutes <= 1 {
+        "a minute".to_owned()
+    } else {
+        format!("{minutes} minutes")
+    }
 }

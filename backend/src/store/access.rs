@@ -3,11 +3,13 @@
 //! Secrets (session cookies, API tokens, the setup token) are stored only as SHA-256 digests:
 //! they are 256-bit random values, so a digest is enough to make a stolen file useless.
 
+use super::StoreError;
 use super::codec::{self, Record};
 use super::meta::{self, META};
-use super::StoreError;
 use domain::{AdminId, ApiTokenId, Email, Timestamp};
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
 /// key: admin id (u64); value: [`AdminRecord`].
@@ -97,13 +99,22 @@ pub enum CreateAdminError {
 }
 
 /// Inserts a new admin; refuses a duplicate email.
-pub fn insert_admin(tx: &WriteTransaction, record: &AdminRecord) -> Result<AdminId, CreateAdminError> {
+pub fn insert_admin(
+    tx: &WriteTransaction,
+    record: &AdminRecord,
+) -> Result<AdminId, CreateAdminError> {
     let mut emails = tx.open_table(ADMIN_EMAILS).map_err(StoreError::from)?;
-    if emails.get(record.email.as_str()).map_err(StoreError::from)?.is_some() {
+    if emails
+        .get(record.email.as_str())
+        .map_err(StoreError::from)?
+        .is_some()
+    {
         return Err(CreateAdminError::EmailTaken);
     }
     let id = meta::next_id(tx, "admin")?;
-    emails.insert(record.email.as_str(), id).map_err(StoreError::from)?;
+    emails
+        .insert(record.email.as_str(), id)
+        .map_err(StoreError::from)?;
     tx.open_table(ADMINS)
         .map_err(StoreError::from)?
         .insert(id, codec::encode(record).as_slice())
@@ -112,14 +123,26 @@ pub fn insert_admin(tx: &WriteTransaction, record: &AdminRecord) -> Result<Admin
 }
 
 /// Overwrites an existing admin record.
-pub fn update_admin(tx: &WriteTransaction, id: AdminId, record: &AdminRecord) -> Result<(), StoreError> {
-    tx.open_table(ADMINS)?.insert(id.get(), codec::encode(record).as_slice())?;
+pub fn update_admin(
+    tx: &WriteTransaction,
+    id: AdminId,
+    record: &AdminRecord,
+) -> Result<(), StoreError> {
+    tx.open_table(ADMINS)?
+        .insert(id.get(), codec::encode(record).as_slice())?;
     Ok(())
 }
 
 /// Finds an admin by email inside a write transaction.
-pub fn admin_by_email(tx: &WriteTransaction, email: &Email) -> Result<Option<(AdminId, AdminRecord)>, StoreError> {
-    let Some(id) = tx.open_table(ADMIN_EMAILS)?.get(email.as_str())?.map(|g| g.value()) else {
+pub fn admin_by_email(
+    tx: &WriteTransaction,
+    email: &Email,
+) -> Result<Option<(AdminId, AdminRecord)>, StoreError> {
+    let Some(id) = tx
+        .open_table(ADMIN_EMAILS)?
+        .get(email.as_str())?
+        .map(|g| g.value())
+    else {
         return Ok(None);
     };
     let admins = tx.open_table(ADMINS)?;
@@ -133,7 +156,10 @@ pub fn admin_by_email(tx: &WriteTransaction, email: &Email) -> Result<Option<(Ad
 /// Reads one admin.
 pub fn admin(tx: &ReadTransaction, id: AdminId) -> Result<Option<AdminRecord>, StoreError> {
     let admins = tx.open_table(ADMINS)?;
-    admins.get(id.get())?.map(|row| codec::decode(row.value())).transpose()
+    admins
+        .get(id.get())?
+        .map(|row| codec::decode(row.value()))
+        .transpose()
 }
 
 /// Every admin, by id.
@@ -160,18 +186,32 @@ pub fn admin_count(tx: &ReadTransaction) -> Result<u64, StoreError> {
 
 // ---- sessions ----
 
-pub fn insert_session(tx: &WriteTransaction, digest: &[u8; 32], record: &SessionRecord) -> Result<(), StoreError> {
-    tx.open_table(SESSIONS)?.insert(digest.as_slice(), codec::encode(record).as_slice())?;
+pub fn insert_session(
+    tx: &WriteTransaction,
+    digest: &[u8; 32],
+    record: &SessionRecord,
+) -> Result<(), StoreError> {
+    tx.open_table(SESSIONS)?
+        .insert(digest.as_slice(), codec::encode(record).as_slice())?;
     Ok(())
 }
 
-pub fn session(tx: &ReadTransaction, digest: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+pub fn session(
+    tx: &ReadTransaction,
+    digest: &[u8; 32],
+) -> Result<Option<SessionRecord>, StoreError> {
     let table = tx.open_table(SESSIONS)?;
-    table.get(digest.as_slice())?.map(|row| codec::decode(row.value())).transpose()
+    table
+        .get(digest.as_slice())?
+        .map(|row| codec::decode(row.value()))
+        .transpose()
 }
 
 pub fn remove_session(tx: &WriteTransaction, digest: &[u8; 32]) -> Result<bool, StoreError> {
-    Ok(tx.open_table(SESSIONS)?.remove(digest.as_slice())?.is_some())
+    Ok(tx
+        .open_table(SESSIONS)?
+        .remove(digest.as_slice())?
+        .is_some())
 }
 
 /// Removes every session of one admin (after a password change) and every expired one.
@@ -209,20 +249,36 @@ pub fn active_session_count(tx: &ReadTransaction, now: Timestamp) -> Result<u64,
 
 // ---- API tokens ----
 
-pub fn insert_api_token(tx: &WriteTransaction, record: &ApiTokenRecord) -> Result<ApiTokenId, StoreError> {
+pub fn insert_api_token(
+    tx: &WriteTransaction,
+    record: &ApiTokenRecord,
+) -> Result<ApiTokenId, StoreError> {
     let id = meta::next_id(tx, "api_token")?;
-    tx.open_table(API_TOKENS)?.insert(id, codec::encode(record).as_slice())?;
-    tx.open_table(API_TOKEN_DIGESTS)?.insert(record.digest.as_slice(), id)?;
+    tx.open_table(API_TOKENS)?
+        .insert(id, codec::encode(record).as_slice())?;
+    tx.open_table(API_TOKEN_DIGESTS)?
+        .insert(record.digest.as_slice(), id)?;
     Ok(ApiTokenId::new(id))
 }
 
-pub fn api_token(tx: &WriteTransaction, id: ApiTokenId) -> Result<Option<ApiTokenRecord>, StoreError> {
+pub fn api_token(
+    tx: &WriteTransaction,
+    id: ApiTokenId,
+) -> Result<Option<ApiTokenRecord>, StoreError> {
     let table = tx.open_table(API_TOKENS)?;
-    table.get(id.get())?.map(|row| codec::decode(row.value())).transpose()
+    table
+        .get(id.get())?
+        .map(|row| codec::decode(row.value()))
+        .transpose()
 }
 
-pub fn update_api_token(tx: &WriteTransaction, id: ApiTokenId, record: &ApiTokenRecord) -> Result<(), StoreError> {
-    tx.open_table(API_TOKENS)?.insert(id.get(), codec::encode(record).as_slice())?;
+pub fn update_api_token(
+    tx: &WriteTransaction,
+    id: ApiTokenId,
+    record: &ApiTokenRecord,
+) -> Result<(), StoreError> {
+    tx.open_table(API_TOKENS)?
+        .insert(id.get(), codec::encode(record).as_slice())?;
     Ok(())
 }
 
@@ -230,7 +286,11 @@ pub fn api_token_by_digest(
     tx: &ReadTransaction,
     digest: &[u8; 32],
 ) -> Result<Option<(ApiTokenId, ApiTokenRecord)>, StoreError> {
-    let Some(id) = tx.open_table(API_TOKEN_DIGESTS)?.get(digest.as_slice())?.map(|g| g.value()) else {
+    let Some(id) = tx
+        .open_table(API_TOKEN_DIGESTS)?
+        .get(digest.as_slice())?
+        .map(|g| g.value())
+    else {
         return Ok(None);
     };
     let table = tx.open_table(API_TOKENS)?;
@@ -255,13 +315,17 @@ pub fn api_tokens(tx: &ReadTransaction) -> Result<Vec<(ApiTokenId, ApiTokenRecor
 // ---- setup token ----
 
 pub fn set_setup_token(tx: &WriteTransaction, record: &SetupTokenRecord) -> Result<(), StoreError> {
-    tx.open_table(META)?.insert(KEY_SETUP_TOKEN, codec::encode(record).as_slice())?;
+    tx.open_table(META)?
+        .insert(KEY_SETUP_TOKEN, codec::encode(record).as_slice())?;
     Ok(())
 }
 
 pub fn setup_token(tx: &WriteTransaction) -> Result<Option<SetupTokenRecord>, StoreError> {
     let table = tx.open_table(META)?;
-    table.get(KEY_SETUP_TOKEN)?.map(|row| codec::decode(row.value())).transpose()
+    table
+        .get(KEY_SETUP_TOKEN)?
+        .map(|row| codec::decode(row.value()))
+        .transpose()
 }
 
 pub fn clear_setup_token(tx: &WriteTransaction) -> Result<(), StoreError> {

@@ -19,7 +19,10 @@ pub trait Record: Serialize + DeserializeOwned {
     fn upgrade(version: u8, _payload: &[u8]) -> Result<Self, StoreError> {
         Err(StoreError::Corrupt {
             kind: Self::KIND,
-            detail: format!("unknown record version {version} (this build writes {})", Self::VERSION),
+            detail: format!(
+                "unknown record version {version} (this build writes {})",
+                Self::VERSION
+            ),
         })
     }
 }
@@ -41,10 +44,11 @@ pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
     if version != R::VERSION {
         return R::upgrade(version, payload);
     }
-    let (record, rest) = postcard::take_from_bytes::<R>(payload).map_err(|e| StoreError::Corrupt {
-        kind: R::KIND,
-        detail: e.to_string(),
-    })?;
+    let (record, rest) =
+        postcard::take_from_bytes::<R>(payload).map_err(|e| StoreError::Corrupt {
+            kind: R::KIND,
+            detail: e.to_string(),
+        })?;
     if !rest.is_empty() {
         return Err(StoreError::Corrupt {
             kind: R::KIND,
@@ -81,12 +85,23 @@ mod tests {
             }
             match version {
                 1 => {
-                    let old: SampleV1 = postcard::from_bytes(payload).map_err(|e| {
-                        StoreError::Corrupt { kind: Self::KIND, detail: e.to_string() }
-                    })?;
-                    Ok(Sample { id: old.id, name: old.name, tags: vec![], when: None, flag: false })
+                    let old: SampleV1 =
+                        postcard::from_bytes(payload).map_err(|e| StoreError::Corrupt {
+                            kind: Self::KIND,
+                            detail: e.to_string(),
+                        })?;
+                    Ok(Sample {
+                        id: old.id,
+                        name: old.name,
+                        tags: vec![],
+                        when: None,
+                        flag: false,
+                    })
                 }
-                _ => Err(StoreError::Corrupt { kind: Self::KIND, detail: format!("version {version}") }),
+                _ => Err(StoreError::Corrupt {
+                    kind: Self::KIND,
+                    detail: format!("version {version}"),
+                }),
             }
         }
     }
@@ -114,13 +129,28 @@ mod tests {
 
     #[test]
     fn newer_versions_and_trailing_bytes_are_refused() {
-        let s = Sample { id: 1, name: "x".into(), tags: vec![], when: None, flag: true };
+        let s = Sample {
+            id: 1,
+            name: "x".into(),
+            tags: vec![],
+            when: None,
+            flag: true,
+        };
         let mut row = encode(&s);
         row[0] = 9;
-        assert!(matches!(decode::<Sample>(&row), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            decode::<Sample>(&row),
+            Err(StoreError::Corrupt { .. })
+        ));
         let mut row = encode(&s);
         row.push(0);
-        assert!(matches!(decode::<Sample>(&row), Err(StoreError::Corrupt { .. })));
-        assert!(matches!(decode::<Sample>(&[]), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            decode::<Sample>(&row),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            decode::<Sample>(&[]),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

@@ -30,7 +30,8 @@ pub(super) fn schema_version(tx: &WriteTransaction) -> Result<u32, StoreError> {
 }
 
 pub(super) fn set_schema_version(tx: &WriteTransaction, version: u32) -> Result<(), StoreError> {
-    tx.open_table(META)?.insert(KEY_SCHEMA_VERSION, version.to_be_bytes().as_slice())?;
+    tx.open_table(META)?
+        .insert(KEY_SCHEMA_VERSION, version.to_be_bytes().as_slice())?;
     Ok(())
 }
 
@@ -39,10 +40,12 @@ pub(super) fn next_id(tx: &WriteTransaction, kind: &str) -> Result<u64, StoreErr
     let key = format!("{NEXT_ID_PREFIX}{kind}");
     let mut table = tx.open_table(META)?;
     let current = match table.get(key.as_str())? {
-        Some(raw) => u64::from_be_bytes(raw.value().try_into().map_err(|_| StoreError::Corrupt {
-            kind: "id counter",
-            detail: key.clone(),
-        })?),
+        Some(raw) => {
+            u64::from_be_bytes(raw.value().try_into().map_err(|_| StoreError::Corrupt {
+                kind: "id counter",
+                detail: key.clone(),
+            })?)
+        }
         None => 0,
     };
     let next = current + 1;

@@ -15,11 +15,17 @@ type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 const MIGRATIONS: [(u32, Migration); 1] = [(1, initial_schema)];
 
 pub(super) fn run(store: &Store) -> Result<(), StoreError> {
-    let path = store.path().map_or_else(|| "(memory)".into(), |p| p.display().to_string());
+    let path = store
+        .path()
+        .map_or_else(|| "(memory)".into(), |p| p.display().to_string());
     store.write(|tx| {
         let found = meta::schema_version(tx)?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path, found, supported: SCHEMA_VERSION });
+            return Err(StoreError::TooNew {
+                path,
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         Ok(())
     })?;
@@ -44,7 +50,10 @@ fn initial_schema(tx: &WriteTransaction) -> Result<(), StoreError> {
         let mut secret = [0u8; 32];
         rand::rngs::OsRng
             .try_fill_bytes(&mut secret)
-            .map_err(|e| StoreError::Corrupt { kind: "server secret", detail: e.to_string() })?;
+            .map_err(|e| StoreError::Corrupt {
+                kind: "server secret",
+                detail: e.to_string(),
+            })?;
         table.insert(KEY_SERVER_SECRET, secret.as_slice())?;
     }
     Ok(())
@@ -83,7 +92,10 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(secret(&store), first);
         assert_eq!(first.len(), 32);
-        assert_eq!(store.write(|tx| meta::schema_version(tx)).unwrap(), SCHEMA_VERSION);
+        assert_eq!(
+            store.write(|tx| meta::schema_version(tx)).unwrap(),
+            SCHEMA_VERSION
+        );
     }
 
     #[test]
@@ -91,6 +103,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.redb");
         let _first = Store::open(&path).unwrap();
-        assert!(matches!(Store::open(&path), Err(StoreError::AlreadyOpen { .. })));
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::AlreadyOpen { .. })
+        ));
     }
 }

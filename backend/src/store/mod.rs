@@ -25,8 +25,14 @@ pub use meta::SCHEMA_VERSION;
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the data file {path} was written by a newer Dropgate (schema {found}, this binary knows up to {supported}); upgrade Dropgate or restore a backup")]
-    TooNew { path: String, found: u32, supported: u32 },
+    #[error(
+        "the data file {path} was written by a newer Dropgate (schema {found}, this binary knows up to {supported}); upgrade Dropgate or restore a backup"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("the data file {path} is in use by another Dropgate process")]
     AlreadyOpen { path: String },
     #[error("a {kind} record could not be decoded: {detail}")]
@@ -64,7 +70,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -145,7 +153,10 @@ impl Store {
     }
 
     /// Runs blocking store work on a blocking thread, so async tasks never wait on disk I/O.
-    pub async fn run<T, E>(&self, f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    pub async fn run<T, E>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,

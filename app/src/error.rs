@@ -1,0 +1,78 @@
+//! The error type every server function returns, shaped for the UI: a field error goes next
+//! to its field, "signed out" sends the browser to the login page, the rest is a message.
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a server function can answer instead of a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppError {
+    /// A field of the form is wrong; `field` names the input.
+    Invalid { field: String, message: String },
+    /// No valid session: sign in again.
+    SignedOut,
+    /// The request is understood but refused; the message says why.
+    Refused(String),
+    /// The server or the network failed.
+    Failed(String),
+}
+
+impl AppError {
+    /// The message for the given field, if this error is about it.
+    pub fn for_field(&self, name: &str) -> Option<String> {
+        match self {
+            Self::Invalid { field, message } if field == name => Some(message.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid { message, .. } | Self::Refused(message) => f.write_str(message),
+            Self::SignedOut => f.write_str("Your session has ended. Please sign in again."),
+            Self::Failed(message) => write!(f, "Something went wrong: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        Self::Failed(value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<backend::ServiceError> for AppError {
+    fn from(e: backend::ServiceError) -> Self {
+        use backend::ServiceError as E;
+        match e {
+            E::Invalid { field, message } => Self::Invalid {
+                field: field.to_owned(),
+                message,
+            },
+            E::Unauthorized(m) | E::Forbidden(m) | E::NotFound(m) | E::Conflict(m) => {
+                Self::Refused(m)
+            }
+            e @ E::TooManyAttempts { .. } => Self::Refused(capitalise(&e.to_string())),
+            E::Internal(_) => Self::Failed(
+                "the server could not complete this; the details are in its log".into(),
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect::<String>() + "."
+    })
+}

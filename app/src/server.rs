@@ -1,0 +1,114 @@
+//! Server-side glue for the UI (feature `ssr`): the state server functions reach through
+//! Leptos context, the session cookie, the client's IP and the page security headers.
+
+use crate::error::AppError;
+use backend::AccessService;
+use domain::Timestamp;
+use domain::wire::SessionUser;
+use http::header::{CONTENT_SECURITY_POLICY, COOKIE, SET_COOKIE};
+use http::{HeaderValue, request::Parts};
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// What the UI needs from the running server; provided as Leptos context by the server.
+#[derive(Clone, Debug)]
+pub struct UiState {
+    pub access: AccessService,
+    pub started_at: Timestamp,
+    /// Mark cookies `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+}
+
+/// The client's IP as the server resolved it (trusted proxies applied); a request extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "dg_session";
+
+/// The server state, or an error if the server forgot to provide it.
+pub fn state() -> Result<UiState, AppError> {
+    use_context::<UiState>().ok_or_else(|| AppError::Failed("server state is missing".into()))
+}
+
+fn request_parts() -> Option<Parts> {
+    use_context::<Parts>()
+}
+
+/// The value of the session cookie of the current request.
+pub fn session_cookie() -> Option<String> {
+    let parts = request_parts()?;
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The signed-in admin, or `SignedOut`. Every admin server function starts with this: the
+/// UI hiding a button is never the check.
+pub async fn require_user() -> Result<SessionUser, AppError> {
+    let state = state()?;
+    let cookie = session_cookie().ok_or(AppError::SignedOut)?;
+    state
+        .access
+        .session_user(cookie, backend::clock::now())
+        .await?
+        .ok_or(AppError::SignedOut)
+}
+
+/// The client's IP for throttling and logs.
+pub fn client_ip() -> IpAddr {
+    request_parts()
+        .and_then(|p| p.extensions.get::<ClientIp>().copied())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0)
+}
+
+/// Sets the session cookie: HttpOnly, SameSite=Strict, Secure on https.
+pub fn set_session_cookie(token: &str, max_age_secs: u64, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+    );
+    append_cookie(&cookie);
+}
+
+/// Deletes the session cookie in the browser.
+pub fn clear_session_cookie(secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    append_cookie(&format!(
+        "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+    ));
+}
+
+fn append_cookie(cookie: &str) {
+    if let (Some(options), Ok(value)) = (
+        use_context::<ResponseOptions>(),
+        HeaderValue::from_str(cookie),
+    ) {
+        options.append_header(SET_COOKIE, value);
+    }
+}
+
+/// The Content-Security-Policy of rendered pages: scripts only from us or with this
+/// response's nonce (the hydration script), WASM allowed to compile, nothing framed.
+pub fn set_page_security_headers() {
+    let (Some(nonce), Some(options)) =
+        (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
+    else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        options.insert_header(CONTENT_SECURITY_POLICY, value);
+    }
+}

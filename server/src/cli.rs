@@ -1,0 +1,142 @@
+//! The command line: `dropgate serve | admin … | token …`, each with `--help`.
+
+use crate::config::{LogFormat, SmtpSecurity};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Dropgate: self-hosted digital-download delivery in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "dropgate", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (buyer pages, admin, REST API).
+    Serve(ServeArgs),
+    /// Manage staff accounts of the admin.
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+    /// Manage REST API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+/// Where the data lives; shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory holding the database and local files.
+    #[arg(long, env = "DROPGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Optional TOML configuration file (flags and environment variables override it).
+    #[arg(long, env = "DROPGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "DROPGATE_BIND", value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Public base URL used in download links and mails, e.g. https://downloads.example.com.
+    #[arg(long, env = "DROPGATE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Reverse proxy allowed to set X-Forwarded-For (IP or CIDR; repeat or comma-separate).
+    #[arg(
+        long,
+        env = "DROPGATE_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<String>,
+    /// Where product files live: file:///path or s3://bucket/prefix [default: DATA_DIR/files].
+    #[arg(long, env = "DROPGATE_STORAGE_URL", value_name = "URL")]
+    pub storage_url: Option<String>,
+    /// SMTP server for outgoing mail; without it mail waits in the outbox.
+    #[arg(long, env = "DROPGATE_SMTP_HOST", value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port [default: 587 for starttls, 465 for tls, 25 for none].
+    #[arg(long, env = "DROPGATE_SMTP_PORT", value_name = "PORT")]
+    pub smtp_port: Option<u16>,
+    /// How the SMTP connection is secured [default: starttls].
+    #[arg(long, env = "DROPGATE_SMTP_SECURITY", value_enum)]
+    pub smtp_security: Option<SmtpSecurity>,
+    /// SMTP user name.
+    #[arg(long, env = "DROPGATE_SMTP_USERNAME", value_name = "USER")]
+    pub smtp_username: Option<String>,
+    /// SMTP password (prefer the environment variable to keep it out of `ps`).
+    #[arg(
+        long,
+        env = "DROPGATE_SMTP_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub smtp_password: Option<String>,
+    /// Sender of outgoing mail, e.g. "Shop <shop@example.com>".
+    #[arg(long, env = "DROPGATE_SMTP_FROM", value_name = "ADDRESS")]
+    pub smtp_from: Option<String>,
+    /// GeoIP country database (MaxMind GeoIP2/GeoLite2 or ip-location-db .mmdb).
+    #[arg(long, env = "DROPGATE_GEOIP_DB", value_name = "PATH")]
+    pub geoip_db: Option<PathBuf>,
+    /// Log format [default: human].
+    #[arg(long, env = "DROPGATE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds a client has to send its request headers [default: 20].
+    #[arg(long, env = "DROPGATE_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a staff account (password from a prompt, or from stdin when piped).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Email address used to sign in.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Set a new password for a staff account and sign it out everywhere.
+    ResetPassword {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Email address of the account.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it once (only its hash is stored).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// What the token is for, e.g. the shop that uses it.
+        #[arg(long)]
+        name: String,
+    },
+    /// List API tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke an API token at once.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The token's id, as `token list` shows it.
+        id: u64,
+    },
+}

@@ -1,0 +1,353 @@
+//! Configuration: defaults, then an optional TOML file, then `DROPGATE_*` environment
+//! variables, then flags (clap merges the last two). Everything is validated here, at the
+//! edge, into typed values; a problem is one line that names the setting.
+
+use crate::cli::{ServeArgs, StoreArgs};
+use domain::net::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem; the message names the setting and what would be valid.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal or journald.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption; only for a relay on the same host.
+    None,
+}
+
+/// Outgoing mail settings.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+}
+
+/// Where product files are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    /// A directory on local disk.
+    Local(PathBuf),
+    /// An S3 bucket and key prefix.
+    S3 { bucket: String, prefix: String },
+}
+
+/// The validated configuration of `dropgate serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bind: SocketAddr,
+    /// Base URL for links in pages and mails, without a trailing slash. `None`: derived from
+    /// the bound address at start.
+    pub public_url: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub storage: StorageLocation,
+    pub smtp: Option<SmtpConfig>,
+    pub geoip_db: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// A client must send its request headers within this time.
+    pub header_read_timeout: Duration,
+    /// Largest accepted request body outside file uploads.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: a data dir, everything else default.
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            storage: StorageLocation::Local(data_dir.join("files")),
+            smtp: None,
+            geoip_db: None,
+            log_format: LogFormat::Human,
+            header_read_timeout: Duration::from_secs(20),
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+
+    /// The redb file inside the data dir.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("dropgate.redb")
+    }
+
+    /// Whether links are https (cookies then get `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// Builds the configuration from parsed flags/env and the optional TOML file.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.store.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .store
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./dropgate-data"));
+        let mut config = Self::for_data_dir(&data_dir);
+
+        if let Some(bind) = args.bind.clone().or(file.bind) {
+            config.bind = bind.parse().map_err(|_| {
+                ConfigError(format!(
+                    "bind: '{bind}' is not an address such as 127.0.0.1:8080 or [::]:8080"
+                ))
+            })?;
+        } else {
+            config.bind = SocketAddr::from(([127, 0, 0, 1], 8080));
+        }
+        if let Some(url) = args.public_url.clone().or(file.public_url) {
+            config.public_url = Some(parse_public_url(&url)?);
+        }
+        let proxies = if args.trusted_proxy.is_empty() {
+            file.trusted_proxies.unwrap_or_default()
+        } else {
+            args.trusted_proxy.clone()
+        };
+        config.trusted_proxies = proxies
+            .iter()
+            .flat_map(|p| p.split(','))
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| IpNet::parse(p).map_err(|e| ConfigError(format!("trusted proxy: {e}"))))
+            .collect::<Result<_, _>>()?;
+        if let Some(url) = args.storage_url.clone().or(file.storage_url) {
+            config.storage = parse_storage_url(&url)?;
+        }
+        config.smtp = smtp_config(args, file.smtp.unwrap_or_default())?;
+        if let Some(path) = args.geoip_db.clone().or(file.geoip_db) {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "geoip db: {} is not a readable file",
+                    path.display()
+                )));
+            }
+            config.geoip_db = Some(path);
+        }
+        config.log_format = args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Human);
+        if let Some(secs) = args.header_read_timeout.or(file.header_read_timeout) {
+            if secs == 0 || secs > 3600 {
+                return Err(ConfigError(
+                    "header read timeout: give a number of seconds from 1 to 3600".into(),
+                ));
+            }
+            config.header_read_timeout = Duration::from_secs(secs);
+        }
+        Ok(config)
+    }
+}
+
+/// The data directory from `--data-dir`, the environment, or the config file.
+pub fn resolve_data_dir(store: &StoreArgs) -> Result<PathBuf, ConfigError> {
+    let file = match &store.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    Ok(store
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./dropgate-data")))
+}
+
+/// The `[smtp]` table and top level of the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    bind: Option<String>,
+    public_url: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    storage_url: Option<String>,
+    geoip_db: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    header_read_timeout: Option<u64>,
+    smtp: Option<FileSmtp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    host: Option<String>,
+    port: Option<u16>,
+    security: Option<SmtpSecurity>,
+    username: Option<String>,
+    password: Option<String>,
+    from: Option<String>,
+}
+
+impl FileConfig {
+    fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            let detail = e.message().to_owned();
+            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            match line {
+                Some(line) => ConfigError(format!(
+                    "config file {} line {line}: {detail}",
+                    path.display()
+                )),
+                None => ConfigError(format!("config file {}: {detail}", path.display())),
+            }
+        })
+    }
+}
+
+fn smtp_config(args: &ServeArgs, file: FileSmtp) -> Result<Option<SmtpConfig>, ConfigError> {
+    let Some(host) = args.smtp_host.clone().or(file.host) else {
+        return Ok(None);
+    };
+    if host.trim().is_empty() || host.contains(char::is_whitespace) {
+        return Err(ConfigError(format!(
+            "smtp host: '{host}' is not a host name"
+        )));
+    }
+    let security = args
+        .smtp_security
+        .or(file.security)
+        .unwrap_or(SmtpSecurity::Starttls);
+    let port = args.smtp_port.or(file.port).unwrap_or(match security {
+        SmtpSecurity::Starttls => 587,
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::None => 25,
+    });
+    let from = args.smtp_from.clone().or(file.from).ok_or_else(|| {
+        ConfigError(
+            "smtp from: set the sender address (--smtp-from) when an SMTP host is configured"
+                .into(),
+        )
+    })?;
+    let address = from
+        .rsplit_once('<')
+        .map_or(from.as_str(), |(_, a)| a.trim_end_matches('>'));
+    domain::Email::parse(address).map_err(|e| ConfigError(format!("smtp from: {e}")))?;
+    let username = args.smtp_username.clone().or(file.username);
+    let password = args.smtp_password.clone().or(file.password);
+    if username.is_some() != password.is_some() {
+        return Err(ConfigError(
+            "smtp: set both a username and a password, or neither".into(),
+        ));
+    }
+    Ok(Some(SmtpConfig {
+        host,
+        port,
+        security,
+        username,
+        password,
+        from,
+    }))
+}
+
+/// Accepts `http(s)://host[:port][/path]`, drops a trailing slash.
+fn parse_public_url(url: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        ConfigError(format!(
+            "public url: '{url}' must look like https://downloads.example.com"
+        ))
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || rest.contains(['?', '#', ' ']) || host.contains('@') {
+        return Err(bad());
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn parse_storage_url(url: &str) -> Result<StorageLocation, ConfigError> {
+    if let Some(path) = url.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(ConfigError(format!(
+                "storage url: '{url}' needs an absolute path, e.g. file:///var/lib/dropgate/files"
+            )));
+        }
+        return Ok(StorageLocation::Local(PathBuf::from(path)));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !valid_bucket {
+            return Err(ConfigError(format!(
+                "storage url: '{bucket}' is not a valid S3 bucket name"
+            )));
+        }
+        return Ok(StorageLocation::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        });
+    }
+    Err(ConfigError(format!(
+        "storage url: '{url}' must start with file:/// or s3://"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_public_url("https://dl.example.com/").unwrap(),
+            "https://dl.example.com"
+        );
+        assert!(parse_public_url("dl.example.com").is_err());
+        assert!(parse_public_url("https://").is_err());
+        assert_eq!(
+            parse_storage_url("file:///srv/files").unwrap(),
+            StorageLocation::Local("/srv/files".into())
+        );
+        assert_eq!(
+            parse_storage_url("s3://my-bucket/shop/").unwrap(),
+            StorageLocation::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "shop".into()
+            }
+        );
+        assert!(parse_storage_url("s3://B").is_err());
+        assert!(parse_storage_url("ftp://x").is_err());
+        assert!(parse_storage_url("file://relative").is_err());
+    }
+}

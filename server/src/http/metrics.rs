@@ -1,0 +1,172 @@
+//! Prometheus metrics: request counts by method, route and status, and a latency histogram
+//! by route. Route labels are the matched route pattern, never the raw path, so label
+//! cardinality stays bounded whatever clients request.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The registry; one per application.
+pub struct Metrics {
+    started: Instant,
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            requests: Mutex::default(),
+            latency: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one answered request.
+    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let seconds = elapsed.as_secs_f64();
+        let mut latency = self.latency.lock().expect("metrics lock");
+        let histogram = latency.entry(route.to_owned()).or_default();
+        for (bucket, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP dropgate_build_info Version of the running binary."
+        );
+        let _ = writeln!(out, "# TYPE dropgate_build_info gauge");
+        let _ = writeln!(
+            out,
+            "dropgate_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dropgate_uptime_seconds Seconds since the server started."
+        );
+        let _ = writeln!(out, "# TYPE dropgate_uptime_seconds gauge");
+        let _ = writeln!(
+            out,
+            "dropgate_uptime_seconds {}",
+            self.started.elapsed().as_secs()
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP dropgate_http_requests_total HTTP requests answered."
+        );
+        let _ = writeln!(out, "# TYPE dropgate_http_requests_total counter");
+        for ((method, route, status), count) in self.requests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "dropgate_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
+                escape(route)
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP dropgate_http_request_duration_seconds Time to answer a request (until the response head)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE dropgate_http_request_duration_seconds histogram"
+        );
+        for (route, h) in self.latency.lock().expect("metrics lock").iter() {
+            let route = escape(route);
+            for (count, bound) in h.counts.iter().zip(BUCKETS) {
+                let _ = writeln!(
+                    out,
+                    "dropgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "dropgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "dropgate_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "dropgate_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_buckets() {
+        let m = Metrics::default();
+        m.record("GET", "/healthz", 200, Duration::from_millis(3));
+        m.record("GET", "/healthz", 200, Duration::from_millis(30));
+        let text = m.render();
+        assert!(
+            text.contains(
+                "dropgate_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "dropgate_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "dropgate_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.05\"} 2"
+        ));
+        assert!(
+            text.contains("dropgate_http_request_duration_seconds_count{route=\"/healthz\"} 2")
+        );
+    }
+}

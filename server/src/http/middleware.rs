@@ -1,0 +1,167 @@
+//! Cross-cutting request handling: metrics, client IP, security headers, the same-origin
+//! rule for server functions and the session gate of admin pages.
+
+use super::HttpState;
+use super::serve::peer_of;
+use app::server::{ClientIp, SESSION_COOKIE};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+/// Counts the request and its latency under its route pattern.
+pub async fn record_metrics(
+    State(state): State<HttpState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .record(&method, &route, response.status().as_u16(), elapsed);
+    tracing::debug!(%method, %route, status = response.status().as_u16(), ?elapsed, "request");
+    response
+}
+
+/// Works out the client's IP (trusted proxies applied) and stores it on the request.
+pub async fn resolve_client_ip(
+    State(state): State<HttpState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = peer_of(&request).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
+    let forwarded = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let ip = domain::net::client_ip(
+        peer,
+        forwarded.iter().map(String::as_str),
+        &state.trusted_proxies,
+    );
+    request.extensions_mut().insert(ClientIp(ip));
+    next.run(request).await
+}
+
+/// Adds the security headers every response carries, unless the handler set its own (the
+/// Leptos shell sets a Content-Security-Policy with its script nonce).
+pub async fn security_headers(
+    State(state): State<HttpState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let h = response.headers_mut();
+    let defaults: [(HeaderName, &'static str); 6] = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (
+            HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=(), payment=()",
+        ),
+    ];
+    for (name, value) in defaults {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    if is_html {
+        // Pages carry per-request nonces and personal data: never cache them.
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    if state.https {
+        h.entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static("max-age=31536000"));
+    }
+    response
+}
+
+/// Server functions change state with the session cookie. SameSite=Strict already keeps
+/// the cookie off cross-site requests; this refuses them outright as a second line, by
+/// comparing the browser-set `Origin` (and `Sec-Fetch-Site`) with the request's host.
+pub async fn same_origin_for_rpc(request: Request, next: Next) -> Response {
+    if request.method() != Method::GET && request.uri().path().starts_with("/rpc/") {
+        let headers = request.headers();
+        let cross_site = headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v == "cross-site");
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let origin_mismatch = headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|origin| {
+                let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+                Some(origin_host) != host
+            });
+        if cross_site || origin_mismatch {
+            return (StatusCode::FORBIDDEN, "Cross-site requests are refused.").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Admin pages are only rendered for a valid session: the server decides, not the UI.
+/// Signed-out visitors are sent to the sign-in page; signed-in ones skip it.
+pub async fn admin_session_gate(
+    State(state): State<HttpState>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let is_admin_page =
+        request.method() == Method::GET && (path == "/admin" || path.starts_with("/admin/"));
+    if !is_admin_page || path == "/admin/setup" {
+        return next.run(request).await;
+    }
+    let cookie = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned());
+    let signed_in = match cookie {
+        Some(cookie) => matches!(
+            state
+                .access
+                .session_user(cookie, backend::clock::now())
+                .await,
+            Ok(Some(_))
+        ),
+        None => false,
+    };
+    match (signed_in, path == "/admin/login") {
+        (false, false) => Redirect::to("/admin/login").into_response(),
+        (true, true) => Redirect::to("/admin").into_response(),
+        _ => next.run(request).await,
+    }
+}

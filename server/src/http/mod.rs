@@ -1,0 +1,123 @@
+//! The HTTP surface: the router with every route, its middleware, and the accept loop.
+
+pub mod assets;
+pub mod metrics;
+pub mod middleware;
+pub mod serve;
+
+use app::server::UiState;
+use axum::Router;
+use axum::extract::State;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use backend::{AccessService, Store};
+use domain::net::IpNet;
+use http::{HeaderMap, StatusCode, header};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use metrics::Metrics;
+use std::sync::Arc;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// What plain (non-Leptos) handlers and middleware need.
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    pub store: Store,
+    pub access: AccessService,
+    pub metrics: Arc<Metrics>,
+    pub trusted_proxies: Arc<[IpNet]>,
+    pub https: bool,
+}
+
+/// Builds the complete router.
+pub fn router(
+    state: HttpState,
+    ui: UiState,
+    leptos_options: LeptosOptions,
+    max_body_bytes: usize,
+) -> Router {
+    let provide_ui = move || provide_context(ui.clone());
+    let routes = generate_route_list(app::App);
+    let not_found = leptos_axum::render_app_to_stream_with_context(provide_ui.clone(), {
+        let options = leptos_options.clone();
+        move || app::shell(options.clone())
+    });
+    let site = Router::new()
+        .leptos_routes_with_context(&leptos_options, routes, provide_ui, {
+            let options = leptos_options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(move |request| not_found(request))
+        .with_state(leptos_options);
+
+    let mut operations = Router::new()
+        .route("/", get(|| async { Redirect::to("/admin") }))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent("/favicon.svg") }),
+        );
+    for asset in assets::ASSETS {
+        operations = operations.route(
+            asset.url,
+            get(move |headers: HeaderMap| async move { assets::respond(asset, &headers) }),
+        );
+    }
+
+    operations
+        .with_state(state.clone())
+        .merge(site)
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::admin_session_gate,
+        ))
+        .layer(from_fn(middleware::same_origin_for_rpc))
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::security_headers,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::resolve_client_ip,
+        ))
+        .layer(from_fn_with_state(state, middleware::record_metrics))
+}
+
+/// Liveness and readiness: the store answers a read and accepts writes.
+async fn healthz(State(state): State<HttpState>) -> Response {
+    let readable = state.store.run(|s| s.read(|_| Ok(()))).await.is_ok();
+    let healthy = readable && !state.store.is_poisoned();
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": if healthy { "ok" } else { "failing: restart Dropgate and check the disk" },
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn metrics_text(State(state): State<HttpState>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,161 @@
+//! Start-up: open the store, build the services and the router, bind, and run until told
+//! to stop. `Application` is a value so tests can start the real server on port 0.
+
+use crate::config::{Config, StorageLocation};
+use crate::http::{self, HttpState, metrics::Metrics};
+use app::server::UiState;
+use backend::services::AccessConfig;
+use backend::{AccessService, Store, StoreError};
+use leptos::config::{Env, LeptosOptions};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Service(#[from] backend::ServiceError),
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    public_url: String,
+    router: axum::Router,
+    config: Config,
+    setup_link: Option<String>,
+}
+
+impl Application {
+    /// Opens the store in the data dir, binds the listener and builds the router.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        if let StorageLocation::Local(dir) = &config.storage {
+            std::fs::create_dir_all(dir).map_err(|source| StartupError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let db_path = config.database_path();
+        let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))??;
+
+        let listener =
+            TcpListener::bind(config.bind)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.bind,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
+
+        let access = AccessService::new(store.clone(), AccessConfig::default());
+        let setup_link = access
+            .issue_setup_token(backend::clock::now())
+            .await?
+            .map(|token| format!("{public_url}/admin/setup?token={token}"));
+
+        let state = HttpState {
+            store,
+            access: access.clone(),
+            metrics: Arc::new(Metrics::default()),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+            https: public_url.starts_with("https://"),
+        };
+        let ui = UiState {
+            access,
+            started_at: backend::clock::now(),
+            secure_cookies: public_url.starts_with("https://"),
+        };
+        let leptos_options = LeptosOptions::builder()
+            .output_name(app::BUNDLE_NAME)
+            .site_pkg_dir("pkg")
+            .env(Env::PROD)
+            .site_addr(local_addr)
+            .build();
+        let router = http::router(state, ui, leptos_options, config.max_body_bytes);
+        Ok(Self {
+            listener,
+            local_addr,
+            public_url,
+            router,
+            config,
+            setup_link,
+        })
+    }
+
+    /// The address actually bound (the port is chosen by the OS when configured as 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The base URL used for links.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The one-time link to create the first admin, while no admin exists.
+    pub fn setup_link(&self) -> Option<&str> {
+        self.setup_link.as_deref()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        http::serve::serve(
+            self.listener,
+            self.router,
+            self.config.header_read_timeout,
+            self.config.shutdown_grace,
+            shutdown,
+        )
+        .await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}
