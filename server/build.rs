@@ -6,6 +6,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 struct Asset {
@@ -73,6 +74,7 @@ fn main() {
         );
     }
 
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this"));
     let mut code = String::from(
         "/// Files served from memory: (url, content type, body, gzip body, etag).\npub static ASSETS: &[EmbeddedAsset] = &[\n",
     );
@@ -81,9 +83,16 @@ fn main() {
         let body = std::fs::read(&asset.file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", asset.file.display()));
         let gz = gz_path(&asset.file);
-        let gzip = if gz.is_file() {
+        let gzip = if gz.is_file() && asset.file.starts_with(&site) {
             println!("cargo:rerun-if-changed={}", gz.display());
             format!("Some(include_bytes!({:?}))", gz.display().to_string())
+        } else if asset.content_type.starts_with("text/") || asset.content_type.starts_with("image/svg") {
+            // Small text sources are compressed here, so a stale .gz can never be served.
+            let out = out_dir.join(format!("{}.gz", asset.url.trim_start_matches('/').replace('/', "_")));
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            encoder.write_all(&body).expect("gzip in memory");
+            std::fs::write(&out, encoder.finish().expect("gzip in memory")).expect("write gzip asset");
+            format!("Some(include_bytes!({:?}))", out.display().to_string())
         } else {
             "None".to_owned()
         };
@@ -104,8 +113,7 @@ fn main() {
         code,
         "/// Whether the WASM bundle was embedded.\npub const HAS_WASM_BUNDLE: bool = {has_bundle};"
     );
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this")).join("assets.rs");
-    std::fs::write(out, code).expect("write generated assets.rs");
+    std::fs::write(out_dir.join("assets.rs"), code).expect("write generated assets.rs");
 }
 
 fn gz_path(file: &Path) -> PathBuf {

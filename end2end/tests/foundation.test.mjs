@@ -1,0 +1,90 @@
+// First run in a real browser: the one-time setup link creates the first admin, sign-out and
+// sign-in work, the dashboard shows figures from the store, and navigating inside the admin
+// does not reload the page.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startServer, startBrowser, watchErrors, hydrated, screenshotDir } from './harness.mjs';
+
+const EMAIL = 'owner@example.com';
+const PASSWORD = 'correct horse battery staple';
+
+test('first run: setup link, sign out, sign in, dashboard, client-side navigation', async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const browser = await startBrowser();
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+  const errors = watchErrors(page);
+
+  assert.ok(server.setupLink, `the server printed a setup link:\n${server.output()}`);
+
+  // 1. The setup link creates the first admin and signs them in.
+  await page.goto(server.setupLink);
+  await hydrated(page);
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.getByLabel('Your name').fill('Olivia Owner');
+  await page.getByLabel('Password', { exact: false }).first().fill('short');
+  await page.getByLabel('Password again').fill('short');
+  await page.getByRole('button', { name: 'Create admin and sign in' }).click();
+  await page.getByText('use at least 12 characters').waitFor();
+  await page.screenshot({ path: join(screenshotDir, 'setup.png'), fullPage: true });
+  await page.locator('input[name="password"]').fill(PASSWORD);
+  await page.getByLabel('Password again').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create admin and sign in' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin`);
+  await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await page.getByText('Olivia Owner').waitFor();
+
+  // 2. Sign out.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/login`);
+  await hydrated(page);
+
+  // The setup link works once only.
+  const second = await browser.newPage();
+  await second.goto(server.setupLink);
+  await second.getByText('already been used').waitFor();
+  await second.close();
+
+  // 3. A wrong password is refused with the same message as an unknown email.
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.getByLabel('Password').fill('wrong password here');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('Wrong email or password.').waitFor();
+  await page.screenshot({ path: join(screenshotDir, 'login-refused.png'), fullPage: true });
+
+  // 4. Sign in.
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin`);
+
+  // 5. The dashboard shows figures read from the store.
+  const figure = (label) => page.locator('.figure', { has: page.locator('dt', { hasText: label }) }).locator('dd');
+  await figure('Staff accounts').waitFor();
+  assert.equal(await figure('Staff accounts').textContent(), '1');
+  assert.ok(Number(await figure('Signed-in sessions').textContent()) >= 1);
+  assert.equal(await figure('Active API tokens').textContent(), '0');
+  assert.match(await figure('Database size').textContent(), /\d+(\.\d)? (KiB|MiB)/);
+  await page.screenshot({ path: join(screenshotDir, 'dashboard.png'), fullPage: true });
+
+  // 6. Navigation inside the admin happens without a full page load.
+  await page.evaluate(() => { window.__sameDocument = 'yes'; });
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Access' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/access`);
+  await page.getByRole('heading', { name: 'Staff accounts' }).waitFor();
+  await page.getByRole('cell', { name: EMAIL }).waitFor();
+  assert.equal(await page.evaluate(() => window.__sameDocument), 'yes', 'navigation reloaded the page');
+  await page.screenshot({ path: join(screenshotDir, 'access.png'), fullPage: true });
+  await page.goBack();
+  await page.waitForURL(`${server.baseUrl}/admin`);
+  await figure('Staff accounts').waitFor();
+  assert.equal(await page.evaluate(() => window.__sameDocument), 'yes', 'back button reloaded the page');
+
+  // 7. A phone-width screen still shows the navigation and the figures.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: join(screenshotDir, 'dashboard-phone.png'), fullPage: true });
+
+  assert.deepEqual(errors, [], 'no console errors (CSP violations, panics)');
+});

@@ -1,0 +1,78 @@
+// Test harness: starts the real dropgate binary on 127.0.0.1 with a temporary data dir,
+// and Debian's Chromium through playwright-core. Everything is stopped after each test.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const screenshotDir = join(here, '..', 'screenshots');
+
+/** Starts `dropgate serve` on a free port; resolves once it prints its URL. */
+export async function startServer(extraArgs = []) {
+  const bin = process.env.DROPGATE_BIN;
+  if (!bin) throw new Error('set DROPGATE_BIN to the built dropgate binary (cargo xtask test does)');
+  const dataDir = mkdtempSync(join(tmpdir(), 'dropgate-e2e-'));
+  const child = spawn(bin, ['serve', '--data-dir', dataDir, '--bind', '127.0.0.1:0', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'info' },
+  });
+  let output = '';
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15000);
+    const onData = (chunk) => {
+      output += chunk.toString();
+      const url = output.match(/public_url="?(http:\/\/127\.0\.0\.1:\d+)/);
+      const setup = output.match(/(http:\/\/127\.0\.0\.1:\d+\/admin\/setup\?token=[A-Za-z0-9_-]+)/);
+      if (url && (setup || /no admin exists yet/.test(output) === false)) {
+        if (setup || output.includes('Dropgate is listening')) {
+          clearTimeout(timer);
+          resolve({ baseUrl: url[1], setupLink: setup ? setup[1] : null });
+        }
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
+  });
+  const { baseUrl, setupLink } = await ready;
+  return {
+    baseUrl,
+    setupLink,
+    output: () => output,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Launches headless Chromium with the flags this machine needs. */
+export async function startBrowser() {
+  mkdirSync(screenshotDir, { recursive: true });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run', '--disable-sync',
+    ],
+  });
+}
+
+/** Collects console errors and page errors (CSP violations show up here). */
+export function watchErrors(page) {
+  const errors = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('pageerror', (err) => errors.push(String(err)));
+  return errors;
+}
+
+/** Waits until the WASM has hydrated the page. */
+export async function hydrated(page) {
+  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 15000 });
+}

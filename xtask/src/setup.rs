@@ -1,0 +1,96 @@
+//! Installs what the build and the tests need when it is missing, so the README commands
+//! work on a fresh machine. Each step checks first and is silent when nothing is needed.
+
+use crate::{on_path, run_cmd};
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+use std::process::Command;
+
+/// Targets and components for the build.
+pub fn build_tools() -> Result<()> {
+    let installed = String::from_utf8(
+        Command::new("rustup").args(["target", "list", "--installed"]).output().context("run rustup")?.stdout,
+    )?;
+    for target in ["wasm32-unknown-unknown", "x86_64-unknown-linux-musl"] {
+        if !installed.lines().any(|l| l.trim() == target) {
+            run_cmd(Command::new("rustup").args(["target", "add", target]))?;
+        }
+    }
+    if !on_path("musl-gcc") {
+        apt_install(&["musl-tools"])?;
+    }
+    Ok(())
+}
+
+/// rustfmt and clippy for the checks.
+pub fn lint_tools() -> Result<()> {
+    let ok = |args: &[&str]| Command::new("cargo").args(args).output().is_ok_and(|o| o.status.success());
+    if !ok(&["fmt", "--version"]) || !ok(&["clippy", "--version"]) {
+        run_cmd(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
+    }
+    Ok(())
+}
+
+/// npm's binaryen for wasm-opt, in target/tools (Debian's binaryen 108 breaks hydration).
+/// Returns the wasm-opt path, or None when npm is unavailable (the build then skips it).
+pub fn wasm_opt(root: &Path) -> Option<std::path::PathBuf> {
+    let tools = root.join("target/tools");
+    let bin = tools.join("node_modules/.bin/wasm-opt");
+    if bin.is_file() {
+        return Some(bin);
+    }
+    if !on_path("npm") {
+        eprintln!("xtask: npm not found: building without wasm-opt (larger WASM)");
+        return None;
+    }
+    std::fs::create_dir_all(&tools).ok()?;
+    let installed = run_cmd(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(&tools)
+            .arg("binaryen@132.0.0"),
+    );
+    match installed {
+        Ok(()) if bin.is_file() => Some(bin),
+        _ => {
+            eprintln!("xtask: could not install npm binaryen: building without wasm-opt (larger WASM)");
+            None
+        }
+    }
+}
+
+/// Chromium and the end-to-end test's npm packages.
+pub fn browser_tools(root: &Path) -> Result<()> {
+    if !Path::new("/usr/bin/chromium").is_file() {
+        apt_install(&["chromium"])?;
+    }
+    let e2e = root.join("end2end");
+    if !e2e.join("node_modules/playwright-core").is_dir() {
+        if !on_path("npm") {
+            apt_install(&["nodejs", "npm"])?;
+        }
+        run_cmd(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&e2e))?;
+    }
+    Ok(())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    if !on_path("apt-get") {
+        bail!("please install {} (no apt-get on this machine)", packages.join(" "));
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let sudo = |args: &[&str]| {
+        let mut cmd = if root { Command::new(args[0]) } else { Command::new("sudo") };
+        if root {
+            cmd.args(&args[1..]);
+        } else {
+            cmd.args(args);
+        }
+        cmd.env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run_cmd(&mut sudo(&["apt-get", "update", "-qq"]))?;
+    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    run_cmd(&mut sudo(&install))
+}

@@ -1,0 +1,25 @@
+//! The whole test suite, as CI runs it: formatting, clippy, unit and HTTP tests, the
+//! release build, then the browser tests against the built binary.
+
+use crate::{build, run_cmd, setup};
+use anyhow::Result;
+use std::path::Path;
+use std::process::Command;
+
+pub fn all(root: &Path) -> Result<()> {
+    setup::lint_tools()?;
+    run_cmd(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
+    run_cmd(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run_cmd(Command::new("cargo").args(["test", "--workspace", "--exclude", "frontend"]))?;
+    let binary = build::all(root)?;
+    setup::browser_tools(root)?;
+    run_cmd(
+        Command::new("node")
+            .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+            .arg("tests/")
+            .current_dir(root.join("end2end"))
+            .env("DROPGATE_BIN", &binary),
+    )?;
+    eprintln!("xtask: all tests passed");
+    Ok(())
+}
