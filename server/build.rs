@@ -86,12 +86,19 @@ fn main() {
         let gzip = if gz.is_file() && asset.file.starts_with(&site) {
             println!("cargo:rerun-if-changed={}", gz.display());
             format!("Some(include_bytes!({:?}))", gz.display().to_string())
-        } else if asset.content_type.starts_with("text/") || asset.content_type.starts_with("image/svg") {
+        } else if asset.content_type.starts_with("text/")
+            || asset.content_type.starts_with("image/svg")
+        {
             // Small text sources are compressed here, so a stale .gz can never be served.
-            let out = out_dir.join(format!("{}.gz", asset.url.trim_start_matches('/').replace('/', "_")));
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let out = out_dir.join(format!(
+                "{}.gz",
+                asset.url.trim_start_matches('/').replace('/', "_")
+            ));
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
             encoder.write_all(&body).expect("gzip in memory");
-            std::fs::write(&out, encoder.finish().expect("gzip in memory")).expect("write gzip asset");
+            std::fs::write(&out, encoder.finish().expect("gzip in memory"))
+                .expect("write gzip asset");
             format!("Some(include_bytes!({:?}))", out.display().to_string())
         } else {
             "None".to_owned()

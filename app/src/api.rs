@@ -8,45 +8,54 @@ use leptos::prelude::*;
 /// The signed-in admin.
 #[server(prefix = "/rpc", endpoint = "session")]
 pub async fn current_user() -> Result<SessionUser, AppError> {
-    crate::server::require_user().await
+    use crate::server::{require_user, respond};
+    respond(require_user().await)
 }
 
 /// Signs in and sets the session cookie.
 #[server(prefix = "/rpc", endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<SessionUser, AppError> {
-    use crate::server::{client_ip, set_session_cookie, state};
-    let state = state()?;
-    let session = state
-        .access
-        .login(&email, password, client_ip(), backend::clock::now())
-        .await?;
-    set_session_cookie(
-        &session.token,
-        state.access.session_lifetime().as_secs(),
-        state.secure_cookies,
-    );
-    Ok(session.user)
+    use crate::server::{client_ip, respond, set_session_cookie, state};
+    respond(
+        async move {
+            let state = state()?;
+            let session = state
+                .access
+                .login(&email, password, client_ip(), backend::clock::now())
+                .await?;
+            set_session_cookie(
+                &session.token,
+                state.access.session_lifetime().as_secs(),
+                state.secure_cookies,
+            );
+            Ok(session.user)
+        }
+        .await,
+    )
 }
 
 /// Ends the current session.
 #[server(prefix = "/rpc", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
-    use crate::server::{clear_session_cookie, session_cookie, state};
-    let state = state()?;
-    if let Some(cookie) = session_cookie() {
-        state.access.logout(cookie).await?;
-    }
-    clear_session_cookie(state.secure_cookies);
-    Ok(())
+    use crate::server::{clear_session_cookie, respond, session_cookie, state};
+    respond(
+        async move {
+            let state = state()?;
+            if let Some(cookie) = session_cookie() {
+                state.access.logout(cookie).await?;
+            }
+            clear_session_cookie(state.secure_cookies);
+            Ok(())
+        }
+        .await,
+    )
 }
 
 /// Whether a first-run setup link is still valid.
 #[server(prefix = "/rpc", endpoint = "setup-status")]
 pub async fn setup_status(token: String) -> Result<bool, AppError> {
-    Ok(crate::server::state()?
-        .access
-        .setup_token_is_valid(token)
-        .await?)
+    use crate::server::{respond, state};
+    respond(async move { Ok(state()?.access.setup_token_is_valid(token).await?) }.await)
 }
 
 /// Creates the first admin from the setup link and signs them in.
@@ -58,47 +67,65 @@ pub async fn create_first_admin(
     password: String,
     confirm: String,
 ) -> Result<SessionUser, AppError> {
-    use crate::server::{set_session_cookie, state};
+    use crate::server::{respond, set_session_cookie, state};
     use domain::{Email, NewPassword};
     let invalid = |field: &str, message: String| AppError::Invalid {
         field: field.into(),
         message,
     };
-    let email = Email::parse(&email).map_err(|e| invalid("email", e.to_string()))?;
-    let password = NewPassword::parse(&password).map_err(|e| invalid("password", e.to_string()))?;
-    if confirm != password.expose() {
-        return Err(invalid(
-            "confirm",
-            "the two passwords are not the same".into(),
-        ));
-    }
-    let state = state()?;
-    let session = state
-        .access
-        .create_first_admin(token, email, name, password, backend::clock::now())
-        .await?;
-    set_session_cookie(
-        &session.token,
-        state.access.session_lifetime().as_secs(),
-        state.secure_cookies,
-    );
-    Ok(session.user)
+    respond(
+        async move {
+            let email = Email::parse(&email).map_err(|e| invalid("email", e.to_string()))?;
+            let password =
+                NewPassword::parse(&password).map_err(|e| invalid("password", e.to_string()))?;
+            if confirm != password.expose() {
+                return Err(invalid(
+                    "confirm",
+                    "the two passwords are not the same".into(),
+                ));
+            }
+            let state = state()?;
+            let session = state
+                .access
+                .create_first_admin(token, email, name, password, backend::clock::now())
+                .await?;
+            set_session_cookie(
+                &session.token,
+                state.access.session_lifetime().as_secs(),
+                state.secure_cookies,
+            );
+            Ok(session.user)
+        }
+        .await,
+    )
 }
 
 /// The dashboard's figures.
 #[server(prefix = "/rpc", endpoint = "dashboard")]
 pub async fn load_dashboard() -> Result<DashboardFigures, AppError> {
-    crate::server::require_user().await?;
-    let state = crate::server::state()?;
-    Ok(state
-        .access
-        .dashboard(backend::clock::now(), state.started_at)
-        .await?)
+    use crate::server::{require_user, respond, state};
+    respond(
+        async move {
+            require_user().await?;
+            let state = state()?;
+            Ok(state
+                .access
+                .dashboard(backend::clock::now(), state.started_at)
+                .await?)
+        }
+        .await,
+    )
 }
 
 /// Staff accounts and API tokens.
 #[server(prefix = "/rpc", endpoint = "access")]
 pub async fn load_access() -> Result<AccessOverview, AppError> {
-    crate::server::require_user().await?;
-    Ok(crate::server::state()?.access.access_overview().await?)
+    use crate::server::{require_user, respond, state};
+    respond(
+        async move {
+            require_user().await?;
+            Ok(state()?.access.access_overview().await?)
+        }
+        .await,
+    )
 }

@@ -13,8 +13,9 @@ pub enum AppError {
     Invalid { field: String, message: String },
     /// No valid session: sign in again.
     SignedOut,
-    /// The request is understood but refused; the message says why.
-    Refused(String),
+    /// The request is understood but refused; the message says why. `status` is the HTTP
+    /// status the server answered with (401, 403, 404, 409, 429).
+    Refused { status: u16, message: String },
     /// The server or the network failed.
     Failed(String),
 }
@@ -32,7 +33,7 @@ impl AppError {
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Invalid { message, .. } | Self::Refused(message) => f.write_str(message),
+            Self::Invalid { message, .. } | Self::Refused { message, .. } => f.write_str(message),
             Self::SignedOut => f.write_str("Your session has ended. Please sign in again."),
             Self::Failed(message) => write!(f, "Something went wrong: {message}"),
         }
@@ -40,6 +41,18 @@ impl fmt::Display for AppError {
 }
 
 impl std::error::Error for AppError {}
+
+impl AppError {
+    /// The HTTP status a server function answers with for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Invalid { .. } => 400,
+            Self::SignedOut => 401,
+            Self::Refused { status, .. } => *status,
+            Self::Failed(_) => 500,
+        }
+    }
+}
 
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
@@ -58,10 +71,26 @@ impl From<backend::ServiceError> for AppError {
                 field: field.to_owned(),
                 message,
             },
-            E::Unauthorized(m) | E::Forbidden(m) | E::NotFound(m) | E::Conflict(m) => {
-                Self::Refused(m)
-            }
-            e @ E::TooManyAttempts { .. } => Self::Refused(capitalise(&e.to_string())),
+            E::Unauthorized(message) => Self::Refused {
+                status: 401,
+                message,
+            },
+            E::Forbidden(message) => Self::Refused {
+                status: 403,
+                message,
+            },
+            E::NotFound(message) => Self::Refused {
+                status: 404,
+                message,
+            },
+            E::Conflict(message) => Self::Refused {
+                status: 409,
+                message,
+            },
+            e @ E::TooManyAttempts { .. } => Self::Refused {
+                status: 429,
+                message: capitalise(&e.to_string()),
+            },
             E::Internal(_) => Self::Failed(
                 "the server could not complete this; the details are in its log".into(),
             ),

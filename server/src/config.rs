@@ -218,7 +218,7 @@ impl FileConfig {
             .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| {
             let detail = e.message().to_owned();
-            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             match line {
                 Some(line) => ConfigError(format!(
                     "config file {} line {line}: {detail}",

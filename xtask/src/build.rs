@@ -16,7 +16,11 @@ pub fn all(root: &Path) -> Result<PathBuf> {
     let site = root.join("target/site");
     bundle(root, &site)?;
     let binary = server(root, &site)?;
-    eprintln!("xtask: built {} in {:.0?}", binary.display(), started.elapsed());
+    eprintln!(
+        "xtask: built {} in {:.0?}",
+        binary.display(),
+        started.elapsed()
+    );
     Ok(binary)
 }
 
@@ -47,7 +51,17 @@ fn bundle(root: &Path, site: &Path) -> Result<()> {
         let optimised = pkg.join("dropgate_bg.opt.wasm");
         run_cmd(
             Command::new(wasm_opt)
-                .args(["-Oz", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"])
+                .args([
+                    "-Oz",
+                    "--strip-debug",
+                    "--strip-producers",
+                    "--enable-bulk-memory",
+                    "--enable-nontrapping-float-to-int",
+                    "--enable-sign-ext",
+                    "--enable-mutable-globals",
+                    "--enable-reference-types",
+                    "--enable-multivalue",
+                ])
                 .arg(&wasm)
                 .arg("-o")
                 .arg(&optimised),
@@ -59,7 +73,11 @@ fn bundle(root: &Path, site: &Path) -> Result<()> {
     }
     let raw = std::fs::metadata(&wasm)?.len();
     let gz = std::fs::metadata(pkg.join("dropgate_bg.wasm.gz"))?.len();
-    eprintln!("xtask: WASM bundle {} KiB raw, {} KiB gzip", raw / 1024, gz / 1024);
+    eprintln!(
+        "xtask: WASM bundle {} KiB raw, {} KiB gzip",
+        raw / 1024,
+        gz / 1024
+    );
     Ok(())
 }
 
@@ -82,12 +100,24 @@ fn gzip(file: &Path) -> Result<()> {
 fn server(root: &Path, site: &Path) -> Result<PathBuf> {
     run_cmd(
         Command::new("cargo")
-            .args(["build", "--release", "--package", "server", "--bin", "dropgate", "--target", MUSL])
+            .args([
+                "build",
+                "--release",
+                "--package",
+                "server",
+                "--bin",
+                "dropgate",
+                "--target",
+                MUSL,
+            ])
             .env("DROPGATE_SITE_DIR", site),
     )?;
     let built = root.join(format!("target/{MUSL}/release/dropgate"));
     let out = root.join("target/dropgate");
     std::fs::copy(&built, &out).with_context(|| format!("copy {}", built.display()))?;
-    eprintln!("xtask: binary {} MiB", std::fs::metadata(&out)?.len() / (1024 * 1024));
+    eprintln!(
+        "xtask: binary {} MiB",
+        std::fs::metadata(&out)?.len() / (1024 * 1024)
+    );
     Ok(out)
 }

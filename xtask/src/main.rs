@@ -36,7 +36,10 @@ fn run() -> Result<()> {
             let binary = build::all(&root)?;
             let mut serve = vec!["serve".to_owned()];
             serve.extend(rest);
-            let status = Command::new(&binary).args(&serve).status().context("start dropgate")?;
+            let status = Command::new(&binary)
+                .args(&serve)
+                .status()
+                .context("start dropgate")?;
             std::process::exit(status.code().unwrap_or(1));
         }
         "test" => test::all(&root),
@@ -50,14 +53,19 @@ fn run() -> Result<()> {
 
 /// The directory holding the workspace Cargo.toml.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ lives in the workspace")
+        .to_path_buf()
 }
 
 /// Runs a command, failing with its command line if it does not succeed.
 fn run_cmd(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("xtask: $ {shown}");
-    let status = cmd.status().with_context(|| format!("could not start {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed with {status}");
     }
@@ -66,5 +74,6 @@ fn run_cmd(cmd: &mut Command) -> Result<()> {
 
 /// Whether a program is on PATH.
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

@@ -9,7 +9,11 @@ use std::process::Command;
 /// Targets and components for the build.
 pub fn build_tools() -> Result<()> {
     let installed = String::from_utf8(
-        Command::new("rustup").args(["target", "list", "--installed"]).output().context("run rustup")?.stdout,
+        Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .context("run rustup")?
+            .stdout,
     )?;
     for target in ["wasm32-unknown-unknown", "x86_64-unknown-linux-musl"] {
         if !installed.lines().any(|l| l.trim() == target) {
@@ -24,7 +28,12 @@ pub fn build_tools() -> Result<()> {
 
 /// rustfmt and clippy for the checks.
 pub fn lint_tools() -> Result<()> {
-    let ok = |args: &[&str]| Command::new("cargo").args(args).output().is_ok_and(|o| o.status.success());
+    let ok = |args: &[&str]| {
+        Command::new("cargo")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if !ok(&["fmt", "--version"]) || !ok(&["clippy", "--version"]) {
         run_cmd(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
     }
@@ -46,14 +55,22 @@ pub fn wasm_opt(root: &Path) -> Option<std::path::PathBuf> {
     std::fs::create_dir_all(&tools).ok()?;
     let installed = run_cmd(
         Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
             .arg(&tools)
             .arg("binaryen@132.0.0"),
     );
     match installed {
         Ok(()) if bin.is_file() => Some(bin),
         _ => {
-            eprintln!("xtask: could not install npm binaryen: building without wasm-opt (larger WASM)");
+            eprintln!(
+                "xtask: could not install npm binaryen: building without wasm-opt (larger WASM)"
+            );
             None
         }
     }
@@ -69,18 +86,32 @@ pub fn browser_tools(root: &Path) -> Result<()> {
         if !on_path("npm") {
             apt_install(&["nodejs", "npm"])?;
         }
-        run_cmd(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&e2e))?;
+        run_cmd(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&e2e),
+        )?;
     }
     Ok(())
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
     if !on_path("apt-get") {
-        bail!("please install {} (no apt-get on this machine)", packages.join(" "));
+        bail!(
+            "please install {} (no apt-get on this machine)",
+            packages.join(" ")
+        );
     }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
     let sudo = |args: &[&str]| {
-        let mut cmd = if root { Command::new(args[0]) } else { Command::new("sudo") };
+        let mut cmd = if root {
+            Command::new(args[0])
+        } else {
+            Command::new("sudo")
+        };
         if root {
             cmd.args(&args[1..]);
         } else {

@@ -9,7 +9,14 @@ use std::process::Command;
 pub fn all(root: &Path) -> Result<()> {
     setup::lint_tools()?;
     run_cmd(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
-    run_cmd(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run_cmd(Command::new("cargo").args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run_cmd(Command::new("cargo").args(["test", "--workspace", "--exclude", "frontend"]))?;
     let binary = build::all(root)?;
     setup::browser_tools(root)?;
