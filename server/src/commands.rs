@@ -38,7 +38,6 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
     let app = Application::build(config.clone())
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    tracing::info!(address = %app.local_addr(), public_url = app.public_url(), data_dir = %config.data_dir.display(), "Dropgate is listening");
     if !crate::http::assets::HAS_WASM_BUNDLE {
         tracing::warn!(
             "this binary was built without the admin WASM bundle: pages render but are not interactive; build with `cargo xtask build`"
@@ -57,6 +56,8 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
         // Printed plainly as well, so the link is easy to copy from any log format.
         println!("\nCreate the first admin account by opening this one-time link:\n\n    {link}\n");
     }
+    // Last line of start-up: from here on requests are answered.
+    tracing::info!(address = %app.local_addr(), public_url = app.public_url(), data_dir = %config.data_dir.display(), "Dropgate is listening");
     app.run_until(startup::shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
