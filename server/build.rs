@@ -82,27 +82,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", asset.file.display());
         let body = std::fs::read(&asset.file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", asset.file.display()));
-        let gz = gz_path(&asset.file);
-        let gzip = if gz.is_file() && asset.file.starts_with(&site) {
-            println!("cargo:rerun-if-changed={}", gz.display());
-            format!("Some(include_bytes!({:?}))", gz.display().to_string())
-        } else if asset.content_type.starts_with("text/")
-            || asset.content_type.starts_with("image/svg")
-        {
-            // Small text sources are compressed here, so a stale .gz can never be served.
-            let out = out_dir.join(format!(
-                "{}.gz",
-                asset.url.trim_start_matches('/').replace('/', "_")
-            ));
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            encoder.write_all(&body).expect("gzip in memory");
-            std::fs::write(&out, encoder.finish().expect("gzip in memory"))
-                .expect("write gzip asset");
-            format!("Some(include_bytes!({:?}))", out.display().to_string())
-        } else {
-            "None".to_owned()
-        };
+        let gzip = gzip_expression(asset, &body, &site, &out_dir);
         let mut hasher = DefaultHasher::new();
         body.hash(&mut hasher);
         let _ = writeln!(
@@ -121,6 +101,27 @@ fn main() {
         "/// Whether the WASM bundle was embedded.\npub const HAS_WASM_BUNDLE: bool = {has_bundle};"
     );
     std::fs::write(out_dir.join("assets.rs"), code).expect("write generated assets.rs");
+}
+
+/// The Rust expression for an asset's gzip body: the `.gz` the xtask wrote beside a bundle
+/// file, or one compressed here for text sources (so a stale `.gz` can never be served).
+fn gzip_expression(asset: &Asset, body: &[u8], site: &Path, out_dir: &Path) -> String {
+    let gz = gz_path(&asset.file);
+    if gz.is_file() && asset.file.starts_with(site) {
+        println!("cargo:rerun-if-changed={}", gz.display());
+        return format!("Some(include_bytes!({:?}))", gz.display().to_string());
+    }
+    if !(asset.content_type.starts_with("text/") || asset.content_type.starts_with("image/svg")) {
+        return "None".to_owned();
+    }
+    let out = out_dir.join(format!(
+        "{}.gz",
+        asset.url.trim_start_matches('/').replace('/', "_")
+    ));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(body).expect("gzip in memory");
+    std::fs::write(&out, encoder.finish().expect("gzip in memory")).expect("write gzip asset");
+    format!("Some(include_bytes!({:?}))", out.display().to_string())
 }
 
 fn gz_path(file: &Path) -> PathBuf {

@@ -39,10 +39,10 @@ fn request_parts() -> Option<Parts> {
 /// Passes a server function's result through, setting the HTTP status of an error so that
 /// API clients and logs see 400/401/403/429 rather than a blanket 500.
 pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
-    if let (Err(error), Some(options)) = (&result, use_context::<ResponseOptions>()) {
-        if let Ok(status) = http::StatusCode::from_u16(error.status()) {
-            options.set_status(status);
-        }
+    if let (Err(error), Some(options)) = (&result, use_context::<ResponseOptions>())
+        && let Ok(status) = http::StatusCode::from_u16(error.status())
+    {
+        options.set_status(status);
     }
     result
 }

@@ -349,7 +349,7 @@ async fn failures_are_also_throttled_per_ip_across_accounts() {
 async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     // The peer (127.0.0.1) is trusted here, so each X-Forwarded-For IP is its own client.
     let app = spawn_app_with(|c| {
-        c.trusted_proxies = vec![domain::net::IpNet::parse("127.0.0.1").unwrap()]
+        c.trusted_proxies = vec![domain::net::IpNet::parse("127.0.0.1").unwrap()];
     })
     .await;
     app.create_first_admin("owner@example.com").await;

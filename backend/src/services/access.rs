@@ -256,9 +256,10 @@ impl AccessService {
             Err(_) => None,
         };
         let stored_hash = found.as_ref().map(|(_, r)| r.password_hash.clone());
-        let matches = tokio::task::spawn_blocking(move || match stored_hash {
-            Some(phc) => password::verify(&phc, &password_text),
-            None => {
+        let matches = tokio::task::spawn_blocking(move || {
+            if let Some(phc) = stored_hash {
+                password::verify(&phc, &password_text)
+            } else {
                 password::verify_against_dummy(&password_text);
                 false
             }

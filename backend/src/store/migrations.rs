@@ -92,10 +92,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(secret(&store), first);
         assert_eq!(first.len(), 32);
-        assert_eq!(
-            store.write(|tx| meta::schema_version(tx)).unwrap(),
-            SCHEMA_VERSION
-        );
+        assert_eq!(store.write(meta::schema_version).unwrap(), SCHEMA_VERSION);
     }
 
     #[test]

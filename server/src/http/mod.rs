@@ -48,7 +48,7 @@ pub fn router(
             let options = leptos_options.clone();
             move || app::shell(options.clone())
         })
-        .fallback(move |request| not_found(request))
+        .fallback(not_found)
         .with_state(leptos_options);
 
     let mut operations = Router::new()

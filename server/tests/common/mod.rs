@@ -51,6 +51,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 impl TestApp {
     /// A client with its own cookie jar that never follows redirects.
+    #[allow(clippy::unused_self)] // a method so tests read `app.client()`
     pub fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .cookie_store(true)
