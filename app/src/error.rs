@@ -87,6 +87,10 @@ impl From<backend::ServiceError> for AppError {
                 status: 409,
                 message,
             },
+            E::TooLarge(message) => Self::Refused {
+                status: 413,
+                message,
+            },
             e @ E::TooManyAttempts { .. } => Self::Refused {
                 status: 429,
                 message: capitalise(&e.to_string()),

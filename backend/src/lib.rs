@@ -3,6 +3,7 @@
 //! knows about HTTP; the server and the Leptos server functions call the services.
 
 pub mod auth;
+pub mod blobs;
 pub mod clock;
 pub mod services;
 pub mod store;

@@ -5,11 +5,17 @@
 pub mod email;
 pub mod ids;
 pub mod net;
+pub mod order;
+pub mod password;
+pub mod rules;
 pub mod secret;
 pub mod time;
 pub mod wire;
 
 pub use email::{Email, EmailError};
-pub use ids::{AdminId, ApiTokenId};
+pub use ids::{AdminId, ApiTokenId, FileId, GrantId, OrderId, ProductId};
+pub use order::OrderStatus;
+pub use password::DownloadPassword;
+pub use rules::{Attempt, CountryCode, Denied, GrantFacts, Permit, authorize};
 pub use secret::{NewPassword, PasswordPolicyError};
 pub use time::Timestamp;

@@ -49,3 +49,127 @@ pub struct AccessOverview {
     pub admins: Vec<AdminSummary>,
     pub api_tokens: Vec<ApiTokenSummary>,
 }
+
+// ---- catalog ----
+
+/// A product as the API and the admin show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductView {
+    pub product_id: crate::ProductId,
+    pub name: String,
+    /// Downloads per file per grant; 0 = unlimited.
+    pub max_downloads: u32,
+    /// Days a grant can download after issue; 0 = unlimited.
+    pub download_days: u32,
+    pub country_lock: bool,
+    pub files: Vec<FileView>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A product file's public metadata (never its storage key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileView {
+    pub file_id: crate::FileId,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    pub uploaded_at: Timestamp,
+}
+
+/// Creating a product.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    pub product_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub max_downloads: u32,
+    #[serde(default)]
+    pub download_days: u32,
+    #[serde(default = "default_true")]
+    pub country_lock: bool,
+}
+
+/// Changing a product's name or rules; absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    pub name: Option<String>,
+    pub max_downloads: Option<u32>,
+    pub download_days: Option<u32>,
+    pub country_lock: Option<bool>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+// ---- orders ----
+
+/// Creating an order (REST API and admin).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    pub product_ids: Vec<String>,
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    /// `pending`, `on_hold` or `confirmed` (default).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// An order as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub order_id: crate::OrderId,
+    pub order_number: String,
+    pub transaction_id: Option<String>,
+    pub email: Email,
+    pub name: String,
+    pub status: crate::OrderStatus,
+    pub source: String,
+    pub grants: Vec<GrantSummary>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A grant of an order, without secrets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantSummary {
+    pub grant_id: crate::GrantId,
+    pub product_id: crate::ProductId,
+    pub valid_until: Option<Timestamp>,
+    pub revoked: bool,
+}
+
+/// A freshly issued password: the only time it exists in clear outside the mails.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedGrant {
+    pub grant_id: crate::GrantId,
+    pub product_id: crate::ProductId,
+    pub password: String,
+    pub url: String,
+}
+
+/// The answer to creating an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedOrder {
+    #[serde(flatten)]
+    pub order: OrderView,
+    pub issued: Vec<IssuedGrant>,
+}
+
+/// Changing an order; absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderPatch {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+}

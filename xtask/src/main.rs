@@ -7,6 +7,7 @@
 //! cargo xtask build            build target/dropgate
 //! cargo xtask run [ARGS…]      build, then `dropgate serve ARGS…` (default data dir ./dropgate-data)
 //! cargo xtask test             fmt, clippy, unit + HTTP tests, build, browser tests
+//! cargo xtask bench            build, then the benchmarks in bench/ (against nginx)
 //! ```
 
 mod build;
@@ -43,8 +44,12 @@ fn run() -> Result<()> {
             std::process::exit(status.code().unwrap_or(1));
         }
         "test" => test::all(&root),
+        "bench" => {
+            build::all(&root)?;
+            run_cmd(Command::new("python3").arg("bench/startup.py").args(&rest))
+        }
         "" | "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <build | run [dropgate serve flags…] | test>");
+            println!("usage: cargo xtask <build | run [dropgate serve flags…] | test | bench>");
             Ok(())
         }
         other => bail!("unknown command '{other}'; try `cargo xtask help`"),

@@ -20,6 +20,8 @@ pub enum ServiceError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("too many attempts: try again in {}", human_wait(*retry_after))]
     TooManyAttempts { retry_after: Duration },
     #[error("internal error")]
@@ -44,6 +46,7 @@ impl ServiceError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::TooLarge(_) => "too_large",
             Self::Internal(_) => "internal",
         }
     }

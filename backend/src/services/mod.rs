@@ -3,7 +3,13 @@
 //! parse input, call a service and map [`ServiceError`] to their protocol.
 
 mod access;
+pub mod audit;
+mod catalog;
 mod error;
+mod orders;
 
 pub use access::{AccessConfig, AccessService, NewSession};
+pub use audit::Actor;
+pub use catalog::CatalogService;
 pub use error::ServiceError;
+pub use orders::{OrderQuery, OrderService};

@@ -7,7 +7,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
 
 /// The schema version this build writes; see `migrations.rs` for the history.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Big-endian u32: the schema version of the file.
 pub(super) const KEY_SCHEMA_VERSION: &str = "schema_version";
@@ -33,6 +33,21 @@ pub(super) fn set_schema_version(tx: &WriteTransaction, version: u32) -> Result<
     tx.open_table(META)?
         .insert(KEY_SCHEMA_VERSION, version.to_be_bytes().as_slice())?;
     Ok(())
+}
+
+/// The 32-byte server secret created by the first migration.
+pub fn server_secret(tx: &redb::ReadTransaction) -> Result<[u8; 32], StoreError> {
+    let table = tx.open_table(META)?;
+    let raw = table
+        .get(KEY_SERVER_SECRET)?
+        .ok_or_else(|| StoreError::Corrupt {
+            kind: "server secret",
+            detail: "missing".into(),
+        })?;
+    raw.value().try_into().map_err(|_| StoreError::Corrupt {
+        kind: "server secret",
+        detail: "not 32 bytes".into(),
+    })
 }
 
 /// Allocates the next id of a kind (1, 2, 3, …) inside the caller's transaction.

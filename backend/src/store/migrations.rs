@@ -4,15 +4,17 @@
 //!
 //! History:
 //! 1. meta, admins, admin emails, sessions, API tokens; a fresh 32-byte server secret.
+//! 2. products, files, orders (+ number, transaction and email indexes), grants (+ password
+//!    index), download events (+ per-grant index), audit log.
 
 use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
-use super::{Store, StoreError, access};
+use super::{Store, StoreError, access, delivery};
 use rand::TryRngCore;
 use redb::{ReadableTable, WriteTransaction};
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-const MIGRATIONS: [(u32, Migration); 1] = [(1, initial_schema)];
+const MIGRATIONS: [(u32, Migration); 2] = [(1, initial_schema), (2, delivery::create_tables)];
 
 pub(super) fn run(store: &Store) -> Result<(), StoreError> {
     let path = store

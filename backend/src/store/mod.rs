@@ -11,7 +11,8 @@
 
 pub mod access;
 mod codec;
-mod meta;
+pub mod delivery;
+pub(crate) mod meta;
 mod migrations;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
@@ -115,6 +116,12 @@ impl Store {
             .as_deref()
             .and_then(|p| std::fs::metadata(p).ok())
             .map_or(0, |m| m.len())
+    }
+
+    /// The key download passwords are hashed with.
+    pub fn download_key(&self) -> Result<crate::auth::download_key::DownloadKey, StoreError> {
+        self.read(meta::server_secret)
+            .map(crate::auth::download_key::DownloadKey::new)
     }
 
     /// Whether a commit has failed since open (the process must restart to write again).

@@ -1,0 +1,516 @@
+//! The catalog: products with their delivery rules, and their files.
+
+use super::ServiceError;
+use super::audit::{Actor, record_audit};
+use crate::blobs::{BlobError, Blobs};
+use crate::store::Store;
+use crate::store::delivery::{self as rows, FileRecord, ProductRecord};
+use bytes::Bytes;
+use domain::wire::{FileView, NewProduct, ProductPatch, ProductView};
+use domain::{FileId, ProductId, Timestamp};
+use futures::Stream;
+
+/// Largest product name, in characters.
+const MAX_NAME: usize = 200;
+
+/// Products and files.
+#[derive(Clone, Debug)]
+pub struct CatalogService {
+    store: Store,
+    blobs: Blobs,
+    upload_limit: u64,
+}
+
+impl CatalogService {
+    pub fn new(store: Store, blobs: Blobs, upload_limit: u64) -> Self {
+        Self {
+            store,
+            blobs,
+            upload_limit,
+        }
+    }
+
+    /// Creates a product; its id must be new.
+    pub async fn create(
+        &self,
+        input: NewProduct,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<ProductView, ServiceError> {
+        let id = ProductId::parse(&input.product_id)
+            .map_err(|m| ServiceError::invalid("product_id", m))?;
+        let name = parse_name(&input.name)?;
+        let record = ProductRecord {
+            name,
+            max_downloads: input.max_downloads,
+            download_days: input.download_days,
+            country_lock: input.country_lock,
+            files: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    if rows::product_in(tx, &id)?.is_some() {
+                        return Err(ServiceError::Conflict(format!(
+                            "a product with the id {id} already exists"
+                        )));
+                    }
+                    rows::put_product(tx, &id, &record)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "product.create",
+                        id.as_str(),
+                        None::<&()>,
+                        Some(&view(&id, &record, Vec::new())),
+                        now,
+                    )?;
+                    Ok(view(&id, &record, Vec::new()))
+                })
+            })
+            .await
+    }
+
+    /// One product with its files.
+    pub async fn get(&self, id: ProductId) -> Result<ProductView, ServiceError> {
+        self.store
+            .run(move |s| {
+                s.read(|tx| {
+                    let Some(product) = rows::product(tx, &id)? else {
+                        return Ok(None);
+                    };
+                    let files = product
+                        .files
+                        .iter()
+                        .filter_map(|f| rows::file(tx, *f).transpose().map(|r| r.map(|r| (*f, r))))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Some(view(&id, &product, files)))
+                })
+                .map_err(ServiceError::from)?
+                .ok_or_else(|| not_found(&id))
+            })
+            .await
+    }
+
+    /// Every product, by id.
+    pub async fn list(&self) -> Result<Vec<ProductView>, ServiceError> {
+        let ids = self.store.run(|s| s.read(rows::products)).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, _) in ids {
+            out.push(self.get(id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Changes name or rules. Grants already issued keep the rules they were issued with.
+    pub async fn update(
+        &self,
+        id: ProductId,
+        patch: ProductPatch,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<ProductView, ServiceError> {
+        let name = patch.name.as_deref().map(parse_name).transpose()?;
+        let target = id.clone();
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let before = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    let mut after = before.clone();
+                    if let Some(name) = name {
+                        after.name = name;
+                    }
+                    after.max_downloads = patch.max_downloads.unwrap_or(after.max_downloads);
+                    after.download_days = patch.download_days.unwrap_or(after.download_days);
+                    after.country_lock = patch.country_lock.unwrap_or(after.country_lock);
+                    after.updated_at = now;
+                    rows::put_product(tx, &id, &after)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "product.update",
+                        id.as_str(),
+                        Some(&view(&id, &before, Vec::new())),
+                        Some(&view(&id, &after, Vec::new())),
+                        now,
+                    )?;
+                    Ok::<_, ServiceError>(())
+                })
+            })
+            .await?;
+        self.get(target).await
+    }
+
+    /// Streams a new file into a product. The object is written first and the metadata
+    /// committed after; if the commit fails the object is removed, so none is orphaned.
+    pub async fn upload<S, E>(
+        &self,
+        id: ProductId,
+        name: &str,
+        content_type: Option<&str>,
+        body: S,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<FileView, ServiceError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let name = parse_file_name(name)?;
+        let content_type = content_type
+            .filter(|c| {
+                !c.is_empty() && c.len() <= 200 && c.is_ascii() && !c.chars().any(char::is_control)
+            })
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        // Refuse early, before reading any of the body, when the product is unknown.
+        let exists = {
+            let id = id.clone();
+            self.store
+                .run(move |s| s.read(|tx| rows::product(tx, &id)))
+                .await?
+                .is_some()
+        };
+        if !exists {
+            return Err(not_found(&id));
+        }
+        let stored = self
+            .blobs
+            .upload(body, self.upload_limit)
+            .await
+            .map_err(|e| match e {
+                BlobError::TooLarge { limit } => ServiceError::TooLarge(format!(
+                    "the file is larger than the upload limit of {limit} bytes"
+                )),
+                BlobError::Source(m) => {
+                    ServiceError::invalid("body", format!("the upload was interrupted: {m}"))
+                }
+                BlobError::Storage(e) => ServiceError::Internal(e.to_string()),
+            })?;
+        let record = FileRecord {
+            product_id: id.clone(),
+            name,
+            size: stored.size,
+            content_type,
+            sha256: stored.sha256,
+            storage_key: stored.key.clone(),
+            uploaded_at: now,
+        };
+        let committed = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    let mut product = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    let file_id = rows::insert_file(tx, &record)?;
+                    product.files.push(file_id);
+                    product.updated_at = now;
+                    rows::put_product(tx, &id, &product)?;
+                    let shown = file_view(file_id, &record);
+                    record_audit(
+                        tx,
+                        &actor,
+                        "file.upload",
+                        id.as_str(),
+                        None::<&()>,
+                        Some(&shown),
+                        now,
+                    )?;
+                    Ok(shown)
+                })
+            })
+            .await;
+        if committed.is_err() {
+            let _ = self.blobs.delete(&stored.key).await;
+        }
+        committed
+    }
+
+    /// Deletes one file of a product.
+    pub async fn delete_file(
+        &self,
+        id: ProductId,
+        file: FileId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        let key = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    let mut product = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    let Some(pos) = product.files.iter().position(|f| *f == file) else {
+                        return Err(ServiceError::NotFound(format!(
+                            "product {id} has no file {file}"
+                        )));
+                    };
+                    let record = rows::file_in(tx, file)?.ok_or_else(|| {
+                        ServiceError::NotFound(format!("product {id} has no file {file}"))
+                    })?;
+                    product.files.remove(pos);
+                    product.updated_at = now;
+                    rows::put_product(tx, &id, &product)?;
+                    rows::remove_file(tx, file)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "file.delete",
+                        id.as_str(),
+                        Some(&file_view(file, &record)),
+                        None::<&()>,
+                        now,
+                    )?;
+                    Ok::<_, ServiceError>(record.storage_key)
+                })
+            })
+            .await?;
+        // The metadata is gone first: a crash here leaves an unreferenced object, never a
+        // reference to a missing one.
+        self.blobs
+            .delete(&key)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Deletes a product and its files.
+    pub async fn delete(
+        &self,
+        id: ProductId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        let keys = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    let product = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    let mut keys = Vec::new();
+                    for file in &product.files {
+                        if let Some(record) = rows::file_in(tx, *file)? {
+                            keys.push(record.storage_key);
+                        }
+                        rows::remove_file(tx, *file)?;
+                    }
+                    rows::remove_product(tx, &id)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "product.delete",
+                        id.as_str(),
+                        Some(&view(&id, &product, Vec::new())),
+                        None::<&()>,
+                        now,
+                    )?;
+                    Ok::<_, ServiceError>(keys)
+                })
+            })
+            .await?;
+        for key in keys {
+            self.blobs
+                .delete(&key)
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn not_found(id: &ProductId) -> ServiceError {
+    ServiceError::NotFound(format!("there is no product with the id {id}"))
+}
+
+fn parse_name(name: &str) -> Result<String, ServiceError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ServiceError::invalid("name", "give the product a name"));
+    }
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "name",
+            format!("a product name has at most {MAX_NAME} printable characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A file's real name, as the buyer will save it: no path, no control characters.
+fn parse_file_name(name: &str) -> Result<String, ServiceError> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 255
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(ServiceError::invalid(
+            "file_name",
+            "a file name has 1 to 255 characters and no slashes or control characters",
+        ))
+    }
+}
+
+fn view(id: &ProductId, p: &ProductRecord, files: Vec<(FileId, FileRecord)>) -> ProductView {
+    ProductView {
+        product_id: id.clone(),
+        name: p.name.clone(),
+        max_downloads: p.max_downloads,
+        download_days: p.download_days,
+        country_lock: p.country_lock,
+        files: files.iter().map(|(fid, f)| file_view(*fid, f)).collect(),
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+fn file_view(id: FileId, f: &FileRecord) -> FileView {
+    FileView {
+        file_id: id,
+        name: f.name.clone(),
+        size: f.size,
+        content_type: f.content_type.clone(),
+        sha256: hex::encode(f.sha256),
+        uploaded_at: f.uploaded_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> CatalogService {
+        CatalogService::new(Store::in_memory().unwrap(), Blobs::in_memory(), 1024)
+    }
+    fn now() -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000)
+    }
+    fn actor() -> Actor {
+        Actor::ApiToken(domain::ApiTokenId::new(1))
+    }
+    fn new(id: &str) -> NewProduct {
+        NewProduct {
+            product_id: id.into(),
+            name: "Rust e-book".into(),
+            max_downloads: 3,
+            download_days: 31,
+            country_lock: true,
+        }
+    }
+    fn body(bytes: &'static [u8]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        futures::stream::iter(vec![Ok(Bytes::from_static(bytes))])
+    }
+
+    #[tokio::test]
+    async fn products_with_files() {
+        let svc = service();
+        let created = svc.create(new("ebook"), actor(), now()).await.unwrap();
+        assert_eq!(created.max_downloads, 3);
+        assert!(matches!(
+            svc.create(new("ebook"), actor(), now()).await,
+            Err(ServiceError::Conflict(_))
+        ));
+        assert!(matches!(
+            svc.create(new("Bad Id"), actor(), now()).await,
+            Err(ServiceError::Invalid {
+                field: "product_id",
+                ..
+            })
+        ));
+        let file = svc
+            .upload(
+                ProductId::parse("ebook").unwrap(),
+                "rust.pdf",
+                Some("application/pdf"),
+                body(b"%PDF-1.7"),
+                actor(),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(file.size, 8);
+        let shown = svc.get(ProductId::parse("ebook").unwrap()).await.unwrap();
+        assert_eq!(shown.files, vec![file.clone()]);
+        let patched = svc
+            .update(
+                ProductId::parse("ebook").unwrap(),
+                ProductPatch {
+                    max_downloads: Some(5),
+                    ..ProductPatch::default()
+                },
+                actor(),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (patched.max_downloads, patched.name.as_str()),
+            (5, "Rust e-book")
+        );
+        svc.delete_file(
+            ProductId::parse("ebook").unwrap(),
+            file.file_id,
+            actor(),
+            now(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            svc.get(ProductId::parse("ebook").unwrap())
+                .await
+                .unwrap()
+                .files
+                .is_empty()
+        );
+        svc.delete(ProductId::parse("ebook").unwrap(), actor(), now())
+            .await
+            .unwrap();
+        assert!(matches!(
+            svc.get(ProductId::parse("ebook").unwrap()).await,
+            Err(ServiceError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn bad_uploads_change_nothing() {
+        let svc = service();
+        svc.create(new("ebook"), actor(), now()).await.unwrap();
+        let id = ProductId::parse("ebook").unwrap();
+        for name in ["../etc/passwd", "", "a\nb", ".."] {
+            assert!(
+                matches!(
+                    svc.upload(id.clone(), name, None, body(b"x"), actor(), now())
+                        .await,
+                    Err(ServiceError::Invalid { .. })
+                ),
+                "{name:?}"
+            );
+        }
+        let too_big = svc
+            .upload(
+                id.clone(),
+                "big.bin",
+                None,
+                futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 2048]))]),
+                actor(),
+                now(),
+            )
+            .await;
+        assert!(matches!(too_big, Err(ServiceError::TooLarge(_))));
+        assert!(matches!(
+            svc.upload(
+                ProductId::parse("nope").unwrap(),
+                "a.pdf",
+                None,
+                body(b"x"),
+                actor(),
+                now()
+            )
+            .await,
+            Err(ServiceError::NotFound(_))
+        ));
+        assert!(svc.get(id).await.unwrap().files.is_empty());
+    }
+}

@@ -1,0 +1,770 @@
+//! Orders and their grants: creation with fresh passwords, search, edits under the status
+//! state machine, refunds that revoke every grant at once.
+
+use super::ServiceError;
+use super::audit::{Actor, record_audit};
+use crate::auth::download_key::DownloadKey;
+use crate::store::Store;
+use crate::store::delivery::{self as rows, GrantRecord, OrderRecord, OrderSource};
+use domain::password::RANDOM_BYTES;
+use domain::wire::{CreatedOrder, GrantSummary, IssuedGrant, NewOrder, OrderPatch, OrderView};
+use domain::{DownloadPassword, Email, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
+use rand::{Rng, TryRngCore};
+use redb::WriteTransaction;
+use std::time::Duration;
+
+/// Orders and grants.
+#[derive(Clone, Debug)]
+pub struct OrderService {
+    store: Store,
+    key: DownloadKey,
+    public_url: String,
+}
+
+/// How to find orders.
+#[derive(Clone, Debug, Default)]
+pub struct OrderQuery {
+    pub email: Option<String>,
+    pub order_id: Option<String>,
+    pub order_number: Option<String>,
+    pub transaction_id: Option<String>,
+}
+
+impl OrderService {
+    pub fn new(store: Store, key: DownloadKey, public_url: String) -> Self {
+        Self {
+            store,
+            key,
+            public_url,
+        }
+    }
+
+    /// The buyer's link for a password.
+    pub fn link(&self, password: &DownloadPassword) -> String {
+        format!("{}/d/{}", self.public_url, password.display())
+    }
+
+    /// Creates an order with one grant (and one fresh password) per product.
+    pub async fn create(
+        &self,
+        input: NewOrder,
+        source: OrderSource,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<CreatedOrder, ServiceError> {
+        let ValidOrder {
+            email,
+            name,
+            products,
+            transaction_id,
+            status,
+        } = validate(input)?;
+        let passwords: Vec<DownloadPassword> = products.iter().map(|_| fresh_password()).collect();
+        let digests: Vec<[u8; 32]> = passwords.iter().map(|p| self.key.digest(p)).collect();
+        let links: Vec<String> = passwords.iter().map(|p| self.link(p)).collect();
+        let view = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    if let Some(t) = &transaction_id
+                        && let Some(existing) = rows::order_by_transaction_in(tx, t)?
+                    {
+                        return Err(ServiceError::Conflict(format!(
+                            "order {existing} already has the transaction id {t}"
+                        )));
+                    }
+                    let order_id = unused_order_id(tx)?;
+                    let order_number = unused_order_number(tx, now)?;
+                    let mut grants = Vec::new();
+                    for (product_id, digest) in products.iter().zip(&digests) {
+                        let product = rows::product_in(tx, product_id)?.ok_or_else(|| {
+                            ServiceError::invalid(
+                                "product_ids",
+                                format!("there is no product with the id {product_id}"),
+                            )
+                        })?;
+                        let grant = GrantRecord {
+                            order_id,
+                            product_id: product_id.clone(),
+                            password_digest: *digest,
+                            replaced_digests: Vec::new(),
+                            issued_at: now,
+                            valid_until: window(product.download_days, now),
+                            max_downloads: product.max_downloads,
+                            country_lock: product.country_lock,
+                            locked: None,
+                            blocked_by: None,
+                            revoked_at: None,
+                            ledger: Vec::new(),
+                        };
+                        grants.push(rows::insert_grant(tx, &grant)?);
+                    }
+                    let record = OrderRecord {
+                        order_number,
+                        transaction_id,
+                        email,
+                        name,
+                        status,
+                        source,
+                        grants,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    rows::put_order(tx, order_id, &record, None)?;
+                    let view = order_view(tx, order_id, &record)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "order.create",
+                        &order_id.to_string(),
+                        None::<&()>,
+                        Some(&view),
+                        now,
+                    )?;
+                    Ok(view)
+                })
+            })
+            .await?;
+        let issued = view
+            .grants
+            .iter()
+            .zip(passwords.iter().zip(links))
+            .map(|(g, (p, url))| IssuedGrant {
+                grant_id: g.grant_id,
+                product_id: g.product_id.clone(),
+                password: p.display(),
+                url,
+            })
+            .collect();
+        Ok(CreatedOrder {
+            order: view,
+            issued,
+        })
+    }
+
+    /// One order.
+    pub async fn get(&self, id: OrderId) -> Result<OrderView, ServiceError> {
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let record = rows::order_in(tx, id)?.ok_or_else(|| order_not_found(id))?;
+                    Ok(order_view(tx, id, &record)?)
+                })
+            })
+            .await
+    }
+
+    /// Orders matching every given criterion (all of them when none is given, newest first).
+    pub async fn search(&self, query: OrderQuery) -> Result<Vec<OrderView>, ServiceError> {
+        let email = query
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|e| ServiceError::invalid("email", e))?;
+        let order_id = query
+            .order_id
+            .as_deref()
+            .map(|t| {
+                OrderId::parse(t).ok_or_else(|| {
+                    ServiceError::invalid("order_id", "an order ID has exactly 7 digits")
+                })
+            })
+            .transpose()?;
+        let ids = self
+            .store
+            .run(move |s| {
+                s.read(|tx| {
+                    let mut sets: Vec<Vec<OrderId>> = Vec::new();
+                    if let Some(e) = &email {
+                        sets.push(rows::orders_by_email(tx, e)?);
+                    }
+                    if let Some(id) = order_id {
+                        sets.push(rows::order(tx, id)?.map(|_| id).into_iter().collect());
+                    }
+                    if let Some(n) = &query.order_number {
+                        sets.push(rows::order_by_number(tx, n.trim())?.into_iter().collect());
+                    }
+                    if let Some(t) = &query.transaction_id {
+                        sets.push(
+                            rows::order_by_transaction(tx, t.trim())?
+                                .into_iter()
+                                .collect(),
+                        );
+                    }
+                    if sets.is_empty() {
+                        return Ok(rows::recent_orders(tx, 100)?
+                            .into_iter()
+                            .map(|(id, _)| id)
+                            .collect());
+                    }
+                    let first = sets.remove(0);
+                    Ok(first
+                        .into_iter()
+                        .filter(|id| sets.iter().all(|s| s.contains(id)))
+                        .collect::<Vec<_>>())
+                })
+            })
+            .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(self.get(id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Edits email, name or status (state machine enforced; a refund revokes every grant).
+    pub async fn update(
+        &self,
+        id: OrderId,
+        patch: OrderPatch,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<OrderView, ServiceError> {
+        let email = patch
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|e| ServiceError::invalid("email", e))?;
+        let name = patch.name.as_deref().map(parse_person_name).transpose()?;
+        let status = patch
+            .status
+            .as_deref()
+            .map(|s| {
+                OrderStatus::parse(s).ok_or_else(|| {
+                    ServiceError::invalid(
+                        "status",
+                        "status is one of pending, on_hold, confirmed, refunded, cancelled",
+                    )
+                })
+            })
+            .transpose()?;
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let before = rows::order_in(tx, id)?.ok_or_else(|| order_not_found(id))?;
+                    let mut after = before.clone();
+                    if let Some(email) = email {
+                        after.email = email;
+                    }
+                    if let Some(name) = name {
+                        after.name = name;
+                    }
+                    if let Some(to) = status.filter(|to| *to != before.status) {
+                        after.status = before
+                            .status
+                            .transition(to)
+                            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+                        if to == OrderStatus::Refunded {
+                            revoke_grants(tx, &after.grants, now)?;
+                        }
+                    }
+                    after.updated_at = now;
+                    rows::put_order(tx, id, &after, Some(&before))?;
+                    let before_view = order_view(tx, id, &before)?;
+                    let view = order_view(tx, id, &after)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "order.update",
+                        &id.to_string(),
+                        Some(&before_view),
+                        Some(&view),
+                        now,
+                    )?;
+                    Ok(view)
+                })
+            })
+            .await
+    }
+
+    /// Refunds an order: status `refunded`, every grant revoked.
+    pub async fn refund(
+        &self,
+        id: OrderId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<OrderView, ServiceError> {
+        self.update(
+            id,
+            OrderPatch {
+                status: Some("refunded".into()),
+                ..OrderPatch::default()
+            },
+            actor,
+            now,
+        )
+        .await
+    }
+
+    /// Moves the order's grant for `from` to the product `to` (same password, counts reset
+    /// to the new product's files).
+    pub async fn exchange(
+        &self,
+        id: OrderId,
+        from: &str,
+        to: &str,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<OrderView, ServiceError> {
+        let from =
+            ProductId::parse(from).map_err(|m| ServiceError::invalid("from_product_id", m))?;
+        let to = ProductId::parse(to).map_err(|m| ServiceError::invalid("to_product_id", m))?;
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let order = rows::order_in(tx, id)?.ok_or_else(|| order_not_found(id))?;
+                    let product = rows::product_in(tx, &to)?.ok_or_else(|| {
+                        ServiceError::invalid(
+                            "to_product_id",
+                            format!("there is no product with the id {to}"),
+                        )
+                    })?;
+                    let mut found = None;
+                    for g in &order.grants {
+                        let grant = rows::grant_in(tx, *g)?
+                            .ok_or_else(|| ServiceError::Internal(format!("grant {g} missing")))?;
+                        if grant.product_id == from && grant.revoked_at.is_none() {
+                            found = Some((*g, grant));
+                            break;
+                        }
+                    }
+                    let (gid, before) = found.ok_or_else(|| {
+                        ServiceError::invalid(
+                            "from_product_id",
+                            format!("order {id} has no active grant for {from}"),
+                        )
+                    })?;
+                    let mut after = before.clone();
+                    after.product_id = to.clone();
+                    after.max_downloads = product.max_downloads;
+                    after.country_lock = product.country_lock;
+                    after.ledger.clear();
+                    rows::put_grant(tx, gid, &after)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "order.exchange",
+                        &id.to_string(),
+                        Some(&from),
+                        Some(&to),
+                        now,
+                    )?;
+                    Ok(order_view(tx, id, &order)?)
+                })
+            })
+            .await
+    }
+}
+
+/// A new order's input, checked.
+struct ValidOrder {
+    email: Email,
+    name: String,
+    products: Vec<ProductId>,
+    transaction_id: Option<String>,
+    status: OrderStatus,
+}
+
+fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
+    let email = Email::parse(&input.email).map_err(|e| ServiceError::invalid("email", e))?;
+    let name = parse_person_name(&input.name)?;
+    if input.product_ids.is_empty() {
+        return Err(ServiceError::invalid(
+            "product_ids",
+            "an order needs at least one product",
+        ));
+    }
+    let products = input
+        .product_ids
+        .iter()
+        .map(|p| ProductId::parse(p).map_err(|m| ServiceError::invalid("product_ids", m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let transaction_id = input
+        .transaction_id
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &transaction_id
+        && (t.len() > 128 || t.chars().any(char::is_control))
+    {
+        return Err(ServiceError::invalid(
+            "transaction_id",
+            "a transaction id has at most 128 printable characters",
+        ));
+    }
+    let status = match input.status.as_deref() {
+        None => OrderStatus::Confirmed,
+        Some(s) => match OrderStatus::parse(s) {
+            Some(st @ (OrderStatus::Pending | OrderStatus::OnHold | OrderStatus::Confirmed)) => st,
+            _ => {
+                return Err(ServiceError::invalid(
+                    "status",
+                    "a new order is pending, on_hold or confirmed",
+                ));
+            }
+        },
+    };
+    Ok(ValidOrder {
+        email,
+        name,
+        products,
+        transaction_id,
+        status,
+    })
+}
+
+fn fresh_password() -> DownloadPassword {
+    let mut bytes = [0u8; RANDOM_BYTES];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random number generator failed");
+    DownloadPassword::from_random(bytes)
+}
+
+fn window(days: u32, now: Timestamp) -> Option<Timestamp> {
+    (days > 0).then(|| now.plus(Duration::from_secs(u64::from(days) * 86_400)))
+}
+
+fn revoke_grants(
+    tx: &WriteTransaction,
+    grants: &[GrantId],
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    for g in grants {
+        if let Some(mut grant) = rows::grant_in(tx, *g)? {
+            grant.revoked_at.get_or_insert(now);
+            rows::put_grant(tx, *g, &grant)?;
+        }
+    }
+    Ok(())
+}
+
+/// A random unused 7-digit id; ids are random so order volume does not show.
+fn unused_order_id(tx: &WriteTransaction) -> Result<OrderId, ServiceError> {
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let id = OrderId::new(rng.random_range(OrderId::MIN..=OrderId::MAX)).expect("in range");
+        if !rows::order_exists(tx, id)? {
+            return Ok(id);
+        }
+    }
+    Err(ServiceError::Internal("no free order id found".into()))
+}
+
+/// `YYYYMMDDHHMMSSmmm` of `now`, moved on by a millisecond while taken.
+fn unused_order_number(tx: &WriteTransaction, now: Timestamp) -> Result<String, ServiceError> {
+    let mut at = now;
+    loop {
+        let c = at.civil();
+        let number = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}{:03}",
+            c.year, c.month, c.day, c.hour, c.minute, c.second, c.millisecond
+        );
+        if !rows::order_number_taken(tx, &number)? {
+            return Ok(number);
+        }
+        at = at.plus(Duration::from_millis(1));
+    }
+}
+
+fn order_not_found(id: OrderId) -> ServiceError {
+    ServiceError::NotFound(format!("there is no order with the ID {id}"))
+}
+
+fn parse_person_name(name: &str) -> Result<String, ServiceError> {
+    let name = name.trim();
+    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "name",
+            "a name has at most 200 printable characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn order_view(
+    tx: &WriteTransaction,
+    id: OrderId,
+    o: &OrderRecord,
+) -> Result<OrderView, crate::store::StoreError> {
+    let mut grants = Vec::new();
+    for g in &o.grants {
+        if let Some(grant) = rows::grant_in(tx, *g)? {
+            grants.push(GrantSummary {
+                grant_id: *g,
+                product_id: grant.product_id,
+                valid_until: grant.valid_until,
+                revoked: grant.revoked_at.is_some(),
+            });
+        }
+    }
+    Ok(OrderView {
+        order_id: id,
+        order_number: o.order_number.clone(),
+        transaction_id: o.transaction_id.clone(),
+        email: o.email.clone(),
+        name: o.name.clone(),
+        status: o.status,
+        source: format!("{:?}", o.source).to_lowercase(),
+        grants,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::Blobs;
+    use crate::services::CatalogService;
+    use domain::wire::NewProduct;
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_millis(1_795_357_812_417)
+    }
+    async fn setup() -> OrderService {
+        let store = Store::in_memory().unwrap();
+        let catalog = CatalogService::new(store.clone(), Blobs::in_memory(), 1 << 20);
+        for id in ["ebook", "course"] {
+            catalog
+                .create(
+                    NewProduct {
+                        product_id: id.into(),
+                        name: id.into(),
+                        max_downloads: 3,
+                        download_days: 31,
+                        country_lock: true,
+                    },
+                    Actor::System,
+                    now(),
+                )
+                .await
+                .unwrap();
+        }
+        OrderService::new(
+            store.clone(),
+            store.download_key().unwrap(),
+            "https://dl.example.com".into(),
+        )
+    }
+    fn new_order(products: &[&str]) -> NewOrder {
+        NewOrder {
+            email: "Buyer@Example.com".into(),
+            name: "Bea Buyer".into(),
+            product_ids: products.iter().map(|p| (*p).to_owned()).collect(),
+            transaction_id: Some("PAYID-123".into()),
+            status: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn creating_an_order_issues_one_password_per_product() {
+        let svc = setup().await;
+        let created = svc
+            .create(
+                new_order(&["ebook", "course"]),
+                OrderSource::Api,
+                Actor::System,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.order.order_number, "20261122143012417");
+        assert_eq!(created.order.order_id.to_string().len(), 7);
+        assert_eq!(created.order.status, OrderStatus::Confirmed);
+        assert_eq!(created.issued.len(), 2);
+        let first = &created.issued[0];
+        assert!(first.url.starts_with("https://dl.example.com/d/"));
+        assert!(DownloadPassword::parse(&first.password).is_ok());
+        assert_ne!(created.issued[0].password, created.issued[1].password);
+        assert_eq!(
+            created.order.grants[0].valid_until,
+            Some(now().plus(Duration::from_secs(31 * 86_400)))
+        );
+
+        // Every search key finds it.
+        let id = created.order.order_id;
+        for q in [
+            OrderQuery {
+                email: Some("buyer@example.com".into()),
+                ..OrderQuery::default()
+            },
+            OrderQuery {
+                order_id: Some(id.to_string()),
+                ..OrderQuery::default()
+            },
+            OrderQuery {
+                order_number: Some("20261122143012417".into()),
+                ..OrderQuery::default()
+            },
+            OrderQuery {
+                transaction_id: Some("PAYID-123".into()),
+                ..OrderQuery::default()
+            },
+        ] {
+            let found = svc.search(q.clone()).await.unwrap();
+            assert_eq!(found.len(), 1, "{q:?}");
+            assert_eq!(found[0].order_id, id);
+        }
+        // The same transaction cannot be recorded twice.
+        assert!(matches!(
+            svc.create(
+                new_order(&["ebook"]),
+                OrderSource::Api,
+                Actor::System,
+                now()
+            )
+            .await,
+            Err(ServiceError::Conflict(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn bad_orders_are_refused_and_change_nothing() {
+        let svc = setup().await;
+        let mut bad = new_order(&["ebook"]);
+        bad.email = "nope".into();
+        assert!(matches!(
+            svc.create(bad, OrderSource::Api, Actor::System, now())
+                .await,
+            Err(ServiceError::Invalid { field: "email", .. })
+        ));
+        assert!(matches!(
+            svc.create(new_order(&[]), OrderSource::Api, Actor::System, now())
+                .await,
+            Err(ServiceError::Invalid {
+                field: "product_ids",
+                ..
+            })
+        ));
+        assert!(matches!(
+            svc.create(
+                new_order(&["ebook", "missing"]),
+                OrderSource::Api,
+                Actor::System,
+                now()
+            )
+            .await,
+            Err(ServiceError::Invalid {
+                field: "product_ids",
+                ..
+            })
+        ));
+        let mut refunded = new_order(&["ebook"]);
+        refunded.status = Some("refunded".into());
+        assert!(matches!(
+            svc.create(refunded, OrderSource::Api, Actor::System, now())
+                .await,
+            Err(ServiceError::Invalid {
+                field: "status",
+                ..
+            })
+        ));
+        assert!(svc.search(OrderQuery::default()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn status_machine_and_refund() {
+        let svc = setup().await;
+        let created = svc
+            .create(
+                new_order(&["ebook"]),
+                OrderSource::Api,
+                Actor::System,
+                now(),
+            )
+            .await
+            .unwrap();
+        let id = created.order.order_id;
+        let held = svc
+            .update(
+                id,
+                OrderPatch {
+                    status: Some("on_hold".into()),
+                    ..OrderPatch::default()
+                },
+                Actor::System,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(held.status, OrderStatus::OnHold);
+        let refunded = svc.refund(id, Actor::System, now()).await.unwrap();
+        assert_eq!(refunded.status, OrderStatus::Refunded);
+        assert!(refunded.grants.iter().all(|g| g.revoked));
+        let again = svc
+            .update(
+                id,
+                OrderPatch {
+                    status: Some("confirmed".into()),
+                    ..OrderPatch::default()
+                },
+                Actor::System,
+                now(),
+            )
+            .await;
+        assert!(
+            matches!(again, Err(ServiceError::Conflict(m)) if m.contains("refunded cannot become confirmed"))
+        );
+        let renamed = svc
+            .update(
+                id,
+                OrderPatch {
+                    email: Some("new@example.com".into()),
+                    ..OrderPatch::default()
+                },
+                Actor::System,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(renamed.email.as_str(), "new@example.com");
+        assert!(
+            svc.search(OrderQuery {
+                email: Some("buyer@example.com".into()),
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn exchange_moves_the_grant() {
+        let svc = setup().await;
+        let created = svc
+            .create(
+                new_order(&["ebook"]),
+                OrderSource::Api,
+                Actor::System,
+                now(),
+            )
+            .await
+            .unwrap();
+        let view = svc
+            .exchange(
+                created.order.order_id,
+                "ebook",
+                "course",
+                Actor::System,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(view.grants[0].product_id.as_str(), "course");
+        assert_eq!(view.grants[0].grant_id, created.order.grants[0].grant_id);
+        assert!(matches!(
+            svc.exchange(
+                created.order.order_id,
+                "ebook",
+                "course",
+                Actor::System,
+                now()
+            )
+            .await,
+            Err(ServiceError::Invalid { .. })
+        ));
+    }
+}

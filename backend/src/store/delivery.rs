@@ -1,0 +1,572 @@
+//! Products, their files, orders, grants, the download event log and the audit log.
+//!
+//! Keys are plain integers or strings; composite index keys are our own big-endian bytes.
+//! Every value is a versioned [`Record`].
+
+use super::StoreError;
+use super::codec::{self, Record};
+use super::meta;
+use domain::{CountryCode, Email, FileId, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// key: product id (slug); value: [`ProductRecord`].
+const PRODUCTS: TableDefinition<&str, &[u8]> = TableDefinition::new("products-1");
+/// key: file id; value: [`FileRecord`].
+const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files-1");
+/// key: 7-digit order id; value: [`OrderRecord`].
+const ORDERS: TableDefinition<u32, &[u8]> = TableDefinition::new("orders-1");
+/// key: order number (17 digits); value: order id.
+const ORDER_NUMBERS: TableDefinition<&str, u32> = TableDefinition::new("order_numbers-1");
+/// key: payment transaction id; value: order id.
+const ORDER_TRANSACTIONS: TableDefinition<&str, u32> = TableDefinition::new("order_transactions-1");
+/// key: normalised email, 0x00, order id (u32 BE); value: empty. Prefix scans find an
+/// address's orders.
+const ORDER_EMAILS: TableDefinition<&[u8], ()> = TableDefinition::new("order_emails-1");
+/// key: grant id; value: [`GrantRecord`].
+const GRANTS: TableDefinition<u64, &[u8]> = TableDefinition::new("grants-1");
+/// key: HMAC of a password (current or replaced); value: grant id.
+const GRANT_PASSWORDS: TableDefinition<&[u8], u64> = TableDefinition::new("grant_passwords-1");
+/// key: event sequence number; value: [`EventRecord`].
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events-1");
+/// key: grant id (u64 BE) then event sequence (u64 BE); value: empty.
+const GRANT_EVENTS: TableDefinition<&[u8], ()> = TableDefinition::new("grant_events-1");
+/// key: audit sequence number; value: [`AuditRecord`].
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit-1");
+
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(PRODUCTS)?;
+    tx.open_table(FILES)?;
+    tx.open_table(ORDERS)?;
+    tx.open_table(ORDER_NUMBERS)?;
+    tx.open_table(ORDER_TRANSACTIONS)?;
+    tx.open_table(ORDER_EMAILS)?;
+    tx.open_table(GRANTS)?;
+    tx.open_table(GRANT_PASSWORDS)?;
+    tx.open_table(EVENTS)?;
+    tx.open_table(GRANT_EVENTS)?;
+    tx.open_table(AUDIT)?;
+    Ok(())
+}
+
+/// A product and its delivery rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductRecord {
+    pub name: String,
+    /// 0 = unlimited.
+    pub max_downloads: u32,
+    /// 0 = unlimited.
+    pub download_days: u32,
+    pub country_lock: bool,
+    pub files: Vec<FileId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+impl Record for ProductRecord {
+    const KIND: &'static str = "product";
+    const VERSION: u8 = 1;
+}
+
+/// A stored file: metadata only; the bytes are in the object store under `storage_key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub product_id: ProductId,
+    /// The real name, used only for `Content-Disposition`.
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    pub sha256: [u8; 32],
+    /// 128 random bits, hex; never shown anywhere.
+    pub storage_key: String,
+    pub uploaded_at: Timestamp,
+}
+impl Record for FileRecord {
+    const KIND: &'static str = "file";
+    const VERSION: u8 = 1;
+}
+
+/// Where an order came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderSource {
+    Webhook,
+    Api,
+    Admin,
+    Import,
+    Complimentary,
+}
+
+/// A sale record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_number: String,
+    pub transaction_id: Option<String>,
+    pub email: Email,
+    pub name: String,
+    pub status: OrderStatus,
+    pub source: OrderSource,
+    pub grants: Vec<GrantId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+impl Record for OrderRecord {
+    const KIND: &'static str = "order";
+    const VERSION: u8 = 1;
+}
+
+/// Where and when a grant was used from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub at: Timestamp,
+    pub ip: IpAddr,
+    pub country: Option<CountryCode>,
+}
+
+/// Bytes of one file counted against a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLedger {
+    pub file: FileId,
+    /// Bytes confirmed sent.
+    pub delivered: u64,
+    /// Bytes of downloads in progress (given back when a connection ends unsent).
+    pub reserved: u64,
+}
+
+/// One buyer's right to download one product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub order_id: OrderId,
+    pub product_id: ProductId,
+    pub password_digest: [u8; 32],
+    /// Digests of rotated-away passwords (they still find the grant in the desk).
+    pub replaced_digests: Vec<[u8; 32]>,
+    pub issued_at: Timestamp,
+    pub valid_until: Option<Timestamp>,
+    pub max_downloads: u32,
+    pub country_lock: bool,
+    /// The first country (with where it came from).
+    pub locked: Option<Sighting>,
+    /// Set when a second country tried: the attempt that caused the block.
+    pub blocked_by: Option<Sighting>,
+    pub revoked_at: Option<Timestamp>,
+    pub ledger: Vec<FileLedger>,
+}
+impl Record for GrantRecord {
+    const KIND: &'static str = "grant";
+    const VERSION: u8 = 1;
+}
+
+impl GrantRecord {
+    /// The ledger entry of a file, created on first use.
+    pub fn ledger_mut(&mut self, file: FileId) -> &mut FileLedger {
+        if let Some(i) = self.ledger.iter().position(|l| l.file == file) {
+            return &mut self.ledger[i];
+        }
+        self.ledger.push(FileLedger {
+            file,
+            delivered: 0,
+            reserved: 0,
+        });
+        self.ledger.last_mut().expect("just pushed")
+    }
+
+    /// Bytes counted for a file (delivered plus reserved).
+    pub fn counted(&self, file: FileId) -> u64 {
+        self.ledger
+            .iter()
+            .find(|l| l.file == file)
+            .map_or(0, |l| l.delivered + l.reserved)
+    }
+}
+
+/// What happened to one download attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Allowed and started; `bytes` is updated when the connection ends.
+    Allowed,
+    /// Refused, with the reason code.
+    Refused(String),
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub at: Timestamp,
+    pub grant: GrantId,
+    pub file: Option<FileId>,
+    pub ip: IpAddr,
+    pub country: Option<CountryCode>,
+    pub user_agent: String,
+    pub bytes: u64,
+    pub outcome: Outcome,
+}
+impl Record for EventRecord {
+    const KIND: &'static str = "event";
+    const VERSION: u8 = 1;
+}
+
+/// One vendor action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at: Timestamp,
+    /// "admin:owner@example.com" or "api-token:3".
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// JSON snapshots.
+    pub before: String,
+    pub after: String,
+}
+impl Record for AuditRecord {
+    const KIND: &'static str = "audit entry";
+    const VERSION: u8 = 1;
+}
+
+fn get<K: redb::Key + 'static, R: Record>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: impl std::borrow::Borrow<K::SelfType<'static>>,
+) -> Result<Option<R>, StoreError> {
+    table
+        .get(key)?
+        .map(|row| codec::decode(row.value()))
+        .transpose()
+}
+
+// ---- products and files ----
+
+pub fn product(tx: &ReadTransaction, id: &ProductId) -> Result<Option<ProductRecord>, StoreError> {
+    let table = tx.open_table(PRODUCTS)?;
+    table
+        .get(id.as_str())?
+        .map(|row| codec::decode(row.value()))
+        .transpose()
+}
+
+pub fn product_in(
+    tx: &WriteTransaction,
+    id: &ProductId,
+) -> Result<Option<ProductRecord>, StoreError> {
+    let table = tx.open_table(PRODUCTS)?;
+    table
+        .get(id.as_str())?
+        .map(|row| codec::decode(row.value()))
+        .transpose()
+}
+
+pub fn put_product(
+    tx: &WriteTransaction,
+    id: &ProductId,
+    record: &ProductRecord,
+) -> Result<(), StoreError> {
+    tx.open_table(PRODUCTS)?
+        .insert(id.as_str(), codec::encode(record).as_slice())?;
+    Ok(())
+}
+
+pub fn remove_product(tx: &WriteTransaction, id: &ProductId) -> Result<(), StoreError> {
+    tx.open_table(PRODUCTS)?.remove(id.as_str())?;
+    Ok(())
+}
+
+pub fn products(tx: &ReadTransaction) -> Result<Vec<(ProductId, ProductRecord)>, StoreError> {
+    let table = tx.open_table(PRODUCTS)?;
+    table
+        .iter()?
+        .map(|row| {
+            let (k, v) = row?;
+            let id = ProductId::parse(k.value()).map_err(|detail| StoreError::Corrupt {
+                kind: "product id",
+                detail,
+            })?;
+            Ok((id, codec::decode(v.value())?))
+        })
+        .collect()
+}
+
+pub fn insert_file(tx: &WriteTransaction, record: &FileRecord) -> Result<FileId, StoreError> {
+    let id = meta::next_id(tx, "file")?;
+    tx.open_table(FILES)?
+        .insert(id, codec::encode(record).as_slice())?;
+    Ok(FileId::new(id))
+}
+
+pub fn file(tx: &ReadTransaction, id: FileId) -> Result<Option<FileRecord>, StoreError> {
+    get(&tx.open_table(FILES)?, id.get())
+}
+
+pub fn file_in(tx: &WriteTransaction, id: FileId) -> Result<Option<FileRecord>, StoreError> {
+    get(&tx.open_table(FILES)?, id.get())
+}
+
+pub fn remove_file(tx: &WriteTransaction, id: FileId) -> Result<(), StoreError> {
+    tx.open_table(FILES)?.remove(id.get())?;
+    Ok(())
+}
+
+/// Every storage key the store refers to (for removing orphaned objects).
+pub fn storage_keys(tx: &ReadTransaction) -> Result<Vec<String>, StoreError> {
+    let table = tx.open_table(FILES)?;
+    table
+        .iter()?
+        .map(|row| Ok(codec::decode::<FileRecord>(row?.1.value())?.storage_key))
+        .collect()
+}
+
+// ---- orders ----
+
+fn email_key(email: &Email, order: OrderId) -> Vec<u8> {
+    let mut key = email.as_str().as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&order.get().to_be_bytes());
+    key
+}
+
+pub fn order_exists(tx: &WriteTransaction, id: OrderId) -> Result<bool, StoreError> {
+    Ok(tx.open_table(ORDERS)?.get(id.get())?.is_some())
+}
+
+pub fn order_by_transaction_in(
+    tx: &WriteTransaction,
+    transaction_id: &str,
+) -> Result<Option<OrderId>, StoreError> {
+    Ok(tx
+        .open_table(ORDER_TRANSACTIONS)?
+        .get(transaction_id)?
+        .and_then(|g| OrderId::new(g.value())))
+}
+
+pub fn order_number_taken(tx: &WriteTransaction, number: &str) -> Result<bool, StoreError> {
+    Ok(tx.open_table(ORDER_NUMBERS)?.get(number)?.is_some())
+}
+
+/// Writes an order and keeps its indexes in step (`previous` is the record being replaced).
+pub fn put_order(
+    tx: &WriteTransaction,
+    id: OrderId,
+    record: &OrderRecord,
+    previous: Option<&OrderRecord>,
+) -> Result<(), StoreError> {
+    let mut emails = tx.open_table(ORDER_EMAILS)?;
+    if let Some(old) = previous {
+        if old.email != record.email {
+            emails.remove(email_key(&old.email, id).as_slice())?;
+        }
+    } else {
+        tx.open_table(ORDER_NUMBERS)?
+            .insert(record.order_number.as_str(), id.get())?;
+        if let Some(t) = &record.transaction_id {
+            tx.open_table(ORDER_TRANSACTIONS)?
+                .insert(t.as_str(), id.get())?;
+        }
+    }
+    emails.insert(email_key(&record.email, id).as_slice(), ())?;
+    tx.open_table(ORDERS)?
+        .insert(id.get(), codec::encode(record).as_slice())?;
+    Ok(())
+}
+
+pub fn order(tx: &ReadTransaction, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+    get(&tx.open_table(ORDERS)?, id.get())
+}
+
+pub fn order_in(tx: &WriteTransaction, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+    get(&tx.open_table(ORDERS)?, id.get())
+}
+
+pub fn order_by_number(tx: &ReadTransaction, number: &str) -> Result<Option<OrderId>, StoreError> {
+    Ok(tx
+        .open_table(ORDER_NUMBERS)?
+        .get(number)?
+        .and_then(|g| OrderId::new(g.value())))
+}
+
+pub fn order_by_transaction(
+    tx: &ReadTransaction,
+    transaction_id: &str,
+) -> Result<Option<OrderId>, StoreError> {
+    Ok(tx
+        .open_table(ORDER_TRANSACTIONS)?
+        .get(transaction_id)?
+        .and_then(|g| OrderId::new(g.value())))
+}
+
+pub fn orders_by_email(tx: &ReadTransaction, email: &Email) -> Result<Vec<OrderId>, StoreError> {
+    let mut prefix = email.as_str().as_bytes().to_vec();
+    prefix.push(0);
+    let mut end = prefix.clone();
+    *end.last_mut().expect("non-empty") = 1;
+    let table = tx.open_table(ORDER_EMAILS)?;
+    let mut ids = Vec::new();
+    for row in table.range(prefix.as_slice()..end.as_slice())? {
+        let key = row?.0.value().to_vec();
+        let raw: [u8; 4] = key[key.len() - 4..]
+            .try_into()
+            .map_err(|_| StoreError::Corrupt {
+                kind: "email index",
+                detail: "short key".into(),
+            })?;
+        ids.extend(OrderId::new(u32::from_be_bytes(raw)));
+    }
+    Ok(ids)
+}
+
+/// The most recent orders first, at most `limit`.
+pub fn recent_orders(
+    tx: &ReadTransaction,
+    limit: usize,
+) -> Result<Vec<(OrderId, OrderRecord)>, StoreError> {
+    let table = tx.open_table(ORDERS)?;
+    let mut all = table
+        .iter()?
+        .map(|row| {
+            let (k, v) = row?;
+            Ok((
+                OrderId::new(k.value()),
+                codec::decode::<OrderRecord>(v.value())?,
+            ))
+        })
+        .filter_map(|r: Result<(Option<OrderId>, OrderRecord), StoreError>| {
+            r.map(|(id, o)| id.map(|id| (id, o))).transpose()
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    all.sort_by_key(|(_, order)| std::cmp::Reverse(order.created_at));
+    all.truncate(limit);
+    Ok(all)
+}
+
+// ---- grants ----
+
+pub fn insert_grant(tx: &WriteTransaction, record: &GrantRecord) -> Result<GrantId, StoreError> {
+    let id = meta::next_id(tx, "grant")?;
+    tx.open_table(GRANT_PASSWORDS)?
+        .insert(record.password_digest.as_slice(), id)?;
+    tx.open_table(GRANTS)?
+        .insert(id, codec::encode(record).as_slice())?;
+    Ok(GrantId::new(id))
+}
+
+/// Overwrites a grant; indexes a new password digest if it changed.
+pub fn put_grant(
+    tx: &WriteTransaction,
+    id: GrantId,
+    record: &GrantRecord,
+) -> Result<(), StoreError> {
+    tx.open_table(GRANT_PASSWORDS)?
+        .insert(record.password_digest.as_slice(), id.get())?;
+    tx.open_table(GRANTS)?
+        .insert(id.get(), codec::encode(record).as_slice())?;
+    Ok(())
+}
+
+pub fn grant(tx: &ReadTransaction, id: GrantId) -> Result<Option<GrantRecord>, StoreError> {
+    get(&tx.open_table(GRANTS)?, id.get())
+}
+
+pub fn grant_in(tx: &WriteTransaction, id: GrantId) -> Result<Option<GrantRecord>, StoreError> {
+    get(&tx.open_table(GRANTS)?, id.get())
+}
+
+pub fn grant_by_digest(
+    tx: &ReadTransaction,
+    digest: &[u8; 32],
+) -> Result<Option<GrantId>, StoreError> {
+    Ok(tx
+        .open_table(GRANT_PASSWORDS)?
+        .get(digest.as_slice())?
+        .map(|g| GrantId::new(g.value())))
+}
+
+pub fn grant_by_digest_in(
+    tx: &WriteTransaction,
+    digest: &[u8; 32],
+) -> Result<Option<GrantId>, StoreError> {
+    Ok(tx
+        .open_table(GRANT_PASSWORDS)?
+        .get(digest.as_slice())?
+        .map(|g| GrantId::new(g.value())))
+}
+
+/// Gives back every reservation (after a restart no download is in progress).
+pub fn release_all_reservations(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut table = tx.open_table(GRANTS)?;
+    let mut changed = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        let mut g: GrantRecord = codec::decode(v.value())?;
+        if g.ledger.iter().any(|l| l.reserved > 0) {
+            for l in &mut g.ledger {
+                l.reserved = 0;
+            }
+            changed.push((k.value(), g));
+        }
+    }
+    for (id, g) in &changed {
+        table.insert(*id, codec::encode(g).as_slice())?;
+    }
+    Ok(changed.len() as u64)
+}
+
+// ---- events and audit ----
+
+pub fn insert_event(tx: &WriteTransaction, record: &EventRecord) -> Result<u64, StoreError> {
+    let seq = meta::next_id(tx, "event")?;
+    tx.open_table(EVENTS)?
+        .insert(seq, codec::encode(record).as_slice())?;
+    let mut key = record.grant.get().to_be_bytes().to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    tx.open_table(GRANT_EVENTS)?.insert(key.as_slice(), ())?;
+    Ok(seq)
+}
+
+pub fn event_in(tx: &WriteTransaction, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+    get(&tx.open_table(EVENTS)?, seq)
+}
+
+pub fn put_event(tx: &WriteTransaction, seq: u64, record: &EventRecord) -> Result<(), StoreError> {
+    tx.open_table(EVENTS)?
+        .insert(seq, codec::encode(record).as_slice())?;
+    Ok(())
+}
+
+/// A grant's events, oldest first.
+pub fn grant_events(tx: &ReadTransaction, grant: GrantId) -> Result<Vec<EventRecord>, StoreError> {
+    let start = grant.get().to_be_bytes();
+    let end = (grant.get() + 1).to_be_bytes();
+    let index = tx.open_table(GRANT_EVENTS)?;
+    let events = tx.open_table(EVENTS)?;
+    let mut out = Vec::new();
+    for row in index.range(start.as_slice()..end.as_slice())? {
+        let key = row?.0.value().to_vec();
+        let seq = u64::from_be_bytes(key[8..16].try_into().map_err(|_| StoreError::Corrupt {
+            kind: "event index",
+            detail: "short key".into(),
+        })?);
+        if let Some(e) = get::<u64, EventRecord>(&events, seq)? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+pub fn insert_audit(tx: &WriteTransaction, record: &AuditRecord) -> Result<u64, StoreError> {
+    let seq = meta::next_id(tx, "audit")?;
+    tx.open_table(AUDIT)?
+        .insert(seq, codec::encode(record).as_slice())?;
+    Ok(seq)
+}
+
+/// Newest audit entries first.
+pub fn audit(tx: &ReadTransaction, limit: usize) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+    let table = tx.open_table(AUDIT)?;
+    table
+        .iter()?
+        .rev()
+        .take(limit)
+        .map(|row| {
+            let (k, v) = row?;
+            Ok((k.value(), codec::decode(v.value())?))
+        })
+        .collect()
+}
