@@ -7,6 +7,7 @@ pub mod ids;
 pub mod net;
 pub mod order;
 pub mod password;
+pub mod range;
 pub mod rules;
 pub mod secret;
 pub mod time;

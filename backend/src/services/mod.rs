@@ -5,11 +5,16 @@
 mod access;
 pub mod audit;
 mod catalog;
+mod downloads;
 mod error;
 mod orders;
 
 pub use access::{AccessConfig, AccessService, NewSession};
 pub use audit::Actor;
 pub use catalog::CatalogService;
+pub use downloads::{
+    BuyerPage, Client, DownloadService, FileOffer, GrantPage, RangeRequest, Refusal, Ticket,
+    reason_code,
+};
 pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};

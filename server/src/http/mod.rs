@@ -3,7 +3,6 @@
 pub mod assets;
 pub mod metrics;
 pub mod middleware;
-pub mod range;
 pub mod serve;
 
 use app::server::UiState;

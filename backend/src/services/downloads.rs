@@ -1,0 +1,823 @@
+//! Downloads: the buyer's page facts and the file requests.
+//!
+//! [`DownloadService::begin`] decides a request with `domain::authorize` and reserves its
+//! bytes in the same redb write transaction (redb has one writer at a time), so parallel
+//! requests can never exceed the budget. [`DownloadService::finish`] gives back what was
+//! not sent when the connection ends; a resumed download therefore costs only what arrived.
+//! Every attempt, allowed or refused, is written to the event log.
+
+use super::ServiceError;
+use crate::auth::download_key::DownloadKey;
+use crate::store::delivery::{
+    self as rows, EventRecord, FileRecord, GrantRecord, Outcome, Sighting,
+};
+use crate::store::{Store, StoreError};
+use domain::range::{self, RangeAnswer};
+use domain::rules::{Attempt, Denied, GrantFacts, byte_budget, downloads_used};
+use domain::{CountryCode, DownloadPassword, FileId, GrantId, ProductId, Timestamp, authorize};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Who is asking, as far as the rules and the log care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub country: Option<CountryCode>,
+    pub user_agent: String,
+}
+
+/// The request's range headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeRequest {
+    pub range: Option<String>,
+    pub if_range: Option<String>,
+}
+
+/// Why a file request gets no bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Unknown password or file, or a replaced password: 404, nothing revealed.
+    #[error("not found")]
+    NotFound,
+    /// The rules said no; the buyer is told why.
+    #[error("{0}")]
+    Denied(Denied),
+    /// 416 for the file of this length.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable { len: u64 },
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+/// An allowed request: what to send, and the reservation to settle with `finish`.
+#[derive(Clone, Debug)]
+pub struct Ticket {
+    pub grant: GrantId,
+    pub file: FileId,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Strong ETag: the content's SHA-256.
+    pub etag: String,
+    pub storage_key: String,
+    pub answer: RangeAnswer,
+    pub reserved: u64,
+    event: u64,
+}
+
+/// What the buyer page shows for a password.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum BuyerPage {
+    /// The password matches nothing (or was replaced by a newer link).
+    Unknown,
+    Ready(GrantPage),
+    Refused {
+        product_name: String,
+        reason: Denied,
+        explanation: String,
+    },
+}
+
+/// A usable grant, for the buyer page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrantPage {
+    pub product_name: String,
+    pub valid_until: Option<Timestamp>,
+    pub max_downloads: u32,
+    pub files: Vec<FileOffer>,
+}
+
+/// One file on the buyer page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileOffer {
+    pub file_id: FileId,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Downloads left (fractional after partial downloads); `None` when unlimited.
+    pub downloads_left: Option<f64>,
+}
+
+/// Downloads and the buyer page.
+#[derive(Clone, Debug)]
+pub struct DownloadService {
+    store: Store,
+    key: DownloadKey,
+}
+
+impl DownloadService {
+    pub fn new(store: Store, key: DownloadKey) -> Self {
+        Self { store, key }
+    }
+
+    /// Gives back every reservation left by a previous run (no download survives a restart).
+    pub async fn release_stale_reservations(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .store
+            .run(|s| s.write(rows::release_all_reservations))
+            .await?)
+    }
+
+    /// The buyer page for a password, at `now`.
+    pub async fn page(&self, password: &str, now: Timestamp) -> Result<BuyerPage, ServiceError> {
+        let Ok(password) = DownloadPassword::parse(password) else {
+            return Ok(BuyerPage::Unknown);
+        };
+        let digest = self.key.digest(&password);
+        self.store
+            .run(move |s| {
+                s.read(|tx| {
+                    let Some(gid) = rows::grant_by_digest(tx, &digest)? else {
+                        return Ok(BuyerPage::Unknown);
+                    };
+                    let Some(grant) = rows::grant(tx, gid)? else {
+                        return Ok(BuyerPage::Unknown);
+                    };
+                    if grant.password_digest != digest {
+                        return Ok(BuyerPage::Unknown);
+                    }
+                    let order = rows::order(tx, grant.order_id)?
+                        .ok_or_else(|| corrupt("order of a grant"))?;
+                    let product = rows::product(tx, &grant.product_id)?;
+                    let product_name = product
+                        .as_ref()
+                        .map_or_else(|| grant.product_id.to_string(), |p| p.name.clone());
+                    let facts = facts(&grant, order.status);
+                    // The page applies the same rules as a download of nothing.
+                    let probe = Attempt {
+                        country: None,
+                        file_size: 0,
+                        counted_bytes: 0,
+                        requested_bytes: 0,
+                    };
+                    if let Err(reason) = authorize(&facts, &probe, now) {
+                        let explanation = reason.explain();
+                        return Ok(BuyerPage::Refused {
+                            product_name,
+                            reason,
+                            explanation,
+                        });
+                    }
+                    let mut files = Vec::new();
+                    for fid in product.iter().flat_map(|p| &p.files) {
+                        if let Some(f) = rows::file(tx, *fid)? {
+                            let used = downloads_used(grant.counted(*fid), f.size);
+                            files.push(FileOffer {
+                                file_id: *fid,
+                                downloads_left: byte_budget(grant.max_downloads, f.size)
+                                    .map(|_| (f64::from(grant.max_downloads) - used).max(0.0)),
+                                name: f.name,
+                                size: f.size,
+                                sha256: hex::encode(f.sha256),
+                            });
+                        }
+                    }
+                    if grant.max_downloads > 0
+                        && !files.is_empty()
+                        && files
+                            .iter()
+                            .all(|f| f.downloads_left.is_some_and(|l| l < 1e-9))
+                    {
+                        let reason = Denied::LimitReached {
+                            max_downloads: grant.max_downloads,
+                        };
+                        let explanation = reason.explain();
+                        return Ok(BuyerPage::Refused {
+                            product_name,
+                            reason,
+                            explanation,
+                        });
+                    }
+                    Ok(BuyerPage::Ready(GrantPage {
+                        product_name,
+                        valid_until: grant.valid_until,
+                        max_downloads: grant.max_downloads,
+                        files,
+                    }))
+                })
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    /// Decides a file request and reserves its bytes, atomically.
+    pub async fn begin(
+        &self,
+        password: &str,
+        file: FileId,
+        ranges: RangeRequest,
+        client: Client,
+        now: Timestamp,
+    ) -> Result<Ticket, Refusal> {
+        let password = DownloadPassword::parse(password).map_err(|_| Refusal::NotFound)?;
+        let digest = self.key.digest(&password);
+        // Outer `Err`: nothing to record (unknown password, bad range) and nothing written.
+        // Inner `Err`: the rules refused; the refusal and any block are committed.
+        let decided: Result<Result<Ticket, Denied>, Refusal> = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    let gid = rows::grant_by_digest_in(tx, &digest)?.ok_or(Refusal::NotFound)?;
+                    let mut grant = rows::grant_in(tx, gid)?.ok_or(Refusal::NotFound)?;
+                    if grant.password_digest != digest {
+                        return Err(Refusal::NotFound);
+                    }
+                    let record = file_of(tx, &grant.product_id, file)?.ok_or(Refusal::NotFound)?;
+                    let order = rows::order_in(tx, grant.order_id)?
+                        .ok_or_else(|| corrupt("order of a grant"))?;
+                    let etag = format!("\"{}\"", hex::encode(record.sha256));
+                    let if_range = ranges
+                        .if_range
+                        .as_deref()
+                        .map(|v| range::if_range_matches(v, &etag));
+                    let answer = range::decide(ranges.range.as_deref(), if_range, record.size);
+                    let requested = match &answer {
+                        RangeAnswer::Full => record.size,
+                        RangeAnswer::Partial(parts) => {
+                            parts.iter().map(|r| r.end() - r.start() + 1).sum()
+                        }
+                        RangeAnswer::Unsatisfiable => {
+                            return Err(Refusal::RangeNotSatisfiable { len: record.size });
+                        }
+                    };
+                    let attempt = Attempt {
+                        country: client.country,
+                        file_size: record.size,
+                        counted_bytes: grant.counted(file),
+                        requested_bytes: requested,
+                    };
+                    let sighting = Sighting {
+                        at: now,
+                        ip: client.ip,
+                        country: client.country,
+                    };
+                    let mut event = EventRecord {
+                        at: now,
+                        grant: gid,
+                        file: Some(file),
+                        ip: client.ip,
+                        country: client.country,
+                        user_agent: client.user_agent.chars().take(300).collect(),
+                        bytes: 0,
+                        outcome: Outcome::Allowed,
+                    };
+                    match authorize(&facts(&grant, order.status), &attempt, now) {
+                        Ok(permit) => {
+                            grant.ledger_mut(file).reserved += permit.reserve;
+                            if permit.lock_country.is_some() {
+                                grant.locked = Some(sighting);
+                            }
+                            rows::put_grant(tx, gid, &grant)?;
+                            let seq = rows::insert_event(tx, &event)?;
+                            Ok(Ok(Ticket {
+                                grant: gid,
+                                file,
+                                name: record.name,
+                                content_type: record.content_type,
+                                size: record.size,
+                                etag,
+                                storage_key: record.storage_key,
+                                answer,
+                                reserved: permit.reserve,
+                                event: seq,
+                            }))
+                        }
+                        Err(denied) => {
+                            if matches!(denied, Denied::CountryChanged { .. }) {
+                                // The seed rule: a second country blocks the grant at once,
+                                // and the attempt is kept beside the first.
+                                grant.blocked_by = Some(sighting);
+                                rows::put_grant(tx, gid, &grant)?;
+                            }
+                            event.outcome = Outcome::Refused(reason_code(&denied).to_owned());
+                            rows::insert_event(tx, &event)?;
+                            Ok(Err(denied))
+                        }
+                    }
+                })
+            })
+            .await;
+        decided?.map_err(Refusal::Denied)
+    }
+
+    /// Settles a ticket when its connection ends: `sent` bytes count, the rest is given back.
+    pub async fn finish(&self, ticket: &Ticket, sent: u64) -> Result<(), ServiceError> {
+        let (gid, file, reserved, seq) = (ticket.grant, ticket.file, ticket.reserved, ticket.event);
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    if let Some(mut grant) = rows::grant_in(tx, gid)? {
+                        let ledger = grant.ledger_mut(file);
+                        ledger.reserved = ledger.reserved.saturating_sub(reserved);
+                        ledger.delivered += sent.min(reserved);
+                        rows::put_grant(tx, gid, &grant)?;
+                    }
+                    if let Some(mut event) = rows::event_in(tx, seq)? {
+                        event.bytes = sent;
+                        rows::put_event(tx, seq, &event)?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+}
+
+fn facts(grant: &GrantRecord, status: domain::OrderStatus) -> GrantFacts {
+    GrantFacts {
+        order_status: status,
+        revoked: grant.revoked_at.is_some(),
+        blocked: grant.blocked_by.is_some(),
+        valid_until: grant.valid_until,
+        max_downloads: grant.max_downloads,
+        locked_country: grant.locked.as_ref().and_then(|s| s.country),
+        country_lock: grant.country_lock,
+    }
+}
+
+fn file_of(
+    tx: &redb::WriteTransaction,
+    product: &ProductId,
+    file: FileId,
+) -> Result<Option<FileRecord>, StoreError> {
+    let Some(p) = rows::product_in(tx, product)? else {
+        return Ok(None);
+    };
+    if !p.files.contains(&file) {
+        return Ok(None);
+    }
+    rows::file_in(tx, file)
+}
+
+/// The short code of a refusal, for the event log and APIs.
+pub fn reason_code(denied: &Denied) -> &'static str {
+    match denied {
+        Denied::OrderNotConfirmed { .. } => "order_not_confirmed",
+        Denied::Refunded => "refunded",
+        Denied::Revoked => "revoked",
+        Denied::Blocked => "blocked",
+        Denied::Expired { .. } => "expired",
+        Denied::LimitReached { .. } => "limit_reached",
+        Denied::CountryChanged { .. } => "second_country",
+    }
+}
+
+fn corrupt(what: &'static str) -> StoreError {
+    StoreError::Corrupt {
+        kind: what,
+        detail: "missing".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::Blobs;
+    use crate::services::{Actor, CatalogService, OrderService};
+    use crate::store::delivery::OrderSource;
+    use bytes::Bytes;
+    use domain::wire::{NewOrder, NewProduct, OrderPatch};
+    use std::time::Duration;
+
+    const SIZE: u64 = 1000;
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000)
+    }
+
+    struct Fixture {
+        downloads: DownloadService,
+        orders: OrderService,
+        password: String,
+        file: FileId,
+        order: domain::OrderId,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A real redb file, a product with one 1000-byte file, a confirmed order.
+    async fn fixture(max_downloads: u32, country_lock: bool) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let catalog = CatalogService::new(store.clone(), Blobs::in_memory(), 1 << 20);
+        let product = NewProduct {
+            product_id: "ebook".into(),
+            name: "The Book".into(),
+            max_downloads,
+            download_days: 31,
+            country_lock,
+        };
+        catalog.create(product, Actor::System, now()).await.unwrap();
+        let body =
+            futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(vec![
+                7u8;
+                SIZE
+                    as usize
+            ]))]);
+        let file = catalog
+            .upload(
+                ProductId::parse("ebook").unwrap(),
+                "book.pdf",
+                None,
+                body,
+                Actor::System,
+                now(),
+            )
+            .await
+            .unwrap();
+        let key = store.download_key().unwrap();
+        let orders = OrderService::new(store.clone(), key.clone(), "https://dl.example.com".into());
+        let order = NewOrder {
+            email: "b@example.com".into(),
+            name: String::new(),
+            product_ids: vec!["ebook".into()],
+            transaction_id: None,
+            status: None,
+        };
+        let created = orders
+            .create(order, OrderSource::Api, Actor::System, now())
+            .await
+            .unwrap();
+        Fixture {
+            downloads: DownloadService::new(store, key),
+            orders,
+            password: created.issued[0].password.clone(),
+            file: file.file_id,
+            order: created.order.order_id,
+            _dir: dir,
+        }
+    }
+
+    fn client(country: Option<&str>, ip: &str) -> Client {
+        Client {
+            ip: ip.parse().unwrap(),
+            country: country.and_then(CountryCode::parse),
+            user_agent: "test".into(),
+        }
+    }
+    fn range(r: &str) -> RangeRequest {
+        RangeRequest {
+            range: Some(r.into()),
+            if_range: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_download_counts_once_and_the_limit_then_applies() {
+        let f = fixture(1, true).await;
+        let page = f.downloads.page(&f.password, now()).await.unwrap();
+        let BuyerPage::Ready(ready) = page else {
+            panic!("{page:?}")
+        };
+        assert_eq!(ready.product_name, "The Book");
+        assert_eq!(ready.files[0].downloads_left, Some(1.0));
+        assert_eq!(ready.files[0].sha256.len(), 64);
+
+        let ticket = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                RangeRequest::default(),
+                client(None, "192.0.2.1"),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (ticket.answer.clone(), ticket.reserved),
+            (RangeAnswer::Full, SIZE)
+        );
+        f.downloads.finish(&ticket, SIZE).await.unwrap();
+        let again = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                RangeRequest::default(),
+                client(None, "192.0.2.1"),
+                now(),
+            )
+            .await;
+        assert!(
+            matches!(
+                again,
+                Err(Refusal::Denied(Denied::LimitReached { max_downloads: 1 }))
+            ),
+            "{again:?}"
+        );
+        assert!(matches!(
+            f.downloads.page(&f.password, now()).await.unwrap(),
+            BuyerPage::Refused {
+                reason: Denied::LimitReached { .. },
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_download_cut_at_40_percent_and_resumed_costs_one_download() {
+        let f = fixture(1, true).await;
+        let first = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                RangeRequest::default(),
+                client(None, "192.0.2.1"),
+                now(),
+            )
+            .await
+            .unwrap();
+        f.downloads.finish(&first, 400).await.unwrap();
+        let BuyerPage::Ready(page) = f.downloads.page(&f.password, now()).await.unwrap() else {
+            panic!()
+        };
+        assert!((page.files[0].downloads_left.unwrap() - 0.6).abs() < 1e-9);
+        let rest = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                range("bytes=400-"),
+                client(None, "192.0.2.1"),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.answer, RangeAnswer::Partial(vec![400..=999]));
+        assert_eq!(rest.reserved, 600);
+        f.downloads.finish(&rest, 600).await.unwrap();
+        let more = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                range("bytes=0-0"),
+                client(None, "192.0.2.1"),
+                now(),
+            )
+            .await;
+        assert!(matches!(
+            more,
+            Err(Refusal::Denied(Denied::LimitReached { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn concurrent_downloads_never_exceed_the_budget() {
+        let f = fixture(1, true).await;
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let svc = f.downloads.clone();
+            let password = f.password.clone();
+            let file = f.file;
+            tasks.push(tokio::spawn(async move {
+                svc.begin(
+                    &password,
+                    file,
+                    RangeRequest::default(),
+                    client(None, &format!("192.0.2.{i}")),
+                    now(),
+                )
+                .await
+            }));
+        }
+        let mut reserved = 0;
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(ticket) => reserved += ticket.reserved,
+                Err(Refusal::Denied(Denied::LimitReached { .. })) => refused += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(reserved, SIZE, "exactly one full download was allowed");
+        assert_eq!(refused, 63);
+    }
+
+    #[tokio::test]
+    async fn a_second_country_blocks_and_both_are_kept() {
+        let f = fixture(3, true).await;
+        let us = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                range("bytes=0-9"),
+                client(Some("US"), "8.8.8.8"),
+                now(),
+            )
+            .await
+            .unwrap();
+        f.downloads.finish(&us, 10).await.unwrap();
+        // An unknown country neither locks nor blocks.
+        let unknown = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                range("bytes=0-9"),
+                client(None, "10.0.0.1"),
+                now(),
+            )
+            .await
+            .unwrap();
+        f.downloads.finish(&unknown, 10).await.unwrap();
+        let gb = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                range("bytes=0-9"),
+                client(Some("GB"), "81.2.69.142"),
+                now(),
+            )
+            .await;
+        assert!(
+            matches!(gb, Err(Refusal::Denied(Denied::CountryChanged { .. }))),
+            "{gb:?}"
+        );
+        // Blocked now, even from the first country.
+        let back = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                range("bytes=0-9"),
+                client(Some("US"), "8.8.8.8"),
+                now(),
+            )
+            .await;
+        assert!(
+            matches!(back, Err(Refusal::Denied(Denied::Blocked))),
+            "{back:?}"
+        );
+        let grant = f
+            .downloads
+            .store
+            .read(|tx| rows::grant(tx, GrantId::new(1)))
+            .unwrap()
+            .unwrap();
+        let locked = grant.locked.unwrap();
+        let blocked = grant.blocked_by.unwrap();
+        assert_eq!(
+            (locked.country.unwrap().as_str(), locked.ip.to_string()),
+            ("US", "8.8.8.8".to_owned())
+        );
+        assert_eq!(
+            (blocked.country.unwrap().as_str(), blocked.ip.to_string()),
+            ("GB", "81.2.69.142".to_owned())
+        );
+        let events = f
+            .downloads
+            .store
+            .read(|tx| rows::grant_events(tx, GrantId::new(1)))
+            .unwrap();
+        let outcomes: Vec<_> = events.iter().map(|e| e.outcome.clone()).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                Outcome::Allowed,
+                Outcome::Allowed,
+                Outcome::Refused("second_country".into()),
+                Outcome::Refused("blocked".into())
+            ]
+        );
+        assert_eq!(events[0].bytes, 10);
+    }
+
+    #[tokio::test]
+    async fn every_refusal_reason() {
+        let f = fixture(3, true).await;
+        let try_now = |at: Timestamp| {
+            f.downloads.begin(
+                &f.password,
+                f.file,
+                RangeRequest::default(),
+                client(None, "192.0.2.1"),
+                at,
+            )
+        };
+        let expired = try_now(now().plus(Duration::from_secs(32 * 86_400))).await;
+        assert!(matches!(
+            expired,
+            Err(Refusal::Denied(Denied::Expired { .. }))
+        ));
+        assert!(matches!(
+            f.downloads
+                .begin(
+                    &f.password,
+                    FileId::new(999),
+                    RangeRequest::default(),
+                    client(None, "192.0.2.1"),
+                    now()
+                )
+                .await,
+            Err(Refusal::NotFound)
+        ));
+        assert!(matches!(
+            f.downloads
+                .begin(
+                    "AAAA-AAAA-AAAA-AAAA-AAAA",
+                    f.file,
+                    RangeRequest::default(),
+                    client(None, "192.0.2.1"),
+                    now()
+                )
+                .await,
+            Err(Refusal::NotFound)
+        ));
+        assert!(matches!(
+            f.downloads
+                .begin(
+                    &f.password,
+                    f.file,
+                    range("bytes=5000-"),
+                    client(None, "192.0.2.1"),
+                    now()
+                )
+                .await,
+            Err(Refusal::RangeNotSatisfiable { len: SIZE })
+        ));
+        f.orders
+            .update(
+                f.order,
+                OrderPatch {
+                    status: Some("on_hold".into()),
+                    ..OrderPatch::default()
+                },
+                Actor::System,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            try_now(now()).await,
+            Err(Refusal::Denied(Denied::OrderNotConfirmed { .. }))
+        ));
+        assert!(matches!(
+            f.downloads.page(&f.password, now()).await.unwrap(),
+            BuyerPage::Refused { .. }
+        ));
+        f.orders
+            .refund(f.order, Actor::System, now())
+            .await
+            .unwrap();
+        assert!(matches!(
+            try_now(now()).await,
+            Err(Refusal::Denied(Denied::Refunded))
+        ));
+        assert_eq!(
+            f.downloads.page("not a password", now()).await.unwrap(),
+            BuyerPage::Unknown
+        );
+    }
+
+    #[tokio::test]
+    async fn reservations_left_by_a_crash_are_given_back() {
+        let f = fixture(1, true).await;
+        let _lost = f
+            .downloads
+            .begin(
+                &f.password,
+                f.file,
+                RangeRequest::default(),
+                client(None, "192.0.2.1"),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            f.downloads
+                .begin(
+                    &f.password,
+                    f.file,
+                    RangeRequest::default(),
+                    client(None, "192.0.2.1"),
+                    now()
+                )
+                .await,
+            Err(Refusal::Denied(_))
+        ));
+        assert_eq!(f.downloads.release_stale_reservations().await.unwrap(), 1);
+        assert!(
+            f.downloads
+                .begin(
+                    &f.password,
+                    f.file,
+                    RangeRequest::default(),
+                    client(None, "192.0.2.1"),
+                    now()
+                )
+                .await
+                .is_ok()
+        );
+    }
+}
