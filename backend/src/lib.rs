@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod blobs;
 pub mod clock;
+pub mod geo;
 pub mod services;
 pub mod store;
 

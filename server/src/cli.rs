@@ -15,7 +15,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web server (buyer pages, admin, REST API).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage staff accounts of the admin.
     Admin {
         #[command(subcommand)]
@@ -89,6 +89,9 @@ pub struct ServeArgs {
     /// Log format [default: human].
     #[arg(long, env = "DROPGATE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Largest product file upload in bytes [default: 10 GiB].
+    #[arg(long, env = "DROPGATE_UPLOAD_LIMIT", value_name = "BYTES")]
+    pub upload_limit: Option<u64>,
     /// Seconds a client has to send its request headers [default: 20].
     #[arg(long, env = "DROPGATE_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
     pub header_read_timeout: Option<u64>,

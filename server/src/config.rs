@@ -73,6 +73,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Largest accepted request body outside file uploads.
     pub max_body_bytes: usize,
+    /// Largest product file upload.
+    pub upload_limit_bytes: u64,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
 }
@@ -91,6 +93,7 @@ impl Config {
             log_format: LogFormat::Human,
             header_read_timeout: Duration::from_secs(20),
             max_body_bytes: 1024 * 1024,
+            upload_limit_bytes: 10 * 1024 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -157,6 +160,14 @@ impl Config {
             }
             config.geoip_db = Some(path);
         }
+        if let Some(limit) = args.upload_limit.or(file.upload_limit) {
+            if limit == 0 {
+                return Err(ConfigError(
+                    "upload limit: give a size in bytes greater than 0".into(),
+                ));
+            }
+            config.upload_limit_bytes = limit;
+        }
         config.log_format = args
             .log_format
             .or(file.log_format)
@@ -198,6 +209,7 @@ struct FileConfig {
     geoip_db: Option<PathBuf>,
     log_format: Option<LogFormat>,
     header_read_timeout: Option<u64>,
+    upload_limit: Option<u64>,
     smtp: Option<FileSmtp>,
 }
 

@@ -4,7 +4,9 @@
 use crate::config::{Config, StorageLocation};
 use crate::http::{self, HttpState, metrics::Metrics};
 use app::server::UiState;
-use backend::services::AccessConfig;
+use backend::blobs::Blobs;
+use backend::geo::{GeoLookup, MaxMindGeo, NoGeo};
+use backend::services::{AccessConfig, CatalogService, DownloadService, OrderService};
 use backend::{AccessService, Store, StoreError};
 use leptos::config::{Env, LeptosOptions};
 use std::future::Future;
@@ -29,6 +31,10 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Service(#[from] backend::ServiceError),
+    #[error("{0}")]
+    Storage(String),
+    #[error("GeoIP database: {0}")]
+    Geo(String),
 }
 
 /// A bound, ready-to-run server.
@@ -39,6 +45,7 @@ pub struct Application {
     router: axum::Router,
     config: Config,
     setup_link: Option<String>,
+    access: AccessService,
 }
 
 impl Application {
@@ -81,15 +88,51 @@ impl Application {
             .await?
             .map(|token| format!("{public_url}/admin/setup?token={token}"));
 
+        let blobs = match &config.storage {
+            StorageLocation::Local(dir) => {
+                Blobs::local(dir).map_err(|e| StartupError::Storage(e.to_string()))?
+            }
+            StorageLocation::S3 { .. } => {
+                return Err(StartupError::Storage(
+                    "S3 storage is not available in this build yet; use a file:// storage URL"
+                        .into(),
+                ));
+            }
+        };
+        let geo: Arc<dyn GeoLookup> = match &config.geoip_db {
+            Some(path) => {
+                let db = MaxMindGeo::open(path).map_err(StartupError::Geo)?;
+                tracing::info!(database = %path.display(), about = %db.describe(), "GeoIP database loaded");
+                Arc::new(db)
+            }
+            None => Arc::new(NoGeo),
+        };
+        let key = store.download_key()?;
+        let catalog = CatalogService::new(store.clone(), blobs.clone(), config.upload_limit_bytes);
+        let orders = OrderService::new(store.clone(), key.clone(), public_url.clone());
+        let downloads = DownloadService::new(store.clone(), key);
+        let released = downloads.release_stale_reservations().await?;
+        if released > 0 {
+            tracing::info!(
+                grants = released,
+                "gave back download reservations left by the previous run"
+            );
+        }
+
         let state = HttpState {
             store,
             access: access.clone(),
+            catalog,
+            orders,
+            downloads,
+            blobs,
+            geo,
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: config.trusted_proxies.clone().into(),
             https: public_url.starts_with("https://"),
         };
         let ui = UiState {
-            access,
+            access: access.clone(),
             started_at: backend::clock::now(),
             secure_cookies: public_url.starts_with("https://"),
         };
@@ -107,6 +150,7 @@ impl Application {
             router,
             config,
             setup_link,
+            access,
         })
     }
 
@@ -118,6 +162,11 @@ impl Application {
     /// The base URL used for links.
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// The staff-access service (tests and commands create tokens with it).
+    pub fn access(&self) -> AccessService {
+        self.access.clone()
     }
 
     /// The one-time link to create the first admin, while no admin exists.

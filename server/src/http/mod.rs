@@ -1,6 +1,8 @@
 //! The HTTP surface: the router with every route, its middleware, and the accept loop.
 
+pub mod api;
 pub mod assets;
+pub mod download;
 pub mod metrics;
 pub mod middleware;
 pub mod serve;
@@ -10,7 +12,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
+use backend::blobs::Blobs;
+use backend::geo::GeoLookup;
+use backend::services::{CatalogService, DownloadService, OrderService};
 use backend::{AccessService, Store};
 use domain::net::IpNet;
 use http::{HeaderMap, StatusCode, header};
@@ -25,6 +30,11 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub struct HttpState {
     pub store: Store,
     pub access: AccessService,
+    pub catalog: CatalogService,
+    pub orders: OrderService,
+    pub downloads: DownloadService,
+    pub blobs: Blobs,
+    pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Arc<[IpNet]>,
     pub https: bool,
@@ -66,7 +76,16 @@ pub fn router(
         );
     }
 
+    let api = api::routes()
+        .route_layer(from_fn_with_state(state.clone(), api::require_token))
+        .route("/api/{*rest}", any(api::not_found));
+    let uploads =
+        api::upload_routes().route_layer(from_fn_with_state(state.clone(), api::require_token));
+    let buyer = Router::new().route("/d/{password}/{file_id}", get(download::file));
+
     operations
+        .merge(api)
+        .merge(buyer)
         .with_state(state.clone())
         .merge(site)
         .layer(from_fn_with_state(
@@ -75,6 +94,8 @@ pub fn router(
         ))
         .layer(from_fn(middleware::same_origin_for_rpc))
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        // Uploads stream without the whole-body limit; the service limits them as they stream.
+        .merge(uploads.with_state(state.clone()))
         .layer(from_fn_with_state(
             state.clone(),
             middleware::security_headers,

@@ -13,6 +13,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    access: backend::AccessService,
     pub base: String,
     pub setup_link: Option<String>,
     pub data_dir: TempDir,
@@ -35,11 +36,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let addr = app.local_addr();
     let base = format!("http://{addr}");
     let setup_link = app.setup_link().map(str::to_owned);
+    let access = app.access();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
     TestApp {
+        access,
         addr,
         base,
         setup_link,
@@ -50,6 +53,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    /// The staff-access service of the running app (to create API tokens).
+    pub fn access(&self) -> backend::AccessService {
+        self.access.clone()
+    }
+
     /// A client with its own cookie jar that never follows redirects.
     #[allow(clippy::unused_self)] // a method so tests read `app.client()`
     pub fn client(&self) -> reqwest::Client {

@@ -1,0 +1,406 @@
+//! Black-box tests of the delivery core over HTTP: the REST API with a Bearer token, a
+//! streamed upload, orders with passwords, and downloads under the rules.
+
+mod common;
+
+use common::{TestApp, spawn_app, spawn_app_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const FILE: &[u8] = &[42u8; 10_000];
+
+struct Shop {
+    app: TestApp,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Shop {
+    async fn open() -> Self {
+        Self::with(spawn_app().await).await
+    }
+
+    async fn with(app: TestApp) -> Self {
+        let (_, token) = app
+            .access()
+            .create_api_token("tests", backend::clock::now())
+            .await
+            .unwrap();
+        Self {
+            app,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    /// A product with one 10 000-byte file; returns its file id.
+    async fn product(&self, id: &str, max_downloads: u32) -> u64 {
+        let r = self
+            .api(reqwest::Method::POST, "/api/v1/products")
+            .json(&json!({"product_id": id, "name": "The Book", "max_downloads": max_downloads, "download_days": 31}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
+        let r = self
+            .api(
+                reqwest::Method::PUT,
+                &format!("/api/v1/products/{id}/files/Das%20Buch%20%C3%BC.pdf"),
+            )
+            .header("content-type", "application/pdf")
+            .body(FILE.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
+        let file: Value = r.json().await.unwrap();
+        assert_eq!(file["size"], 10_000);
+        assert_eq!(file["name"], "Das Buch ü.pdf");
+        file["file_id"].as_u64().unwrap()
+    }
+
+    async fn order(&self, products: &[&str]) -> Value {
+        let r = self
+            .api(reqwest::Method::POST, "/api/v1/orders")
+            .json(&json!({"email": "buyer@example.com", "name": "Bea", "product_ids": products, "transaction_id": format!("tx-{}", rand_suffix())}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.unwrap()
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[tokio::test]
+async fn the_api_needs_a_valid_token_and_answers_errors_in_json() {
+    let shop = Shop::open().await;
+    let anonymous = reqwest::Client::new()
+        .get(shop.app.url("/api/v1/products"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let forged = reqwest::Client::new()
+        .get(shop.app.url("/api/v1/products"))
+        .bearer_auth("dg_forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    let cases: Vec<(&str, StatusCode)> = vec![
+        ("{not json", StatusCode::BAD_REQUEST),
+        (
+            r#"{"product_id":"x1","name":"X","surprise":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"product_id":"x1","name":"X","max_downloads":"three"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"product_id":"Not A Slug","name":"X"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"product_id":"x1","name":""}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (body, status) in cases {
+        let r = shop
+            .api(reqwest::Method::POST, "/api/v1/products")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+    }
+    // Nothing was created by the bad requests.
+    let list: Value = shop
+        .api(reqwest::Method::GET, "/api/v1/products")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, json!([]));
+    let missing = shop
+        .api(reqwest::Method::GET, "/api/v1/orders/1234567")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let nowhere = shop
+        .api(reqwest::Method::GET, "/api/v1/nowhere")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        nowhere.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+    shop.app.stop().await;
+}
+
+#[tokio::test]
+async fn order_then_download_with_ranges_and_the_limit() {
+    let shop = Shop::open().await;
+    let file = shop.product("ebook", 1).await;
+    let order = shop.order(&["ebook"]).await;
+    let url = order["issued"][0]["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&shop.app.base), "{url}");
+    assert_eq!(order["order_number"].as_str().unwrap().len(), 17);
+    let file_url = format!("{url}/{file}");
+    let client = reqwest::Client::new();
+
+    // HEAD costs nothing and shows the headers.
+    let head = client.head(&file_url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["accept-ranges"], "bytes");
+    assert_eq!(head.headers()["cache-control"], "private, no-store");
+    assert_eq!(
+        head.headers()["content-disposition"],
+        "attachment; filename=\"Das Buch _.pdf\"; filename*=UTF-8''Das%20Buch%20%C3%BC.pdf"
+    );
+    let etag = head.headers()["etag"].to_str().unwrap().to_owned();
+
+    // 40 % then the rest: one download in all.
+    let first = client
+        .get(&file_url)
+        .header("range", "bytes=0-3999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(first.headers()["content-range"], "bytes 0-3999/10000");
+    assert_eq!(first.bytes().await.unwrap().len(), 4000);
+    let rest = client
+        .get(&file_url)
+        .header("range", "bytes=4000-")
+        .header("if-range", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(rest.bytes().await.unwrap().len(), 6000);
+    // Settling happens as the body ends; give the server a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let refused = client.get(&file_url).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("all of its 1 download")
+    );
+
+    // Unsatisfiable ranges say the length.
+    let shop2 = shop.order(&["ebook"]).await;
+    let url2 = format!("{}/{file}", shop2["issued"][0]["url"].as_str().unwrap());
+    let r = client
+        .get(&url2)
+        .header("range", "bytes=20000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.headers()["content-range"], "bytes */10000");
+    // A mismatched If-Range means the whole file.
+    let r = client
+        .get(&url2)
+        .header("range", "bytes=0-9")
+        .header("if-range", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), FILE);
+    shop.app.stop().await;
+}
+
+#[tokio::test]
+async fn sixty_four_parallel_downloads_never_exceed_one_file() {
+    let shop = Shop::open().await;
+    let file = shop.product("ebook", 1).await;
+    let order = shop.order(&["ebook"]).await;
+    let file_url = format!("{}/{file}", order["issued"][0]["url"].as_str().unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let url = file_url.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new().get(&url).send().await.unwrap();
+            let status = r.status();
+            let body = r.bytes().await.unwrap();
+            (status, body)
+        }));
+    }
+    let mut delivered = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status == StatusCode::OK {
+            delivered += body.len();
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            assert!(
+                String::from_utf8_lossy(&body).contains("download"),
+                "refusals say why"
+            );
+        }
+    }
+    assert_eq!(
+        delivered,
+        FILE.len(),
+        "exactly one file's worth of bytes left the server"
+    );
+    shop.app.stop().await;
+}
+
+#[tokio::test]
+async fn refunds_revoke_and_tricks_in_paths_find_nothing() {
+    let shop = Shop::open().await;
+    let file = shop.product("ebook", 3).await;
+    let order = shop.order(&["ebook"]).await;
+    let url = order["issued"][0]["url"].as_str().unwrap().to_owned();
+    let password = order["issued"][0]["password"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        format!("/d/{password}/{}", file + 1),
+        format!("/d/{password}/..%2F..%2Fdropgate.redb"),
+        format!("/d/{password}/%2e%2e"),
+        format!("/d/..%2F{password}/{file}"),
+        format!("/d/{}/{file}", password.replace('-', "%2F")),
+        "/d/AAAA-AAAA-AAAA-AAAA-AAAA/1".to_owned(),
+        format!("/d/{password}/-1"),
+    ] {
+        let r = client.get(shop.app.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // The stored file is only reachable through a valid link, and its key never shows.
+    let ok = client.get(format!("{url}/{file}")).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let headers = format!("{:?}", ok.headers());
+    let order_id = order["order_id"].as_u64().unwrap();
+    let refund = shop
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v1/orders/{order_id}/refund"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refund.status(), StatusCode::OK);
+    let refused = client.get(format!("{url}/{file}")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("refunded"));
+    let files_dir = shop.app.data_dir.path().join("files");
+    for entry in std::fs::read_dir(files_dir).unwrap() {
+        let key = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!headers.contains(&key), "storage key leaked in headers");
+        assert_eq!(key.len(), 32);
+    }
+    // The audit log shows who did it.
+    let audit: Value = shop
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/v1/audit?target={order_id}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["order.update", "order.create"]);
+    assert!(
+        audit[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("api-token:")
+    );
+    shop.app.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
+    let shop = Shop::with(spawn_app_with(|c| c.upload_limit_bytes = 1000).await).await;
+    shop.api(reqwest::Method::POST, "/api/v1/products")
+        .json(&json!({"product_id": "big", "name": "Big"}))
+        .send()
+        .await
+        .unwrap();
+    let r = shop
+        .api(reqwest::Method::PUT, "/api/v1/products/big/files/big.bin")
+        .body(vec![0u8; 5000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let bad_name = shop
+        .api(reqwest::Method::PUT, "/api/v1/products/big/files/..")
+        .body(vec![0u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert!(bad_name.status().is_client_error());
+    let product: Value = shop
+        .api(reqwest::Method::GET, "/api/v1/products/big")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(product["files"], json!([]));
+    let leftovers = std::fs::read_dir(shop.app.data_dir.path().join("files"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0);
+    shop.app.stop().await;
+}
