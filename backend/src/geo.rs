@@ -144,6 +144,26 @@ mod tests {
         assert_eq!(NoGeo.country("8.8.8.8".parse().unwrap()), None);
     }
 
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../server/tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn reads_both_database_layouts() {
+        for name in ["countries-maxmind.mmdb", "countries-iplocation.mmdb"] {
+            let geo = MaxMindGeo::open(&fixture(name)).unwrap();
+            let country = |ip: &str| geo.country(ip.parse().unwrap()).map(|c| c.to_string());
+            assert_eq!(country("8.8.8.8").as_deref(), Some("US"), "{name}");
+            assert_eq!(country("81.2.69.142").as_deref(), Some("GB"), "{name}");
+            assert_eq!(country("193.0.6.139").as_deref(), Some("NL"), "{name}");
+            assert_eq!(country("1.1.1.1"), None, "{name}: not in the database");
+            assert_eq!(country("127.0.0.1"), None, "{name}: loopback");
+            assert!(geo.describe().contains("built"));
+        }
+    }
+
     #[test]
     fn garbage_is_not_a_database() {
         assert!(MaxMindGeo::from_bytes(b"not a database".to_vec()).is_err());

@@ -173,3 +173,77 @@ pub struct OrderPatch {
     pub name: Option<String>,
     pub status: Option<String>,
 }
+
+// ---- password desk ----
+
+/// Find grants by exactly one of these.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantLookup {
+    pub password: Option<String>,
+    pub order_id: Option<String>,
+    pub order_number: Option<String>,
+    pub transaction_id: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Where a grant was used from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SightingView {
+    pub at: Timestamp,
+    pub ip: String,
+    pub country: Option<String>,
+}
+
+/// One use (or refused attempt) of a grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UseView {
+    pub at: Timestamp,
+    pub ip: String,
+    pub country: Option<String>,
+    pub file: Option<String>,
+    pub bytes: u64,
+    /// `allowed` or the refusal code (`second_country`, `limit_reached`, …).
+    pub outcome: String,
+}
+
+/// Usage of one file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileUsage {
+    pub file_id: crate::FileId,
+    pub name: String,
+    /// Delivered bytes ÷ file size.
+    pub downloads_used: f64,
+}
+
+/// Everything the desk shows about a grant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrantDetail {
+    pub grant_id: crate::GrantId,
+    pub order_id: crate::OrderId,
+    pub order_number: String,
+    pub transaction_id: Option<String>,
+    pub email: Email,
+    pub name: String,
+    pub product_id: crate::ProductId,
+    /// `active`, `blocked`, `expired`, `exhausted`, `revoked`, `on_hold`, `pending`.
+    pub status: String,
+    /// The lookup matched a password that was since replaced by a newer one.
+    pub replaced: bool,
+    pub issued_at: Timestamp,
+    pub valid_until: Option<Timestamp>,
+    pub max_downloads: u32,
+    pub files: Vec<FileUsage>,
+    pub locked: Option<SightingView>,
+    pub blocked_by: Option<SightingView>,
+    pub uses: Vec<UseView>,
+}
+
+/// Sending a product to any address (complimentary).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendPassword {
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+}

@@ -75,6 +75,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest product file upload.
     pub upload_limit_bytes: u64,
+    /// Days of the fresh window a desk "reset" gives.
+    pub reset_days: u32,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
 }
@@ -94,6 +96,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(20),
             max_body_bytes: 1024 * 1024,
             upload_limit_bytes: 10 * 1024 * 1024 * 1024,
+            reset_days: 31,
             shutdown_grace: Duration::from_secs(30),
         }
     }

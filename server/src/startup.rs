@@ -6,7 +6,7 @@ use crate::http::{self, HttpState, metrics::Metrics};
 use app::server::UiState;
 use backend::blobs::Blobs;
 use backend::geo::{GeoLookup, MaxMindGeo, NoGeo};
-use backend::services::{AccessConfig, CatalogService, DownloadService, OrderService};
+use backend::services::{AccessConfig, CatalogService, DeskService, DownloadService, OrderService};
 use backend::{AccessService, Store, StoreError};
 use leptos::config::{Env, LeptosOptions};
 use std::future::Future;
@@ -88,29 +88,13 @@ impl Application {
             .await?
             .map(|token| format!("{public_url}/admin/setup?token={token}"));
 
-        let blobs = match &config.storage {
-            StorageLocation::Local(dir) => {
-                Blobs::local(dir).map_err(|e| StartupError::Storage(e.to_string()))?
-            }
-            StorageLocation::S3 { .. } => {
-                return Err(StartupError::Storage(
-                    "S3 storage is not available in this build yet; use a file:// storage URL"
-                        .into(),
-                ));
-            }
-        };
-        let geo: Arc<dyn GeoLookup> = match &config.geoip_db {
-            Some(path) => {
-                let db = MaxMindGeo::open(path).map_err(StartupError::Geo)?;
-                tracing::info!(database = %path.display(), about = %db.describe(), "GeoIP database loaded");
-                Arc::new(db)
-            }
-            None => Arc::new(NoGeo),
-        };
+        let blobs = open_blobs(&config)?;
+        let geo = open_geo(&config)?;
         let key = store.download_key()?;
         let catalog = CatalogService::new(store.clone(), blobs.clone(), config.upload_limit_bytes);
         let orders = OrderService::new(store.clone(), key.clone(), public_url.clone());
-        let downloads = DownloadService::new(store.clone(), key);
+        let downloads = DownloadService::new(store.clone(), key.clone());
+        let desk = DeskService::new(store.clone(), key, orders.clone(), config.reset_days);
         let released = downloads.release_stale_reservations().await?;
         if released > 0 {
             tracing::info!(
@@ -125,6 +109,7 @@ impl Application {
             catalog,
             orders,
             downloads,
+            desk,
             blobs,
             geo,
             metrics: Arc::new(Metrics::default()),
@@ -185,6 +170,28 @@ impl Application {
         )
         .await;
     }
+}
+
+/// The object store for product files.
+fn open_blobs(config: &Config) -> Result<Blobs, StartupError> {
+    match &config.storage {
+        StorageLocation::Local(dir) => {
+            Blobs::local(dir).map_err(|e| StartupError::Storage(e.to_string()))
+        }
+        StorageLocation::S3 { .. } => Err(StartupError::Storage(
+            "S3 storage is not available in this build yet; use a file:// storage URL".into(),
+        )),
+    }
+}
+
+/// The GeoIP database, or none (every country unknown).
+fn open_geo(config: &Config) -> Result<Arc<dyn GeoLookup>, StartupError> {
+    let Some(path) = &config.geoip_db else {
+        return Ok(Arc::new(NoGeo));
+    };
+    let db = MaxMindGeo::open(path).map_err(StartupError::Geo)?;
+    tracing::info!(database = %path.display(), about = %db.describe(), "GeoIP database loaded");
+    Ok(Arc::new(db))
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

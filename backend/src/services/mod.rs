@@ -5,6 +5,7 @@
 mod access;
 pub mod audit;
 mod catalog;
+mod desk;
 mod downloads;
 mod error;
 mod orders;
@@ -12,6 +13,7 @@ mod orders;
 pub use access::{AccessConfig, AccessService, NewSession};
 pub use audit::Actor;
 pub use catalog::CatalogService;
+pub use desk::DeskService;
 pub use downloads::{
     BuyerPage, Client, DownloadService, FileOffer, GrantPage, RangeRequest, Refusal, Ticket,
     reason_code,

@@ -414,7 +414,8 @@ fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
     })
 }
 
-fn fresh_password() -> DownloadPassword {
+/// A new random password from the OS RNG.
+pub(super) fn fresh_password() -> DownloadPassword {
     let mut bytes = [0u8; RANDOM_BYTES];
     rand::rngs::OsRng
         .try_fill_bytes(&mut bytes)

@@ -13,8 +13,8 @@ use backend::ServiceError;
 use backend::services::audit::read_audit;
 use backend::services::{Actor, OrderQuery};
 use backend::store::delivery::OrderSource;
-use domain::wire::{NewOrder, NewProduct, OrderPatch, ProductPatch};
-use domain::{FileId, OrderId, ProductId};
+use domain::wire::{GrantLookup, NewOrder, NewProduct, OrderPatch, ProductPatch, SendPassword};
+use domain::{FileId, GrantId, OrderId, ProductId};
 use futures::TryStreamExt;
 use http::{StatusCode, header};
 use serde::Deserialize;
@@ -218,6 +218,13 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/v1/orders/{order_id}/refund", post(refund_order))
         .route("/api/v1/orders/{order_id}/exchange", post(exchange_order))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/grants/lookup", post(lookup_grants))
+        .route("/api/v1/grants/{grant_id}", get(get_grant))
+        .route("/api/v1/grants/{grant_id}/{action}", post(grant_action))
+        .route(
+            "/api/v1/products/{product_id}/send-password",
+            post(send_password),
+        )
 }
 
 /// The file routes: `PUT` streams an upload (no whole-body limit: the service enforces the
@@ -432,6 +439,65 @@ async fn audit(
 ) -> ApiResult<Response> {
     let entries = read_audit(&s.store, q.limit.unwrap_or(100).min(1000), q.target).await?;
     Ok(Json(entries).into_response())
+}
+
+async fn lookup_grants(
+    State(s): State<HttpState>,
+    ApiJson(query): ApiJson<GrantLookup>,
+) -> ApiResult<Response> {
+    Ok(Json(s.desk.lookup(query, backend::clock::now()).await?).into_response())
+}
+
+fn grant_id(text: &str) -> ApiResult<GrantId> {
+    text.parse::<u64>().map(GrantId::new).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("there is no grant {text}"),
+        )
+    })
+}
+
+async fn get_grant(
+    State(s): State<HttpState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    Ok(Json(s.desk.grant(grant_id(&id)?, backend::clock::now()).await?).into_response())
+}
+
+async fn grant_action(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let id = grant_id(&id)?;
+    let now = backend::clock::now();
+    Ok(match action.as_str() {
+        "reset" => Json(s.desk.reset(id, actor, now).await?).into_response(),
+        "unblock" => Json(s.desk.unblock(id, actor, now).await?).into_response(),
+        "expire" => Json(s.desk.expire(id, actor, now).await?).into_response(),
+        "resend" => Json(s.desk.resend(id, actor, now).await?).into_response(),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("there is no grant action '{other}' (reset, unblock, expire, resend)"),
+            ));
+        }
+    })
+}
+
+async fn send_password(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<SendPassword>,
+) -> ApiResult<Response> {
+    let created = s
+        .desk
+        .send_password(&id, body, actor, backend::clock::now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// Unknown `/api/…` paths answer in JSON too.

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get};
 use backend::blobs::Blobs;
 use backend::geo::GeoLookup;
-use backend::services::{CatalogService, DownloadService, OrderService};
+use backend::services::{CatalogService, DeskService, DownloadService, OrderService};
 use backend::{AccessService, Store};
 use domain::net::IpNet;
 use http::{HeaderMap, StatusCode, header};
@@ -33,6 +33,7 @@ pub struct HttpState {
     pub catalog: CatalogService,
     pub orders: OrderService,
     pub downloads: DownloadService,
+    pub desk: DeskService,
     pub blobs: Blobs,
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,

@@ -1,0 +1,377 @@
+//! The password desk: find grants by password, order ID, order number, transaction ID or
+//! email; see every use; reset, unblock, expire, resend (rotate); send a product to any
+//! address. Every action is audited.
+
+use super::ServiceError;
+use super::audit::{Actor, record_audit};
+use super::orders::OrderService;
+use crate::auth::download_key::DownloadKey;
+use crate::store::delivery::{self as rows, GrantRecord, OrderSource, Outcome, Sighting};
+use crate::store::{Store, StoreError};
+use domain::rules::downloads_used;
+use domain::wire::{
+    CreatedOrder, FileUsage, GrantDetail, GrantLookup, IssuedGrant, NewOrder, SendPassword,
+    SightingView, UseView,
+};
+use domain::{DownloadPassword, Email, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
+use redb::ReadTransaction;
+use std::time::Duration;
+
+/// The vendor's support desk.
+#[derive(Clone, Debug)]
+pub struct DeskService {
+    store: Store,
+    key: DownloadKey,
+    orders: OrderService,
+    reset_window: Duration,
+}
+
+impl DeskService {
+    pub fn new(store: Store, key: DownloadKey, orders: OrderService, reset_days: u32) -> Self {
+        Self {
+            store,
+            key,
+            orders,
+            reset_window: Duration::from_secs(u64::from(reset_days) * 86_400),
+        }
+    }
+
+    /// Grants matching exactly one criterion, newest first.
+    pub async fn lookup(
+        &self,
+        query: GrantLookup,
+        now: Timestamp,
+    ) -> Result<Vec<GrantDetail>, ServiceError> {
+        let given = [
+            &query.password,
+            &query.order_id,
+            &query.order_number,
+            &query.transaction_id,
+            &query.email,
+        ]
+        .iter()
+        .filter(|v| v.as_deref().is_some_and(|t| !t.trim().is_empty()))
+        .count();
+        if given != 1 {
+            return Err(ServiceError::invalid(
+                "query",
+                "search by exactly one of password, order_id, order_number, transaction_id or email",
+            ));
+        }
+        let digest = match &query.password {
+            Some(p) => Some(self.key.digest(
+                &DownloadPassword::parse(p).map_err(|e| ServiceError::invalid("password", e))?,
+            )),
+            None => None,
+        };
+        let order_id = query
+            .order_id
+            .as_deref()
+            .map(|t| {
+                OrderId::parse(t).ok_or_else(|| {
+                    ServiceError::invalid("order_id", "an order ID has exactly 7 digits")
+                })
+            })
+            .transpose()?;
+        let email = query
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|e| ServiceError::invalid("email", e))?;
+        self.store
+            .run(move |s| {
+                s.read(|tx| {
+                    let mut found: Vec<(GrantId, bool)> = Vec::new();
+                    if let Some(d) = digest
+                        && let Some(g) = rows::grant_by_digest(tx, &d)?
+                    {
+                        let current = rows::grant(tx, g)?.is_some_and(|r| r.password_digest == d);
+                        found.push((g, !current));
+                    }
+                    let mut orders = Vec::new();
+                    orders.extend(order_id);
+                    if let Some(n) = &query.order_number {
+                        orders.extend(rows::order_by_number(tx, n.trim())?);
+                    }
+                    if let Some(t) = &query.transaction_id {
+                        orders.extend(rows::order_by_transaction(tx, t.trim())?);
+                    }
+                    if let Some(e) = &email {
+                        orders.extend(rows::orders_by_email(tx, e)?);
+                    }
+                    for o in orders {
+                        if let Some(order) = rows::order(tx, o)? {
+                            found.extend(order.grants.iter().map(|g| (*g, false)));
+                        }
+                    }
+                    let mut details = found
+                        .into_iter()
+                        .map(|(g, replaced)| detail(tx, g, replaced, now))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    details.sort_by_key(|d| std::cmp::Reverse(d.issued_at));
+                    Ok(details)
+                })
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    /// One grant.
+    pub async fn grant(&self, id: GrantId, now: Timestamp) -> Result<GrantDetail, ServiceError> {
+        self.store
+            .run(move |s| s.read(|tx| detail(tx, id, false, now)))
+            .await
+            .map_err(|e| match e {
+                StoreError::Corrupt { kind: "grant", .. } => not_found(id),
+                other => other.into(),
+            })
+    }
+
+    /// A fresh window from now (31 days by default); ledger, lock and block cleared.
+    pub async fn reset(
+        &self,
+        id: GrantId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<GrantDetail, ServiceError> {
+        let window = self.reset_window;
+        self.change(id, actor, now, "grant.reset", move |g| {
+            g.valid_until = Some(now.plus(window));
+            g.ledger.clear();
+            g.locked = None;
+            g.blocked_by = None;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Lifts the block and clears the lock; window and counts stay.
+    pub async fn unblock(
+        &self,
+        id: GrantId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<GrantDetail, ServiceError> {
+        self.change(id, actor, now, "grant.unblock", |g| {
+            if g.blocked_by.is_none() {
+                return Err(ServiceError::Conflict("this grant is not blocked".into()));
+            }
+            g.blocked_by = None;
+            g.locked = None;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the grant now.
+    pub async fn expire(
+        &self,
+        id: GrantId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<GrantDetail, ServiceError> {
+        self.change(id, actor, now, "grant.expire", move |g| {
+            g.valid_until = Some(now.minus(Duration::from_millis(1)));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Rotates the password: the old link stops working, counts, window and lock stay.
+    /// Returns the new password (for the buyer's mail).
+    pub async fn resend(
+        &self,
+        id: GrantId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<IssuedGrant, ServiceError> {
+        let password = super::orders::fresh_password();
+        let digest = self.key.digest(&password);
+        let detail = self
+            .change(id, actor, now, "grant.resend", move |g| {
+                let old = std::mem::replace(&mut g.password_digest, digest);
+                g.replaced_digests.push(old);
+                Ok(())
+            })
+            .await?;
+        Ok(IssuedGrant {
+            grant_id: id,
+            product_id: detail.product_id,
+            url: self.orders.link(&password),
+            password: password.display(),
+        })
+    }
+
+    /// A complimentary confirmed order for one product, to any address.
+    pub async fn send_password(
+        &self,
+        product: &str,
+        input: SendPassword,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<CreatedOrder, ServiceError> {
+        let product = ProductId::parse(product).map_err(ServiceError::NotFound)?;
+        let order = NewOrder {
+            email: input.email,
+            name: input.name,
+            product_ids: vec![product.to_string()],
+            transaction_id: None,
+            status: None,
+        };
+        self.orders
+            .create(order, OrderSource::Complimentary, actor, now)
+            .await
+            .map_err(|e| match e {
+                ServiceError::Invalid {
+                    field: "product_ids",
+                    message,
+                } => ServiceError::NotFound(message),
+                other => other,
+            })
+    }
+
+    async fn change(
+        &self,
+        id: GrantId,
+        actor: Actor,
+        now: Timestamp,
+        action: &'static str,
+        apply: impl FnOnce(&mut GrantRecord) -> Result<(), ServiceError> + Send + 'static,
+    ) -> Result<GrantDetail, ServiceError> {
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let before = rows::grant_in(tx, id)?.ok_or_else(|| not_found(id))?;
+                    let mut after = before.clone();
+                    apply(&mut after)?;
+                    rows::put_grant(tx, id, &after)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        action,
+                        &format!("grant:{id}"),
+                        Some(&audit_view(&before)),
+                        Some(&audit_view(&after)),
+                        now,
+                    )?;
+                    Ok::<_, ServiceError>(())
+                })
+            })
+            .await?;
+        self.grant(id, now).await
+    }
+}
+
+fn not_found(id: GrantId) -> ServiceError {
+    ServiceError::NotFound(format!("there is no grant {id}"))
+}
+
+/// What the audit log keeps of a grant (never password digests).
+fn audit_view(g: &GrantRecord) -> serde_json::Value {
+    serde_json::json!({
+        "valid_until": g.valid_until,
+        "locked": g.locked.as_ref().map(sighting),
+        "blocked_by": g.blocked_by.as_ref().map(sighting),
+        "delivered": g.ledger.iter().map(|l| l.delivered).sum::<u64>(),
+        "passwords_replaced": g.replaced_digests.len(),
+        "revoked_at": g.revoked_at,
+    })
+}
+
+fn sighting(s: &Sighting) -> SightingView {
+    SightingView {
+        at: s.at,
+        ip: s.ip.to_string(),
+        country: s.country.map(|c| c.to_string()),
+    }
+}
+
+fn detail(
+    tx: &ReadTransaction,
+    id: GrantId,
+    replaced: bool,
+    now: Timestamp,
+) -> Result<GrantDetail, StoreError> {
+    let g = rows::grant(tx, id)?.ok_or(StoreError::Corrupt {
+        kind: "grant",
+        detail: format!("{id} missing"),
+    })?;
+    let order = rows::order(tx, g.order_id)?.ok_or(StoreError::Corrupt {
+        kind: "order",
+        detail: format!("of grant {id}"),
+    })?;
+    let product = rows::product(tx, &g.product_id)?;
+    let mut files = Vec::new();
+    for fid in product.iter().flat_map(|p| &p.files) {
+        if let Some(f) = rows::file(tx, *fid)? {
+            let delivered = g
+                .ledger
+                .iter()
+                .find(|l| l.file == *fid)
+                .map_or(0, |l| l.delivered);
+            files.push(FileUsage {
+                file_id: *fid,
+                name: f.name,
+                downloads_used: downloads_used(delivered, f.size),
+            });
+        }
+    }
+    let names: std::collections::HashMap<_, _> =
+        files.iter().map(|f| (f.file_id, f.name.clone())).collect();
+    let uses = rows::grant_events(tx, id)?
+        .into_iter()
+        .map(|e| UseView {
+            at: e.at,
+            ip: e.ip.to_string(),
+            country: e.country.map(|c| c.to_string()),
+            file: e.file.map(|f| {
+                names
+                    .get(&f)
+                    .cloned()
+                    .unwrap_or_else(|| format!("file {f}"))
+            }),
+            bytes: e.bytes,
+            outcome: match e.outcome {
+                Outcome::Allowed => "allowed".to_owned(),
+                Outcome::Refused(code) => code,
+            },
+        })
+        .collect();
+    let exhausted = g.max_downloads > 0
+        && !files.is_empty()
+        && files
+            .iter()
+            .all(|f| f.downloads_used >= f64::from(g.max_downloads) - 1e-9);
+    let status = if g.revoked_at.is_some() || order.status == OrderStatus::Refunded {
+        "revoked".to_owned()
+    } else if order.status != OrderStatus::Confirmed {
+        order.status.as_str().to_owned()
+    } else if g.blocked_by.is_some() {
+        "blocked".to_owned()
+    } else if g.valid_until.is_some_and(|u| now > u) {
+        "expired".to_owned()
+    } else if exhausted {
+        "exhausted".to_owned()
+    } else {
+        "active".to_owned()
+    };
+    Ok(GrantDetail {
+        grant_id: id,
+        order_id: g.order_id,
+        order_number: order.order_number,
+        transaction_id: order.transaction_id,
+        email: order.email,
+        name: order.name,
+        product_id: g.product_id.clone(),
+        status,
+        replaced,
+        issued_at: g.issued_at,
+        valid_until: g.valid_until,
+        max_downloads: g.max_downloads,
+        files,
+        locked: g.locked.as_ref().map(sighting),
+        blocked_by: g.blocked_by.as_ref().map(sighting),
+        uses,
+    })
+}

@@ -1,0 +1,356 @@
+//! The seed story over HTTP, with a real GeoIP database and a trusted proxy: a password used
+//! from one country and tried from a second is blocked; the vendor sees both IPs and
+//! countries in the desk, unblocks, resets, expires, resends, and sends a new password.
+
+mod common;
+
+use common::{TestApp, spawn_app_with};
+use domain::net::IpNet;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const US: &str = "8.8.8.8";
+const GB: &str = "81.2.69.142";
+
+async fn shop(trusted_proxy: bool) -> (TestApp, String) {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/countries-iplocation.mmdb");
+    let app = spawn_app_with(|c| {
+        c.geoip_db = Some(fixture);
+        if trusted_proxy {
+            c.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
+        }
+    })
+    .await;
+    let (_, token) = app
+        .access()
+        .create_api_token("tests", backend::clock::now())
+        .await
+        .unwrap();
+    (app, token)
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = reqwest::Client::new()
+        .request(method, app.url(path))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Creates a product (3 downloads, 31 days, country lock) with one file and an order.
+async fn order(app: &TestApp, token: &str) -> (String, u64, Value) {
+    call(app, token, Method::POST, "/api/v1/products", Some(json!({"product_id": "ebook", "name": "The Book", "max_downloads": 3, "download_days": 31}))).await;
+    let file: Value = reqwest::Client::new()
+        .put(app.url("/api/v1/products/ebook/files/book.pdf"))
+        .bearer_auth(token)
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, created) = call(app, token, Method::POST, "/api/v1/orders", Some(json!({"email": "bea@example.com", "name": "Bea", "product_ids": ["ebook"], "transaction_id": "PAY-1"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    (
+        created["issued"][0]["url"].as_str().unwrap().to_owned(),
+        file["file_id"].as_u64().unwrap(),
+        created,
+    )
+}
+
+async fn download_from(url: &str, file: u64, ip: &str) -> (StatusCode, String) {
+    let r = reqwest::Client::new()
+        .get(format!("{url}/{file}"))
+        .header("x-forwarded-for", ip)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = r.bytes().await.unwrap();
+    // Let the server settle the body's bytes.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story, told in the order a vendor lives it
+async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_expires() {
+    let (app, token) = shop(true).await;
+    let (url, file, created) = order(&app, &token).await;
+    let password = created["issued"][0]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let grant = created["issued"][0]["grant_id"].as_u64().unwrap();
+
+    assert_eq!(
+        download_from(&url, file, US).await.0,
+        StatusCode::PARTIAL_CONTENT
+    );
+    let (status, text) = download_from(&url, file, GB).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("second country"), "{text}");
+    assert_eq!(
+        download_from(&url, file, US).await.0,
+        StatusCode::FORBIDDEN,
+        "blocked for everyone now"
+    );
+
+    // The desk finds it by password, order ID and order number, and shows both countries.
+    let order_id = created["order_id"].as_u64().unwrap().to_string();
+    let order_number = created["order_number"].as_str().unwrap().to_owned();
+    for query in [
+        json!({"password": password.to_lowercase()}),
+        json!({"order_id": order_id}),
+        json!({"order_number": order_number}),
+        json!({"transaction_id": "PAY-1"}),
+        json!({"email": "BEA@example.com"}),
+    ] {
+        let (status, found) = call(
+            &app,
+            &token,
+            Method::POST,
+            "/api/v1/grants/lookup",
+            Some(query.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        let g = &found[0];
+        assert_eq!(g["status"], "blocked", "{query}");
+        assert_eq!(
+            (g["locked"]["country"].as_str(), g["locked"]["ip"].as_str()),
+            (Some("US"), Some(US))
+        );
+        assert_eq!(
+            (
+                g["blocked_by"]["country"].as_str(),
+                g["blocked_by"]["ip"].as_str()
+            ),
+            (Some("GB"), Some(GB))
+        );
+        let outcomes: Vec<&str> = g["uses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(outcomes, vec!["allowed", "second_country", "blocked"]);
+        assert_eq!(g["uses"][0]["bytes"], 100);
+        assert_eq!(g["uses"][0]["file"], "book.pdf");
+    }
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/grants/lookup",
+        Some(json!({"order_id": "123", "email": "x@example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Unblock: the lock is cleared, so the next country becomes the lock.
+    let (status, g) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/grants/{grant}/unblock"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, g["status"].as_str()),
+        (StatusCode::OK, Some("active"))
+    );
+    assert_eq!(
+        download_from(&url, file, GB).await.0,
+        StatusCode::PARTIAL_CONTENT
+    );
+    assert_eq!(download_from(&url, file, US).await.0, StatusCode::FORBIDDEN);
+
+    // Reset: a new 31-day window, counts, lock and block cleared.
+    let (_, g) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/grants/{grant}/reset"),
+        None,
+    )
+    .await;
+    assert_eq!(g["status"], "active");
+    assert!(g["locked"].is_null() && g["blocked_by"].is_null());
+    let until = g["valid_until"].as_i64().unwrap();
+    let now = backend::clock::now().unix_millis();
+    assert!(
+        (until - now - 31 * 86_400_000).abs() < 60_000,
+        "{until} vs {now}"
+    );
+    assert_eq!(
+        download_from(&url, file, US).await.0,
+        StatusCode::PARTIAL_CONTENT
+    );
+
+    // Expire: ends now.
+    let (_, g) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/grants/{grant}/expire"),
+        None,
+    )
+    .await;
+    assert_eq!(g["status"], "expired");
+    let (status, text) = download_from(&url, file, US).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("ended"), "{text}");
+
+    // The audit log has every action.
+    let (_, audit) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/api/v1/audit?target=grant:{grant}"),
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["grant.expire", "grant.reset", "grant.unblock"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resend_rotates_the_password_and_send_password_reaches_any_address() {
+    let (app, token) = shop(true).await;
+    let (old_url, file, created) = order(&app, &token).await;
+    let old_password = created["issued"][0]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let grant = created["issued"][0]["grant_id"].as_u64().unwrap();
+    assert_eq!(
+        download_from(&old_url, file, US).await.0,
+        StatusCode::PARTIAL_CONTENT
+    );
+
+    let (status, issued) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/grants/{grant}/resend"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let new_url = issued["url"].as_str().unwrap();
+    assert_ne!(new_url, old_url);
+    assert_eq!(
+        download_from(&old_url, file, US).await.0,
+        StatusCode::NOT_FOUND,
+        "the old link stops working"
+    );
+    assert_eq!(
+        download_from(new_url, file, US).await.0,
+        StatusCode::PARTIAL_CONTENT,
+        "the lock and counts carry over"
+    );
+    let (_, found) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/grants/lookup",
+        Some(json!({"password": old_password})),
+    )
+    .await;
+    assert_eq!(found[0]["replaced"], true);
+    assert_eq!(found[0]["uses"].as_array().unwrap().len(), 2);
+
+    let (status, gift) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/products/ebook/send-password",
+        Some(json!({"email": "friend@example.com", "name": "Fred"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(gift["source"], "complimentary");
+    assert_eq!(gift["status"], "confirmed");
+    assert_eq!(
+        download_from(gift["issued"][0]["url"].as_str().unwrap(), file, GB)
+            .await
+            .0,
+        StatusCode::PARTIAL_CONTENT
+    );
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/products/nope/send-password",
+        Some(json!({"email": "friend@example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/products/ebook/send-password",
+        Some(json!({"email": "not-an-address"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_cannot_fake_a_country() {
+    let (app, token) = shop(false).await;
+    let (url, file, _) = order(&app, &token).await;
+    // Without a trusted proxy the header is ignored: the peer (loopback) has no country,
+    // so no country is locked and nothing can be blocked.
+    assert_eq!(
+        download_from(&url, file, US).await.0,
+        StatusCode::PARTIAL_CONTENT
+    );
+    assert_eq!(
+        download_from(&url, file, GB).await.0,
+        StatusCode::PARTIAL_CONTENT
+    );
+    let (_, found) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/grants/lookup",
+        Some(json!({"email": "bea@example.com"})),
+    )
+    .await;
+    assert!(found[0]["locked"].is_null());
+    assert!(
+        found[0]["uses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["ip"] == "127.0.0.1")
+    );
+    app.stop().await;
+}
