@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod buyer;
 pub mod error;
 pub mod format;
 #[cfg(feature = "ssr")]
@@ -12,7 +13,7 @@ pub mod server;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 /// Name of the WASM/JS bundle under `/pkg/` (wasm-bindgen's `--out-name`).
 pub const BUNDLE_NAME: &str = "dropgate";
@@ -48,6 +49,7 @@ pub fn App() -> impl IntoView {
         <Title formatter=|page: String| if page.is_empty() { "Dropgate".to_owned() } else { format!("{page} · Dropgate") }/>
         <Router>
             <Routes fallback=admin::NotFound>
+                <Route path=path!("/d/:password") view=buyer::DownloadPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/login") view=admin::LoginPage/>
                 <Route path=path!("/admin/setup") view=admin::SetupPage/>
                 <ParentRoute path=path!("/admin") view=admin::AdminLayout>

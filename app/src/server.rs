@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 #[derive(Clone, Debug)]
 pub struct UiState {
     pub access: AccessService,
+    pub downloads: backend::services::DownloadService,
     pub started_at: Timestamp,
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,

@@ -247,3 +247,38 @@ pub struct SendPassword {
     #[serde(default)]
     pub name: String,
 }
+
+// ---- buyer page ----
+
+/// What the buyer page shows for a password.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum BuyerPage {
+    /// The password matches nothing (or was replaced by a newer link).
+    Unknown,
+    Ready(GrantPage),
+    Refused {
+        product_name: String,
+        reason: crate::Denied,
+        explanation: String,
+    },
+}
+
+/// A usable grant, for the buyer page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrantPage {
+    pub product_name: String,
+    pub valid_until: Option<Timestamp>,
+    pub max_downloads: u32,
+    pub files: Vec<FileOffer>,
+}
+
+/// One file on the buyer page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileOffer {
+    pub file_id: crate::FileId,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Downloads left (fractional after partial downloads); `None` when unlimited.
+    pub downloads_left: Option<f64>,
+}

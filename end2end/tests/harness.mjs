@@ -1,7 +1,7 @@
 // Test harness: starts the real dropgate binary on 127.0.0.1 with a temporary data dir,
 // and Debian's Chromium through playwright-core. Everything is stopped after each test.
 
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -11,11 +11,16 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 export const screenshotDir = join(here, '..', 'screenshots');
 
-/** Starts `dropgate serve` on a free port; resolves once it prints its URL. */
-export async function startServer(extraArgs = []) {
+/** Starts `dropgate serve` on a free port; resolves once it prints its URL.
+ *  With `apiToken: true`, an API token is created first (`dropgate token create`). */
+export async function startServer(extraArgs = [], { apiToken = false } = {}) {
   const bin = process.env.DROPGATE_BIN;
   if (!bin) throw new Error('set DROPGATE_BIN to the built dropgate binary (cargo xtask test does)');
   const dataDir = mkdtempSync(join(tmpdir(), 'dropgate-e2e-'));
+  let token = null;
+  if (apiToken) {
+    token = execFileSync(bin, ['token', 'create', '--data-dir', dataDir, '--name', 'e2e'], { encoding: 'utf8' }).trim();
+  }
   const child = spawn(bin, ['serve', '--data-dir', dataDir, '--bind', '127.0.0.1:0', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
@@ -41,6 +46,18 @@ export async function startServer(extraArgs = []) {
   return {
     baseUrl,
     setupLink,
+    token,
+    /** Calls the REST API with the token. */
+    async api(method, path, body, contentType = 'application/json') {
+      const response = await fetch(baseUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': contentType },
+        body: body === undefined ? undefined : contentType === 'application/json' ? JSON.stringify(body) : body,
+      });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+      return text ? JSON.parse(text) : null;
+    },
     output: () => output,
     async stop() {
       child.kill('SIGTERM');

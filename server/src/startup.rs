@@ -108,7 +108,7 @@ impl Application {
             access: access.clone(),
             catalog,
             orders,
-            downloads,
+            downloads: downloads.clone(),
             desk,
             blobs,
             geo,
@@ -118,6 +118,7 @@ impl Application {
         };
         let ui = UiState {
             access: access.clone(),
+            downloads: downloads.clone(),
             started_at: backend::clock::now(),
             secure_cookies: public_url.starts_with("https://"),
         };

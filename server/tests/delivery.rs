@@ -404,3 +404,72 @@ async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
     assert_eq!(leftovers, 0);
     shop.app.stop().await;
 }
+
+#[tokio::test]
+async fn the_buyer_page_shows_the_files_or_says_why_not_without_javascript() {
+    let shop = Shop::open().await;
+    let file = shop.product("ebook", 3).await;
+    let order = shop.order(&["ebook"]).await;
+    let url = order["issued"][0]["url"].as_str().unwrap().to_owned();
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    for expected in [
+        "The Book",
+        "Download Das Buch ü.pdf",
+        "3 of 3 downloads left",
+        "You can download until",
+        "9.8 KiB",
+    ] {
+        assert!(html.contains(expected), "missing {expected:?} in {html}");
+    }
+    assert!(
+        html.contains(&format!(
+            "href=\"{}/{file}\"",
+            url.trim_start_matches(&shop.app.base)
+        )),
+        "{html}"
+    );
+    // The file's SHA-256 is shown in full.
+    let digest = html
+        .split("<code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .unwrap();
+    assert_eq!(digest.len(), 64);
+
+    let order_id = order["order_id"].as_u64().unwrap();
+    shop.api(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/orders/{order_id}"),
+    )
+    .json(&json!({"status": "on_hold"}))
+    .send()
+    .await
+    .unwrap();
+    let held = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(held.contains("This order is on hold"), "{held}");
+    shop.api(
+        reqwest::Method::POST,
+        &format!("/api/v1/orders/{order_id}/refund"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let refunded = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(refunded.contains("This order was refunded"), "{refunded}");
+
+    let unknown = reqwest::get(shop.app.url("/d/AAAA-BBBB-CCCC-DDDD-EEEE"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(
+        unknown
+            .text()
+            .await
+            .unwrap()
+            .contains("This download link is not valid")
+    );
+    shop.app.stop().await;
+}

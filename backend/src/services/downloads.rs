@@ -14,8 +14,8 @@ use crate::store::delivery::{
 use crate::store::{Store, StoreError};
 use domain::range::{self, RangeAnswer};
 use domain::rules::{Attempt, Denied, GrantFacts, byte_budget, downloads_used};
+pub use domain::wire::{BuyerPage, FileOffer, GrantPage};
 use domain::{CountryCode, DownloadPassword, FileId, GrantId, ProductId, Timestamp, authorize};
-use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// Who is asking, as far as the rules and the log care.
@@ -69,39 +69,6 @@ pub struct Ticket {
     pub answer: RangeAnswer,
     pub reserved: u64,
     event: u64,
-}
-
-/// What the buyer page shows for a password.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum BuyerPage {
-    /// The password matches nothing (or was replaced by a newer link).
-    Unknown,
-    Ready(GrantPage),
-    Refused {
-        product_name: String,
-        reason: Denied,
-        explanation: String,
-    },
-}
-
-/// A usable grant, for the buyer page.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GrantPage {
-    pub product_name: String,
-    pub valid_until: Option<Timestamp>,
-    pub max_downloads: u32,
-    pub files: Vec<FileOffer>,
-}
-
-/// One file on the buyer page.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FileOffer {
-    pub file_id: FileId,
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
-    /// Downloads left (fractional after partial downloads); `None` when unlimited.
-    pub downloads_left: Option<f64>,
 }
 
 /// Downloads and the buyer page.

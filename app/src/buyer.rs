@@ -1,0 +1,114 @@
+//! The buyer's download page, `/d/{password}`: the product, each file with its size and
+//! SHA-256, downloads left and the end of the window — or, in plain words, why not.
+//! Rendered completely on the server (readable without JavaScript), hydrated when it can be.
+
+use crate::error::AppError;
+use crate::format;
+use domain::wire::BuyerPage;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+/// The page's facts for a password.
+#[server(prefix = "/rpc", endpoint = "buyer-page")]
+pub async fn load_buyer_page(password: String) -> Result<BuyerPage, AppError> {
+    use crate::server::{respond, state};
+    respond(
+        async move {
+            Ok(state()?
+                .downloads
+                .page(&password, backend::clock::now())
+                .await?)
+        }
+        .await,
+    )
+}
+
+/// `/d/{password}`.
+#[component]
+pub fn DownloadPage() -> impl IntoView {
+    let params = use_params_map();
+    let password = move || params.read().get("password").unwrap_or_default();
+    let page = Resource::new(password, load_buyer_page);
+    view! {
+        <main class="buyer">
+            <Suspense fallback=|| view! { <p class="muted">"Loading your download…"</p> }>
+                {move || page.get().map(|result| match result {
+                    Ok(BuyerPage::Ready(ready)) => {
+                        let link_base = format!("/d/{}", password());
+                        let until = ready.valid_until.map_or_else(
+                            || "Your downloads do not expire.".to_owned(),
+                            |u| format!("You can download until {}.", u.human()),
+                        );
+                        view! {
+                            <Title text=ready.product_name.clone()/>
+                            <section class="card">
+                                <h1>{ready.product_name.clone()}</h1>
+                                <p>{until}</p>
+                                <ul class="files">
+                                    {ready.files.into_iter().map(|f| {
+                                        let left = f.downloads_left.map_or_else(
+                                            || "unlimited downloads".to_owned(),
+                                            |l| format!("{} of {} downloads left", trim(l), ready.max_downloads),
+                                        );
+                                        view! {
+                                            <li class="file">
+                                                <a class="download" href=format!("{link_base}/{}", f.file_id) download=f.name.clone()>
+                                                    {format!("Download {}", f.name)}
+                                                </a>
+                                                <span class="muted">{format!(" {} · {left}", format::bytes(f.size))}</span>
+                                                <div class="checksum"><span class="muted">"SHA-256 "</span><code>{f.sha256}</code></div>
+                                            </li>
+                                        }
+                                    }).collect_view()}
+                                </ul>
+                                <p class="muted">"A download that breaks off can be resumed: only what arrives counts."</p>
+                            </section>
+                        }.into_any()
+                    }
+                    Ok(BuyerPage::Refused { product_name, explanation, .. }) => view! {
+                        <Title text=product_name.clone()/>
+                        <section class="card">
+                            <h1>{product_name}</h1>
+                            <p class="notice error" role="alert">{explanation}</p>
+                        </section>
+                    }.into_any(),
+                    Ok(BuyerPage::Unknown) => {
+                        #[cfg(feature = "ssr")]
+                        if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
+                            options.set_status(http::StatusCode::NOT_FOUND);
+                        }
+                        view! {
+                            <Title text="Link not valid"/>
+                            <section class="card">
+                                <h1>"This download link is not valid"</h1>
+                                <p>"Check that you copied the whole link from your email. If the seller sent you a newer link, the older one no longer works."</p>
+                            </section>
+                        }.into_any()
+                    }
+                    Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+/// `2.4` → "2.4", `3.0` → "3".
+fn trim(value: f64) -> String {
+    let rounded = (value * 10.0).floor() / 10.0;
+    if (rounded - rounded.trunc()).abs() < 1e-9 {
+        format!("{rounded:.0}")
+    } else {
+        format!("{rounded:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn downloads_left_reads_well() {
+        assert_eq!(super::trim(3.0), "3");
+        assert_eq!(super::trim(2.46), "2.4");
+        assert_eq!(super::trim(0.0), "0");
+    }
+}
