@@ -473,3 +473,57 @@ async fn the_buyer_page_shows_the_files_or_says_why_not_without_javascript() {
     );
     shop.app.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_what_buyers_still_need_asks_for_force_and_leaves_no_orphans() {
+    let shop = Shop::open().await;
+    let file = shop.product("ebook", 3).await;
+    shop.order(&["ebook"]).await;
+    let refused = shop
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/products/ebook/files/{file}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(
+        refused.json::<Value>().await.unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 buyer can still download")
+    );
+    let refused = shop
+        .api(reqwest::Method::DELETE, "/api/v1/products/ebook")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let files_dir = shop.app.data_dir.path().join("files");
+    assert_eq!(
+        std::fs::read_dir(&files_dir).unwrap().count(),
+        1,
+        "nothing deleted"
+    );
+    let forced = shop
+        .api(reqwest::Method::DELETE, "/api/v1/products/ebook?force=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        std::fs::read_dir(&files_dir).unwrap().count(),
+        0,
+        "the object went with the product"
+    );
+    assert_eq!(
+        shop.api(reqwest::Method::GET, "/api/v1/products/ebook")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    shop.app.stop().await;
+}

@@ -232,6 +232,7 @@ impl CatalogService {
         &self,
         id: ProductId,
         file: FileId,
+        force: bool,
         actor: Actor,
         now: Timestamp,
     ) -> Result<(), ServiceError> {
@@ -240,6 +241,7 @@ impl CatalogService {
             .run(move |s| {
                 s.write(|tx| {
                     let mut product = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    refuse_if_live(tx, &id, force, now)?;
                     let Some(pos) = product.files.iter().position(|f| *f == file) else {
                         return Err(ServiceError::NotFound(format!(
                             "product {id} has no file {file}"
@@ -277,6 +279,7 @@ impl CatalogService {
     pub async fn delete(
         &self,
         id: ProductId,
+        force: bool,
         actor: Actor,
         now: Timestamp,
     ) -> Result<(), ServiceError> {
@@ -285,6 +288,7 @@ impl CatalogService {
             .run(move |s| {
                 s.write(|tx| {
                     let product = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    refuse_if_live(tx, &id, force, now)?;
                     let mut keys = Vec::new();
                     for file in &product.files {
                         if let Some(record) = rows::file_in(tx, *file)? {
@@ -314,6 +318,26 @@ impl CatalogService {
         }
         Ok(())
     }
+}
+
+/// Buyers who can still download must not lose their files by accident.
+fn refuse_if_live(
+    tx: &redb::WriteTransaction,
+    id: &ProductId,
+    force: bool,
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    if force {
+        return Ok(());
+    }
+    let live = rows::live_grants_for_product(tx, id, now)?;
+    if live > 0 {
+        return Err(ServiceError::Conflict(format!(
+            "{live} buyer{} can still download {id}; deleting would break their links. Add force=true to delete anyway",
+            if live == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
 }
 
 fn not_found(id: &ProductId) -> ServiceError {
@@ -452,6 +476,7 @@ mod tests {
         svc.delete_file(
             ProductId::parse("ebook").unwrap(),
             file.file_id,
+            false,
             actor(),
             now(),
         )
@@ -464,7 +489,7 @@ mod tests {
                 .files
                 .is_empty()
         );
-        svc.delete(ProductId::parse("ebook").unwrap(), actor(), now())
+        svc.delete(ProductId::parse("ebook").unwrap(), false, actor(), now())
             .await
             .unwrap();
         assert!(matches!(

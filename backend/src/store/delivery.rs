@@ -570,3 +570,30 @@ pub fn audit(tx: &ReadTransaction, limit: usize) -> Result<Vec<(u64, AuditRecord
         })
         .collect()
 }
+
+/// How many grants for `product` could still download at `now` (not revoked, window open,
+/// order confirmed). A full scan: deletions are rare and vendor-initiated.
+pub fn live_grants_for_product(
+    tx: &WriteTransaction,
+    product: &ProductId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let grants = tx.open_table(GRANTS)?;
+    let orders = tx.open_table(ORDERS)?;
+    let mut live = 0;
+    for row in grants.iter()? {
+        let g: GrantRecord = codec::decode(row?.1.value())?;
+        if &g.product_id != product
+            || g.revoked_at.is_some()
+            || g.valid_until.is_some_and(|u| now > u)
+        {
+            continue;
+        }
+        let confirmed = match orders.get(g.order_id.get())? {
+            Some(o) => codec::decode::<OrderRecord>(o.value())?.status == OrderStatus::Confirmed,
+            None => false,
+        };
+        live += u64::from(confirmed);
+    }
+    Ok(live)
+}

@@ -274,13 +274,22 @@ async fn update_product(
     .into_response())
 }
 
+/// `?force=true` deletes even when buyers can still download.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Force {
+    #[serde(default)]
+    force: bool,
+}
+
 async fn delete_product(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(force): ApiQuery<Force>,
 ) -> ApiResult<Response> {
     s.catalog
-        .delete(product_id(&id)?, actor, backend::clock::now())
+        .delete(product_id(&id)?, force.force, actor, backend::clock::now())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -318,6 +327,7 @@ async fn delete_file(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
     ApiPath((id, file)): ApiPath<(String, String)>,
+    ApiQuery(force): ApiQuery<Force>,
 ) -> ApiResult<Response> {
     let file = file.parse::<u64>().map(FileId::new).map_err(|_| {
         ApiError::new(
@@ -327,7 +337,13 @@ async fn delete_file(
         )
     })?;
     s.catalog
-        .delete_file(product_id(&id)?, file, actor, backend::clock::now())
+        .delete_file(
+            product_id(&id)?,
+            file,
+            force.force,
+            actor,
+            backend::clock::now(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,0 +1,144 @@
+//! Crash safety with the real binary: SIGKILL while orders are being created and files
+//! downloaded, restart on the same data dir, and every acknowledged order is there.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn start(data: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dropgate"))
+        .args(["serve", "--data-dir", data, "--bind", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = stdout.lines();
+    let address = loop {
+        let line = lines.next().expect("server printed its address").unwrap();
+        if line.contains("Dropgate is listening") {
+            let addr = line
+                .split("address=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned();
+            break addr;
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{address}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_orders_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let token = String::from_utf8(
+        Command::new(env!("CARGO_BIN_EXE_dropgate"))
+            .args(["token", "create", "--data-dir", &data, "--name", "crash"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let (mut server, base) = start(&data);
+    let http = reqwest::Client::new();
+    http.post(format!("{base}/api/v1/products"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"product_id": "ebook", "name": "Book", "max_downloads": 0}))
+        .send()
+        .await
+        .unwrap();
+    let file: serde_json::Value = http
+        .put(format!("{base}/api/v1/products/ebook/files/book.bin"))
+        .bearer_auth(&token)
+        .body(vec![3u8; 256 * 1024])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file_id = file["file_id"].as_u64().unwrap();
+
+    // Writers and downloaders run until the kill.
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut n = 0;
+            while Instant::now() < deadline + Duration::from_secs(1) {
+                n += 1;
+                let body = serde_json::json!({"email": format!("w{w}n{n}@example.com"), "product_ids": ["ebook"]});
+                let Ok(r) = http.post(format!("{base}/api/v1/orders")).bearer_auth(&token).json(&body).send().await else { break };
+                if r.status() == 201 {
+                    let Ok(v) = r.json::<serde_json::Value>().await else { break };
+                    let url = v["issued"][0]["url"].as_str().unwrap().to_owned();
+                    acknowledged.push((v["order_id"].as_u64().unwrap(), url.clone()));
+                    // Start a download and drop it half way.
+                    if let Ok(mut d) = http.get(format!("{url}/{file_id}")).send().await {
+                        let _ = d.chunk().await;
+                    }
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep_until(deadline.into()).await;
+    server.kill().unwrap(); // SIGKILL: no shutdown, no flush.
+    server.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for w in writers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 5,
+        "the test created orders before the kill ({})",
+        acknowledged.len()
+    );
+
+    let (mut server, base) = start(&data);
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for (order_id, _) in &acknowledged {
+        let r = http
+            .get(format!("{base}/api/v1/orders/{order_id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "acknowledged order {order_id} is missing after the crash"
+        );
+    }
+    // Links issued before the crash still download in full.
+    let (_, url) = acknowledged.last().unwrap();
+    let bytes = http
+        .get(format!("{url}/{file_id}").replace(url.split("/d/").next().unwrap(), &base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), 256 * 1024);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
