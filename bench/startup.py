@@ -82,6 +82,9 @@ def measure_nginx(nginx):
     port = free_port()
     with open(os.path.join(root, "healthz"), "w") as f:
         f.write('{"status":"ok"}')
+    # nginx workers drop to an unprivileged user: let them read the document root.
+    os.chmod(root, 0o755)
+    os.chmod(os.path.join(root, "healthz"), 0o644)
     conf = os.path.join(root, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""
