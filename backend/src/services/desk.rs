@@ -89,17 +89,16 @@ impl DeskService {
                         let current = rows::grant(tx, g)?.is_some_and(|r| r.password_digest == d);
                         found.push((g, !current));
                     }
-                    let mut orders = Vec::new();
-                    orders.extend(order_id);
-                    if let Some(n) = &query.order_number {
-                        orders.extend(rows::order_by_number(tx, n.trim())?);
-                    }
-                    if let Some(t) = &query.transaction_id {
-                        orders.extend(rows::order_by_transaction(tx, t.trim())?);
-                    }
-                    if let Some(e) = &email {
-                        orders.extend(rows::orders_by_email(tx, e)?);
-                    }
+                    // Exactly one key is given (checked above), so "every key" is that key.
+                    let orders = rows::orders_matching(
+                        tx,
+                        &rows::OrderKeys {
+                            email: email.as_ref(),
+                            order_id,
+                            order_number: query.order_number.as_deref(),
+                            transaction_id: query.transaction_id.as_deref(),
+                        },
+                    )?;
                     for o in orders {
                         if let Some(order) = rows::order(tx, o)? {
                             found.extend(order.grants.iter().map(|g| (*g, false)));

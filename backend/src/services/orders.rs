@@ -175,34 +175,19 @@ impl OrderService {
             .store
             .run(move |s| {
                 s.read(|tx| {
-                    let mut sets: Vec<Vec<OrderId>> = Vec::new();
-                    if let Some(e) = &email {
-                        sets.push(rows::orders_by_email(tx, e)?);
-                    }
-                    if let Some(id) = order_id {
-                        sets.push(rows::order(tx, id)?.map(|_| id).into_iter().collect());
-                    }
-                    if let Some(n) = &query.order_number {
-                        sets.push(rows::order_by_number(tx, n.trim())?.into_iter().collect());
-                    }
-                    if let Some(t) = &query.transaction_id {
-                        sets.push(
-                            rows::order_by_transaction(tx, t.trim())?
-                                .into_iter()
-                                .collect(),
-                        );
-                    }
-                    if sets.is_empty() {
+                    let keys = rows::OrderKeys {
+                        email: email.as_ref(),
+                        order_id,
+                        order_number: query.order_number.as_deref(),
+                        transaction_id: query.transaction_id.as_deref(),
+                    };
+                    if keys.is_empty() {
                         return Ok(rows::recent_orders(tx, 100)?
                             .into_iter()
                             .map(|(id, _)| id)
                             .collect());
                     }
-                    let first = sets.remove(0);
-                    Ok(first
-                        .into_iter()
-                        .filter(|id| sets.iter().all(|s| s.contains(id)))
-                        .collect::<Vec<_>>())
+                    rows::orders_matching(tx, &keys)
                 })
             })
             .await?;

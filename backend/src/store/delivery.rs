@@ -412,6 +412,56 @@ pub fn orders_by_email(tx: &ReadTransaction, email: &Email) -> Result<Vec<OrderI
     Ok(ids)
 }
 
+/// The keys orders are found by; every key given must match.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OrderKeys<'a> {
+    pub email: Option<&'a Email>,
+    pub order_id: Option<OrderId>,
+    pub order_number: Option<&'a str>,
+    pub transaction_id: Option<&'a str>,
+}
+
+impl OrderKeys<'_> {
+    /// Whether no key is given.
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.order_id.is_none()
+            && self.order_number.is_none()
+            && self.transaction_id.is_none()
+    }
+}
+
+/// Orders matching every given key; none when no key is given.
+pub fn orders_matching(
+    tx: &ReadTransaction,
+    keys: &OrderKeys<'_>,
+) -> Result<Vec<OrderId>, StoreError> {
+    let mut sets: Vec<Vec<OrderId>> = Vec::new();
+    if let Some(email) = keys.email {
+        sets.push(orders_by_email(tx, email)?);
+    }
+    if let Some(id) = keys.order_id {
+        sets.push(order(tx, id)?.map(|_| id).into_iter().collect());
+    }
+    if let Some(number) = keys.order_number {
+        sets.push(order_by_number(tx, number.trim())?.into_iter().collect());
+    }
+    if let Some(transaction) = keys.transaction_id {
+        sets.push(
+            order_by_transaction(tx, transaction.trim())?
+                .into_iter()
+                .collect(),
+        );
+    }
+    let Some(first) = sets.pop() else {
+        return Ok(Vec::new());
+    };
+    Ok(first
+        .into_iter()
+        .filter(|id| sets.iter().all(|set| set.contains(id)))
+        .collect())
+}
+
 /// The most recent orders first, at most `limit`.
 pub fn recent_orders(
     tx: &ReadTransaction,
