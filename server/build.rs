@@ -2,6 +2,11 @@
 //! `$DROPGATE_SITE_DIR`, default `target/site`) plus the CSS and icon from `style/`.
 //! Without a bundle the server still builds (for unit tests and clippy); its pages then
 //! render but do not hydrate, and it says so at start.
+//!
+//! It also embeds the GeoIP country database pinned in `geoip.pin` (from
+//! `$DROPGATE_GEOIP_MMDB`, default `target/tools/geoip/package/<file>`), after checking its
+//! SHA-256: a different file fails the build. Without the file the server builds with no
+//! embedded database and says so at start.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Write as _;
@@ -101,6 +106,68 @@ fn main() {
         "/// Whether the WASM bundle was embedded.\npub const HAS_WASM_BUNDLE: bool = {has_bundle};"
     );
     std::fs::write(out_dir.join("assets.rs"), code).expect("write generated assets.rs");
+    embed_geoip(&root, &manifest, &out_dir);
+}
+
+/// Writes `geoip.rs`: `EMBEDDED_GEOIP: Option<EmbeddedGeoip>` from the pinned database.
+fn embed_geoip(root: &Path, manifest: &Path, out_dir: &Path) {
+    use sha2::{Digest, Sha256};
+    let pin_file = manifest.join("geoip.pin");
+    println!("cargo:rerun-if-changed={}", pin_file.display());
+    println!("cargo:rerun-if-env-changed=DROPGATE_GEOIP_MMDB");
+    let pin = std::fs::read_to_string(&pin_file).expect("server/geoip.pin is in the repository");
+    let field = |name: &str| {
+        pin.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("geoip.pin has no `{name}`"))
+    };
+    let db = std::env::var_os("DROPGATE_GEOIP_MMDB").map_or_else(
+        || root.join("target/tools/geoip/package").join(field("file")),
+        PathBuf::from,
+    );
+    println!("cargo:rerun-if-changed={}", db.display());
+    let code = match std::fs::read(&db) {
+        Ok(bytes) => {
+            let actual = hex(&Sha256::digest(&bytes));
+            assert!(
+                actual == field("sha256"),
+                "{} has SHA-256 {actual}, but geoip.pin expects {} ({} {}): refusing to embed it",
+                db.display(),
+                field("sha256"),
+                field("package"),
+                field("version"),
+            );
+            format!(
+                "Some(EmbeddedGeoip {{ package: {:?}, version: {:?}, bytes: include_bytes!({:?}) }})",
+                field("package"),
+                field("version"),
+                db.display().to_string()
+            )
+        }
+        Err(_) => {
+            if std::env::var("PROFILE").as_deref() == Ok("release") {
+                println!(
+                    "cargo:warning=no GeoIP database at {}: run `cargo xtask build` to embed DB-IP Lite",
+                    db.display()
+                );
+            }
+            "None".to_owned()
+        }
+    };
+    std::fs::write(
+        out_dir.join("geoip.rs"),
+        format!("/// The database embedded at build time, if any.\npub static EMBEDDED_GEOIP: Option<EmbeddedGeoip> = {code};\n"),
+    )
+    .expect("write generated geoip.rs");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// The Rust expression for an asset's gzip body: the `.gz` the xtask wrote beside a bundle

@@ -108,10 +108,13 @@ pub async fn load_dashboard() -> Result<DashboardFigures, AppError> {
         async move {
             require_user().await?;
             let state = state()?;
-            Ok(state
+            let mut figures = state
                 .access
                 .dashboard(backend::clock::now(), state.started_at)
-                .await?)
+                .await?;
+            figures.geoip_database.clone_from(&state.geoip_database);
+            figures.geoip_credit.clone_from(&state.geoip_credit);
+            Ok(figures)
         }
         .await,
     )

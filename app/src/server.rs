@@ -19,6 +19,9 @@ pub struct UiState {
     pub started_at: Timestamp,
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
+    /// The GeoIP database in use, in words, and the credit its licence asks for.
+    pub geoip_database: String,
+    pub geoip_credit: Option<domain::wire::Credit>,
 }
 
 /// The client's IP as the server resolved it (trusted proxies applied); a request extension.

@@ -2,13 +2,21 @@
 //! grant; private, loopback and other non-public addresses are always unknown.
 //!
 //! [`MaxMindGeo`] reads both layouts in use: MaxMind GeoIP2/GeoLite2 (`country.iso_code`)
-//! and the ip-location-db files such as DB-IP Lite (`country_code`). The whole file is read
-//! into memory (never mmapped: a file replaced in place must not change under a reader).
+//! and the ip-location-db files such as DB-IP Lite (`country_code`). A file is read into
+//! memory (never mmapped: a file replaced in place must not change under a reader); the
+//! database embedded in the binary is used where it lies, without a copy.
+//!
+//! [`ReloadingGeo`] watches a `--geoip-db` file and swaps in a changed one atomically:
+//! lookups in flight finish on the old database, later ones see the new one, and a file
+//! that does not parse (e.g. still being written) leaves the old one in place.
 
 use domain::CountryCode;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 /// Country of an IP address.
 pub trait GeoLookup: Send + Sync + std::fmt::Debug {
@@ -27,7 +35,7 @@ impl GeoLookup for NoGeo {
 
 /// A `.mmdb` country database held in memory.
 pub struct MaxMindGeo {
-    reader: maxminddb::Reader<Vec<u8>>,
+    reader: maxminddb::Reader<Cow<'static, [u8]>>,
 }
 
 impl std::fmt::Debug for MaxMindGeo {
@@ -55,12 +63,12 @@ impl MaxMindGeo {
     pub fn open(path: &Path) -> Result<Self, String> {
         let bytes =
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Self::from_bytes(bytes)
+        Self::from_bytes(Cow::Owned(bytes))
             .map_err(|e| format!("{} is not a MaxMind database: {e}", path.display()))
     }
 
-    /// Wraps database bytes (e.g. embedded in the binary).
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+    /// Wraps database bytes: owned, or borrowed from the binary (no copy).
+    pub fn from_bytes(bytes: Cow<'static, [u8]>) -> Result<Self, String> {
         maxminddb::Reader::from_source(bytes)
             .map(|reader| Self { reader })
             .map_err(|e| e.to_string())
@@ -90,6 +98,98 @@ impl GeoLookup for MaxMindGeo {
             .and_then(|c| c.iso_code)
             .or(record.country_code)?;
         CountryCode::parse(code)
+    }
+}
+
+/// What identifies a version of a file on disk: a replaced or rewritten file changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            #[cfg(unix)]
+            inode: std::os::unix::fs::MetadataExt::ino(&meta),
+        })
+    }
+}
+
+/// A database file that is reloaded when it changes on disk.
+#[derive(Debug)]
+pub struct ReloadingGeo {
+    path: PathBuf,
+    current: RwLock<Arc<MaxMindGeo>>,
+    /// The stamp of the file behind `current`.
+    loaded: Mutex<Option<FileStamp>>,
+}
+
+/// The outcome of one [`ReloadingGeo::reload_if_changed`] check.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    Unchanged,
+    /// A new database is in use; its description.
+    Swapped(String),
+    /// The file changed but cannot be used; the old database stays.
+    Kept(String),
+}
+
+impl ReloadingGeo {
+    /// Opens the file; an unreadable or invalid file is an error here (at start-up).
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let stamp = FileStamp::of(path).ok();
+        let db = MaxMindGeo::open(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            current: RwLock::new(Arc::new(db)),
+            loaded: Mutex::new(stamp),
+        })
+    }
+
+    /// The database in use now.
+    pub fn current(&self) -> Arc<MaxMindGeo> {
+        Arc::clone(&self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Blocking (reads the file): call from a blocking thread.
+    pub fn reload_if_changed(&self) -> Reload {
+        let stamp = match FileStamp::of(&self.path) {
+            Ok(stamp) => stamp,
+            Err(e) => return Reload::Kept(format!("cannot read {}: {e}", self.path.display())),
+        };
+        let mut loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if loaded.as_ref() == Some(&stamp) {
+            return Reload::Unchanged;
+        }
+        match MaxMindGeo::open(&self.path) {
+            Ok(db) => {
+                let about = db.describe();
+                *self
+                    .current
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(db);
+                *loaded = Some(stamp);
+                Reload::Swapped(about)
+            }
+            // Not remembered as loaded, so the next check tries again (a copy in progress).
+            Err(e) => Reload::Kept(e),
+        }
+    }
+}
+
+impl GeoLookup for ReloadingGeo {
+    fn country(&self, ip: IpAddr) -> Option<CountryCode> {
+        self.current().country(ip)
     }
 }
 
@@ -166,6 +266,31 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_database() {
-        assert!(MaxMindGeo::from_bytes(b"not a database".to_vec()).is_err());
+        assert!(MaxMindGeo::from_bytes(Cow::Borrowed(b"not a database")).is_err());
+    }
+
+    #[test]
+    fn a_replaced_file_is_swapped_in_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("geo.mmdb");
+        std::fs::copy(fixture("countries-iplocation.mmdb"), &path).unwrap();
+        let geo = ReloadingGeo::open(&path).unwrap();
+        let google = || geo.country("8.8.8.8".parse().unwrap()).map(|c| c.to_string());
+        assert_eq!(google().as_deref(), Some("US"));
+        assert_eq!(geo.reload_if_changed(), Reload::Unchanged);
+
+        // A half-copied file: the old database stays and answers.
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"half a database").unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+        assert!(matches!(geo.reload_if_changed(), Reload::Kept(_)));
+        assert_eq!(google().as_deref(), Some("US"));
+
+        // The finished file (moved into place, as `mv` or `cp` + `mv` does).
+        std::fs::copy(fixture("countries-updated.mmdb"), &staged).unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+        assert!(matches!(geo.reload_if_changed(), Reload::Swapped(about) if about.contains("dbip")));
+        assert_eq!(google().as_deref(), Some("CA"));
+        assert_eq!(geo.reload_if_changed(), Reload::Unchanged);
     }
 }

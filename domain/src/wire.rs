@@ -21,6 +21,17 @@ pub struct DashboardFigures {
     pub database_bytes: u64,
     pub server_started_at: Timestamp,
     pub version: String,
+    /// The IP → country database in use, in words ("none" when there is none).
+    pub geoip_database: String,
+    /// The credit its licence asks for, shown wherever countries are displayed.
+    pub geoip_credit: Option<Credit>,
+}
+
+/// A licence credit: words and a link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub text: String,
+    pub url: String,
 }
 
 /// One staff account in the access overview.

@@ -68,6 +68,8 @@ pub struct Config {
     pub storage: StorageLocation,
     pub smtp: Option<SmtpConfig>,
     pub geoip_db: Option<PathBuf>,
+    /// How often a `geoip_db` file is checked for a newer version.
+    pub geoip_reload_interval: Duration,
     pub log_format: LogFormat,
     /// A client must send its request headers within this time.
     pub header_read_timeout: Duration,
@@ -92,6 +94,7 @@ impl Config {
             storage: StorageLocation::Local(data_dir.join("files")),
             smtp: None,
             geoip_db: None,
+            geoip_reload_interval: Duration::from_secs(10),
             log_format: LogFormat::Human,
             header_read_timeout: Duration::from_secs(20),
             max_body_bytes: 1024 * 1024,

@@ -5,7 +5,6 @@ use crate::config::{Config, StorageLocation};
 use crate::http::{self, HttpState, metrics::Metrics};
 use app::server::UiState;
 use backend::blobs::Blobs;
-use backend::geo::{GeoLookup, MaxMindGeo, NoGeo};
 use backend::services::{AccessConfig, CatalogService, DeskService, DownloadService, OrderService};
 use backend::{AccessService, Store, StoreError};
 use leptos::config::{Env, LeptosOptions};
@@ -89,7 +88,8 @@ impl Application {
             .map(|token| format!("{public_url}/admin/setup?token={token}"));
 
         let blobs = open_blobs(&config)?;
-        let geo = open_geo(&config)?;
+        let geo = crate::geoip::open(config.geoip_db.as_deref(), config.geoip_reload_interval)
+            .map_err(StartupError::Geo)?;
         let key = store.download_key()?;
         let catalog = CatalogService::new(store.clone(), blobs.clone(), config.upload_limit_bytes);
         let orders = OrderService::new(store.clone(), key.clone(), public_url.clone());
@@ -111,7 +111,7 @@ impl Application {
             downloads: downloads.clone(),
             desk,
             blobs,
-            geo,
+            geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: config.trusted_proxies.clone().into(),
             https: public_url.starts_with("https://"),
@@ -121,6 +121,11 @@ impl Application {
             downloads: downloads.clone(),
             started_at: backend::clock::now(),
             secure_cookies: public_url.starts_with("https://"),
+            geoip_database: geo.description.clone(),
+            geoip_credit: geo.attribution.as_ref().map(|a| domain::wire::Credit {
+                text: a.text.to_owned(),
+                url: a.url.to_owned(),
+            }),
         };
         let leptos_options = LeptosOptions::builder()
             .output_name(app::BUNDLE_NAME)
@@ -183,16 +188,6 @@ fn open_blobs(config: &Config) -> Result<Blobs, StartupError> {
             "S3 storage is not available in this build yet; use a file:// storage URL".into(),
         )),
     }
-}
-
-/// The GeoIP database, or none (every country unknown).
-fn open_geo(config: &Config) -> Result<Arc<dyn GeoLookup>, StartupError> {
-    let Some(path) = &config.geoip_db else {
-        return Ok(Arc::new(NoGeo));
-    };
-    let db = MaxMindGeo::open(path).map_err(StartupError::Geo)?;
-    tracing::info!(database = %path.display(), about = %db.describe(), "GeoIP database loaded");
-    Ok(Arc::new(db))
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

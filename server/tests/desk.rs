@@ -12,16 +12,24 @@ use serde_json::{Value, json};
 const US: &str = "8.8.8.8";
 const GB: &str = "81.2.69.142";
 
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
 async fn shop(trusted_proxy: bool) -> (TestApp, String) {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/countries-iplocation.mmdb");
-    let app = spawn_app_with(|c| {
-        c.geoip_db = Some(fixture);
+    shop_with(|c| {
+        c.geoip_db = Some(fixture("countries-iplocation.mmdb"));
         if trusted_proxy {
             c.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
         }
     })
-    .await;
+    .await
+}
+
+async fn shop_with(adjust: impl FnOnce(&mut server::Config)) -> (TestApp, String) {
+    let app = spawn_app_with(adjust).await;
     let (_, token) = app
         .access()
         .create_api_token("tests", backend::clock::now())
@@ -352,5 +360,83 @@ async fn forwarded_for_from_an_untrusted_peer_cannot_fake_a_country() {
             .iter()
             .all(|u| u["ip"] == "127.0.0.1")
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_embedded_database_locks_countries_with_no_setup() {
+    assert!(
+        server::geoip::has_embedded_database(),
+        "this build has no embedded DB-IP database: run the tests with `cargo xtask test`, which fetches it"
+    );
+    let (app, token) = shop_with(|c| {
+        c.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    let (url, file, _) = order(&app, &token).await;
+    assert_eq!(
+        download_from(&url, file, US).await.0,
+        StatusCode::PARTIAL_CONTENT
+    );
+    let (status, body) = download_from(&url, file, GB).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (_, found) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/grants/lookup",
+        Some(json!({"email": "bea@example.com"})),
+    )
+    .await;
+    assert_eq!(found[0]["locked"]["country"], "US", "{found}");
+    assert_eq!(found[0]["status"], "blocked", "{found}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replaced_geoip_file_is_used_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("countries.mmdb");
+    std::fs::copy(fixture("countries-iplocation.mmdb"), &db).unwrap();
+    let (app, token) = shop_with(|c| {
+        c.geoip_db = Some(db.clone());
+        c.geoip_reload_interval = std::time::Duration::from_millis(100);
+        c.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    let (url, file, _) = order(&app, &token).await;
+    // 8.8.8.8 is in the US: the grant locks to the US.
+    assert_eq!(
+        download_from(&url, file, US).await.0,
+        StatusCode::PARTIAL_CONTENT
+    );
+    // The seller drops in a newer database where 8.8.8.8 is in Canada (copy, then rename).
+    let staged = dir.path().join("countries.mmdb.new");
+    std::fs::copy(fixture("countries-updated.mmdb"), &staged).unwrap();
+    std::fs::rename(&staged, &db).unwrap();
+    // Within a few checks the same address counts as Canada, a second country: blocked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = download_from(&url, file, US).await;
+        if status == StatusCode::FORBIDDEN {
+            break;
+        }
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new database was not picked up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, found) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/grants/lookup",
+        Some(json!({"email": "bea@example.com"})),
+    )
+    .await;
+    assert_eq!(found[0]["locked"]["country"], "US", "{found}");
+    assert_eq!(found[0]["blocked_by"]["country"], "CA", "{found}");
     app.stop().await;
 }

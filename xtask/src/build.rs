@@ -13,6 +13,7 @@ const MUSL: &str = "x86_64-unknown-linux-musl";
 pub fn all(root: &Path) -> Result<PathBuf> {
     let started = Instant::now();
     setup::build_tools()?;
+    setup::geoip_db(root)?;
     let site = root.join("target/site");
     bundle(root, &site)?;
     let binary = server(root, &site)?;

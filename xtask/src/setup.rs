@@ -76,6 +76,56 @@ pub fn wasm_opt(root: &Path) -> Option<std::path::PathBuf> {
     }
 }
 
+/// The GeoIP database pinned in `server/geoip.pin`, unpacked into target/tools/geoip where
+/// `server/build.rs` embeds it (after checking its SHA-256). Without npm the build goes on
+/// without it and the binary says so at start.
+pub fn geoip_db(root: &Path) -> Result<()> {
+    let pin = std::fs::read_to_string(root.join("server/geoip.pin")).context("read geoip.pin")?;
+    let field = |name: &str| {
+        pin.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .with_context(|| format!("geoip.pin has no `{name}`"))
+    };
+    let dir = root.join("target/tools/geoip");
+    let version_file = dir.join("version");
+    let wanted = format!("{}@{}", field("package")?, field("version")?);
+    if dir.join("package").join(field("file")?).is_file()
+        && std::fs::read_to_string(&version_file).is_ok_and(|v| v == wanted)
+    {
+        return Ok(());
+    }
+    if !on_path("npm") {
+        eprintln!("xtask: npm not found: building without the embedded GeoIP database");
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let packed = Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(&dir)
+        .arg(&wanted)
+        .output()
+        .context("run npm pack")?;
+    let tarball = String::from_utf8_lossy(&packed.stdout).trim().to_owned();
+    if !packed.status.success() || tarball.is_empty() {
+        eprintln!(
+            "xtask: could not fetch {wanted}: building without the embedded GeoIP database\n{}",
+            String::from_utf8_lossy(&packed.stderr)
+        );
+        return Ok(());
+    }
+    run_cmd(
+        Command::new("tar")
+            .args(["xzf", &tarball])
+            .current_dir(&dir),
+    )?;
+    std::fs::remove_file(dir.join(&tarball))?;
+    std::fs::write(version_file, wanted)?;
+    Ok(())
+}
+
 /// Chromium and the end-to-end test's npm packages.
 pub fn browser_tools(root: &Path) -> Result<()> {
     if !Path::new("/usr/bin/chromium").is_file() {

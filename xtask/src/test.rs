@@ -8,6 +8,8 @@ use std::process::Command;
 
 pub fn all(root: &Path) -> Result<()> {
     setup::lint_tools()?;
+    // Before the first compile, so every build embeds the same database (no rebuilds).
+    setup::geoip_db(root)?;
     run_cmd(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
     run_cmd(Command::new("cargo").args([
         "clippy",

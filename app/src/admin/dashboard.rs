@@ -23,7 +23,11 @@ pub fn DashboardPage() -> impl IntoView {
                         <Figure label="Database size" value=format::bytes(f.database_bytes)/>
                         <Figure label="Running since" value=f.server_started_at.human()/>
                         <Figure label="Version" value=f.version.clone()/>
+                        <Figure label="IP → country database" value=f.geoip_database.clone()/>
                     </dl>
+                    {f.geoip_credit.clone().map(|credit| view! {
+                        <p class="credit"><a href=credit.url rel="noopener" target="_blank">{credit.text}</a></p>
+                    })}
                 }.into_any(),
                 Err(error) => view! { <ErrorNote error/> }.into_any(),
             })}

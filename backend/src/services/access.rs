@@ -472,6 +472,9 @@ impl AccessService {
                     database_bytes: s.file_size(),
                     server_started_at: started_at,
                     version: env!("CARGO_PKG_VERSION").to_owned(),
+                    // Filled in by the UI layer, which knows the database in use.
+                    geoip_database: String::new(),
+                    geoip_credit: None,
                 })
             })
             .await
