@@ -120,41 +120,40 @@ fn embed_geoip(root: &Path, manifest: &Path, out_dir: &Path) {
         pin.lines()
             .filter_map(|l| l.split_once('='))
             .find(|(k, _)| k.trim() == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_else(|| panic!("geoip.pin has no `{name}`"))
+            .map_or_else(
+                || panic!("geoip.pin has no `{name}`"),
+                |(_, v)| v.trim().to_owned(),
+            )
     };
     let db = std::env::var_os("DROPGATE_GEOIP_MMDB").map_or_else(
         || root.join("target/tools/geoip/package").join(field("file")),
         PathBuf::from,
     );
     println!("cargo:rerun-if-changed={}", db.display());
-    let code = match std::fs::read(&db) {
-        Ok(bytes) => {
-            let actual = hex(&Sha256::digest(&bytes));
-            assert!(
-                actual == field("sha256"),
-                "{} has SHA-256 {actual}, but geoip.pin expects {} ({} {}): refusing to embed it",
-                db.display(),
-                field("sha256"),
-                field("package"),
-                field("version"),
+    let code = if let Ok(bytes) = std::fs::read(&db) {
+        let actual = hex(&Sha256::digest(&bytes));
+        assert!(
+            actual == field("sha256"),
+            "{} has SHA-256 {actual}, but geoip.pin expects {} ({} {}): refusing to embed it",
+            db.display(),
+            field("sha256"),
+            field("package"),
+            field("version"),
+        );
+        format!(
+            "Some(EmbeddedGeoip {{ package: {:?}, version: {:?}, bytes: include_bytes!({:?}) }})",
+            field("package"),
+            field("version"),
+            db.display().to_string()
+        )
+    } else {
+        if std::env::var("PROFILE").as_deref() == Ok("release") {
+            println!(
+                "cargo:warning=no GeoIP database at {}: run `cargo xtask build` to embed DB-IP Lite",
+                db.display()
             );
-            format!(
-                "Some(EmbeddedGeoip {{ package: {:?}, version: {:?}, bytes: include_bytes!({:?}) }})",
-                field("package"),
-                field("version"),
-                db.display().to_string()
-            )
         }
-        Err(_) => {
-            if std::env::var("PROFILE").as_deref() == Ok("release") {
-                println!(
-                    "cargo:warning=no GeoIP database at {}: run `cargo xtask build` to embed DB-IP Lite",
-                    db.display()
-                );
-            }
-            "None".to_owned()
-        }
+        "None".to_owned()
     };
     std::fs::write(
         out_dir.join("geoip.rs"),

@@ -1,15 +1,20 @@
-//! Product file bytes in an object store (local disk by default, S3 later), under random
-//! 128-bit keys that never come from user input and are never shown.
+//! Product file bytes in an object store (local disk by default, or S3), under random
+//! 128-bit keys that never come from user input.
 //!
 //! Uploads are streamed (never buffered whole), hashed with SHA-256 on the way, limited in
 //! size while streaming, and aborted on any error so no partial object is left behind.
 //! The local backend has fsync turned on: an acknowledged upload survives a power cut.
+//! On S3, downloads are not proxied: [`Blobs::presigned_get`] signs a short-lived URL
+//! (with the real file name and type signed into it) that the buyer is redirected to.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use rand::TryRngCore;
 use sha2::{Digest, Sha256};
@@ -35,10 +40,43 @@ pub struct StoredBlob {
     pub sha256: [u8; 32],
 }
 
+/// Where an S3 (or S3-compatible) bucket is and how to sign in. Unset fields come from the
+/// usual `AWS_*` environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Key prefix inside the bucket ("" for the root).
+    pub prefix: String,
+    /// For S3-compatible servers (MinIO, Garage, s3s, ...): `http(s)://host:port`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
 /// The object store holding product files.
 #[derive(Clone, Debug)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// Set for stores whose objects buyers fetch directly through presigned URLs.
+    signer: Option<Arc<dyn Signer>>,
 }
 
 impl Blobs {
@@ -51,6 +89,34 @@ impl Blobs {
             .with_automatic_cleanup(true);
         Ok(Self {
             store: Arc::new(store),
+            signer: None,
+        })
+    }
+
+    /// Files in an S3 bucket; downloads are redirects to presigned URLs.
+    pub fn s3(settings: &S3Settings) -> Result<Self, BlobError> {
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&settings.bucket);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(region) = &settings.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &settings.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &settings.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        let store = Arc::new(PrefixStore::new(
+            builder.build()?,
+            ObjectPath::from(settings.prefix.as_str()),
+        ));
+        Ok(Self {
+            store: store.clone(),
+            signer: Some(store),
         })
     }
 
@@ -58,6 +124,50 @@ impl Blobs {
     pub fn in_memory() -> Self {
         Self {
             store: Arc::new(InMemory::new()),
+            signer: None,
+        }
+    }
+
+    /// Whether downloads go to the store directly (presigned URLs) instead of through us.
+    pub fn presigns(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// A GET URL for an object that works for `ttl`, with the `Content-Disposition` and
+    /// `Content-Type` the store must answer with signed into it. `None` for stores that
+    /// do not presign (local disk): stream with [`Blobs::read`] instead.
+    pub async fn presigned_get(
+        &self,
+        key: &str,
+        content_disposition: &str,
+        content_type: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let options = SignedUrlOptions::new().with_query([
+            ("response-content-disposition", content_disposition),
+            ("response-content-type", content_type),
+            ("response-cache-control", "private, no-store"),
+        ]);
+        let url = signer
+            .signed_url_opts(
+                object_store::signer::Method::GET,
+                &Self::path(key),
+                ttl,
+                &options,
+            )
+            .await?;
+        Ok(Some(url.to_string()))
+    }
+
+    /// Checks that the store answers (at start-up, so a wrong bucket or key is found early).
+    pub async fn check(&self) -> Result<(), BlobError> {
+        let mut listing = self.store.list(None);
+        match listing.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(e.into()),
         }
     }
 

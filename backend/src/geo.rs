@@ -155,7 +155,12 @@ impl ReloadingGeo {
 
     /// The database in use now.
     pub fn current(&self) -> Arc<MaxMindGeo> {
-        Arc::clone(&self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Blocking (reads the file): call from a blocking thread.
@@ -275,7 +280,10 @@ mod tests {
         let path = dir.path().join("geo.mmdb");
         std::fs::copy(fixture("countries-iplocation.mmdb"), &path).unwrap();
         let geo = ReloadingGeo::open(&path).unwrap();
-        let google = || geo.country("8.8.8.8".parse().unwrap()).map(|c| c.to_string());
+        let google = || {
+            geo.country("8.8.8.8".parse().unwrap())
+                .map(|c| c.to_string())
+        };
         assert_eq!(google().as_deref(), Some("US"));
         assert_eq!(geo.reload_if_changed(), Reload::Unchanged);
 
@@ -289,7 +297,9 @@ mod tests {
         // The finished file (moved into place, as `mv` or `cp` + `mv` does).
         std::fs::copy(fixture("countries-updated.mmdb"), &staged).unwrap();
         std::fs::rename(&staged, &path).unwrap();
-        assert!(matches!(geo.reload_if_changed(), Reload::Swapped(about) if about.contains("dbip")));
+        assert!(
+            matches!(geo.reload_if_changed(), Reload::Swapped(about) if about.contains("dbip"))
+        );
         assert_eq!(google().as_deref(), Some("CA"));
         assert_eq!(geo.reload_if_changed(), Reload::Unchanged);
     }

@@ -5,6 +5,8 @@
 pub mod email;
 pub mod ids;
 pub mod net;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod order;
 pub mod password;
 pub mod range;

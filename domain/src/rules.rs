@@ -82,6 +82,7 @@ pub struct Permit {
 }
 
 /// Why a download is refused; the buyer sees [`Denied::explain`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Denied {

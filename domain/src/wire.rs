@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The signed-in staff member, as the admin shell shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionUser {
     pub admin_id: AdminId,
     pub email: Email,
@@ -14,6 +15,7 @@ pub struct SessionUser {
 
 /// The figures on the dashboard, all read from the store at request time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DashboardFigures {
     pub admins: u64,
     pub active_sessions: u64,
@@ -29,6 +31,7 @@ pub struct DashboardFigures {
 
 /// A licence credit: words and a link.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Credit {
     pub text: String,
     pub url: String,
@@ -36,6 +39,7 @@ pub struct Credit {
 
 /// One staff account in the access overview.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdminSummary {
     pub id: AdminId,
     pub email: Email,
@@ -46,6 +50,7 @@ pub struct AdminSummary {
 
 /// One API token in the access overview; the secret is never sent after creation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiTokenSummary {
     pub id: ApiTokenId,
     pub name: String,
@@ -56,6 +61,7 @@ pub struct ApiTokenSummary {
 
 /// Who can reach the store: staff accounts and API tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessOverview {
     pub admins: Vec<AdminSummary>,
     pub api_tokens: Vec<ApiTokenSummary>,
@@ -65,6 +71,7 @@ pub struct AccessOverview {
 
 /// A product as the API and the admin show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductView {
     pub product_id: crate::ProductId,
     pub name: String,
@@ -80,6 +87,7 @@ pub struct ProductView {
 
 /// A product file's public metadata (never its storage key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileView {
     pub file_id: crate::FileId,
     pub name: String,
@@ -92,6 +100,7 @@ pub struct FileView {
 
 /// Creating a product.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     pub product_id: String,
@@ -106,6 +115,7 @@ pub struct NewProduct {
 
 /// Changing a product's name or rules; absent fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     pub name: Option<String>,
@@ -122,6 +132,7 @@ fn default_true() -> bool {
 
 /// Creating an order (REST API and admin).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     pub email: String,
@@ -137,6 +148,7 @@ pub struct NewOrder {
 
 /// An order as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderView {
     pub order_id: crate::OrderId,
     pub order_number: String,
@@ -152,6 +164,7 @@ pub struct OrderView {
 
 /// A grant of an order, without secrets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantSummary {
     pub grant_id: crate::GrantId,
     pub product_id: crate::ProductId,
@@ -161,6 +174,7 @@ pub struct GrantSummary {
 
 /// A freshly issued password: the only time it exists in clear outside the mails.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssuedGrant {
     pub grant_id: crate::GrantId,
     pub product_id: crate::ProductId,
@@ -170,6 +184,7 @@ pub struct IssuedGrant {
 
 /// The answer to creating an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedOrder {
     #[serde(flatten)]
     pub order: OrderView,
@@ -178,6 +193,7 @@ pub struct CreatedOrder {
 
 /// Changing an order; absent fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrderPatch {
     pub email: Option<String>,
@@ -189,6 +205,7 @@ pub struct OrderPatch {
 
 /// Find grants by exactly one of these.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantLookup {
     pub password: Option<String>,
@@ -200,6 +217,7 @@ pub struct GrantLookup {
 
 /// Where a grant was used from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SightingView {
     pub at: Timestamp,
     pub ip: String,
@@ -208,6 +226,7 @@ pub struct SightingView {
 
 /// One use (or refused attempt) of a grant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UseView {
     pub at: Timestamp,
     pub ip: String,
@@ -220,6 +239,7 @@ pub struct UseView {
 
 /// Usage of one file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileUsage {
     pub file_id: crate::FileId,
     pub name: String,
@@ -229,6 +249,7 @@ pub struct FileUsage {
 
 /// Everything the desk shows about a grant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantDetail {
     pub grant_id: crate::GrantId,
     pub order_id: crate::OrderId,
@@ -252,6 +273,7 @@ pub struct GrantDetail {
 
 /// Sending a product to any address (complimentary).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendPassword {
     pub email: String,
@@ -263,6 +285,7 @@ pub struct SendPassword {
 
 /// What the buyer page shows for a password.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BuyerPage {
     /// The password matches nothing (or was replaced by a newer link).
     Unknown,
@@ -276,6 +299,7 @@ pub enum BuyerPage {
 
 /// A usable grant, for the buyer page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantPage {
     pub product_name: String,
     pub valid_until: Option<Timestamp>,
@@ -285,6 +309,7 @@ pub struct GrantPage {
 
 /// One file on the buyer page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileOffer {
     pub file_id: crate::FileId,
     pub name: String,

@@ -60,6 +60,13 @@ pub struct ServeArgs {
     /// Where product files live: file:///path or s3://bucket/prefix [default: DATA_DIR/files].
     #[arg(long, env = "DROPGATE_STORAGE_URL", value_name = "URL")]
     pub storage_url: Option<String>,
+    /// S3-compatible endpoint (MinIO, Garage, ...); credentials come from AWS_ACCESS_KEY_ID
+    /// and AWS_SECRET_ACCESS_KEY [default: AWS].
+    #[arg(long, env = "DROPGATE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "DROPGATE_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
     /// SMTP server for outgoing mail; without it mail waits in the outbox.
     #[arg(long, env = "DROPGATE_SMTP_HOST", value_name = "HOST")]
     pub smtp_host: Option<String>,

@@ -52,8 +52,8 @@ pub struct SmtpConfig {
 pub enum StorageLocation {
     /// A directory on local disk.
     Local(PathBuf),
-    /// An S3 bucket and key prefix.
-    S3 { bucket: String, prefix: String },
+    /// An S3 (or S3-compatible) bucket and key prefix.
+    S3(backend::blobs::S3Settings),
 }
 
 /// The validated configuration of `dropgate serve`.
@@ -81,6 +81,9 @@ pub struct Config {
     pub reset_days: u32,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Lifetime of a presigned S3 download URL (the budget is spent when it is issued, so
+    /// keep it short).
+    pub presign_ttl: Duration,
 }
 
 impl Config {
@@ -101,6 +104,7 @@ impl Config {
             upload_limit_bytes: 10 * 1024 * 1024 * 1024,
             reset_days: 31,
             shutdown_grace: Duration::from_secs(30),
+            presign_ttl: Duration::from_secs(60),
         }
     }
 
@@ -155,6 +159,16 @@ impl Config {
             .collect::<Result<_, _>>()?;
         if let Some(url) = args.storage_url.clone().or(file.storage_url) {
             config.storage = parse_storage_url(&url)?;
+        }
+        if let StorageLocation::S3(s3) = &mut config.storage {
+            if let Some(endpoint) = args.s3_endpoint.clone().or(file.s3_endpoint) {
+                s3.endpoint = Some(parse_s3_endpoint(&endpoint)?);
+            }
+            s3.region = args.s3_region.clone().or(file.s3_region);
+        } else if args.s3_endpoint.is_some() || args.s3_region.is_some() {
+            return Err(ConfigError(
+                "s3 endpoint/region: only used with an s3:// storage url".into(),
+            ));
         }
         config.smtp = smtp_config(args, file.smtp.unwrap_or_default())?;
         if let Some(path) = args.geoip_db.clone().or(file.geoip_db) {
@@ -212,6 +226,8 @@ struct FileConfig {
     public_url: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     storage_url: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
     geoip_db: Option<PathBuf>,
     log_format: Option<LogFormat>,
     header_read_timeout: Option<u64>,
@@ -331,14 +347,29 @@ fn parse_storage_url(url: &str) -> Result<StorageLocation, ConfigError> {
                 "storage url: '{bucket}' is not a valid S3 bucket name"
             )));
         }
-        return Ok(StorageLocation::S3 {
+        return Ok(StorageLocation::S3(backend::blobs::S3Settings {
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
-        });
+            ..Default::default()
+        }));
     }
     Err(ConfigError(format!(
         "storage url: '{url}' must start with file:/// or s3://"
     )))
+}
+
+fn parse_s3_endpoint(url: &str) -> Result<String, ConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains([' ', '?', '#', '@']) => {
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError(format!(
+            "s3 endpoint: '{url}' must look like https://s3.example.com or http://127.0.0.1:9000"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -359,10 +390,11 @@ mod tests {
         );
         assert_eq!(
             parse_storage_url("s3://my-bucket/shop/").unwrap(),
-            StorageLocation::S3 {
+            StorageLocation::S3(backend::blobs::S3Settings {
                 bucket: "my-bucket".into(),
-                prefix: "shop".into()
-            }
+                prefix: "shop".into(),
+                ..Default::default()
+            })
         );
         assert!(parse_storage_url("s3://B").is_err());
         assert!(parse_storage_url("ftp://x").is_err());

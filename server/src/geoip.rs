@@ -57,32 +57,28 @@ pub fn open(path: Option<&Path>, reload_every: Duration) -> Result<Geo, String> 
             attribution,
         });
     }
-    match &EMBEDDED_GEOIP {
-        Some(embedded) => {
-            let db = MaxMindGeo::from_bytes(Cow::Borrowed(embedded.bytes))
-                .map_err(|e| format!("the embedded database is unreadable: {e}"))?;
-            tracing::info!(
-                database = %format!("{} {} (embedded)", embedded.package, embedded.version),
-                about = %db.describe(),
-                "GeoIP database loaded"
-            );
-            Ok(Geo {
-                description: format!("DB-IP Lite country, embedded ({})", db.describe()),
-                lookup: Arc::new(db),
-                attribution: Some(DB_IP),
-            })
-        }
-        None => {
-            tracing::warn!(
-                "no GeoIP database: every country is unknown and the country lock never triggers (set --geoip-db, or build with `cargo xtask build` to embed DB-IP Lite)"
-            );
-            Ok(Geo {
-                lookup: Arc::new(NoGeo),
-                description: "none: countries are unknown, the country lock is off".to_owned(),
-                attribution: None,
-            })
-        }
-    }
+    let Some(embedded) = &EMBEDDED_GEOIP else {
+        tracing::warn!(
+            "no GeoIP database: every country is unknown and the country lock never triggers (set --geoip-db, or build with `cargo xtask build` to embed DB-IP Lite)"
+        );
+        return Ok(Geo {
+            lookup: Arc::new(NoGeo),
+            description: "none: countries are unknown, the country lock is off".to_owned(),
+            attribution: None,
+        });
+    };
+    let db = MaxMindGeo::from_bytes(Cow::Borrowed(embedded.bytes))
+        .map_err(|e| format!("the embedded database is unreadable: {e}"))?;
+    tracing::info!(
+        database = %format!("{} {} (embedded)", embedded.package, embedded.version),
+        about = %db.describe(),
+        "GeoIP database loaded"
+    );
+    Ok(Geo {
+        description: format!("DB-IP Lite country, embedded ({})", db.describe()),
+        lookup: Arc::new(db),
+        attribution: Some(DB_IP),
+    })
 }
 
 /// Whether this build carries the DB-IP Lite database.
@@ -132,7 +128,10 @@ mod tests {
     #[test]
     fn licences_are_credited() {
         assert_eq!(attribution_for("dbip-country"), Some(DB_IP));
-        assert_eq!(attribution_for("GeoLite2-Country built 2026-06-01"), Some(MAXMIND));
+        assert_eq!(
+            attribution_for("GeoLite2-Country built 2026-06-01"),
+            Some(MAXMIND)
+        );
         assert_eq!(attribution_for("GeoIP2-Country"), None);
     }
 }

@@ -88,6 +88,13 @@ impl Application {
             .map(|token| format!("{public_url}/admin/setup?token={token}"));
 
         let blobs = open_blobs(&config)?;
+        if let StorageLocation::S3(s3) = &config.storage {
+            // Find a wrong bucket, endpoint or key now rather than at the first upload.
+            blobs.check().await.map_err(|e| {
+                StartupError::Storage(format!("S3 bucket {} is not reachable: {e}", s3.bucket))
+            })?;
+            tracing::info!(bucket = %s3.bucket, prefix = %s3.prefix, endpoint = ?s3.endpoint, "product files on S3; downloads redirect to presigned URLs");
+        }
         let geo = crate::geoip::open(config.geoip_db.as_deref(), config.geoip_reload_interval)
             .map_err(StartupError::Geo)?;
         let key = store.download_key()?;
@@ -114,6 +121,7 @@ impl Application {
             geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: config.trusted_proxies.clone().into(),
+            presign_ttl: config.presign_ttl,
             https: public_url.starts_with("https://"),
         };
         let ui = UiState {
@@ -184,9 +192,8 @@ fn open_blobs(config: &Config) -> Result<Blobs, StartupError> {
         StorageLocation::Local(dir) => {
             Blobs::local(dir).map_err(|e| StartupError::Storage(e.to_string()))
         }
-        StorageLocation::S3 { .. } => Err(StartupError::Storage(
-            "S3 storage is not available in this build yet; use a file:// storage URL".into(),
-        )),
+        StorageLocation::S3(settings) => Blobs::s3(settings)
+            .map_err(|e| StartupError::Storage(format!("S3 bucket {}: {e}", settings.bucket))),
     }
 }
 

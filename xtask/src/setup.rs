@@ -126,6 +126,33 @@ pub fn geoip_db(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// s3s-fs, the S3-compatible server the storage tests start (it checks SigV4 signatures,
+/// so expiry and tampering of presigned URLs are really tested). Built in its own target
+/// dir, which is removed afterwards to keep the disk free.
+pub fn s3_server(root: &Path) -> Result<()> {
+    let home = std::env::var_os("CARGO_HOME").map_or_else(
+        || Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
+        std::path::PathBuf::from,
+    );
+    if home.join("bin/s3s-fs").is_file() {
+        return Ok(());
+    }
+    let build_dir = root.join("target/tools/s3s-build");
+    run_cmd(
+        Command::new("cargo")
+            .args([
+                "install",
+                "s3s-fs@0.14.1",
+                "--features",
+                "binary",
+                "--locked",
+            ])
+            .env("CARGO_TARGET_DIR", &build_dir),
+    )?;
+    let _ = std::fs::remove_dir_all(build_dir);
+    Ok(())
+}
+
 /// Chromium and the end-to-end test's npm packages.
 pub fn browser_tools(root: &Path) -> Result<()> {
     if !Path::new("/usr/bin/chromium").is_file() {

@@ -10,6 +10,7 @@ pub fn all(root: &Path) -> Result<()> {
     setup::lint_tools()?;
     // Before the first compile, so every build embeds the same database (no rebuilds).
     setup::geoip_db(root)?;
+    setup::s3_server(root)?;
     run_cmd(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
     run_cmd(Command::new("cargo").args([
         "clippy",

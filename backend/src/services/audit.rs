@@ -52,13 +52,20 @@ pub fn record_audit<B: Serialize, A: Serialize>(
 
 /// One audit entry as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: u64,
     pub at: Timestamp,
+    /// `admin:<email>`, `api-token:<id>` or `system`.
     pub actor: String,
     pub action: String,
+    /// What was changed, e.g. `grant:42`.
     pub target: String,
+    /// The record before the change (null when created).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub before: serde_json::Value,
+    /// The record after the change (null when deleted).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub after: serde_json::Value,
 }
 

@@ -1,5 +1,9 @@
 //! The REST API under `/api/v1` (Bearer API token). Handlers parse, call a service and map
 //! its error; every error is `{"error":{"code","message"}}` with the right status.
+//!
+//! Each handler carries its OpenAPI description (`#[utoipa::path]`), and the router is built
+//! from those same declarations (`utoipa_axum::routes!`), so the document served at
+//! `/api/v1/openapi.json` cannot list a route that does not exist or miss one that does.
 
 use super::HttpState;
 use axum::body::Body;
@@ -7,18 +11,72 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use backend::ServiceError;
-use backend::services::audit::read_audit;
+use backend::services::audit::{AuditEntry, read_audit};
 use backend::services::{Actor, OrderQuery};
 use backend::store::delivery::OrderSource;
-use domain::wire::{GrantLookup, NewOrder, NewProduct, OrderPatch, ProductPatch, SendPassword};
+use domain::wire::{
+    CreatedOrder, FileView, GrantDetail, GrantLookup, IssuedGrant, NewOrder, NewProduct,
+    OrderPatch, OrderView, ProductPatch, ProductView, SendPassword,
+};
 use domain::{FileId, GrantId, OrderId, ProductId};
 use futures::TryStreamExt;
 use http::{StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The document's frame; the paths and schemas come from the handlers below.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Dropgate REST API",
+        description = "Products and files, orders, download passwords and the password desk. \
+            Every request needs `Authorization: Bearer <API token>` (create one with \
+            `dropgate token create` or in the admin). Errors are `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    modifiers(&BearerToken),
+    security(("api_token" = [])),
+    tags(
+        (name = "catalog", description = "Products, their rules and files"),
+        (name = "orders", description = "Orders and their grants"),
+        (name = "desk", description = "The password desk: look up, reset, unblock, expire, resend"),
+        (name = "audit", description = "Who did what, with before and after")
+    )
+)]
+struct ApiDoc;
+
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// An error answer.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // only describes the JSON that `ApiError` writes
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+struct ErrorDetail {
+    /// Machine-readable: `invalid`, `not_found`, `conflict`, `unauthorized`, `too_large`, ...
+    code: String,
+    /// For a person.
+    message: String,
+}
 
 /// An API error as JSON.
 #[derive(Debug)]
@@ -200,43 +258,49 @@ fn order_id(text: &str) -> ApiResult<OrderId> {
     })
 }
 
-/// The API routes except the streamed upload (which has its own body limit).
-pub fn routes() -> Router<HttpState> {
-    Router::new()
-        .route("/api/v1/products", post(create_product).get(list_products))
-        .route(
-            "/api/v1/products/{product_id}",
-            get(get_product)
-                .patch(update_product)
-                .delete(delete_product),
-        )
-        .route("/api/v1/orders", post(create_order).get(search_orders))
-        .route(
-            "/api/v1/orders/{order_id}",
-            get(get_order).patch(update_order),
-        )
-        .route("/api/v1/orders/{order_id}/refund", post(refund_order))
-        .route("/api/v1/orders/{order_id}/exchange", post(exchange_order))
-        .route("/api/v1/audit", get(audit))
-        .route("/api/v1/grants/lookup", post(lookup_grants))
-        .route("/api/v1/grants/{grant_id}", get(get_grant))
-        .route("/api/v1/grants/{grant_id}/{action}", post(grant_action))
-        .route(
-            "/api/v1/products/{product_id}/send-password",
-            post(send_password),
-        )
+/// The API routes except the streamed upload (which has its own body limit), with their
+/// OpenAPI description.
+pub fn routes() -> OpenApiRouter<HttpState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_product, list_products))
+        .routes(routes!(get_product, update_product, delete_product))
+        .routes(routes!(create_order, search_orders))
+        .routes(routes!(get_order, update_order))
+        .routes(routes!(refund_order))
+        .routes(routes!(exchange_order))
+        .routes(routes!(audit))
+        .routes(routes!(lookup_grants))
+        .routes(routes!(get_grant))
+        .routes(routes!(reset_grant))
+        .routes(routes!(unblock_grant))
+        .routes(routes!(expire_grant))
+        .routes(routes!(resend_grant))
+        .routes(routes!(send_password))
 }
 
 /// The file routes: `PUT` streams an upload (no whole-body limit: the service enforces the
 /// upload limit while streaming; `{file}` is the new file's name) and `DELETE` removes a
 /// file (`{file}` is its id). One path, so one router.
-pub fn upload_routes() -> Router<HttpState> {
-    Router::new().route(
-        "/api/v1/products/{product_id}/files/{file}",
-        put(upload_file).delete(delete_file),
-    )
+pub fn upload_routes() -> OpenApiRouter<HttpState> {
+    OpenApiRouter::new().routes(routes!(upload_file, delete_file))
 }
 
+/// The whole document: both routers' paths and the shared frame.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = routes().split_for_parts();
+    let (_, uploads) = upload_routes().split_for_parts();
+    doc.merge(uploads);
+    doc
+}
+
+#[utoipa::path(post, path = "/api/v1/products", tag = "catalog",
+    request_body = NewProduct,
+    responses(
+        (status = 201, description = "Created", body = ProductView),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 409, description = "The id is taken", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown or invalid", body = ErrorBody)))]
 async fn create_product(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -249,10 +313,16 @@ async fn create_product(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalog",
+    responses((status = 200, description = "Every product with its files", body = Vec<ProductView>), (status = 401, description = "No or an unknown API token", body = ErrorBody),))]
 async fn list_products(State(s): State<HttpState>) -> ApiResult<Response> {
     Ok(Json(s.catalog.list().await?).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/products/{product_id}", tag = "catalog",
+    params(("product_id" = String, Path, description = "The product's slug")),
+    responses((status = 200, body = ProductView), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody)))]
 async fn get_product(
     State(s): State<HttpState>,
     ApiPath(id): ApiPath<String>,
@@ -260,6 +330,12 @@ async fn get_product(
     Ok(Json(s.catalog.get(product_id(&id)?).await?).into_response())
 }
 
+#[utoipa::path(patch, path = "/api/v1/products/{product_id}", tag = "catalog",
+    params(("product_id" = String, Path, description = "The product's slug")),
+    request_body = ProductPatch,
+    responses((status = 200, body = ProductView), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 422, description = "A field is unknown or invalid", body = ErrorBody)))]
 async fn update_product(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -275,13 +351,20 @@ async fn update_product(
 }
 
 /// `?force=true` deletes even when buyers can still download.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Force {
+    /// Delete even when buyers can still download it.
     #[serde(default)]
     force: bool,
 }
 
+#[utoipa::path(delete, path = "/api/v1/products/{product_id}", tag = "catalog",
+    params(("product_id" = String, Path, description = "The product's slug"), Force),
+    responses((status = 204, description = "Deleted with its files"), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 409, description = "Buyers can still download it; repeat with force=true", body = ErrorBody)))]
 async fn delete_product(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -294,6 +377,16 @@ async fn delete_product(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(put, path = "/api/v1/products/{product_id}/files/{file}", tag = "catalog",
+    params(
+        ("product_id" = String, Path, description = "The product's slug"),
+        ("file" = String, Path, description = "The file's name as buyers will see it")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The raw file, streamed (never held in memory)"),
+    responses((status = 201, description = "Stored, with its size and SHA-256", body = FileView), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 409, description = "The product already has a file of that name", body = ErrorBody),
+        (status = 413, description = "Larger than the upload limit", body = ErrorBody)))]
 async fn upload_file(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -323,6 +416,14 @@ async fn upload_file(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/products/{product_id}/files/{file}", tag = "catalog",
+    params(
+        ("product_id" = String, Path, description = "The product's slug"),
+        ("file" = u64, Path, description = "The file's id"),
+        Force),
+    responses((status = 204, description = "Deleted, bytes included"), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such product or file", body = ErrorBody),
+        (status = 409, description = "Buyers can still download it; repeat with force=true", body = ErrorBody)))]
 async fn delete_file(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -348,6 +449,14 @@ async fn delete_file(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "Created; each grant's password and link are shown only here", body = CreatedOrder),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 409, description = "The transaction ID is already used", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown or invalid", body = ErrorBody)))]
 async fn create_order(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -360,15 +469,25 @@ async fn create_order(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Orders matching every given criterion (all orders when none is given).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchParams {
+    /// The buyer's email address (any case).
     email: Option<String>,
+    /// The 7-digit order ID.
     order_id: Option<String>,
+    /// The full timestamp order number, e.g. 20261122143005123.
     order_number: Option<String>,
+    /// The payment provider's transaction ID.
     transaction_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders",
+    params(SearchParams),
+    responses((status = 200, description = "Matching orders, newest first", body = Vec<OrderView>), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 422, description = "A value is not valid", body = ErrorBody)))]
 async fn search_orders(
     State(s): State<HttpState>,
     ApiQuery(q): ApiQuery<SearchParams>,
@@ -382,6 +501,10 @@ async fn search_orders(
     Ok(Json(s.orders.search(query).await?).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
+    params(("order_id" = u32, Path, description = "The 7-digit order ID")),
+    responses((status = 200, body = OrderView), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody)))]
 async fn get_order(
     State(s): State<HttpState>,
     ApiPath(id): ApiPath<String>,
@@ -389,6 +512,13 @@ async fn get_order(
     Ok(Json(s.orders.get(order_id(&id)?).await?).into_response())
 }
 
+#[utoipa::path(patch, path = "/api/v1/orders/{order_id}", tag = "orders",
+    params(("order_id" = u32, Path, description = "The 7-digit order ID")),
+    request_body = OrderPatch,
+    responses((status = 200, body = OrderView), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "The status change is not allowed", body = ErrorBody),
+        (status = 422, description = "A field is unknown or invalid", body = ErrorBody)))]
 async fn update_order(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -403,6 +533,11 @@ async fn update_order(
     .into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/refund", tag = "orders",
+    params(("order_id" = u32, Path, description = "The 7-digit order ID")),
+    responses((status = 200, description = "Refunded; every grant is revoked", body = OrderView), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "Already refunded or cancelled", body = ErrorBody)))]
 async fn refund_order(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -416,13 +551,20 @@ async fn refund_order(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Which product of the order to swap for which.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Exchange {
     from_product_id: String,
     to_product_id: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/exchange", tag = "orders",
+    params(("order_id" = u32, Path, description = "The 7-digit order ID")),
+    request_body = Exchange,
+    responses((status = 200, description = "The grant now gives the new product", body = OrderView), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such order or product", body = ErrorBody),
+        (status = 409, description = "The order has no such product, or already has the new one", body = ErrorBody)))]
 async fn exchange_order(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
@@ -442,13 +584,19 @@ async fn exchange_order(
     Ok(Json(view).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditParams {
+    /// At most this many entries (default 100, at most 1000).
     limit: Option<usize>,
+    /// Only entries about this target, e.g. `grant:42`.
     target: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+    params(AuditParams),
+    responses((status = 200, description = "Newest first", body = Vec<AuditEntry>), (status = 401, description = "No or an unknown API token", body = ErrorBody),))]
 async fn audit(
     State(s): State<HttpState>,
     ApiQuery(q): ApiQuery<AuditParams>,
@@ -457,6 +605,10 @@ async fn audit(
     Ok(Json(entries).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/grants/lookup", tag = "desk",
+    request_body = GrantLookup,
+    responses((status = 200, description = "Every matching grant with its uses", body = Vec<GrantDetail>), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 422, description = "Give exactly one way to search", body = ErrorBody)))]
 async fn lookup_grants(
     State(s): State<HttpState>,
     ApiJson(query): ApiJson<GrantLookup>,
@@ -474,6 +626,10 @@ fn grant_id(text: &str) -> ApiResult<GrantId> {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/grants/{grant_id}", tag = "desk",
+    params(("grant_id" = u64, Path, description = "The grant's id")),
+    responses((status = 200, body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody)))]
 async fn get_grant(
     State(s): State<HttpState>,
     ApiPath(id): ApiPath<String>,
@@ -481,28 +637,76 @@ async fn get_grant(
     Ok(Json(s.desk.grant(grant_id(&id)?, backend::clock::now()).await?).into_response())
 }
 
-async fn grant_action(
+#[utoipa::path(post, path = "/api/v1/grants/{grant_id}/reset", tag = "desk",
+    params(("grant_id" = u64, Path, description = "The grant's id")),
+    responses((status = 200, description = "A new window from now (31 days by default); the byte ledger, country lock and block are cleared", body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody)))]
+async fn reset_grant(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
-    ApiPath((id, action)): ApiPath<(String, String)>,
-) -> ApiResult<Response> {
-    let id = grant_id(&id)?;
-    let now = backend::clock::now();
-    Ok(match action.as_str() {
-        "reset" => Json(s.desk.reset(id, actor, now).await?).into_response(),
-        "unblock" => Json(s.desk.unblock(id, actor, now).await?).into_response(),
-        "expire" => Json(s.desk.expire(id, actor, now).await?).into_response(),
-        "resend" => Json(s.desk.resend(id, actor, now).await?).into_response(),
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("there is no grant action '{other}' (reset, unblock, expire, resend)"),
-            ));
-        }
-    })
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<GrantDetail>> {
+    Ok(Json(
+        s.desk
+            .reset(grant_id(&id)?, actor, backend::clock::now())
+            .await?,
+    ))
 }
 
+#[utoipa::path(post, path = "/api/v1/grants/{grant_id}/unblock", tag = "desk",
+    params(("grant_id" = u64, Path, description = "The grant's id")),
+    responses((status = 200, description = "Block and country lock cleared; the original window and budget are kept", body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody)))]
+async fn unblock_grant(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<GrantDetail>> {
+    Ok(Json(
+        s.desk
+            .unblock(grant_id(&id)?, actor, backend::clock::now())
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/grants/{grant_id}/expire", tag = "desk",
+    params(("grant_id" = u64, Path, description = "The grant's id")),
+    responses((status = 200, description = "The window ends now", body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody)))]
+async fn expire_grant(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<GrantDetail>> {
+    Ok(Json(
+        s.desk
+            .expire(grant_id(&id)?, actor, backend::clock::now())
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/grants/{grant_id}/resend", tag = "desk",
+    params(("grant_id" = u64, Path, description = "The grant's id")),
+    responses((status = 200, description = "A new password replaces the old one (which stops working); counts are kept. The new password and link are shown only here.", body = IssuedGrant), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody)))]
+async fn resend_grant(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<IssuedGrant>> {
+    Ok(Json(
+        s.desk
+            .resend(grant_id(&id)?, actor, backend::clock::now())
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/products/{product_id}/send-password", tag = "desk",
+    params(("product_id" = String, Path, description = "The product's slug")),
+    request_body = SendPassword,
+    responses((status = 201, description = "A complimentary confirmed order with a fresh password", body = CreatedOrder), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 422, description = "A field is missing or invalid", body = ErrorBody)))]
 async fn send_password(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,

@@ -75,6 +75,9 @@ pub async fn file(
         let _ = state.downloads.finish(&ticket, 0).await;
         return (status, response_headers).into_response();
     }
+    if state.blobs.presigns() {
+        return redirect_to_store(&state, ticket, length).await;
+    }
     let stream = match state.blobs.read(&ticket.storage_key, range).await {
         Ok(stream) => stream,
         Err(e) => {
@@ -93,6 +96,53 @@ pub async fn file(
         downloads: state.downloads.clone(),
     };
     (status, response_headers, Body::from_stream(body)).into_response()
+}
+
+/// S3: a 302 to a short-lived presigned URL. The bytes do not pass through us, so what the
+/// request asked for is spent now (the buyer's browser sends the same Range to S3).
+async fn redirect_to_store(state: &HttpState, ticket: Ticket, length: u64) -> Response {
+    let signed = state
+        .blobs
+        .presigned_get(
+            &ticket.storage_key,
+            &content_disposition(&ticket.name),
+            &ticket.content_type,
+            state.presign_ttl,
+        )
+        .await;
+    let location = match signed {
+        Ok(Some(url)) => HeaderValue::from_str(&url).map_err(|e| e.to_string()),
+        Ok(None) => Err("this store does not presign".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    let spent = if location.is_ok() { length } else { 0 };
+    if let Err(e) = state.downloads.finish(&ticket, spent).await {
+        tracing::error!(error = %e, "could not settle a download");
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The download could not start. Please try again.",
+        );
+    }
+    match location {
+        Ok(location) => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, location),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("private, no-store"),
+                ),
+            ],
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not presign a download URL");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The download could not start. Please try again.",
+            )
+        }
+    }
 }
 
 /// The answer when no bytes are sent.

@@ -38,6 +38,8 @@ pub struct HttpState {
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Arc<[IpNet]>,
+    /// Lifetime of presigned S3 download URLs.
+    pub presign_ttl: std::time::Duration,
     pub https: bool,
 }
 
@@ -77,11 +79,26 @@ pub fn router(
         );
     }
 
-    let api = api::routes()
+    // The document is public: it describes the API, it grants nothing.
+    let openapi = bytes::Bytes::from(
+        api::document()
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises"),
+    );
+    let api = Router::from(api::routes())
         .route_layer(from_fn_with_state(state.clone(), api::require_token))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    openapi.clone(),
+                )
+            }),
+        )
         .route("/api/{*rest}", any(api::not_found));
-    let uploads =
-        api::upload_routes().route_layer(from_fn_with_state(state.clone(), api::require_token));
+    let uploads = Router::from(api::upload_routes())
+        .route_layer(from_fn_with_state(state.clone(), api::require_token));
     let buyer = Router::new().route("/d/{password}/{file_id}", get(download::file));
 
     operations

@@ -1,0 +1,256 @@
+//! Product files on a real S3-compatible server (s3s-fs, which verifies SigV4 signatures,
+//! started here on 127.0.0.1 and stopped after): streamed multipart upload, downloads as
+//! 302 redirects to presigned URLs that carry the real name, expire, cannot be altered, and
+//! spend the download budget when issued; deleting a file removes the object.
+
+mod common;
+
+use common::{TestApp, spawn_app_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const ACCESS_KEY: &str = "dropgate-test-key";
+const SECRET_KEY: &str = "dropgate-test-secret-0123456789";
+const BUCKET: &str = "shop-files";
+
+/// A running s3s-fs; killed when dropped.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+    root: tempfile::TempDir,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s3s_fs() -> PathBuf {
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map_or_else(
+            || PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"),
+            PathBuf::from,
+        )
+        .join("bin/s3s-fs");
+    assert!(
+        cargo_bin.is_file(),
+        "s3s-fs is not installed: `cargo xtask test` installs it (cargo install s3s-fs@0.14.1 --features binary --locked)"
+    );
+    cargo_bin
+}
+
+async fn start_s3() -> S3Server {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(s3s_fs())
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return S3Server {
+                child,
+                endpoint,
+                root,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("s3s-fs did not start");
+}
+
+async fn shop_on(s3: &S3Server, secret: &str) -> Result<TestApp, String> {
+    let settings = backend::blobs::S3Settings {
+        bucket: BUCKET.into(),
+        prefix: "store/v1".into(),
+        endpoint: Some(s3.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(ACCESS_KEY.into()),
+        secret_access_key: Some(secret.into()),
+    };
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = server::Config::for_data_dir(data_dir.path());
+    config.storage = server::config::StorageLocation::S3(settings.clone());
+    if let Err(e) = server::Application::build(config).await {
+        return Err(e.to_string());
+    }
+    Ok(spawn_app_with(|c| {
+        c.storage = server::config::StorageLocation::S3(settings);
+        c.presign_ttl = Duration::from_secs(2);
+    })
+    .await)
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() { files_in(&p) } else { vec![p] }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_found_at_start() {
+    let s3 = start_s3().await;
+    let error = shop_on(&s3, "not-the-secret").await.err().unwrap();
+    assert!(
+        error.contains("S3 bucket shop-files is not reachable"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: upload, redirect, tamper, expire, budget, delete
+async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
+    let s3 = start_s3().await;
+    let app = shop_on(&s3, SECRET_KEY).await.unwrap();
+    let (_, token) = app
+        .access()
+        .create_api_token("tests", backend::clock::now())
+        .await
+        .unwrap();
+    let api = reqwest::Client::new();
+    let created = api
+        .post(app.url("/api/v1/products"))
+        .bearer_auth(&token)
+        .json(&json!({"product_id": "album", "name": "Album", "max_downloads": 1, "download_days": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    // 7 MiB: more than one multipart part, streamed through to the bucket.
+    let content: Vec<u8> = (0..7 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let upload = api
+        .put(app.url("/api/v1/products/album/files/Album%20(24-bit).zip"))
+        .bearer_auth(&token)
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let file: Value = upload.json().await.unwrap();
+    let file_id = file["file_id"].as_u64().unwrap();
+    let objects = files_in(&s3.root.path().join(BUCKET));
+    let stored: Vec<_> = objects
+        .iter()
+        .filter(|p| p.starts_with(s3.root.path().join(BUCKET).join("store/v1")))
+        .collect();
+    assert_eq!(stored.len(), 1, "{objects:?}");
+    assert_eq!(std::fs::read(stored[0]).unwrap(), content);
+    assert!(
+        !stored[0].to_string_lossy().contains("Album"),
+        "the real name must not be the key"
+    );
+
+    let order: Value = api
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "ann@example.com", "product_ids": ["album"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = format!("{}/{file_id}", order["issued"][0]["url"].as_str().unwrap());
+
+    // The file endpoint redirects to the bucket with a signed URL.
+    let redirect = no_redirects().get(&link).send().await.unwrap();
+    assert_eq!(redirect.status(), StatusCode::FOUND);
+    assert_eq!(redirect.headers()["cache-control"], "private, no-store");
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&s3.endpoint), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert!(location.contains("X-Amz-Expires=2"), "{location}");
+    assert!(
+        location.contains("response-content-disposition=attachment"),
+        "{location}"
+    );
+    let fetched = reqwest::get(&location).await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(
+        fetched.headers()["content-disposition"],
+        "attachment; filename=\"Album (24-bit).zip\"; filename*=UTF-8''Album%20%2824-bit%29.zip"
+    );
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), content.as_slice());
+
+    // Anything changed in the URL breaks the signature.
+    let other_name = location.replace("attachment", "inline");
+    assert_eq!(
+        reqwest::get(&other_name).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let sig_at = location.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut forged = location.clone();
+    let flipped = if &forged[sig_at..=sig_at] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    forged.replace_range(sig_at..=sig_at, flipped);
+    assert_eq!(
+        reqwest::get(&forged).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    // And it stops working after its short life.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        reqwest::get(&location).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Issuing the URL spent the one download: the next request is refused, with a reason.
+    let refused = no_redirects().get(&link).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("download"));
+
+    // Deleting the file (forced: the buyer's grant still exists) removes the object.
+    let deleted = api
+        .delete(app.url(&format!(
+            "/api/v1/products/album/files/{file_id}?force=true"
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert!(
+        files_in(&s3.root.path().join(BUCKET))
+            .iter()
+            .all(|p| !p.starts_with(s3.root.path().join(BUCKET).join("store/v1"))),
+        "object left behind"
+    );
+    app.stop().await;
+}
