@@ -8,6 +8,7 @@
 //! (with the real file name and type signed into it) that the buyer is redirected to.
 
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -77,7 +78,14 @@ pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     /// Set for stores whose objects buyers fetch directly through presigned URLs.
     signer: Option<Arc<dyn Signer>>,
+    /// The directory of the local store: reads bypass object_store there (see `read`).
+    local_root: Option<Arc<std::path::Path>>,
 }
+
+/// Bytes read from a local file per step. object_store's local reader hands out 8 KiB
+/// chunks, each through a blocking-pool hop, which held a 1 GiB download to about a tenth of
+/// nginx's speed; 1 MiB steps cost one hop per MiB and one copy.
+const LOCAL_READ_CHUNK: u64 = 1024 * 1024;
 
 impl Blobs {
     /// Files in a local directory (created if missing), written with fsync.
@@ -90,6 +98,9 @@ impl Blobs {
         Ok(Self {
             store: Arc::new(store),
             signer: None,
+            local_root: Some(Arc::from(dir.canonicalize().map_err(|e| {
+                BlobError::Source(format!("resolve {}: {e}", dir.display()))
+            })?)),
         })
     }
 
@@ -117,6 +128,7 @@ impl Blobs {
         Ok(Self {
             store: store.clone(),
             signer: Some(store),
+            local_root: None,
         })
     }
 
@@ -125,6 +137,7 @@ impl Blobs {
         Self {
             store: Arc::new(InMemory::new()),
             signer: None,
+            local_root: None,
         }
     }
 
@@ -230,13 +243,70 @@ impl Blobs {
         &self,
         key: &str,
         range: Range<u64>,
-    ) -> Result<impl Stream<Item = Result<Bytes, BlobError>> + Send + 'static, BlobError> {
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        if let Some(root) = &self.local_root {
+            return Self::read_local(root.join(Self::path(key).as_ref()), range).await;
+        }
         let options = GetOptions {
             range: Some(GetRange::Bounded(range)),
             ..GetOptions::default()
         };
         let result = self.store.get_opts(&Self::path(key), options).await?;
-        Ok(result.into_stream().map_err(BlobError::from))
+        Ok(result.into_stream().map_err(BlobError::from).boxed())
+    }
+
+    /// A range of a local file in [`LOCAL_READ_CHUNK`] steps, each a positioned read on the
+    /// blocking pool into a fresh buffer that is handed to the connection without a copy.
+    async fn read_local(
+        path: std::path::PathBuf,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        let shown = path.display().to_string();
+        let file = tokio::task::spawn_blocking(move || std::fs::File::open(&path))
+            .await
+            .map_err(|e| BlobError::Source(e.to_string()))?
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    BlobError::Storage(object_store::Error::NotFound {
+                        path: shown,
+                        source: e.into(),
+                    })
+                } else {
+                    BlobError::Source(format!("open {shown}: {e}"))
+                }
+            })?;
+        let file = Arc::new(file);
+        let stream = futures::stream::try_unfold(range, move |range| {
+            let file = Arc::clone(&file);
+            async move {
+                if range.start >= range.end {
+                    return Ok(None);
+                }
+                let want = (range.end - range.start).min(LOCAL_READ_CHUNK);
+                let start = range.start;
+                let chunk = tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    let mut buf = vec![0u8; usize::try_from(want).unwrap_or(usize::MAX)];
+                    let mut filled = 0;
+                    while filled < buf.len() {
+                        let n = file.read_at(&mut buf[filled..], start + filled as u64)?;
+                        if n == 0 {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "the stored file is shorter than recorded",
+                            ));
+                        }
+                        filled += n;
+                    }
+                    Ok::<_, std::io::Error>(Bytes::from(buf))
+                })
+                .await
+                .map_err(|e| BlobError::Source(e.to_string()))?
+                .map_err(|e| BlobError::Source(format!("read stored file: {e}")))?;
+                Ok(Some((chunk, start + want..range.end)))
+            }
+        });
+        Ok(stream.boxed())
     }
 
     /// Removes an object; a missing one is not an error.

@@ -46,7 +46,12 @@ fn run() -> Result<()> {
         "test" => test::all(&root),
         "bench" => {
             build::all(&root)?;
-            run_cmd(Command::new("python3").arg("bench/startup.py").args(&rest))
+            run_cmd(Command::new("python3").arg("bench/startup.py"))?;
+            run_cmd(
+                Command::new("python3")
+                    .arg("bench/downloads.py")
+                    .args(&rest),
+            )
         }
         "" | "help" | "--help" | "-h" => {
             println!("usage: cargo xtask <build | run [dropgate serve flags…] | test | bench>");

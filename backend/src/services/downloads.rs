@@ -188,92 +188,91 @@ impl DownloadService {
         // Inner `Err`: the rules refused; the refusal and any block are committed.
         let decided: Result<Result<Ticket, Denied>, Refusal> = self
             .store
-            .run(move |s| {
-                s.write(|tx| {
-                    let gid = rows::grant_by_digest_in(tx, &digest)?.ok_or(Refusal::NotFound)?;
-                    let mut grant = rows::grant_in(tx, gid)?.ok_or(Refusal::NotFound)?;
-                    if grant.password_digest != digest {
-                        return Err(Refusal::NotFound);
+            // Grouped: concurrent downloads share one commit (and fsync); the decision
+            // and the reservation are still one transaction that no other writer interleaves.
+            .write_grouped(move |tx| {
+                let gid = rows::grant_by_digest_in(tx, &digest)?.ok_or(Refusal::NotFound)?;
+                let mut grant = rows::grant_in(tx, gid)?.ok_or(Refusal::NotFound)?;
+                if grant.password_digest != digest {
+                    return Err(Refusal::NotFound);
+                }
+                let record = file_of(tx, &grant.product_id, file)?.ok_or(Refusal::NotFound)?;
+                let order = rows::order_in(tx, grant.order_id)?
+                    .ok_or_else(|| corrupt("order of a grant"))?;
+                let etag = format!("\"{}\"", hex::encode(record.sha256));
+                let if_range = ranges
+                    .if_range
+                    .as_deref()
+                    .map(|v| range::if_range_matches(v, &etag));
+                let answer = match range::decide(ranges.range.as_deref(), if_range, record.size) {
+                    // Several ranges are answered with the whole file (RFC 9110 allows it),
+                    // which keeps the response and the reservation simple and exact.
+                    RangeAnswer::Partial(parts) if parts.len() > 1 => RangeAnswer::Full,
+                    other => other,
+                };
+                let requested = match &answer {
+                    RangeAnswer::Full => record.size,
+                    RangeAnswer::Partial(parts) => {
+                        parts.iter().map(|r| r.end() - r.start() + 1).sum()
                     }
-                    let record = file_of(tx, &grant.product_id, file)?.ok_or(Refusal::NotFound)?;
-                    let order = rows::order_in(tx, grant.order_id)?
-                        .ok_or_else(|| corrupt("order of a grant"))?;
-                    let etag = format!("\"{}\"", hex::encode(record.sha256));
-                    let if_range = ranges
-                        .if_range
-                        .as_deref()
-                        .map(|v| range::if_range_matches(v, &etag));
-                    let answer = match range::decide(ranges.range.as_deref(), if_range, record.size)
-                    {
-                        // Several ranges are answered with the whole file (RFC 9110 allows it),
-                        // which keeps the response and the reservation simple and exact.
-                        RangeAnswer::Partial(parts) if parts.len() > 1 => RangeAnswer::Full,
-                        other => other,
-                    };
-                    let requested = match &answer {
-                        RangeAnswer::Full => record.size,
-                        RangeAnswer::Partial(parts) => {
-                            parts.iter().map(|r| r.end() - r.start() + 1).sum()
+                    RangeAnswer::Unsatisfiable => {
+                        return Err(Refusal::RangeNotSatisfiable { len: record.size });
+                    }
+                };
+                let attempt = Attempt {
+                    country: client.country,
+                    file_size: record.size,
+                    counted_bytes: grant.counted(file),
+                    requested_bytes: requested,
+                };
+                let sighting = Sighting {
+                    at: now,
+                    ip: client.ip,
+                    country: client.country,
+                };
+                let mut event = EventRecord {
+                    at: now,
+                    grant: gid,
+                    file: Some(file),
+                    ip: client.ip,
+                    country: client.country,
+                    user_agent: client.user_agent.chars().take(300).collect(),
+                    bytes: 0,
+                    outcome: Outcome::Allowed,
+                };
+                match authorize(&facts(&grant, order.status), &attempt, now) {
+                    Ok(permit) => {
+                        grant.ledger_mut(file).reserved += permit.reserve;
+                        if permit.lock_country.is_some() {
+                            grant.locked = Some(sighting);
                         }
-                        RangeAnswer::Unsatisfiable => {
-                            return Err(Refusal::RangeNotSatisfiable { len: record.size });
-                        }
-                    };
-                    let attempt = Attempt {
-                        country: client.country,
-                        file_size: record.size,
-                        counted_bytes: grant.counted(file),
-                        requested_bytes: requested,
-                    };
-                    let sighting = Sighting {
-                        at: now,
-                        ip: client.ip,
-                        country: client.country,
-                    };
-                    let mut event = EventRecord {
-                        at: now,
-                        grant: gid,
-                        file: Some(file),
-                        ip: client.ip,
-                        country: client.country,
-                        user_agent: client.user_agent.chars().take(300).collect(),
-                        bytes: 0,
-                        outcome: Outcome::Allowed,
-                    };
-                    match authorize(&facts(&grant, order.status), &attempt, now) {
-                        Ok(permit) => {
-                            grant.ledger_mut(file).reserved += permit.reserve;
-                            if permit.lock_country.is_some() {
-                                grant.locked = Some(sighting);
-                            }
+                        rows::put_grant(tx, gid, &grant)?;
+                        let seq = rows::insert_event(tx, &event)?;
+                        Ok(Ok(Ticket {
+                            grant: gid,
+                            file,
+                            name: record.name,
+                            content_type: record.content_type,
+                            size: record.size,
+                            etag,
+                            storage_key: record.storage_key,
+                            answer,
+                            reserved: permit.reserve,
+                            event: seq,
+                        }))
+                    }
+                    Err(denied) => {
+                        if matches!(denied, Denied::CountryChanged { .. }) {
+                            // The seed rule: a second country blocks the grant at once,
+                            // and the attempt is kept beside the first.
+                            grant.blocked_by = Some(sighting);
                             rows::put_grant(tx, gid, &grant)?;
-                            let seq = rows::insert_event(tx, &event)?;
-                            Ok(Ok(Ticket {
-                                grant: gid,
-                                file,
-                                name: record.name,
-                                content_type: record.content_type,
-                                size: record.size,
-                                etag,
-                                storage_key: record.storage_key,
-                                answer,
-                                reserved: permit.reserve,
-                                event: seq,
-                            }))
                         }
-                        Err(denied) => {
-                            if matches!(denied, Denied::CountryChanged { .. }) {
-                                // The seed rule: a second country blocks the grant at once,
-                                // and the attempt is kept beside the first.
-                                grant.blocked_by = Some(sighting);
-                                rows::put_grant(tx, gid, &grant)?;
-                            }
-                            event.outcome = Outcome::Refused(reason_code(&denied).to_owned());
-                            rows::insert_event(tx, &event)?;
-                            Ok(Err(denied))
-                        }
+                        event.outcome = Outcome::Refused(reason_code(&denied).to_owned());
+                        rows::insert_event(tx, &event)?;
+                        Ok(Err(denied))
                     }
-                })
+                }
             })
             .await;
         decided?.map_err(Refusal::Denied)
@@ -283,20 +282,18 @@ impl DownloadService {
     pub async fn finish(&self, ticket: &Ticket, sent: u64) -> Result<(), ServiceError> {
         let (gid, file, reserved, seq) = (ticket.grant, ticket.file, ticket.reserved, ticket.event);
         self.store
-            .run(move |s| {
-                s.write(|tx| {
-                    if let Some(mut grant) = rows::grant_in(tx, gid)? {
-                        let ledger = grant.ledger_mut(file);
-                        ledger.reserved = ledger.reserved.saturating_sub(reserved);
-                        ledger.delivered += sent.min(reserved);
-                        rows::put_grant(tx, gid, &grant)?;
-                    }
-                    if let Some(mut event) = rows::event_in(tx, seq)? {
-                        event.bytes = sent;
-                        rows::put_event(tx, seq, &event)?;
-                    }
-                    Ok::<_, StoreError>(())
-                })
+            .write_grouped(move |tx| {
+                if let Some(mut grant) = rows::grant_in(tx, gid)? {
+                    let ledger = grant.ledger_mut(file);
+                    ledger.reserved = ledger.reserved.saturating_sub(reserved);
+                    ledger.delivered += sent.min(reserved);
+                    rows::put_grant(tx, gid, &grant)?;
+                }
+                if let Some(mut event) = rows::event_in(tx, seq)? {
+                    event.bytes = sent;
+                    rows::put_event(tx, seq, &event)?;
+                }
+                Ok::<_, StoreError>(())
             })
             .await
             .map_err(ServiceError::from)

@@ -12,6 +12,7 @@
 pub mod access;
 mod codec;
 pub mod delivery;
+mod group_commit;
 pub(crate) mod meta;
 mod migrations;
 
@@ -67,6 +68,7 @@ pub struct Store {
     db: Arc<Database>,
     path: Option<PathBuf>,
     poisoned: Arc<AtomicBool>,
+    queue: Arc<group_commit::Queue>,
 }
 
 impl std::fmt::Debug for Store {
@@ -100,6 +102,7 @@ impl Store {
             db: Arc::new(db),
             path,
             poisoned: Arc::new(AtomicBool::new(false)),
+            queue: Arc::default(),
         };
         migrations::run(&store)?;
         Ok(store)
@@ -145,18 +148,29 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        if self.is_poisoned() {
-            return Err(StoreError::Poisoned.into());
-        }
-        let mut tx = self.db.begin_write().map_err(StoreError::from)?;
-        tx.set_quick_repair(true);
+        let tx = self.begin_checked()?;
         let value = f(&tx)?;
-        if let Err(e) = tx.commit() {
+        self.commit_checked(tx)?;
+        Ok(value)
+    }
+
+    /// A write transaction with quick-repair on, unless the store is poisoned.
+    fn begin_checked(&self) -> Result<WriteTransaction, StoreError> {
+        if self.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        let mut tx = self.db.begin_write()?;
+        tx.set_quick_repair(true);
+        Ok(tx)
+    }
+
+    /// Commits; a failure poisons the store (redb refuses writes until reopened).
+    fn commit_checked(&self, tx: WriteTransaction) -> Result<(), StoreError> {
+        tx.commit().map_err(|e| {
             self.poisoned.store(true, Ordering::Relaxed);
             tracing::error!(error = %e, "redb commit failed; refusing further writes until restart");
-            return Err(StoreError::from(e).into());
-        }
-        Ok(value)
+            StoreError::from(e)
+        })
     }
 
     /// Runs blocking store work on a blocking thread, so async tasks never wait on disk I/O.
