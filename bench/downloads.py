@@ -165,6 +165,7 @@ def main():
     parser.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "dropgate"))
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the large file")
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--only", choices=["large", "small", "memory"], help="run one part")
     args = parser.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} not found: run `cargo xtask build` first")
@@ -212,49 +213,59 @@ def main():
 
         print(f"large file ({args.size_mib} MiB), MiB/s summed over all downloads")
         results = {}
-        for count in (1, 32):
+        for count in (1, 32) if args.only in (None, "large") else ():
             d = max(throughput(dg_big, count, size) for _ in range(2 if count == 1 else 1))
             n = max(throughput(ng_big, count, size) for _ in range(2 if count == 1 else 1))
             results[count] = (d, n)
             print(f"  {count:>2} concurrent   dropgate {d:9.0f}   nginx sendfile {n:9.0f}   ratio {d / n:5.2f} x")
 
-        print(f"1 KiB file through a checked link, wrk -t2 -c32 -d{args.seconds}s")
-        before = api(base, token, "POST", "/api/v1/grants/lookup", {"email": "bench@example.com"})
-        used_before = {g["product_id"]: g for g in before}["small"]
-        d_rate, d_requests, d_bad, d_p99 = wrk_rate(dg_small, args.seconds)
-        n_rate, n_requests, n_bad, n_p99 = wrk_rate(ng_small, args.seconds)
-        print(f"  dropgate (password, redb ledger)  {d_rate:9.0f} req/s   p99 {d_p99:>8}   non-2xx {d_bad}")
-        print(f"  nginx (secure_link)               {n_rate:9.0f} req/s   p99 {n_p99:>8}   non-2xx {n_bad}")
-        print(f"  ratio                             {d_rate / n_rate:9.2f} x")
-        time.sleep(1.0)  # let the last bodies settle
-        after = {g["product_id"]: g for g in api(base, token, "POST", "/api/v1/grants/lookup",
-                                                 {"email": "bench@example.com"})}["small"]
-        counted = round(sum(f["downloads_used"] for f in after["files"])
-                        - sum(f["downloads_used"] for f in used_before["files"]))
-        answered = d_requests - d_bad
-        print(f"  ledger: {counted} downloads counted for {answered} answered by wrk"
-              f" ({'every one counted' if counted >= answered else 'MISSING COUNTS'})")
-
-        print("256 concurrent large downloads (2 MiB/s each), dropgate memory")
-        procs = curl_many(dg_big, 256, limit_rate="2M")
-        peak_rss = 0
-        deadline = time.time() + args.seconds
-        while time.time() < deadline:
-            peak_rss = max(peak_rss, status_kib(dropgate.pid, "VmRSS"))
-            time.sleep(0.1)
-        hwm = status_kib(dropgate.pid, "VmHWM")
-        open_conns = sum(1 for p in procs if p.poll() is None)
-        for p in procs:
-            p.kill()
-            p.wait()
-        print(f"  in flight {open_conns}/256   RSS sampled max {peak_rss / 1024:.1f} MiB   "
-              f"peak (VmHWM, whole run) {hwm / 1024:.1f} MiB   target < 150 MiB")
+        if args.only in (None, "small"):
+            small_rate(args, base, token, dg_small, ng_small)
+        if args.only in (None, "memory"):
+            peak_memory(args, dropgate, dg_big)
     finally:
         dropgate.terminate()
         nginx.terminate()
         dropgate.wait()
         nginx.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def small_rate(args, base, token, dg_small, ng_small):
+    print(f"1 KiB file through a checked link, wrk -t2 -c32 -d{args.seconds}s")
+    before = api(base, token, "POST", "/api/v1/grants/lookup", {"email": "bench@example.com"})
+    used_before = {g["product_id"]: g for g in before}["small"]
+    d_rate, d_requests, d_bad, d_p99 = wrk_rate(dg_small, args.seconds)
+    n_rate, n_requests, n_bad, n_p99 = wrk_rate(ng_small, args.seconds)
+    print(f"  dropgate (password, redb ledger)  {d_rate:9.0f} req/s   p99 {d_p99:>8}   non-2xx {d_bad}")
+    print(f"  nginx (secure_link)               {n_rate:9.0f} req/s   p99 {n_p99:>8}   non-2xx {n_bad}")
+    print(f"  ratio                             {d_rate / n_rate:9.2f} x")
+    time.sleep(1.0)  # let the last bodies settle
+    after = {g["product_id"]: g for g in api(base, token, "POST", "/api/v1/grants/lookup",
+                                             {"email": "bench@example.com"})}["small"]
+    counted = round(sum(f["downloads_used"] for f in after["files"])
+                    - sum(f["downloads_used"] for f in used_before["files"]))
+    answered = d_requests - d_bad
+    print(f"  ledger: {counted} downloads counted for {answered} answered by wrk"
+          f" ({'every one counted' if counted >= answered else 'MISSING COUNTS'})")
+
+
+
+def peak_memory(args, dropgate, dg_big):
+    print("256 concurrent large downloads (2 MiB/s each), dropgate memory")
+    procs = curl_many(dg_big, 256, limit_rate="2M")
+    peak_rss = 0
+    deadline = time.time() + args.seconds
+    while time.time() < deadline:
+        peak_rss = max(peak_rss, status_kib(dropgate.pid, "VmRSS"))
+        time.sleep(0.1)
+    hwm = status_kib(dropgate.pid, "VmHWM")
+    open_conns = sum(1 for p in procs if p.poll() is None)
+    for p in procs:
+        p.kill()
+        p.wait()
+    print(f"  in flight {open_conns}/256   RSS sampled max {peak_rss / 1024:.1f} MiB   "
+          f"peak (VmHWM, whole run) {hwm / 1024:.1f} MiB   target < 150 MiB")
 
 
 if __name__ == "__main__":

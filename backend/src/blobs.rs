@@ -84,8 +84,62 @@ pub struct Blobs {
 
 /// Bytes read from a local file per step. object_store's local reader hands out 8 KiB
 /// chunks, each through a blocking-pool hop, which held a 1 GiB download to about a tenth of
-/// nginx's speed; 1 MiB steps cost one hop per MiB and one copy.
-const LOCAL_READ_CHUNK: u64 = 1024 * 1024;
+/// nginx's speed. Each open connection holds about one step in memory.
+/// When many downloads are open at once, steps shrink so that their buffers together stay
+/// within [`LOCAL_READ_BUDGET`], down to [`LOCAL_READ_MIN_CHUNK`].
+const LOCAL_READ_CHUNK: u64 = 256 * 1024;
+const LOCAL_READ_MIN_CHUNK: u64 = 32 * 1024;
+const LOCAL_READ_BUDGET: u64 = 16 * 1024 * 1024;
+
+/// Local reads in progress (for the chunk size).
+static OPEN_LOCAL_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one open local read while it lives.
+struct OpenRead;
+
+impl OpenRead {
+    fn new() -> Self {
+        OPEN_LOCAL_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for OpenRead {
+    fn drop(&mut self) {
+        OPEN_LOCAL_READS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn chunk_size() -> u64 {
+    let open = OPEN_LOCAL_READS
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .max(1);
+    (LOCAL_READ_BUDGET / open).clamp(LOCAL_READ_MIN_CHUNK, LOCAL_READ_CHUNK)
+}
+
+/// A buffer for the next step, made on the async worker thread: the connection frees it
+/// there too, and an allocator with per-thread heaps (mimalloc) then reuses it at once,
+/// where a buffer made on a blocking thread and freed on a worker piled up (700 MiB at 256
+/// slow downloads).
+fn next_buffer(left: u64) -> Vec<u8> {
+    Vec::with_capacity(usize::try_from(left.min(chunk_size())).unwrap_or(usize::MAX))
+}
+
+/// Fills `buf` (its capacity) from the file; a file shorter than recorded is an error, never
+/// a silently short download.
+fn read_chunk(file: &mut std::fs::File, mut buf: Vec<u8>) -> std::io::Result<Bytes> {
+    use std::io::Read;
+    let want = buf.capacity() as u64;
+    // `read_to_end` fills the spare capacity without zeroing it first.
+    file.take(want).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < want {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the stored file is shorter than recorded",
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
 
 impl Blobs {
     /// Files in a local directory (created if missing), written with fsync.
@@ -255,58 +309,69 @@ impl Blobs {
         Ok(result.into_stream().map_err(BlobError::from).boxed())
     }
 
-    /// A range of a local file in [`LOCAL_READ_CHUNK`] steps, each a positioned read on the
-    /// blocking pool into a fresh buffer that is handed to the connection without a copy.
+    /// A range of a local file in [`LOCAL_READ_CHUNK`] steps, each one hop to the blocking
+    /// pool (the first also opens the file, so a small file costs a single hop). Buffers are
+    /// filled without being zeroed first and handed to the connection without a copy.
     async fn read_local(
         path: std::path::PathBuf,
         range: Range<u64>,
     ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
         let shown = path.display().to_string();
-        let file = tokio::task::spawn_blocking(move || std::fs::File::open(&path))
+        let open = OpenRead::new();
+        let buf = next_buffer(range.end - range.start);
+        let first = Self::blocking(move || {
+            let mut file = std::fs::File::open(&path)?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(range.start))?;
+            let chunk = read_chunk(&mut file, buf)?;
+            Ok((file, chunk))
+        })
+        .await
+        .map_err(|e| match e {
+            BlobError::Storage(object_store::Error::NotFound { source, .. }) => {
+                BlobError::Storage(object_store::Error::NotFound {
+                    path: shown,
+                    source,
+                })
+            }
+            other => other,
+        })?;
+        let (file, chunk) = first;
+        let left = range.end - range.start - chunk.len() as u64;
+        let rest =
+            futures::stream::try_unfold((file, left, open), |(mut file, left, open)| async move {
+                if left == 0 {
+                    return Ok(None);
+                }
+                let buf = next_buffer(left);
+                let (file, chunk) = Self::blocking(move || {
+                    let chunk = read_chunk(&mut file, buf)?;
+                    Ok((file, chunk))
+                })
+                .await?;
+                let left = left - chunk.len() as u64;
+                Ok(Some((chunk, (file, left, open))))
+            });
+        Ok(futures::stream::once(async move { Ok(chunk) })
+            .chain(rest)
+            .boxed())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, BlobError> {
+        tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| BlobError::Source(e.to_string()))?
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     BlobError::Storage(object_store::Error::NotFound {
-                        path: shown,
+                        path: String::new(),
                         source: e.into(),
                     })
                 } else {
-                    BlobError::Source(format!("open {shown}: {e}"))
+                    BlobError::Source(format!("read stored file: {e}"))
                 }
-            })?;
-        let file = Arc::new(file);
-        let stream = futures::stream::try_unfold(range, move |range| {
-            let file = Arc::clone(&file);
-            async move {
-                if range.start >= range.end {
-                    return Ok(None);
-                }
-                let want = (range.end - range.start).min(LOCAL_READ_CHUNK);
-                let start = range.start;
-                let chunk = tokio::task::spawn_blocking(move || {
-                    use std::os::unix::fs::FileExt;
-                    let mut buf = vec![0u8; usize::try_from(want).unwrap_or(usize::MAX)];
-                    let mut filled = 0;
-                    while filled < buf.len() {
-                        let n = file.read_at(&mut buf[filled..], start + filled as u64)?;
-                        if n == 0 {
-                            return Err(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "the stored file is shorter than recorded",
-                            ));
-                        }
-                        filled += n;
-                    }
-                    Ok::<_, std::io::Error>(Bytes::from(buf))
-                })
-                .await
-                .map_err(|e| BlobError::Source(e.to_string()))?
-                .map_err(|e| BlobError::Source(format!("read stored file: {e}")))?;
-                Ok(Some((chunk, start + want..range.end)))
-            }
-        });
-        Ok(stream.boxed())
+            })
     }
 
     /// Removes an object; a missing one is not an error.
@@ -358,6 +423,37 @@ mod tests {
         blobs.delete(&stored.key).await.unwrap();
         assert!(!dir.path().join(&stored.key).exists());
         blobs.delete(&stored.key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn local_reads_span_chunks_and_a_missing_or_truncated_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::local(dir.path()).unwrap();
+        let content: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        let stored = blobs
+            .upload(
+                futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(content.clone()))]),
+                1 << 20,
+            )
+            .await
+            .unwrap();
+        let read = |range: Range<u64>| {
+            let blobs = blobs.clone();
+            let key = stored.key.clone();
+            async move {
+                let parts: Vec<Bytes> = blobs.read(&key, range).await?.try_collect().await?;
+                Ok::<_, BlobError>(parts.concat())
+            }
+        };
+        assert_eq!(read(100..650_000).await.unwrap(), &content[100..650_000]);
+        assert_eq!(read(0..700_000).await.unwrap(), content);
+        assert!(matches!(
+            blobs.read("00ff", 0..1).await.err().unwrap(),
+            BlobError::Storage(object_store::Error::NotFound { .. })
+        ));
+        // A file cut short on disk fails the read rather than ending the download early.
+        std::fs::write(dir.path().join(&stored.key), &content[..300_000]).unwrap();
+        assert!(read(0..700_000).await.is_err());
     }
 
     #[tokio::test]

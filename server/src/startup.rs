@@ -2,7 +2,7 @@
 //! to stop. `Application` is a value so tests can start the real server on port 0.
 
 use crate::config::{Config, StorageLocation};
-use crate::http::{self, HttpState, metrics::Metrics};
+use crate::http::{self, HttpServices, HttpState, metrics::Metrics};
 use app::server::UiState;
 use backend::blobs::Blobs;
 use backend::services::{AccessConfig, CatalogService, DeskService, DownloadService, OrderService};
@@ -110,7 +110,7 @@ impl Application {
             );
         }
 
-        let state = HttpState {
+        let state = HttpState::new(HttpServices {
             store,
             access: access.clone(),
             catalog,
@@ -123,7 +123,7 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone().into(),
             presign_ttl: config.presign_ttl,
             https: public_url.starts_with("https://"),
-        };
+        });
         let ui = UiState {
             access: access.clone(),
             downloads: downloads.clone(),

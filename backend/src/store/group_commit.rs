@@ -60,6 +60,12 @@ where
     }
 }
 
+fn deliver_all(jobs: Vec<Box<dyn Pending>>) {
+    for job in jobs {
+        job.deliver();
+    }
+}
+
 /// The queue and whether a drain task is running.
 #[derive(Default)]
 pub(super) struct Queue {
@@ -126,10 +132,10 @@ impl Store {
             };
             let Some(more) = next else {
                 drop(self);
-                done.into_iter().for_each(|job| job.deliver());
+                deliver_all(done);
                 return;
             };
-            done.into_iter().for_each(|job| job.deliver());
+            deliver_all(done);
             batch = more;
         }
     }

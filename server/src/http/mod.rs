@@ -25,9 +25,29 @@ use metrics::Metrics;
 use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
 
-/// What plain (non-Leptos) handlers and middleware need.
+/// What plain (non-Leptos) handlers and middleware need. Every middleware layer and handler
+/// takes its own copy per request, so this is one shared pointer: cloning the services one
+/// by one (a dozen reference counts each) showed up at ~8 % of CPU in the download profile.
 #[derive(Clone, Debug)]
-pub struct HttpState {
+pub struct HttpState(Arc<HttpServices>);
+
+impl HttpState {
+    pub fn new(services: HttpServices) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for HttpState {
+    type Target = HttpServices;
+
+    fn deref(&self) -> &HttpServices {
+        &self.0
+    }
+}
+
+/// The services behind [`HttpState`].
+#[derive(Debug)]
+pub struct HttpServices {
     pub store: Store,
     pub access: AccessService,
     pub catalog: CatalogService,
