@@ -292,14 +292,47 @@ impl Blobs {
         })
     }
 
+    /// Where an object lives on this machine, for stores on local disk (the download path
+    /// hands such files to the kernel with `sendfile`); `None` for remote stores.
+    pub fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        self.local_root
+            .as_ref()
+            .map(|root| root.join(Self::path(key).as_ref()))
+    }
+
+    /// Opens a local object for reading `range`, on the blocking pool; a file shorter than
+    /// recorded is an error, never a silently short download.
+    pub async fn open_local(
+        &self,
+        key: &str,
+        range: &Range<u64>,
+    ) -> Result<Option<std::fs::File>, BlobError> {
+        let Some(path) = self.local_path(key) else {
+            return Ok(None);
+        };
+        let end = range.end;
+        Self::blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            if file.metadata()?.len() < end {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the stored file is shorter than recorded",
+                ));
+            }
+            Ok(file)
+        })
+        .await
+        .map(Some)
+    }
+
     /// A stream of the bytes in `range` of an object.
     pub async fn read(
         &self,
         key: &str,
         range: Range<u64>,
     ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
-        if let Some(root) = &self.local_root {
-            return Self::read_local(root.join(Self::path(key).as_ref()), range).await;
+        if let Some(path) = self.local_path(key) {
+            return Self::read_local(path, range).await;
         }
         let options = GetOptions {
             range: Some(GetRange::Bounded(range)),

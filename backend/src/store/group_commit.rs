@@ -7,13 +7,18 @@
 //! requests costs one fsync, and each caller is answered only after that commit (nothing
 //! is acknowledged before it is durable).
 //!
+//! A job may ask only for atomicity, not durability ([`Durability::None`]): a batch made of
+//! such jobs alone commits without an fsync, and its writes become durable with the next
+//! durable commit or when the store closes. Download settlements are such jobs: losing one
+//! in a crash leaves the bytes reserved, which only errs in the seller's favour.
+//!
 //! Jobs stay isolated: if any job in a batch returns `Err` (which normally means "nothing
 //! to write", e.g. an unknown password), the batch is abandoned and every job is run again
 //! in its own transaction, so the outcome is exactly that of running them one by one.
 
 use super::{Store, StoreError};
 use futures::channel::oneshot;
-use redb::WriteTransaction;
+use redb::{Durability, WriteTransaction};
 use std::sync::Mutex;
 
 /// Most jobs committed together; bounds the latency a batch adds to its first job.
@@ -27,10 +32,13 @@ trait Pending: Send {
     fn fail(&mut self, error: StoreError);
     /// Sends the result to the caller.
     fn deliver(self: Box<Self>);
+    /// Whether the caller must be answered only after an fsync.
+    fn durable(&self) -> bool;
 }
 
 struct Job<T, E, F> {
     run: F,
+    durable: bool,
     result: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
 }
@@ -57,6 +65,10 @@ where
             .result
             .unwrap_or_else(|| Err(StoreError::Join("a write job was never run".into()).into()));
         let _ = self.reply.send(result);
+    }
+
+    fn durable(&self) -> bool {
+        self.durable
     }
 }
 
@@ -88,11 +100,32 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
+        self.queue_job(job, Durability::Immediate).await
+    }
+
+    /// [`Self::write_grouped`] for a write that must be atomic but need not survive a crash
+    /// (see the module docs): it is answered after a commit that may skip the fsync.
+    pub async fn write_grouped_lazily<T, E, F>(&self, job: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        self.queue_job(job, Durability::None).await
+    }
+
+    async fn queue_job<T, E, F>(&self, job: F, durability: Durability) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let start_drain = {
             let mut state = self.lock_queue();
             state.jobs.push(Box::new(Job {
                 run: job,
+                durable: matches!(durability, Durability::Immediate),
                 result: None,
                 reply,
             }));
@@ -118,7 +151,7 @@ impl Store {
     /// handle is dropped, so a caller that closes the store after its last write can reopen
     /// the file at once.
     fn drain(self) {
-        let mut batch = self.take_batch();
+        let mut batch = take_batch(&mut self.lock_queue());
         loop {
             let done = self.commit_batch(batch);
             let next = {
@@ -127,7 +160,7 @@ impl Store {
                     state.draining = false;
                     None
                 } else {
-                    Some(self.take_batch_locked(&mut state))
+                    Some(take_batch(&mut state))
                 }
             };
             let Some(more) = next else {
@@ -140,21 +173,11 @@ impl Store {
         }
     }
 
-    fn take_batch(&self) -> Vec<Box<dyn Pending>> {
-        let mut state = self.lock_queue();
-        self.take_batch_locked(&mut state)
-    }
-
-    #[allow(clippy::unused_self)] // reads as part of the queue's protocol
-    fn take_batch_locked(&self, state: &mut QueueState) -> Vec<Box<dyn Pending>> {
-        let take = state.jobs.len().min(MAX_BATCH);
-        state.jobs.drain(..take).collect()
-    }
-
     /// Runs a batch and returns its jobs with their results, not yet delivered.
     fn commit_batch(&self, mut batch: Vec<Box<dyn Pending>>) -> Vec<Box<dyn Pending>> {
         if batch.len() > 1 {
-            match self.begin_checked() {
+            let durable = batch.iter().any(|job| job.durable());
+            match self.begin_grouped(durable) {
                 Ok(tx) => {
                     if batch.iter_mut().all(|job| job.apply(&tx)) {
                         if let Err(e) = self.commit_checked(tx) {
@@ -176,7 +199,7 @@ impl Store {
             }
         }
         for job in &mut batch {
-            match self.begin_checked() {
+            match self.begin_grouped(job.durable()) {
                 Ok(tx) => {
                     if job.apply(&tx)
                         && let Err(e) = self.commit_checked(tx)
@@ -189,6 +212,22 @@ impl Store {
         }
         batch
     }
+
+    /// A write transaction that syncs on commit only when `durable`.
+    fn begin_grouped(&self, durable: bool) -> Result<WriteTransaction, StoreError> {
+        let mut tx = self.begin_checked()?;
+        if !durable {
+            // Only fails when the transaction touched persistent savepoints; ours never do.
+            tx.set_durability(Durability::None)?;
+        }
+        Ok(tx)
+    }
+}
+
+/// The next batch from the queue, oldest first.
+fn take_batch(state: &mut QueueState) -> Vec<Box<dyn Pending>> {
+    let take = state.jobs.len().min(MAX_BATCH);
+    state.jobs.drain(..take).collect()
 }
 
 #[cfg(test)]

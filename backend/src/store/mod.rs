@@ -59,7 +59,8 @@ redb_error_into_store_error!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 /// A handle to the open database; cheap to clone and shared by every service.

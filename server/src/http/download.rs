@@ -1,10 +1,12 @@
 //! `GET|HEAD /d/{password}/{file_id}`: the bytes of a product file.
 //!
-//! The service decides and reserves; this handler streams from the object store with
-//! constant memory, counts what it hands to the connection, and settles the reservation
-//! when the body ends or the client goes away (the body's drop).
+//! The service decides and reserves; this handler sends the bytes and settles the
+//! reservation with what was sent when the body ends or the client goes away. Files on
+//! local disk go out with `sendfile` (the kernel counts what it took); other stores stream
+//! with constant memory, counted as they are handed to the connection.
 
 use super::HttpState;
+use super::sendfile::{FileJob, SendfileSlot, mark_body};
 use app::server::ClientIp;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -29,6 +31,7 @@ pub async fn file(
     method: Method,
     headers: HeaderMap,
     client_ip: Option<axum::Extension<ClientIp>>,
+    sendfile: Option<axum::Extension<SendfileSlot>>,
 ) -> Response {
     let Ok(file) = file_id.parse::<u64>().map(FileId::new) else {
         return not_found();
@@ -78,24 +81,84 @@ pub async fn file(
     if state.blobs.presigns() {
         return redirect_to_store(&state, ticket, length).await;
     }
-    let stream = match state.blobs.read(&ticket.storage_key, range).await {
-        Ok(stream) => stream,
+    let body = match sendfile {
+        Some(axum::Extension(slot)) => send_local_file(&state, &slot, ticket, range).await,
+        None => stream_file(&state, ticket, range).await,
+    };
+    match body {
+        Ok(body) => (status, response_headers, body).into_response(),
         Err(e) => {
-            let _ = state.downloads.finish(&ticket, 0).await;
             tracing::error!(error = %e, "file missing from storage");
-            return plain(
+            plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The file could not be read. The seller has been told.",
-            );
+            )
+        }
+    }
+}
+
+/// A body sent by the connection with `sendfile`, for stores on local disk; other stores
+/// stream. The connection settles the ticket with the bytes the kernel accepted.
+async fn send_local_file(
+    state: &HttpState,
+    slot: &SendfileSlot,
+    ticket: Ticket,
+    range: std::ops::Range<u64>,
+) -> Result<Body, BlobError> {
+    let file = match state.blobs.open_local(&ticket.storage_key, &range).await {
+        Ok(Some(file)) => file,
+        Ok(None) => return stream_file(state, ticket, range).await,
+        Err(e) => {
+            settle_later(state.downloads.clone(), ticket, 0);
+            return Err(e);
         }
     };
-    let body = Metered {
-        inner: Box::pin(stream),
-        sent: 0,
-        ticket: Some(ticket),
-        downloads: state.downloads.clone(),
+    let length = range.end - range.start;
+    let downloads = state.downloads.clone();
+    slot.arm(FileJob::new(
+        file,
+        range.start,
+        length,
+        Box::new(move |sent| settle_later(downloads, ticket, sent)),
+    ));
+    Ok(Body::from_stream(mark_body(length)))
+}
+
+/// A body streamed from the object store, counted as it is handed to the connection.
+async fn stream_file(
+    state: &HttpState,
+    ticket: Ticket,
+    range: std::ops::Range<u64>,
+) -> Result<Body, BlobError> {
+    match state.blobs.read(&ticket.storage_key, range).await {
+        Ok(stream) => Ok(Body::from_stream(Metered {
+            inner: Box::pin(stream),
+            sent: 0,
+            ticket: Some(ticket),
+            downloads: state.downloads.clone(),
+        })),
+        Err(e) => {
+            settle_later(state.downloads.clone(), ticket, 0);
+            Err(e)
+        }
+    }
+}
+
+/// Settles `ticket` with `sent` bytes in the background: called where a download ends,
+/// which may be a `Drop`, where nothing can be awaited.
+fn settle_later(downloads: DownloadService, ticket: Ticket, sent: u64) {
+    let settle = async move {
+        if let Err(e) = downloads.finish(&ticket, sent).await {
+            tracing::error!(error = %e, "could not settle a download");
+        }
     };
-    (status, response_headers, Body::from_stream(body)).into_response()
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(settle);
+        }
+        // Only at process exit; the reservation then stays spent (the seller's side).
+        Err(_) => tracing::warn!("a download ended after shutdown; its reservation stays spent"),
+    }
 }
 
 /// S3: a 302 to a short-lived presigned URL. The bytes do not pass through us, so what the
@@ -259,13 +322,7 @@ impl Stream for Metered {
 impl Drop for Metered {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            let downloads = self.downloads.clone();
-            let sent = self.sent;
-            tokio::spawn(async move {
-                if let Err(e) = downloads.finish(&ticket, sent).await {
-                    tracing::error!(error = %e, "could not settle a download");
-                }
-            });
+            settle_later(self.downloads.clone(), ticket, self.sent);
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod download;
 pub mod metrics;
 pub mod middleware;
+pub mod sendfile;
 pub mod serve;
 
 use app::server::UiState;

@@ -2,7 +2,9 @@
 //! connection and sends nothing (or one byte a minute) could hold it forever. We serve each
 //! connection with hyper's HTTP/1 builder, which has one when given a timer, and track
 //! connections for graceful shutdown. HTTP/2 is left to the reverse proxy in front.
+//! Each connection's I/O can send files with `sendfile` (see [`super::sendfile`]).
 
+use super::sendfile::{ConnectionIo, SendfileSlot};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -28,6 +30,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
         .keep_alive(true)
+        // Queued body bytes are then handed to the I/O as they are, never copied into one
+        // buffer: the sendfile marks must reach `ConnectionIo` at their own address.
+        .writev(true)
         .max_buf_size(64 * 1024);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -47,11 +52,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let slot = SendfileSlot::default();
+        let io = ConnectionIo::new(stream, slot.clone());
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(slot.clone());
             router.clone().oneshot(request)
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = builder.serve_connection(TokioIo::new(io), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
