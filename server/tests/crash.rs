@@ -67,6 +67,9 @@ async fn acknowledged_orders_survive_sigkill() {
         .await
         .unwrap();
     let file_id = file["file_id"].as_u64().unwrap();
+    // One download on a single-download grant, answered in full before the crash: it must
+    // still count after the restart (a crash is never a free download).
+    let counted_url = single_download_taken(&http, &base, &token).await;
 
     // Writers and downloaders run until the kill.
     let deadline = Instant::now() + Duration::from_millis(1500);
@@ -139,6 +142,63 @@ async fn acknowledged_orders_survive_sigkill() {
         .await
         .unwrap();
     assert_eq!(bytes.len(), 256 * 1024);
+    let again = http
+        .get(counted_url.replace(counted_url.split("/d/").next().unwrap(), &base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        403,
+        "a download answered before the crash still counts"
+    );
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// Makes a product allowing one download, orders it, downloads it in full, and returns the
+/// file's URL.
+async fn single_download_taken(http: &reqwest::Client, base: &str, token: &str) -> String {
+    http.post(format!("{base}/api/v1/products"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"product_id": "once", "name": "Once", "max_downloads": 1}))
+        .send()
+        .await
+        .unwrap();
+    let file: serde_json::Value = http
+        .put(format!("{base}/api/v1/products/once/files/once.bin"))
+        .bearer_auth(token)
+        .body(vec![5u8; 64 * 1024])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order: serde_json::Value = http
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"email": "once@example.com", "product_ids": ["once"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/{}",
+        order["issued"][0]["url"].as_str().unwrap(),
+        file["file_id"]
+    );
+    let local = url.replace(url.split("/d/").next().unwrap(), base);
+    let body = http
+        .get(&local)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len(), 64 * 1024);
+    url
 }

@@ -83,7 +83,8 @@ impl DownloadService {
         Self { store, key }
     }
 
-    /// Gives back every reservation left by a previous run (no download survives a restart).
+    /// Gives back reservations left by builds that counted downloads in progress apart
+    /// (this one charges them up front, see `begin`), so that such a data file upgrades cleanly.
     pub async fn release_stale_reservations(&self) -> Result<u64, ServiceError> {
         Ok(self
             .store
@@ -242,7 +243,11 @@ impl DownloadService {
                 };
                 match authorize(&facts(&grant, order.status), &attempt, now) {
                     Ok(permit) => {
-                        grant.ledger_mut(file).reserved += permit.reserve;
+                        // Charged up front: a download that completes (the usual case)
+                        // needs no second write, and a crash mid-way errs in the seller's
+                        // favour. `finish` gives back what a cut-off download did not send.
+                        grant.ledger_mut(file).delivered += permit.reserve;
+                        event.bytes = permit.reserve;
                         if permit.lock_country.is_some() {
                             grant.locked = Some(sighting);
                         }
@@ -278,18 +283,26 @@ impl DownloadService {
         decided?.map_err(Refusal::Denied)
     }
 
-    /// Settles a ticket when its connection ends: `sent` bytes count, the rest is given back.
+    /// Settles a ticket when its connection ends: of the bytes charged by `begin`, what
+    /// was not sent is given back. A completed download has nothing to settle.
     pub async fn finish(&self, ticket: &Ticket, sent: u64) -> Result<(), ServiceError> {
-        let (gid, file, reserved, seq) = (ticket.grant, ticket.file, ticket.reserved, ticket.event);
+        if sent >= ticket.reserved {
+            return Ok(());
+        }
+        let (gid, file, unsent, seq) = (
+            ticket.grant,
+            ticket.file,
+            ticket.reserved - sent,
+            ticket.event,
+        );
         self.store
-            // Lazily durable: if a crash loses this settlement, the whole reservation stays
-            // spent, which errs in the seller's favour by at most what was not sent; and it
-            // saves the download path one fsync per request.
+            // Lazily durable: if a crash loses this, the download stays charged in full,
+            // which errs in the seller's favour by what was not sent, and the download
+            // path saves an fsync.
             .write_grouped_lazily(move |tx| {
                 if let Some(mut grant) = rows::grant_in(tx, gid)? {
                     let ledger = grant.ledger_mut(file);
-                    ledger.reserved = ledger.reserved.saturating_sub(reserved);
-                    ledger.delivered += sent.min(reserved);
+                    ledger.delivered = ledger.delivered.saturating_sub(unsent);
                     rows::put_grant(tx, gid, &grant)?;
                 }
                 if let Some(mut event) = rows::event_in(tx, seq)? {
@@ -751,43 +764,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reservations_left_by_a_crash_are_given_back() {
-        let f = fixture(1, true).await;
-        let _lost = f
-            .downloads
-            .begin(
+    async fn a_download_cut_by_a_crash_stays_charged_and_a_finished_one_keeps_its_charge() {
+        let f = fixture(2, true).await;
+        let attempt = || {
+            f.downloads.begin(
                 &f.password,
                 f.file,
                 RangeRequest::default(),
                 client(None, "192.0.2.1"),
                 now(),
             )
-            .await
-            .unwrap();
-        assert!(matches!(
-            f.downloads
-                .begin(
-                    &f.password,
-                    f.file,
-                    RangeRequest::default(),
-                    client(None, "192.0.2.1"),
-                    now()
-                )
-                .await,
-            Err(Refusal::Denied(_))
-        ));
-        assert_eq!(f.downloads.release_stale_reservations().await.unwrap(), 1);
-        assert!(
-            f.downloads
-                .begin(
-                    &f.password,
-                    f.file,
-                    RangeRequest::default(),
-                    client(None, "192.0.2.1"),
-                    now()
-                )
-                .await
-                .is_ok()
-        );
+        };
+        // Charged and logged in full when it begins; completing it changes nothing.
+        let done = attempt().await.unwrap();
+        assert_eq!(event_bytes(&f).await, vec![SIZE]);
+        f.downloads.finish(&done, SIZE).await.unwrap();
+        assert_eq!(event_bytes(&f).await, vec![SIZE]);
+        // The server dies before this one settles: after the restart nothing is given back,
+        // so the buyer cannot turn crashes into free downloads.
+        let _lost = attempt().await.unwrap();
+        assert_eq!(f.downloads.release_stale_reservations().await.unwrap(), 0);
+        assert!(matches!(attempt().await, Err(Refusal::Denied(_))));
+    }
+
+    /// The bytes of each event of the fixture's grant, oldest first.
+    async fn event_bytes(f: &Fixture) -> Vec<u64> {
+        let store = f.downloads.store.clone();
+        store
+            .read(|tx| {
+                let grant = rows::grant_by_digest(
+                    tx,
+                    &f.downloads
+                        .key
+                        .digest(&DownloadPassword::parse(&f.password).unwrap()),
+                )?
+                .unwrap();
+                Ok(rows::grant_events(tx, grant)?
+                    .into_iter()
+                    .filter(|e| e.outcome == Outcome::Allowed)
+                    .map(|e| e.bytes)
+                    .collect())
+            })
+            .unwrap()
     }
 }

@@ -127,9 +127,12 @@ pub struct Sighting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileLedger {
     pub file: FileId,
-    /// Bytes confirmed sent.
+    /// Bytes counted: charged when a download starts, less what a download cut off early
+    /// did not send.
     pub delivered: u64,
-    /// Bytes of downloads in progress (given back when a connection ends unsent).
+    /// Bytes of downloads in progress as kept apart by earlier builds; given back at
+    /// start-up. Always 0 now (downloads are charged to `delivered` up front); the field
+    /// stays so that records written before still decode.
     pub reserved: u64,
 }
 

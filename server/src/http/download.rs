@@ -147,6 +147,9 @@ async fn stream_file(
 /// Settles `ticket` with `sent` bytes in the background: called where a download ends,
 /// which may be a `Drop`, where nothing can be awaited.
 fn settle_later(downloads: DownloadService, ticket: Ticket, sent: u64) {
+    if sent >= ticket.reserved {
+        return; // charged in full when it began; nothing to give back
+    }
     let settle = async move {
         if let Err(e) = downloads.finish(&ticket, sent).await {
             tracing::error!(error = %e, "could not settle a download");
