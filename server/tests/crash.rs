@@ -110,6 +110,21 @@ async fn acknowledged_orders_survive_sigkill() {
     );
 
     let (mut server, base) = start(&data);
+    check_after_restart(&http, &base, &token, &acknowledged, file_id, &counted_url).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// After the restart: the store opens, every acknowledged order is there, links issued
+/// before the crash download in full, and the completed single download still counts.
+async fn check_after_restart(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    acknowledged: &[(u64, String)],
+    file_id: u64,
+    counted_url: &str,
+) {
     assert_eq!(
         http.get(format!("{base}/healthz"))
             .send()
@@ -118,10 +133,10 @@ async fn acknowledged_orders_survive_sigkill() {
             .status(),
         200
     );
-    for (order_id, _) in &acknowledged {
+    for (order_id, _) in acknowledged {
         let r = http
             .get(format!("{base}/api/v1/orders/{order_id}"))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();
@@ -134,7 +149,7 @@ async fn acknowledged_orders_survive_sigkill() {
     // Links issued before the crash still download in full.
     let (_, url) = acknowledged.last().unwrap();
     let bytes = http
-        .get(format!("{url}/{file_id}").replace(url.split("/d/").next().unwrap(), &base))
+        .get(format!("{url}/{file_id}").replace(url.split("/d/").next().unwrap(), base))
         .send()
         .await
         .unwrap()
@@ -143,7 +158,7 @@ async fn acknowledged_orders_survive_sigkill() {
         .unwrap();
     assert_eq!(bytes.len(), 256 * 1024);
     let again = http
-        .get(counted_url.replace(counted_url.split("/d/").next().unwrap(), &base))
+        .get(counted_url.replace(counted_url.split("/d/").next().unwrap(), base))
         .send()
         .await
         .unwrap();
@@ -152,8 +167,6 @@ async fn acknowledged_orders_survive_sigkill() {
         403,
         "a download answered before the crash still counts"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 /// Makes a product allowing one download, orders it, downloads it in full, and returns the

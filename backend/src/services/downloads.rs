@@ -777,9 +777,9 @@ mod tests {
         };
         // Charged and logged in full when it begins; completing it changes nothing.
         let done = attempt().await.unwrap();
-        assert_eq!(event_bytes(&f).await, vec![SIZE]);
+        assert_eq!(event_bytes(&f), vec![SIZE]);
         f.downloads.finish(&done, SIZE).await.unwrap();
-        assert_eq!(event_bytes(&f).await, vec![SIZE]);
+        assert_eq!(event_bytes(&f), vec![SIZE]);
         // The server dies before this one settles: after the restart nothing is given back,
         // so the buyer cannot turn crashes into free downloads.
         let _lost = attempt().await.unwrap();
@@ -788,7 +788,7 @@ mod tests {
     }
 
     /// The bytes of each event of the fixture's grant, oldest first.
-    async fn event_bytes(f: &Fixture) -> Vec<u64> {
+    fn event_bytes(f: &Fixture) -> Vec<u64> {
         let store = f.downloads.store.clone();
         store
             .read(|tx| {

@@ -155,12 +155,11 @@ fn settle_later(downloads: DownloadService, ticket: Ticket, sent: u64) {
             tracing::error!(error = %e, "could not settle a download");
         }
     };
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            runtime.spawn(settle);
-        }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(settle);
+    } else {
         // Only at process exit; the reservation then stays spent (the seller's side).
-        Err(_) => tracing::warn!("a download ended after shutdown; its reservation stays spent"),
+        tracing::warn!("a download ended after shutdown; its reservation stays spent");
     }
 }
 
