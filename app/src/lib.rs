@@ -55,6 +55,13 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("/admin") view=admin::AdminLayout>
                     <Route path=path!("") view=admin::DashboardPage/>
                     <Route path=path!("access") view=admin::AccessPage/>
+                    <Route path=path!("desk") view=admin::DeskPage/>
+                    <Route path=path!("orders") view=admin::OrdersPage/>
+                    <Route path=path!("orders/:id") view=admin::OrderPage/>
+                    <Route path=path!("products") view=admin::ProductsPage/>
+                    <Route path=path!("products/:id") view=admin::ProductPage/>
+                    <Route path=path!("activity") view=admin::ActivityPage/>
+                    <Route path=path!("audit") view=admin::AuditPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -16,6 +16,12 @@ use std::net::{IpAddr, Ipv4Addr};
 pub struct UiState {
     pub access: AccessService,
     pub downloads: backend::services::DownloadService,
+    pub catalog: backend::services::CatalogService,
+    pub orders: backend::services::OrderService,
+    pub desk: backend::services::DeskService,
+    pub activity: backend::services::ActivityService,
+    /// For the audit log, read directly (it has no service of its own).
+    pub store: backend::Store,
     pub started_at: Timestamp,
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
@@ -75,6 +81,16 @@ pub async fn require_user() -> Result<SessionUser, AppError> {
         .session_user(cookie, backend::clock::now())
         .await?
         .ok_or(AppError::SignedOut)
+}
+
+/// The signed-in admin as the audit log names them: for every server function that
+/// changes something.
+pub async fn require_admin() -> Result<backend::services::Actor, AppError> {
+    let user = require_user().await?;
+    Ok(backend::services::Actor::Admin {
+        id: user.admin_id,
+        email: user.email.to_string(),
+    })
 }
 
 /// The client's IP for throttling and logs.

@@ -318,3 +318,93 @@ pub struct FileOffer {
     /// Downloads left (fractional after partial downloads); `None` when unlimited.
     pub downloads_left: Option<f64>,
 }
+
+// ---- admin lists ----
+
+/// One page of the order list, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrderPage {
+    pub orders: Vec<OrderView>,
+    /// Orders in the store.
+    pub total: u64,
+    /// Pass as `before` for the next (older) page; `None` on the last page.
+    pub next_before: Option<String>,
+}
+
+/// Which download attempts the activity list shows; empty fields do not filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActivityFilter {
+    pub product_id: Option<String>,
+    /// `allowed`, `refused`, or one refusal code (`second_country`, `limit_reached`, …).
+    pub outcome: Option<String>,
+    /// Two-letter country code.
+    pub country: Option<String>,
+    /// Only attempts older than this event (the `next_before` of the previous page).
+    pub before: Option<u64>,
+}
+
+/// One download attempt, allowed or refused, in the activity list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActivityRow {
+    pub event: u64,
+    pub at: Timestamp,
+    pub grant_id: crate::GrantId,
+    pub order_id: Option<crate::OrderId>,
+    pub product_id: Option<crate::ProductId>,
+    pub file: Option<String>,
+    pub ip: String,
+    pub country: Option<String>,
+    pub bytes: u64,
+    /// `allowed` or the refusal code.
+    pub outcome: String,
+}
+
+/// A grant blocked by a second country, waiting for the seller's decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BlockedGrant {
+    pub grant_id: crate::GrantId,
+    pub order_id: crate::OrderId,
+    pub product_id: crate::ProductId,
+    pub email: Email,
+    /// The first country, locked on first use.
+    pub first: Option<SightingView>,
+    /// The attempt from another country that blocked it.
+    pub blocked_by: SightingView,
+}
+
+/// The activity list: recent attempts and the blocked grants needing attention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActivityPage {
+    pub rows: Vec<ActivityRow>,
+    /// Pass as `before` for older attempts; `None` when there are no more.
+    pub next_before: Option<u64>,
+    pub blocked: Vec<BlockedGrant>,
+}
+
+/// Download attempts on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DailyDownloads {
+    /// `2026-11-22`.
+    pub day: String,
+    pub allowed: u64,
+    pub refused: u64,
+}
+
+/// One audit entry for the admin: JSON snapshots as indented text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditView {
+    pub id: u64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub before: String,
+    pub after: String,
+}

@@ -47,19 +47,25 @@ pub struct Application {
     access: AccessService,
 }
 
+/// The data dir, and the file dir when files are on local disk.
+fn create_dirs(config: &Config) -> Result<(), StartupError> {
+    let mut dirs = vec![&config.data_dir];
+    if let StorageLocation::Local(dir) = &config.storage {
+        dirs.push(dir);
+    }
+    for dir in dirs {
+        std::fs::create_dir_all(dir).map_err(|source| StartupError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 impl Application {
     /// Opens the store in the data dir, binds the listener and builds the router.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
-        if let StorageLocation::Local(dir) = &config.storage {
-            std::fs::create_dir_all(dir).map_err(|source| StartupError::DataDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
+        create_dirs(&config)?;
         let db_path = config.database_path();
         let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
             .await
@@ -111,12 +117,12 @@ impl Application {
         }
 
         let state = HttpState::new(HttpServices {
-            store,
+            store: store.clone(),
             access: access.clone(),
-            catalog,
-            orders,
+            catalog: catalog.clone(),
+            orders: orders.clone(),
             downloads: downloads.clone(),
-            desk,
+            desk: desk.clone(),
             blobs,
             geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
@@ -127,6 +133,11 @@ impl Application {
         let ui = UiState {
             access: access.clone(),
             downloads: downloads.clone(),
+            catalog,
+            orders,
+            desk,
+            activity: backend::services::ActivityService::new(store.clone()),
+            store,
             started_at: backend::clock::now(),
             secure_cookies: public_url.starts_with("https://"),
             geoip_database: geo.description.clone(),

@@ -1,30 +1,11 @@
 //! The pages outside the signed-in area: sign-in and the first-run setup.
 
+use super::widgets::{field_error, form_error};
 use crate::api::{CreateFirstAdmin, Login, setup_status};
-use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
-
-/// The message for one field from the last error of a form, if any.
-fn field_error(
-    last_error: impl Fn() -> Option<AppError> + Copy,
-    field: &'static str,
-) -> impl Fn() -> Option<String> + Copy {
-    move || last_error().and_then(|e| e.for_field(field))
-}
-
-/// The message of the last error when it is not about one field.
-fn form_error(
-    last_error: impl Fn() -> Option<AppError> + Copy,
-) -> impl Fn() -> Option<String> + Copy {
-    move || {
-        last_error()
-            .filter(|e| !matches!(e, AppError::Invalid { .. }))
-            .map(|e| e.to_string())
-    }
-}
 
 /// `/admin/login`: email and password.
 #[component]

@@ -1,8 +1,9 @@
 //! The dashboard: the store's figures at a glance.
 
 use super::ErrorNote;
-use crate::api::load_dashboard;
+use crate::api::{load_dashboard, load_downloads_per_day};
 use crate::format;
+use domain::wire::DailyDownloads;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -13,6 +14,7 @@ pub fn DashboardPage() -> impl IntoView {
     view! {
         <Title text="Dashboard"/>
         <h1>"Dashboard"</h1>
+        <DownloadsChart/>
         <Transition fallback=|| view! { <p class="muted">"Loading figures…"</p> }>
             {move || figures.get().map(|result| match result {
                 Ok(f) => view! {
@@ -42,5 +44,88 @@ fn Figure(label: &'static str, value: String) -> impl IntoView {
             <dt>{label}</dt>
             <dd>{value}</dd>
         </div>
+    }
+}
+
+/// Downloads per day for the last 30 days, drawn as SVG bars by the app (no scripts from
+/// elsewhere): downloads stacked under refusals, with the figures in a table for screen
+/// readers and for exact numbers.
+#[component]
+fn DownloadsChart() -> impl IntoView {
+    let days = Resource::new(|| (), |()| load_downloads_per_day());
+    view! {
+        <section class="panel chart">
+            <h2>"Downloads, last 30 days"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading the chart…"</p> }>
+                {move || days.get().map(|result| match result {
+                    Ok(days) => view! { <Bars days/> }.into_any(),
+                    Err(error) => view! { <ErrorNote error/> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+const CHART_WIDTH: f64 = 600.0;
+const CHART_HEIGHT: f64 = 160.0;
+
+#[component]
+fn Bars(days: Vec<DailyDownloads>) -> impl IntoView {
+    let peak = days
+        .iter()
+        .map(|d| d.allowed + d.refused)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let total: u64 = days.iter().map(|d| d.allowed).sum();
+    let refused: u64 = days.iter().map(|d| d.refused).sum();
+    let slot = CHART_WIDTH / days.len().max(1) as f64;
+    let scale = |n: u64| n as f64 / peak as f64 * (CHART_HEIGHT - 20.0);
+    let first = days.first().map(|d| d.day.clone()).unwrap_or_default();
+    let last = days.last().map(|d| d.day.clone()).unwrap_or_default();
+    let bars = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let x = i as f64 * slot + 1.0;
+            let ok_height = scale(d.allowed);
+            let refused_height = scale(d.refused);
+            let label = format!("{}: {} downloads, {} refused", d.day, d.allowed, d.refused);
+            view! {
+                <g class="bar">
+                    <title>{label}</title>
+                    <rect class="bar-ok" x=x.to_string() y=(CHART_HEIGHT - ok_height).to_string()
+                        width=(slot - 2.0).max(1.0).to_string() height=ok_height.to_string()/>
+                    <rect class="bar-refused" x=x.to_string() y=(CHART_HEIGHT - ok_height - refused_height).to_string()
+                        width=(slot - 2.0).max(1.0).to_string() height=refused_height.to_string()/>
+                </g>
+            }
+        })
+        .collect_view();
+    view! {
+        <p class="muted">{format!("{total} downloads and {refused} refusals; busiest day {peak}.")}</p>
+        <svg class="bars" viewBox=format!("0 0 {CHART_WIDTH} {CHART_HEIGHT}") role="img"
+            aria-label=format!("Downloads per day from {first} to {last}")>
+            <line class="axis" x1="0" y1=CHART_HEIGHT.to_string() x2=CHART_WIDTH.to_string() y2=CHART_HEIGHT.to_string()/>
+            {bars}
+        </svg>
+        <div class="chart-legend">
+            <span>{first}</span>
+            <span><span class="key key-ok"></span>" downloads "<span class="key key-refused"></span>" refused"</span>
+            <span>{last}</span>
+        </div>
+        <details>
+            <summary>"The figures"</summary>
+            <div class="table-wrap">
+                <table>
+                    <thead><tr><th>"Day"</th><th>"Downloads"</th><th>"Refused"</th></tr></thead>
+                    <tbody>
+                        {days.into_iter().rev().map(|d| view! {
+                            <tr><td>{d.day}</td><td>{d.allowed}</td><td>{d.refused}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </details>
     }
 }

@@ -1,12 +1,24 @@
 //! The admin SPA: the signed-in layout with navigation, and one module per area.
 
 mod access;
+mod activity;
+mod audit;
 mod auth_pages;
 mod dashboard;
+mod desk;
+mod orders;
+mod products;
+mod upload;
+mod widgets;
 
 pub use access::AccessPage;
+pub use activity::ActivityPage;
+pub use audit::AuditPage;
 pub use auth_pages::{LoginPage, SetupPage};
 pub use dashboard::DashboardPage;
+pub use desk::DeskPage;
+pub use orders::{OrderPage, OrdersPage};
+pub use products::{ProductPage, ProductsPage};
 
 use crate::api::{Logout, current_user};
 use crate::error::AppError;
@@ -32,6 +44,11 @@ pub fn AdminLayout() -> impl IntoView {
                 <a class="brand" href="/admin">"Dropgate"</a>
                 <nav class="mainnav" aria-label="Main">
                     <A href="/admin" exact=true>"Dashboard"</A>
+                    <A href="/admin/desk">"Password desk"</A>
+                    <A href="/admin/orders">"Orders"</A>
+                    <A href="/admin/products">"Products"</A>
+                    <A href="/admin/activity">"Activity"</A>
+                    <A href="/admin/audit">"Audit log"</A>
                     <A href="/admin/access">"Access"</A>
                 </nav>
                 <div class="whoami">

@@ -278,7 +278,7 @@ fn audit_view(g: &GrantRecord) -> serde_json::Value {
     })
 }
 
-fn sighting(s: &Sighting) -> SightingView {
+pub(super) fn sighting(s: &Sighting) -> SightingView {
     SightingView {
         at: s.at,
         ip: s.ip.to_string(),

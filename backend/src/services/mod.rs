@@ -3,6 +3,7 @@
 //! parse input, call a service and map [`ServiceError`] to their protocol.
 
 mod access;
+mod activity;
 pub mod audit;
 mod catalog;
 mod desk;
@@ -11,6 +12,7 @@ mod error;
 mod orders;
 
 pub use access::{AccessConfig, AccessService, NewSession};
+pub use activity::ActivityService;
 pub use audit::Actor;
 pub use catalog::CatalogService;
 pub use desk::DeskService;

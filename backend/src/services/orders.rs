@@ -7,7 +7,9 @@ use crate::auth::download_key::DownloadKey;
 use crate::store::Store;
 use crate::store::delivery::{self as rows, GrantRecord, OrderRecord, OrderSource};
 use domain::password::RANDOM_BYTES;
-use domain::wire::{CreatedOrder, GrantSummary, IssuedGrant, NewOrder, OrderPatch, OrderView};
+use domain::wire::{
+    CreatedOrder, GrantSummary, IssuedGrant, NewOrder, OrderPage, OrderPatch, OrderView,
+};
 use domain::{DownloadPassword, Email, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
 use rand::{Rng, TryRngCore};
 use redb::WriteTransaction;
@@ -144,14 +146,50 @@ impl OrderService {
 
     /// One order.
     pub async fn get(&self, id: OrderId) -> Result<OrderView, ServiceError> {
+        let view = self
+            .store
+            .run(move |s| {
+                s.read(|tx| {
+                    rows::order(tx, id)?
+                        .map(|record| order_view_read(tx, id, &record))
+                        .transpose()
+                })
+            })
+            .await?;
+        view.ok_or_else(|| order_not_found(id))
+    }
+
+    /// One page of all orders, newest first: at most `limit` (1 to 200) orders older than
+    /// the order number `before`. Fast however many orders there are (see `order_page`).
+    pub async fn page(
+        &self,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<OrderPage, ServiceError> {
+        let limit = limit.clamp(1, 200);
         self.store
             .run(move |s| {
-                s.write(|tx| {
-                    let record = rows::order_in(tx, id)?.ok_or_else(|| order_not_found(id))?;
-                    Ok(order_view(tx, id, &record)?)
+                s.read(|tx| {
+                    let total = rows::order_count(tx)?;
+                    let mut page = rows::order_page(tx, before.as_deref(), limit + 1)?;
+                    let more = page.len() > limit;
+                    page.truncate(limit);
+                    let next_before = more
+                        .then(|| page.last().map(|(_, o)| o.order_number.clone()))
+                        .flatten();
+                    let orders = page
+                        .iter()
+                        .map(|(id, o)| order_view_read(tx, *id, o))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(OrderPage {
+                        orders,
+                        total,
+                        next_before,
+                    })
                 })
             })
             .await
+            .map_err(ServiceError::from)
     }
 
     /// Orders matching every given criterion (all of them when none is given, newest first).
@@ -474,9 +512,26 @@ fn order_view(
     id: OrderId,
     o: &OrderRecord,
 ) -> Result<OrderView, crate::store::StoreError> {
+    build_view(id, o, |g| rows::grant_in(tx, g))
+}
+
+/// [`order_view`] in a read transaction.
+fn order_view_read(
+    tx: &redb::ReadTransaction,
+    id: OrderId,
+    o: &OrderRecord,
+) -> Result<OrderView, crate::store::StoreError> {
+    build_view(id, o, |g| rows::grant(tx, g))
+}
+
+fn build_view(
+    id: OrderId,
+    o: &OrderRecord,
+    grant: impl Fn(GrantId) -> Result<Option<GrantRecord>, crate::store::StoreError>,
+) -> Result<OrderView, crate::store::StoreError> {
     let mut grants = Vec::new();
     for g in &o.grants {
-        if let Some(grant) = rows::grant_in(tx, *g)? {
+        if let Some(grant) = grant(*g)? {
             grants.push(GrantSummary {
                 grant_id: *g,
                 product_id: grant.product_id,

@@ -650,3 +650,99 @@ pub fn live_grants_for_product(
     }
     Ok(live)
 }
+
+// ---- listing pages for the admin ----
+
+/// Orders newest first whose order number sorts before `before` (from the newest when
+/// `None`), at most `limit`. Order numbers are timestamps, so their index is the
+/// chronological index: a page costs `limit` lookups however many orders there are.
+pub fn order_page(
+    tx: &ReadTransaction,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(OrderId, OrderRecord)>, StoreError> {
+    let numbers = tx.open_table(ORDER_NUMBERS)?;
+    let orders = tx.open_table(ORDERS)?;
+    let rows = match before {
+        Some(b) => numbers.range::<&str>(..b)?,
+        None => numbers.iter()?,
+    };
+    let mut out = Vec::with_capacity(limit);
+    for row in rows.rev() {
+        if out.len() == limit {
+            break;
+        }
+        let Some(id) = OrderId::new(row?.1.value()) else {
+            continue;
+        };
+        if let Some(record) = get::<u32, OrderRecord>(&orders, id.get())? {
+            out.push((id, record));
+        }
+    }
+    Ok(out)
+}
+
+/// How many orders there are.
+pub fn order_count(tx: &ReadTransaction) -> Result<u64, StoreError> {
+    use redb::ReadableTableMetadata;
+    Ok(tx.open_table(ORDERS)?.len()?)
+}
+
+/// Events kept by a walk with their sequence numbers, and where to resume.
+pub type EventWalk = (Vec<(u64, EventRecord)>, Option<u64>);
+
+/// Events newest first with their sequence numbers, starting below `before` (from the
+/// newest when `None`), reading at most `scan` rows; `keep` picks the ones returned,
+/// `stop` ends the walk before an event (e.g. one older than a chart's first day, or
+/// when a page is full). Also returns where to resume (`before` for the next walk) when
+/// the walk ended before the oldest event.
+pub fn walk_events(
+    tx: &ReadTransaction,
+    before: Option<u64>,
+    scan: usize,
+    mut keep: impl FnMut(&EventRecord) -> bool,
+    mut stop: impl FnMut(&EventRecord, usize) -> bool,
+) -> Result<EventWalk, StoreError> {
+    let events = tx.open_table(EVENTS)?;
+    let rows = match before {
+        Some(b) => events.range(..b)?,
+        None => events.iter()?,
+    };
+    let mut out = Vec::new();
+    let mut last_read = None;
+    for (read, row) in rows.rev().enumerate() {
+        let (k, v) = row?;
+        let seq = k.value();
+        if read == scan {
+            return Ok((out, last_read));
+        }
+        let event: EventRecord = codec::decode(v.value())?;
+        if stop(&event, out.len()) {
+            return Ok((out, Some(seq + 1)));
+        }
+        last_read = Some(seq);
+        if keep(&event) {
+            out.push((seq, event));
+        }
+    }
+    Ok((out, None))
+}
+
+/// Grants that are blocked now, from the grant ids given (callers pass the grants of
+/// recent second-country refusals, so this never scans every grant).
+pub fn still_blocked(
+    tx: &ReadTransaction,
+    candidates: impl IntoIterator<Item = GrantId>,
+) -> Result<Vec<(GrantId, GrantRecord)>, StoreError> {
+    let grants = tx.open_table(GRANTS)?;
+    let mut out = Vec::new();
+    for id in candidates {
+        if let Some(g) = get::<u64, GrantRecord>(&grants, id.get())?
+            && g.blocked_by.is_some()
+            && g.revoked_at.is_none()
+        {
+            out.push((id, g));
+        }
+    }
+    Ok(out)
+}

@@ -236,6 +236,52 @@ pub async fn require_token(
     }
 }
 
+/// Uploads come from API clients (Bearer token) and from the admin's browser, which sends
+/// its session cookie instead. A cookie counts only on a same-origin request that says
+/// where it comes from (`Origin`, which browsers always send with a PUT), so another site
+/// cannot make a signed-in admin's browser upload.
+pub async fn require_token_or_session(
+    State(state): State<HttpState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.headers().contains_key(header::AUTHORIZATION) {
+        return require_token(State(state), request, next).await;
+    }
+    let headers = request.headers();
+    let cookie = super::middleware::session_cookie(headers).filter(|_| {
+        headers.contains_key(header::ORIGIN) && !super::middleware::is_cross_site(headers)
+    });
+    let Some(cookie) = cookie else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send an API token (Authorization: Bearer <token>) or upload from the admin",
+        )
+        .into_response();
+    };
+    match state
+        .access
+        .session_user(cookie, backend::clock::now())
+        .await
+    {
+        Ok(Some(user)) => {
+            request.extensions_mut().insert(Actor::Admin {
+                id: user.admin_id,
+                email: user.email.to_string(),
+            });
+            next.run(request).await
+        }
+        Ok(None) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "your admin session has ended; sign in again",
+        )
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
 type ApiResult<T> = Result<T, ApiError>;
 
 fn product_id(text: &str) -> ApiResult<ProductId> {

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -107,24 +107,42 @@ pub async fn security_headers(
 /// the cookie off cross-site requests; this refuses them outright as a second line, by
 /// comparing the browser-set `Origin` (and `Sec-Fetch-Site`) with the request's host.
 pub async fn same_origin_for_rpc(request: Request, next: Next) -> Response {
-    if request.method() != Method::GET && request.uri().path().starts_with("/rpc/") {
-        let headers = request.headers();
-        let cross_site = headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v == "cross-site");
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        let origin_mismatch = headers
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|origin| {
-                let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-                Some(origin_host) != host
-            });
-        if cross_site || origin_mismatch {
-            return (StatusCode::FORBIDDEN, "Cross-site requests are refused.").into_response();
-        }
+    if request.method() != Method::GET
+        && request.uri().path().starts_with("/rpc/")
+        && is_cross_site(request.headers())
+    {
+        return (StatusCode::FORBIDDEN, "Cross-site requests are refused.").into_response();
     }
     next.run(request).await
+}
+
+/// Whether the browser says the request comes from another site (`Sec-Fetch-Site`), or
+/// its `Origin` names another host than the one it was sent to.
+pub fn is_cross_site(headers: &HeaderMap) -> bool {
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v == "cross-site");
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_mismatch = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|origin| {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            Some(origin_host) != host
+        });
+    cross_site || origin_mismatch
+}
+
+/// The admin session cookie's value, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// Admin pages are only rendered for a valid session: the server decides, not the UI.
@@ -140,15 +158,7 @@ pub async fn admin_session_gate(
     if !is_admin_page || path == "/admin/setup" {
         return next.run(request).await;
     }
-    let cookie = request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned());
+    let cookie = session_cookie(request.headers());
     let signed_in = match cookie {
         Some(cookie) => matches!(
             state

@@ -118,8 +118,10 @@ pub fn router(
             }),
         )
         .route("/api/{*rest}", any(api::not_found));
-    let uploads = Router::from(api::upload_routes())
-        .route_layer(from_fn_with_state(state.clone(), api::require_token));
+    let uploads = Router::from(api::upload_routes()).route_layer(from_fn_with_state(
+        state.clone(),
+        api::require_token_or_session,
+    ));
     let buyer = Router::new().route("/d/{password}/{file_id}", get(download::file));
 
     operations

@@ -1,6 +1,16 @@
 //! Server functions of the admin UI. Each one is a thin adapter: check the session, parse
 //! the input, call a backend service, map its error. No business rule lives here.
 
+mod activity;
+mod catalog;
+mod desk;
+mod orders;
+
+pub use activity::*;
+pub use catalog::*;
+pub use desk::*;
+pub use orders::*;
+
 use crate::error::AppError;
 use domain::wire::{AccessOverview, DashboardFigures, SessionUser};
 use leptos::prelude::*;

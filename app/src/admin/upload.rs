@@ -1,0 +1,191 @@
+//! Uploading a product file from the browser: the file streams straight from disk to the
+//! upload endpoint (an `XMLHttpRequest` PUT, which reports upload progress, unlike
+//! `fetch`), so multi-GiB files never sit in memory on either side. The endpoint checks
+//! the session cookie and that the request comes from this site.
+
+use super::widgets::path_segment;
+use crate::format;
+use leptos::prelude::*;
+
+/// Where an upload stands.
+#[derive(Clone, Debug, PartialEq)]
+enum Upload {
+    Idle,
+    Sending { name: String, sent: f64, total: f64 },
+    Done(String),
+    Failed(String),
+    Cancelled,
+}
+
+/// The upload box of a product: choose a file, watch the progress, cancel.
+#[component]
+pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
+    let state = RwSignal::new(Upload::Idle);
+    let input = NodeRef::<leptos::html::Input>::new();
+    let request = StoredValue::new_local(None::<web_sys::XmlHttpRequest>);
+    let start = move |_| {
+        let Some(file) = input.get().and_then(|i| i.files()).and_then(|f| f.get(0)) else {
+            state.set(Upload::Failed("Choose a file first.".into()));
+            return;
+        };
+        match send(&product_id, file, state, on_done) {
+            Ok(xhr) => request.set_value(Some(xhr)),
+            Err(message) => state.set(Upload::Failed(message)),
+        }
+    };
+    let cancel = move |_| {
+        request.with_value(|xhr| {
+            if let Some(xhr) = xhr {
+                let _ = xhr.abort();
+            }
+        });
+    };
+    let sending = move || matches!(state.get(), Upload::Sending { .. });
+    view! {
+        <div class="upload" aria-label="Upload a file">
+            <h3>"Upload a file"</h3>
+            <div class="row">
+                <input type="file" node_ref=input aria-label="File to upload" disabled=sending/>
+                <button type="button" class="primary" on:click=start disabled=sending>"Upload"</button>
+                {move || sending().then(|| view! {
+                    <button type="button" on:click=cancel>"Cancel upload"</button>
+                })}
+            </div>
+            {move || match state.get() {
+                Upload::Idle => ().into_any(),
+                Upload::Sending { name, sent, total } => {
+                    let percent = if total > 0.0 { (sent / total * 100.0).floor() } else { 0.0 };
+                    view! {
+                        <div class="progress" role="status">
+                            <progress max="100" value=percent.to_string() aria-label=format!("Uploading {name}")></progress>
+                            <span class="progress-text">
+                                {format!("{name}: {} of {} ({percent:.0} %)", format::bytes(whole_bytes(sent)), format::bytes(whole_bytes(total)))}
+                            </span>
+                        </div>
+                    }.into_any()
+                }
+                Upload::Done(name) => view! { <p class="notice ok" role="status">{format!("{name} is uploaded.")}</p> }.into_any(),
+                Upload::Failed(message) => view! { <p class="notice error" role="alert">{message}</p> }.into_any(),
+                Upload::Cancelled => view! { <p class="notice" role="status">"Upload cancelled; nothing was saved."</p> }.into_any(),
+            }}
+        </div>
+    }
+}
+
+/// Starts the PUT of `file`; progress and the outcome land in `state`.
+fn send(
+    product_id: &str,
+    file: web_sys::File,
+    state: RwSignal<Upload>,
+    on_done: Callback<()>,
+) -> Result<web_sys::XmlHttpRequest, String> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let failed = |_| "The browser could not start the upload.".to_owned();
+    let name = file.name();
+    let total = file.size();
+    let xhr = web_sys::XmlHttpRequest::new().map_err(failed)?;
+    let url = format!(
+        "/api/v1/products/{}/files/{}",
+        path_segment(product_id),
+        path_segment(&name)
+    );
+    xhr.open_with_async("PUT", &url, true).map_err(failed)?;
+    let content_type = file.type_();
+    if !content_type.is_empty() {
+        xhr.set_request_header("Content-Type", &content_type)
+            .map_err(failed)?;
+    }
+    state.set(Upload::Sending {
+        name: name.clone(),
+        sent: 0.0,
+        total,
+    });
+
+    let progress_name = name.clone();
+    let on_progress =
+        Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
+            let total = if e.length_computable() {
+                e.total()
+            } else {
+                total
+            };
+            state.set(Upload::Sending {
+                name: progress_name.clone(),
+                sent: e.loaded(),
+                total,
+            });
+        });
+    xhr.upload()
+        .map_err(failed)?
+        .set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+    // Each closure lives as long as the request may call it: one set per upload.
+    on_progress.forget();
+
+    let answered = xhr.clone();
+    let on_load = Closure::<dyn FnMut()>::new(move || {
+        let status = answered.status().unwrap_or(0);
+        if (200..300).contains(&status) {
+            state.set(Upload::Done(name.clone()));
+            on_done.run(());
+        } else {
+            let body = answered.response_text().ok().flatten().unwrap_or_default();
+            state.set(Upload::Failed(error_message(status, &body)));
+        }
+    });
+    xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
+    on_load.forget();
+    let on_error = Closure::<dyn FnMut()>::new(move || {
+        state.set(Upload::Failed(
+            "The connection to the server broke off; nothing was saved. Try again.".into(),
+        ));
+    });
+    xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+    let on_abort = Closure::<dyn FnMut()>::new(move || state.set(Upload::Cancelled));
+    xhr.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
+    on_abort.forget();
+
+    xhr.send_with_opt_blob(Some(&file)).map_err(failed)?;
+    Ok(xhr)
+}
+
+/// A byte count the browser reports as a float. `as` saturates, and counts are whole and
+/// far below 2^53, so nothing is lost.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole_bytes(value: f64) -> u64 {
+    value.max(0.0) as u64
+}
+
+/// The server's `{"error":{"message"}}`, or the status in words.
+fn error_message(status: u16, body: &str) -> String {
+    let message = body
+        .split("\"message\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|m| !m.is_empty());
+    match (message, status) {
+        (Some(m), _) => format!("The upload was refused: {m}"),
+        (None, 401) => "Your session has ended. Sign in again, then upload.".to_owned(),
+        (None, 413) => "The file is larger than the server accepts.".to_owned(),
+        (None, s) => format!("The upload failed (HTTP {s})."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_messages_are_shown() {
+        assert_eq!(
+            super::error_message(
+                409,
+                r#"{"error":{"code":"conflict","message":"a file named a.pdf exists"}}"#
+            ),
+            "The upload was refused: a file named a.pdf exists"
+        );
+        assert_eq!(
+            super::error_message(413, ""),
+            "The file is larger than the server accepts."
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! Small pieces every admin screen uses: field and form errors, the two-step confirm
+//! button, state badges, and the text of outcome codes.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use std::fmt::Write as _;
+
+/// The message for one field from the last error of a form, if any.
+pub fn field_error(
+    last_error: impl Fn() -> Option<AppError> + Copy,
+    field: &'static str,
+) -> impl Fn() -> Option<String> + Copy {
+    move || last_error().and_then(|e| e.for_field(field))
+}
+
+/// The message of the last error when it is not about one field.
+pub fn form_error(
+    last_error: impl Fn() -> Option<AppError> + Copy,
+) -> impl Fn() -> Option<String> + Copy {
+    move || {
+        last_error()
+            .filter(|e| !matches!(e, AppError::Invalid { .. }))
+            .map(|e| e.to_string())
+    }
+}
+
+/// A field's error under it, when there is one.
+#[component]
+pub fn FieldError(message: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        message
+            .get()
+            .map(|m| view! { <span class="field-error" role="alert">{m}</span> })
+    }
+}
+
+/// A button that first says what it will do and asks again before doing it.
+#[component]
+pub fn ConfirmButton(
+    /// The button's label, e.g. "Refund…".
+    label: &'static str,
+    /// What will happen, in words, shown before the admin confirms.
+    explanation: String,
+    /// The confirming button's label, e.g. "Yes, refund".
+    confirm: &'static str,
+    /// Whether the action is running.
+    #[prop(into)]
+    pending: Signal<bool>,
+    /// Red styling for destructive actions.
+    #[prop(optional)]
+    danger: bool,
+    on_confirm: Callback<()>,
+) -> impl IntoView {
+    let asking = RwSignal::new(false);
+    let class = if danger { "danger" } else { "" };
+    view! {
+        <span class="confirm">
+            {move || if asking.get() {
+                view! {
+                    <span class="confirm-box" role="group" aria-label=label>
+                        <span class="confirm-text">{explanation.clone()}</span>
+                        <button type="button" class=format!("primary {class}")
+                            disabled=move || pending.get()
+                            on:click=move |_| { asking.set(false); on_confirm.run(()); }>
+                            {confirm}
+                        </button>
+                        <button type="button" on:click=move |_| asking.set(false)>"Cancel"</button>
+                    </span>
+                }.into_any()
+            } else {
+                view! {
+                    <button type="button" class=class disabled=move || pending.get()
+                        on:click=move |_| asking.set(true)>
+                        {move || if pending.get() { "Working…" } else { label }}
+                    </button>
+                }.into_any()
+            }}
+        </span>
+    }
+}
+
+/// A grant's or order's state as a coloured word.
+#[component]
+pub fn StateBadge(#[prop(into)] state: Signal<String>) -> impl IntoView {
+    view! {
+        <span class=move || format!("badge badge-{}", state.get()) data-state=move || state.get()>
+            {move || state_words(&state.get())}
+        </span>
+    }
+}
+
+/// The words for a grant or order state code.
+pub fn state_words(state: &str) -> &'static str {
+    match state {
+        "active" => "active",
+        "blocked" => "blocked",
+        "expired" => "expired",
+        "exhausted" => "all downloads used",
+        "revoked" => "revoked",
+        "replaced" => "replaced",
+        "on_hold" => "on hold",
+        "pending" => "pending",
+        "confirmed" => "confirmed",
+        "refunded" => "refunded",
+        "cancelled" => "cancelled",
+        _ => "unknown",
+    }
+}
+
+/// The words for an attempt's outcome code.
+pub fn outcome_words(code: &str) -> String {
+    match code {
+        "allowed" => "downloaded".to_owned(),
+        "second_country" => "blocked: second country".to_owned(),
+        "limit_reached" => "refused: no downloads left".to_owned(),
+        "expired" => "refused: expired".to_owned(),
+        "blocked" => "refused: blocked".to_owned(),
+        "revoked" => "refused: revoked".to_owned(),
+        "refunded" => "refused: refunded".to_owned(),
+        "order_not_confirmed" => "refused: order not confirmed".to_owned(),
+        other => format!("refused: {}", other.replace('_', " ")),
+    }
+}
+
+/// A country code with its flag (regional indicator letters), or "unknown".
+pub fn country(code: Option<&str>) -> String {
+    match code {
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            let flag: String = c
+                .to_ascii_uppercase()
+                .chars()
+                .filter_map(|ch| char::from_u32(0x1F1E6 + (ch as u32 - 'A' as u32)))
+                .collect();
+            format!("{flag} {}", c.to_ascii_uppercase())
+        }
+        Some(c) => c.to_owned(),
+        None => "unknown".to_owned(),
+    }
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+pub fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Reads an `<input>` or `<select>` value from an event.
+pub fn value_of(ev: &leptos::ev::Event) -> String {
+    event_target_value(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(path_segment("my book (v2).pdf"), "my%20book%20%28v2%29.pdf");
+        assert_eq!(path_segment("../x"), "..%2Fx");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn flags_come_from_codes() {
+        assert_eq!(country(Some("de")), "🇩🇪 DE");
+        assert_eq!(country(None), "unknown");
+    }
+}
