@@ -1,0 +1,201 @@
+// The seller's support day in a real browser: create a product and upload its file (the
+// progress bar shows), sell it by hand, the buyer downloads, a second country blocks the
+// link, the password desk finds it by password, order ID and order number with both
+// countries, unblocks, resets, sends a new password to another address, and a refund makes
+// the buyer page refuse. Screenshots of each main screen go to end2end/screenshots/.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { startServer, startBrowser, watchErrors, hydrated, screenshotDir } from './harness.mjs';
+
+const EMAIL = 'owner@example.com';
+const PASSWORD = 'correct horse battery staple';
+const US_IP = '8.8.8.8';
+const GB_IP = '81.2.69.142';
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
+}
+
+async function firstAdmin(page, server) {
+  await page.goto(server.setupLink);
+  await hydrated(page);
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.locator('input[name="password"]').fill(PASSWORD);
+  await page.getByLabel('Password again').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create admin and sign in' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin`);
+}
+
+/** The buyer's browser behind a proxy: the server trusts 127.0.0.1 for X-Forwarded-For. */
+async function fetchAs(url, ip, range) {
+  const headers = { 'x-forwarded-for': ip };
+  if (range) headers.range = range;
+  const response = await fetch(url, { headers });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+test('seller: product, upload, order, country block, desk, new password, refund', async (t) => {
+  const server = await startServer(['--trusted-proxy', '127.0.0.1/32'], { apiToken: true });
+  t.after(() => server.stop());
+  const browser = await startBrowser();
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = watchErrors(page);
+  const dir = mkdtempSync(join(tmpdir(), 'dropgate-upload-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Large enough that the progress bar is on screen for a while on loopback.
+  const content = Buffer.alloc(160 * 1024 * 1024, 'dropgate ');
+  const sha256 = createHash('sha256').update(content).digest('hex');
+  const filePath = join(dir, 'field-guide.pdf');
+  writeFileSync(filePath, content);
+
+  await firstAdmin(page, server);
+  await hydrated(page);
+
+  // 1. A product, made in the browser; the ID is checked while typing.
+  await page.getByRole('link', { name: 'Products' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/products`);
+  const form = page.getByRole('form', { name: 'New product' });
+  await form.locator('input[name="name"]').fill('The Field Guide');
+  await form.locator('input[name="product_id"]').fill('Field Guide');
+  await form.getByText('is not a product id').waitFor();
+  await form.locator('input[name="product_id"]').fill('field-guide');
+  await form.locator('input[name="max_downloads"]').fill('3');
+  await form.locator('input[name="download_days"]').fill('0');
+  await shot(page, 'products');
+  await form.getByRole('button', { name: 'Create product' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/products/field-guide`);
+  await page.getByRole('heading', { name: 'The Field Guide' }).waitFor();
+
+  // 2. Upload with a visible progress bar, then the file with its SHA-256.
+  await page.locator('input[type="file"]').setInputFiles(filePath);
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await page.locator('progress').waitFor({ state: 'visible' });
+  await shot(page, 'product-upload-progress');
+  await page.getByText('field-guide.pdf is uploaded.').waitFor({ timeout: 120000 });
+  await page.getByText(sha256).waitFor();
+  await shot(page, 'product');
+
+  // 3. An order by hand; its link is shown once.
+  await page.getByRole('link', { name: 'Orders' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/orders`);
+  const orderForm = page.getByRole('form', { name: 'New order' });
+  await orderForm.locator('input[name="email"]').fill('not-an-email');
+  await orderForm.locator('label', { hasText: "Buyer's email" }).locator('.field-error').waitFor();
+  await orderForm.locator('input[name="email"]').fill('buyer@example.com');
+  await orderForm.locator('input[name="name"]').fill('Bea Buyer');
+  await orderForm.getByLabel(/The Field Guide/).check();
+  await orderForm.getByRole('button', { name: 'Create order' }).click();
+  const issuedUrl = page.locator('.issued-url').first();
+  await issuedUrl.waitFor();
+  const link = await issuedUrl.getAttribute('href');
+  const password = (await page.locator('.issued-password').first().textContent()).trim();
+  const orderId = link && (await page.getByText(/^Order \d{7} is created/).textContent()).match(/\d{7}/)[0];
+  assert.ok(link.includes('/d/'), link);
+  await page.getByRole('cell', { name: 'buyer@example.com' }).waitFor();
+  await shot(page, 'orders');
+
+  // 4. The buyer downloads from the US, then the link is tried from Great Britain.
+  const product = await server.api('GET', '/api/v1/products/field-guide');
+  const fileUrl = `${link}/${product.files[0].file_id}`;
+  assert.equal(await fetchAs(fileUrl, US_IP, 'bytes=0-1023'), 206);
+  assert.equal(await fetchAs(fileUrl, GB_IP, 'bytes=0-1023'), 403);
+
+  // 5. The desk finds it by password and shows both countries.
+  await page.getByRole('link', { name: 'Password desk' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/desk`);
+  const search = page.getByRole('search', { name: 'Find a link' });
+  await search.locator('select[name="by"]').selectOption('password');
+  await search.locator('input[name="q"]').fill(password.toLowerCase());
+  await search.getByRole('button', { name: 'Find' }).click();
+  const card = page.locator('article.grant').first();
+  await card.locator('[data-state="blocked"]').first().waitFor();
+  await card.locator('.first-country', { hasText: 'US' }).filter({ hasText: US_IP }).waitFor();
+  await card.locator('.second-country', { hasText: 'GB' }).filter({ hasText: GB_IP }).waitFor();
+  await card.getByRole('cell', { name: GB_IP }).first().waitFor();
+  await shot(page, 'desk-blocked');
+
+  // ...and by order ID and by order number (the address keeps the search: back works).
+  await search.locator('select[name="by"]').selectOption('order_id');
+  await search.locator('input[name="q"]').fill(orderId);
+  await search.getByRole('button', { name: 'Find' }).click();
+  await page.waitForURL(/by=order_id/);
+  await page.locator('article.grant .second-country', { hasText: 'GB' }).waitFor();
+  const order = await server.api('GET', `/api/v1/orders/${orderId}`);
+  await search.locator('select[name="by"]').selectOption('order_number');
+  await search.locator('input[name="q"]').fill(order.order_number);
+  await search.getByRole('button', { name: 'Find' }).click();
+  await page.waitForURL(/by=order_number/);
+  await page.locator('article.grant .first-country', { hasText: 'US' }).waitFor();
+  await page.goBack();
+  await page.waitForURL(/by=order_id/);
+  await page.locator('article.grant').first().waitFor();
+
+  // 6. Unblock: the buyer downloads again; reset: a fresh period.
+  const desk = page.locator('article.grant').first();
+  await desk.getByRole('button', { name: 'Unblock…' }).click();
+  await desk.getByText('Lift the block and the country lock').waitFor();
+  await desk.getByRole('button', { name: 'Yes, unblock' }).click();
+  await desk.locator('[data-state="active"]').first().waitFor();
+  assert.equal(await fetchAs(fileUrl, GB_IP, 'bytes=0-1023'), 206);
+  await desk.getByRole('button', { name: 'Reset…' }).click();
+  await desk.getByRole('button', { name: 'Yes, reset' }).click();
+  await desk.getByText('Reset: a fresh period starts now.').waitFor();
+  await desk.locator('.locked', { hasText: 'not locked yet' }).waitFor();
+
+  // 7. A new password for another address (a mistyped email).
+  const send = page.getByRole('form', { name: 'Send a new password' });
+  await send.locator('select[name="product_id"]').selectOption('field-guide');
+  await send.locator('input[name="email"]').fill('bea.buyer@example.org');
+  await send.getByRole('button', { name: 'Send new password' }).click();
+  const complimentary = page.locator('section', { has: send }).locator('.issued-url').first();
+  await complimentary.waitFor();
+  const giftLink = await complimentary.getAttribute('href');
+  const giftPage = await fetch(giftLink);
+  assert.equal(giftPage.status, 200);
+  assert.match(await giftPage.text(), /The Field Guide/);
+  await shot(page, 'desk');
+
+  // 8. Refund from the order page (a deep link that renders on the server first).
+  await page.goto(`${server.baseUrl}/admin/orders/${orderId}`);
+  await hydrated(page);
+  await page.getByRole('heading', { name: `Order ${orderId}` }).waitFor();
+  await page.getByRole('button', { name: 'Refund…' }).click();
+  await page.getByText('revoke every link').waitFor();
+  await page.getByRole('button', { name: 'Yes, refund' }).click();
+  await page.locator('h1 [data-state="refunded"]').waitFor();
+  await shot(page, 'order');
+  const buyer = await browser.newPage();
+  await buyer.goto(link);
+  await buyer.getByText('This order was refunded').waitFor();
+  await buyer.close();
+  assert.equal(await fetchAs(fileUrl, US_IP, 'bytes=0-1023'), 403);
+
+  // 9. Activity, audit log and the dashboard chart show what happened.
+  await page.getByRole('link', { name: 'Activity' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/activity`);
+  await page.getByRole('cell', { name: 'blocked: second country' }).first().waitFor();
+  await shot(page, 'activity');
+  await page.getByRole('link', { name: 'Audit log' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/audit`);
+  await page.getByRole('cell', { name: 'grant.unblock' }).waitFor();
+  await page.getByRole('cell', { name: 'order.update' }).first().waitFor();
+  await shot(page, 'audit');
+  await page.getByRole('link', { name: 'Dashboard' }).click();
+  await page.locator('svg.bars rect.bar-ok').first().waitFor({ state: 'attached' });
+  await shot(page, 'dashboard-chart');
+
+  // A phone-width look at the desk.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${server.baseUrl}/admin/desk?by=order_id&q=${orderId}`);
+  await hydrated(page);
+  await page.locator('article.grant').first().waitFor();
+  await shot(page, 'desk-phone');
+  assert.deepEqual(errors, [], 'no console errors');
+});
