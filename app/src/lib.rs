@@ -1,6 +1,8 @@
 //! Dropgate's user interface in Leptos: the document shell, the router, the admin SPA and
 //! the server functions it calls. Compiled twice: with `ssr` into the server (rendering and
 //! server functions), with `hydrate` into the WASM bundle that takes over in the browser.
+// Deeply nested view types (the desk, the order screens) need more than 128 levels.
+#![recursion_limit = "256"]
 
 pub mod admin;
 pub mod api;

@@ -1,5 +1,7 @@
 //! The browser entry point: the hydration script in every page calls `hydrate`, which takes
 //! over the server-rendered HTML so that the admin runs as a single-page app.
+// Deeply nested view types (the desk, the order screens) need more than 128 levels.
+#![recursion_limit = "256"]
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

@@ -1,5 +1,7 @@
 //! The `dropgate` binary as a library, so tests can start the real application in-process:
 //! command line and configuration, start-up, the HTTP layer and the embedded site.
+// The UI's nested view types (the password desk) need more than 128 levels.
+#![recursion_limit = "256"]
 
 pub mod cli;
 pub mod commands;

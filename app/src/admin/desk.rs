@@ -150,7 +150,7 @@ fn sighting_text(s: &SightingView) -> String {
 
 /// One grant with its facts, its timeline and the desk's buttons; actions update it in place.
 #[component]
-fn GrantCard(grant: GrantDetail) -> impl IntoView {
+fn GrantCard(grant: GrantDetail) -> AnyView {
     let grant = RwSignal::new(grant);
     let action = ServerAction::<GrantAction>::new();
     let issued = RwSignal::new(None::<IssuedGrant>);
@@ -201,27 +201,7 @@ fn GrantCard(grant: GrantDetail) -> impl IntoView {
                 <div><dt>"Downloads used"</dt><dd>{move || downloads_text(&g())}</dd></div>
                 <div><dt>"Locked country"</dt><dd class="locked">{move || g().locked.as_ref().map_or_else(|| "not locked yet".to_owned(), sighting_text)}</dd></div>
             </dl>
-            {move || g().blocked_by.clone().map(|blocked| {
-                let detail = g();
-                let others: Vec<_> = detail.uses.iter()
-                    .filter(|u| u.outcome == "second_country")
-                    .map(|u| format!("{} · {} · {}", country(u.country.as_deref()), u.ip, u.at.human()))
-                    .collect();
-                view! {
-                    <div class="blocked-box" role="note">
-                        <h3>"Blocked: used from a second country"</h3>
-                        <div class="compare">
-                            <div><h4>"First country"</h4><p class="first-country">{detail.locked.as_ref().map_or_else(|| "unknown".to_owned(), sighting_text)}</p></div>
-                            <div><h4>"Then tried from"</h4>
-                                <p class="second-country">{sighting_text(&blocked)}</p>
-                                {(others.len() > 1).then(|| view! {
-                                    <ul class="other-tries">{others.into_iter().map(|o| view! { <li>{o}</li> }).collect_view()}</ul>
-                                })}
-                            </div>
-                        </div>
-                    </div>
-                }
-            })}
+            <BlockedBox grant/>
             <div class="row actions">
                 <ConfirmButton label="Reset…" pending confirm="Yes, reset"
                     explanation="Start a fresh download period from now: downloads used, the country lock and any block are cleared.".to_owned()
@@ -247,6 +227,46 @@ fn GrantCard(grant: GrantDetail) -> impl IntoView {
                     " " <span class="muted">"password "</span><code class="issued-password">{i.password}</code>
                 </p>
             })}
+            <Timeline grant/>
+        </article>
+    }
+    .into_any()
+}
+
+/// For a blocked grant: the first country and IP beside every other one that tried.
+#[component]
+fn BlockedBox(grant: RwSignal<GrantDetail>) -> impl IntoView {
+    let g = move || grant.get();
+    view! {
+        {move || g().blocked_by.clone().map(|blocked| {
+                let detail = g();
+                let others: Vec<_> = detail.uses.iter()
+                    .filter(|u| u.outcome == "second_country")
+                    .map(|u| format!("{} · {} · {}", country(u.country.as_deref()), u.ip, u.at.human()))
+                    .collect();
+                view! {
+                    <div class="blocked-box" role="note">
+                        <h3>"Blocked: used from a second country"</h3>
+                        <div class="compare">
+                            <div><h4>"First country"</h4><p class="first-country">{detail.locked.as_ref().map_or_else(|| "unknown".to_owned(), sighting_text)}</p></div>
+                            <div><h4>"Then tried from"</h4>
+                                <p class="second-country">{sighting_text(&blocked)}</p>
+                                {(others.len() > 1).then(|| view! {
+                                    <ul class="other-tries">{others.into_iter().map(|o| view! { <li>{o}</li> }).collect_view()}</ul>
+                                })}
+                            </div>
+                        </div>
+                    </div>
+                }
+            })}
+    }
+}
+
+/// Every use of a grant, newest first.
+#[component]
+fn Timeline(grant: RwSignal<GrantDetail>) -> impl IntoView {
+    let g = move || grant.get();
+    view! {
             <details class="timeline" open=true>
                 <summary>{move || format!("Every use ({})", g().uses.len())}</summary>
                 {move || {
@@ -279,7 +299,6 @@ fn GrantCard(grant: GrantDetail) -> impl IntoView {
                     }
                 }}
             </details>
-        </article>
     }
 }
 

@@ -232,3 +232,104 @@ fn day_label(t: Timestamp) -> String {
     let c = t.civil();
     format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::downloads::tests::{SIZE, client, fixture, now};
+    use crate::services::{RangeRequest, Refusal};
+
+    #[tokio::test]
+    async fn attempts_filter_blocked_links_wait_and_days_count() {
+        let f = fixture(3, true).await;
+        let activity = ActivityService::new(f.store.clone());
+        let try_from = |country: &'static str, ip: &'static str| {
+            f.downloads.begin(
+                &f.password,
+                f.file,
+                RangeRequest::default(),
+                client(Some(country), ip),
+                now(),
+            )
+        };
+        let ticket = try_from("US", "8.8.8.8").await.unwrap();
+        f.downloads.finish(&ticket, SIZE).await.unwrap();
+        assert!(matches!(
+            try_from("GB", "81.2.69.142").await,
+            Err(Refusal::Denied(_))
+        ));
+        assert!(matches!(
+            try_from("US", "8.8.4.4").await,
+            Err(Refusal::Denied(_))
+        ));
+
+        let all = activity.recent(ActivityFilter::default()).await.unwrap();
+        let outcomes: Vec<_> = all.rows.iter().map(|r| r.outcome.as_str()).collect();
+        assert_eq!(
+            outcomes,
+            ["blocked", "second_country", "allowed"],
+            "newest first"
+        );
+        assert_eq!(all.rows[2].file.as_deref(), Some("book.pdf"));
+        assert_eq!(all.rows[2].order_id, Some(f.order));
+        assert_eq!(all.next_before, None);
+        assert_eq!(all.blocked.len(), 1);
+        assert_eq!(
+            all.blocked[0].first.as_ref().unwrap().country.as_deref(),
+            Some("US")
+        );
+        assert_eq!(all.blocked[0].blocked_by.ip, "81.2.69.142");
+
+        let filter = |outcome: &str, country: &str, product: &str| ActivityFilter {
+            outcome: Some(outcome.into()),
+            country: Some(country.into()),
+            product_id: Some(product.into()),
+            before: None,
+        };
+        let refused = activity.recent(filter("refused", "", "")).await.unwrap();
+        assert_eq!(refused.rows.len(), 2);
+        let gb = activity.recent(filter("", "gb", "")).await.unwrap();
+        assert_eq!(gb.rows.len(), 1);
+        assert_eq!(gb.rows[0].country.as_deref(), Some("GB"));
+        let other = activity.recent(filter("", "", "course")).await.unwrap();
+        assert!(other.rows.is_empty());
+        let ebook = activity
+            .recent(filter("allowed", "", "ebook"))
+            .await
+            .unwrap();
+        assert_eq!(ebook.rows.len(), 1);
+        assert!(matches!(
+            activity.recent(filter("", "Germany", "")).await,
+            Err(ServiceError::Invalid {
+                field: "country",
+                ..
+            })
+        ));
+
+        // Older pages continue below the last row shown.
+        let older = activity
+            .recent(ActivityFilter {
+                before: Some(all.rows[1].event),
+                ..ActivityFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(older.rows.len(), 1);
+        assert_eq!(older.rows[0].outcome, "allowed");
+
+        let days = activity.daily(now(), 30).await.unwrap();
+        assert_eq!(days.len(), 30);
+        let today = days.last().unwrap();
+        assert_eq!((today.allowed, today.refused), (1, 2));
+        assert_eq!(today.day, day_label(now()));
+        assert!(days[..29].iter().all(|d| d.allowed == 0 && d.refused == 0));
+        let later = activity
+            .daily(now().plus(Duration::from_secs(40 * 86_400)), 30)
+            .await
+            .unwrap();
+        assert!(
+            later.iter().all(|d| d.allowed == 0 && d.refused == 0),
+            "old days drop out"
+        );
+    }
+}

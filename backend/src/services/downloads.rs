@@ -363,7 +363,7 @@ fn corrupt(what: &'static str) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::blobs::Blobs;
     use crate::services::{Actor, CatalogService, OrderService};
@@ -372,23 +372,24 @@ mod tests {
     use domain::wire::{NewOrder, NewProduct, OrderPatch};
     use std::time::Duration;
 
-    const SIZE: u64 = 1000;
+    pub(crate) const SIZE: u64 = 1000;
 
-    fn now() -> Timestamp {
+    pub(crate) fn now() -> Timestamp {
         Timestamp::from_unix_millis(1_800_000_000_000)
     }
 
-    struct Fixture {
-        downloads: DownloadService,
-        orders: OrderService,
-        password: String,
-        file: FileId,
-        order: domain::OrderId,
+    pub(crate) struct Fixture {
+        pub(crate) store: Store,
+        pub(crate) downloads: DownloadService,
+        pub(crate) orders: OrderService,
+        pub(crate) password: String,
+        pub(crate) file: FileId,
+        pub(crate) order: domain::OrderId,
         _dir: tempfile::TempDir,
     }
 
     /// A real redb file, a product with one 1000-byte file, a confirmed order.
-    async fn fixture(max_downloads: u32, country_lock: bool) -> Fixture {
+    pub(crate) async fn fixture(max_downloads: u32, country_lock: bool) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
         let catalog = CatalogService::new(store.clone(), Blobs::in_memory(), 1 << 20);
@@ -428,7 +429,8 @@ mod tests {
             .await
             .unwrap();
         Fixture {
-            downloads: DownloadService::new(store, key),
+            downloads: DownloadService::new(store.clone(), key),
+            store,
             orders,
             password: created.issued[0].password.clone(),
             file: file.file_id,
@@ -437,7 +439,7 @@ mod tests {
         }
     }
 
-    fn client(country: Option<&str>, ip: &str) -> Client {
+    pub(crate) fn client(country: Option<&str>, ip: &str) -> Client {
         Client {
             ip: ip.parse().unwrap(),
             country: country.and_then(CountryCode::parse),

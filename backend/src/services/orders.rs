@@ -808,4 +808,37 @@ mod tests {
             Err(ServiceError::Invalid { .. })
         ));
     }
+
+    #[tokio::test]
+    async fn the_order_list_pages_newest_first_and_every_order_appears_once() {
+        let svc = setup().await;
+        let mut created = Vec::new();
+        for i in 0..120u64 {
+            let mut order = new_order(&["ebook"]);
+            order.transaction_id = Some(format!("T-{i}"));
+            let at = now().plus(Duration::from_secs(i * 60));
+            created.push(
+                svc.create(order, OrderSource::Api, Actor::System, at)
+                    .await
+                    .unwrap()
+                    .order
+                    .order_id,
+            );
+        }
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = svc.page(before.clone(), 50).await.unwrap();
+            assert_eq!(page.total, 120);
+            assert!(page.orders.len() <= 50);
+            seen.extend(page.orders.iter().map(|o| o.order_id));
+            let Some(next) = page.next_before else { break };
+            before = Some(next);
+        }
+        created.reverse();
+        assert_eq!(seen, created, "newest first, each order exactly once");
+        let last = svc.page(None, 1).await.unwrap();
+        assert_eq!(last.orders[0].order_id, created[0]);
+        assert!(last.next_before.is_some());
+    }
 }
