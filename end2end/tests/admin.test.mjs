@@ -78,7 +78,11 @@ test('seller: product, upload, order, country block, desk, new password, refund'
   await page.getByRole('button', { name: 'Upload', exact: true }).click();
   await page.locator('progress').waitFor({ state: 'visible' });
   await shot(page, 'product-upload-progress');
-  await page.getByText('field-guide.pdf is uploaded.').waitFor({ timeout: 120000 });
+  const outcome = await Promise.race([
+    page.getByText('field-guide.pdf is uploaded.').waitFor({ timeout: 120000 }).then(() => 'uploaded'),
+    page.locator('.upload .notice.error').waitFor({ timeout: 120000 }).then(() => page.locator('.upload .notice.error').textContent()),
+  ]);
+  assert.equal(outcome, 'uploaded', `upload failed; server log:\n${server.output().slice(-2000)}`);
   await page.getByText(sha256).waitFor();
   await shot(page, 'product');
 

@@ -241,6 +241,11 @@ pub fn ProductPage() -> impl IntoView {
                 Err(error) => view! { <ErrorNote error/> }.into_any(),
             })}
         </Transition>
+        // Outside the refreshed part, so the upload's outcome stays on screen after the
+        // file list reloads.
+        <section class="panel">
+            <FileUpload product_id=id() on_done=refresh/>
+        </section>
     }
 }
 
@@ -277,7 +282,6 @@ fn ProductDetail(product: ProductView, refresh: Callback<()>) -> impl IntoView {
                     </div>
                 }.into_any()
             }}
-            <FileUpload product_id=id.clone() on_done=refresh/>
         </section>
         <DeleteProductPanel product_id=id name=product.name.clone()/>
     }
