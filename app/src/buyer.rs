@@ -9,16 +9,28 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+/// What the page shows: whose store it is, and the facts for the password.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BuyerScreen {
+    pub store_name: String,
+    pub page: BuyerPage,
+}
+
 /// The page's facts for a password.
 #[server(prefix = "/rpc", endpoint = "buyer-page")]
-pub async fn load_buyer_page(password: String) -> Result<BuyerPage, AppError> {
+pub async fn load_buyer_page(password: String) -> Result<BuyerScreen, AppError> {
     use crate::server::{respond, state};
     respond(
         async move {
-            Ok(state()?
+            let state = state()?;
+            let page = state
                 .downloads
                 .page(&password, backend::clock::now())
-                .await?)
+                .await?;
+            Ok(BuyerScreen {
+                store_name: state.settings.current().store_name,
+                page,
+            })
         }
         .await,
     )
@@ -33,7 +45,10 @@ pub fn DownloadPage() -> impl IntoView {
     view! {
         <main class="buyer">
             <Suspense fallback=|| view! { <p class="muted">"Loading your download…"</p> }>
-                {move || page.get().map(|result| match result {
+                {move || page.get().map(|result| {
+                    let store = result.as_ref().map(|s| s.store_name.clone()).unwrap_or_default();
+                    let header = view! { <p class="store-name">{store.clone()}</p> };
+                    let body = match result.map(|s| s.page) {
                     Ok(BuyerPage::Ready(ready)) => {
                         let link_base = format!("/d/{}", password());
                         let until = ready.valid_until.map_or_else(
@@ -41,7 +56,7 @@ pub fn DownloadPage() -> impl IntoView {
                             |u| format!("You can download until {}.", u.human()),
                         );
                         view! {
-                            <Title text=ready.product_name.clone()/>
+                            <Title text=format!("{} — {store}", ready.product_name)/>
                             <section class="card">
                                 <h1>{ready.product_name.clone()}</h1>
                                 <p>{until}</p>
@@ -67,7 +82,7 @@ pub fn DownloadPage() -> impl IntoView {
                         }.into_any()
                     }
                     Ok(BuyerPage::Refused { product_name, explanation, .. }) => view! {
-                        <Title text=product_name.clone()/>
+                        <Title text=format!("{product_name} — {store}")/>
                         <section class="card">
                             <h1>{product_name}</h1>
                             <p class="notice error" role="alert">{explanation}</p>
@@ -87,6 +102,8 @@ pub fn DownloadPage() -> impl IntoView {
                         }.into_any()
                     }
                     Err(e) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+                    };
+                    view! { {header} {body} }
                 })}
             </Suspense>
         </main>

@@ -56,7 +56,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/admin/setup") view=admin::SetupPage/>
                 <ParentRoute path=path!("/admin") view=admin::AdminLayout>
                     <Route path=path!("") view=admin::DashboardPage/>
-                    <Route path=path!("access") view=admin::AccessPage/>
+                    <Route path=path!("settings") view=admin::SettingsPage/>
+                    <Route path=path!("access") view=admin::SettingsPage/>
                     <Route path=path!("desk") view=admin::DeskPage/>
                     <Route path=path!("orders") view=admin::OrdersPage/>
                     <Route path=path!("orders/:id") view=admin::OrderPage/>

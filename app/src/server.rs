@@ -20,6 +20,7 @@ pub struct UiState {
     pub orders: backend::services::OrderService,
     pub desk: backend::services::DeskService,
     pub activity: backend::services::ActivityService,
+    pub settings: backend::services::SettingsService,
     /// For the audit log, read directly (it has no service of its own).
     pub store: backend::Store,
     pub started_at: Timestamp,

@@ -12,6 +12,7 @@ pub mod password;
 pub mod range;
 pub mod rules;
 pub mod secret;
+pub mod settings;
 pub mod time;
 pub mod wire;
 

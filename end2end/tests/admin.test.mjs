@@ -203,3 +203,84 @@ test('seller: product, upload, order, country block, desk, new password, refund'
   await shot(page, 'desk-phone');
   assert.deepEqual(errors, [], 'no console errors');
 });
+
+test('settings: store, API tokens, staff accounts and the own password, by keyboard', async (t) => {
+  const server = await startServer([]);
+  t.after(() => server.stop());
+  const browser = await startBrowser();
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = watchErrors(page);
+  await firstAdmin(page, server);
+  await hydrated(page);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/settings`);
+
+  // 1. Store settings validate while typing, save, and show on the buyer pages.
+  const field = (name) => page.locator(`input[name="${name}"]`);
+  await field('store_name').fill('Pixel Fonts');
+  await field('reset_days').fill('0');
+  await page.getByText('A reset gives between 1 and 3650 days.').waitFor();
+  assert.ok(await page.getByRole('button', { name: 'Save settings' }).isDisabled());
+  await field('reset_days').fill('14');
+  await field('sender_email').fill('sales@pixel');
+  await page.getByText('must be a domain name').waitFor();
+  await field('sender_email').fill('sales@pixel.example');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByText('Settings saved.').waitFor();
+  const buyerPage = await (await fetch(`${server.baseUrl}/d/AAAA-BBBB-CCCC`)).text();
+  assert.match(buyerPage, /Pixel Fonts/);
+
+  // 2. An API token: shown once, works, and stops working when revoked.
+  await field('token_name').fill('Shop');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const secret = (await page.locator('.token-secret').textContent()).trim();
+  assert.ok(secret.length > 30, secret);
+  const api = () => fetch(`${server.baseUrl}/api/v1/products`, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal((await api()).status, 200);
+  await page.getByRole('row', { name: /Shop/ }).getByRole('button', { name: 'Revoke…' }).click();
+  await page.getByText('stop working at once').waitFor();
+  await page.getByRole('button', { name: 'Yes, revoke' }).click();
+  await page.getByRole('row', { name: /Shop/ }).getByText(/^revoked/).waitFor();
+  assert.equal((await api()).status, 401);
+
+  // 3. A second admin: the password rule shows while typing; added, then removed.
+  await field('email').fill('helper@example.com');
+  await page.locator('form[aria-label="Add an admin"] input[name="password"]').fill('short');
+  await page.getByText('use at least 12 characters').waitFor();
+  await page.locator('form[aria-label="Add an admin"] input[name="password"]').fill('helper passphrase 1');
+  await page.getByRole('button', { name: 'Add admin' }).click();
+  await page.getByText('helper@example.com can now sign in').waitFor();
+  const helperRow = page.getByRole('row', { name: /helper@example.com/ });
+  await helperRow.getByRole('button', { name: 'Remove…' }).click();
+  await page.getByRole('button', { name: 'Yes, remove' }).click();
+  await helperRow.waitFor({ state: 'detached' });
+  await shot(page, 'settings');
+
+  // 4. The own password, with the keyboard only: Tab between fields, Enter submits.
+  await field('current').focus();
+  await page.keyboard.type('not my password');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('a fresh passphrase');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('a fresh passphrase');
+  await page.keyboard.press('Enter');
+  await page.getByText('This is not your current password.').waitFor();
+  await field('current').fill('');
+  await field('current').focus();
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press('Enter');
+  await page.getByText('Password changed.').waitFor();
+  // This session continues; the new password signs in elsewhere.
+  await page.getByRole('link', { name: 'Audit log' }).click();
+  await page.getByRole('cell', { name: 'admin.password' }).waitFor();
+  const other = await browser.newPage();
+  await other.goto(`${server.baseUrl}/admin/login`);
+  await hydrated(other);
+  await other.getByLabel('Email').fill(EMAIL);
+  await other.getByLabel('Password').fill('a fresh passphrase');
+  await other.getByRole('button', { name: 'Sign in' }).click();
+  await other.waitForURL(`${server.baseUrl}/admin`);
+  await other.close();
+  assert.deepEqual(errors, [], 'no console errors');
+});

@@ -72,12 +72,12 @@ test('first run: setup link, sign out, sign in, dashboard, client-side navigatio
 
   // 6. Navigation inside the admin happens without a full page load.
   await page.evaluate(() => { window.__sameDocument = 'yes'; });
-  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Access' }).click();
-  await page.waitForURL(`${server.baseUrl}/admin/access`);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin/settings`);
   await page.getByRole('heading', { name: 'Staff accounts' }).waitFor();
   await page.getByRole('cell', { name: EMAIL }).waitFor();
   assert.equal(await page.evaluate(() => window.__sameDocument), 'yes', 'navigation reloaded the page');
-  await page.screenshot({ path: join(screenshotDir, 'access.png'), fullPage: true });
+  await page.screenshot({ path: join(screenshotDir, 'settings.png'), fullPage: true });
   await page.goBack();
   await page.waitForURL(`${server.baseUrl}/admin`);
   await figure('Staff accounts').waitFor();

@@ -3,7 +3,7 @@
 use crate::cli::{AdminCommand, StoreArgs, TokenCommand};
 use crate::config::{Config, ConfigError};
 use crate::startup::{self, Application};
-use backend::services::AccessConfig;
+use backend::services::{AccessConfig, Actor};
 use backend::{AccessService, Store, StoreError};
 use domain::{ApiTokenId, Email, NewPassword};
 use std::io::{BufRead, IsTerminal};
@@ -110,7 +110,13 @@ pub async fn admin(action: AdminCommand) -> Result<(), CommandError> {
             let access = open_access(&store)?;
             let password = read_new_password()?;
             let id = access
-                .create_admin(email.clone(), name, password, backend::clock::now())
+                .create_admin(
+                    email.clone(),
+                    name,
+                    password,
+                    Actor::System,
+                    backend::clock::now(),
+                )
                 .await?;
             println!("Created admin {email} (id {id}).");
         }
@@ -134,7 +140,7 @@ pub async fn token(action: TokenCommand) -> Result<(), CommandError> {
         TokenCommand::Create { store, name } => {
             let access = open_access(&store)?;
             let (id, secret) = access
-                .create_api_token(&name, backend::clock::now())
+                .create_api_token(&name, Actor::System, backend::clock::now())
                 .await?;
             eprintln!("Created API token {id} ({name}). Copy it now: it is shown only once.");
             println!("{secret}");
@@ -164,7 +170,7 @@ pub async fn token(action: TokenCommand) -> Result<(), CommandError> {
         TokenCommand::Revoke { store, id } => {
             let access = open_access(&store)?;
             access
-                .revoke_api_token(ApiTokenId::new(id), backend::clock::now())
+                .revoke_api_token(ApiTokenId::new(id), Actor::System, backend::clock::now())
                 .await?;
             println!("Revoked API token {id}.");
         }

@@ -5,7 +5,9 @@ use crate::config::{Config, StorageLocation};
 use crate::http::{self, HttpServices, HttpState, metrics::Metrics};
 use app::server::UiState;
 use backend::blobs::Blobs;
-use backend::services::{AccessConfig, CatalogService, DeskService, DownloadService, OrderService};
+use backend::services::{
+    AccessConfig, CatalogService, DeskService, DownloadService, OrderService, SettingsService,
+};
 use backend::{AccessService, Store, StoreError};
 use leptos::config::{Env, LeptosOptions};
 use std::future::Future;
@@ -45,7 +47,11 @@ pub struct Application {
     config: Config,
     setup_link: Option<String>,
     access: AccessService,
+    settings: SettingsService,
 }
+
+/// How often buyers' IPs past the retention period are removed.
+const IP_RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The data dir, and the file dir when files are on local disk.
 fn create_dirs(config: &Config) -> Result<(), StartupError> {
@@ -93,21 +99,19 @@ impl Application {
             .await?
             .map(|token| format!("{public_url}/admin/setup?token={token}"));
 
-        let blobs = open_blobs(&config)?;
-        if let StorageLocation::S3(s3) = &config.storage {
-            // Find a wrong bucket, endpoint or key now rather than at the first upload.
-            blobs.check().await.map_err(|e| {
-                StartupError::Storage(format!("S3 bucket {} is not reachable: {e}", s3.bucket))
-            })?;
-            tracing::info!(bucket = %s3.bucket, prefix = %s3.prefix, endpoint = ?s3.endpoint, "product files on S3; downloads redirect to presigned URLs");
-        }
+        let blobs = open_blobs(&config).await?;
         let geo = crate::geoip::open(config.geoip_db.as_deref(), config.geoip_reload_interval)
             .map_err(StartupError::Geo)?;
         let key = store.download_key()?;
         let catalog = CatalogService::new(store.clone(), blobs.clone(), config.upload_limit_bytes);
         let orders = OrderService::new(store.clone(), key.clone(), public_url.clone());
         let downloads = DownloadService::new(store.clone(), key.clone());
-        let desk = DeskService::new(store.clone(), key, orders.clone(), config.reset_days);
+        let settings = SettingsService::load(
+            store.clone(),
+            domain::settings::StoreSettings::initial(config.reset_days),
+        )
+        .await?;
+        let desk = DeskService::new(store.clone(), key, orders.clone(), settings.clone());
         let released = downloads.release_stale_reservations().await?;
         if released > 0 {
             tracing::info!(
@@ -137,6 +141,7 @@ impl Application {
             orders,
             desk,
             activity: backend::services::ActivityService::new(store.clone()),
+            settings: settings.clone(),
             store,
             started_at: backend::clock::now(),
             secure_cookies: public_url.starts_with("https://"),
@@ -161,6 +166,7 @@ impl Application {
             config,
             setup_link,
             access,
+            settings,
         })
     }
 
@@ -179,6 +185,11 @@ impl Application {
         self.access.clone()
     }
 
+    /// The store settings (tests change them as the Settings screen would).
+    pub fn settings(&self) -> SettingsService {
+        self.settings.clone()
+    }
+
     /// The one-time link to create the first admin, while no admin exists.
     pub fn setup_link(&self) -> Option<&str> {
         self.setup_link.as_deref()
@@ -186,6 +197,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        let retention = self.settings.spawn_retention_job(IP_RETENTION_INTERVAL);
         http::serve::serve(
             self.listener,
             self.router,
@@ -194,11 +206,24 @@ impl Application {
             shutdown,
         )
         .await;
+        retention.abort();
     }
 }
 
-/// The object store for product files.
-fn open_blobs(config: &Config) -> Result<Blobs, StartupError> {
+/// The object store for product files; a remote one is checked before the server starts.
+async fn open_blobs(config: &Config) -> Result<Blobs, StartupError> {
+    let blobs = open_blob_store(config)?;
+    if let StorageLocation::S3(s3) = &config.storage {
+        // Find a wrong bucket, endpoint or key now rather than at the first upload.
+        blobs.check().await.map_err(|e| {
+            StartupError::Storage(format!("S3 bucket {} is not reachable: {e}", s3.bucket))
+        })?;
+        tracing::info!(bucket = %s3.bucket, prefix = %s3.prefix, endpoint = ?s3.endpoint, "product files on S3; downloads redirect to presigned URLs");
+    }
+    Ok(blobs)
+}
+
+fn open_blob_store(config: &Config) -> Result<Blobs, StartupError> {
     match &config.storage {
         StorageLocation::Local(dir) => {
             Blobs::local(dir).map_err(|e| StartupError::Storage(e.to_string()))

@@ -2,6 +2,10 @@
 //! browser upload needs a same-origin session, and the screens' calls reach the same
 //! services as the REST API (products, orders, the desk, activity, audit).
 
+// Each test is one seller's story, read top to bottom; splitting it would hide the order
+// of events that matters.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use common::spawn_app;
@@ -47,7 +51,7 @@ async fn admin_calls_need_a_session_and_change_nothing_without_one() {
 }
 
 #[tokio::test]
-async fn the_screens_sell_upload_and_find_a_link() {
+async fn products_are_created_and_uploaded_from_the_screens() {
     let app = spawn_app().await;
     let admin = app.create_first_admin("owner@example.com").await;
     let rpc_json = |endpoint: &str, body: Value| {
@@ -95,6 +99,27 @@ async fn the_screens_sell_upload_and_find_a_link() {
     let file: Value = uploaded.json().await.unwrap();
     assert_eq!(file["name"], "book one.pdf");
 
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_screens_sell_find_a_link_and_act_on_it() {
+    let app = spawn_app().await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let rpc_json = |endpoint: &str, body: Value| {
+        admin
+            .post(app.url(&format!("/rpc/{endpoint}")))
+            .header("origin", &app.base)
+            .json(&body)
+            .send()
+    };
+    let created = rpc_json(
+        "product-create",
+        json!({"input": {"product_id": "ebook", "name": "The Ebook", "max_downloads": 2}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 200);
     let order: Value = rpc_json(
         "order-create",
         json!({"input": {"email": "bea@example.com", "name": "Bea", "product_ids": ["ebook"]}}),
@@ -196,5 +221,191 @@ async fn the_screens_sell_upload_and_find_a_link() {
         .await
         .unwrap();
     assert_eq!(cross.status(), 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn settings_accounts_and_tokens_are_managed_from_the_screens() {
+    let app = spawn_app().await;
+    let owner = app.create_first_admin("owner@example.com").await;
+    let rpc = |client: &reqwest::Client, endpoint: &str, form: &[(&str, &str)]| {
+        client
+            .post(app.url(&format!("/rpc/{endpoint}")))
+            .form(form)
+            .send()
+    };
+    let save = |body: Value| {
+        owner
+            .post(app.url("/rpc/settings-save"))
+            .json(&json!({ "input": body }))
+            .send()
+    };
+    let store = |name: &str, reset_days: u32| {
+        json!({"store_name": name, "sender_name": "", "sender_email": "",
+               "reset_days": reset_days, "ip_retention_days": 30})
+    };
+
+    // A refused field is named and nothing is saved; a good save shows on buyer pages.
+    let refused = save(store("Pixel Fonts", 0)).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["Invalid"]["field"], "reset_days", "{error}");
+    let loaded: Value = rpc(&owner, "settings", &[])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(loaded["reset_days"], 31);
+    assert_eq!(save(store("Pixel Fonts", 14)).await.unwrap().status(), 200);
+    let anonymous = app.client();
+    let page = anonymous
+        .get(app.url("/d/AAAA-BBBB-CCCC"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Pixel Fonts"),
+        "the buyer page names the store"
+    );
+    let unsigned = anonymous
+        .post(app.url("/rpc/settings-save"))
+        .json(&json!({ "input": store("Hijacked", 1) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+
+    // A second admin: added, signs in, cannot remove the owner's… own account, is removed.
+    let added = rpc(
+        &owner,
+        "admin-create",
+        &[
+            ("email", "helper@example.com"),
+            ("name", "Helper"),
+            ("password", "helper passphrase 1"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(added.status(), 200);
+    let helper_id: u64 = added.json().await.unwrap();
+    let helper = app.client();
+    let signed_in = app
+        .login(&helper, "helper@example.com", "helper passphrase 1")
+        .await;
+    assert_eq!(signed_in.status(), 200);
+    let own = rpc(
+        &helper,
+        "admin-remove",
+        &[("admin_id", helper_id.to_string().as_str())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status(), 409);
+    let removed = rpc(
+        &owner,
+        "admin-remove",
+        &[("admin_id", helper_id.to_string().as_str())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(removed.status(), 200);
+    assert_eq!(rpc(&helper, "settings", &[]).await.unwrap().status(), 401);
+
+    // A token works on the REST API until it is revoked; its secret is in the answer once.
+    let token: Value = rpc(&owner, "token-create", &[("name", "Shop")])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = token["secret"].as_str().unwrap().to_owned();
+    let with_token = || {
+        anonymous
+            .get(app.url("/api/v1/products"))
+            .bearer_auth(&secret)
+            .send()
+    };
+    assert_eq!(with_token().await.unwrap().status(), 200);
+    let token_id = token["id"].as_u64().unwrap().to_string();
+    assert_eq!(
+        rpc(&owner, "token-revoke", &[("token_id", token_id.as_str())])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(with_token().await.unwrap().status(), 401);
+    let listed: Value = rpc(&owner, "access", &[])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !listed.to_string().contains(&secret),
+        "the secret is never listed"
+    );
+
+    // The own password: the current one is checked; the change keeps this session only.
+    let other_session = app.client();
+    app.login(&other_session, "owner@example.com", common::PASSWORD)
+        .await;
+    let wrong = rpc(
+        &owner,
+        "password-change",
+        &[
+            ("current", "not my password"),
+            ("password", "a fresh passphrase"),
+            ("confirm", "a fresh passphrase"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), 400);
+    let changed = rpc(
+        &owner,
+        "password-change",
+        &[
+            ("current", common::PASSWORD),
+            ("password", "a fresh passphrase"),
+            ("confirm", "a fresh passphrase"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_eq!(rpc(&owner, "settings", &[]).await.unwrap().status(), 200);
+    assert_eq!(
+        rpc(&other_session, "settings", &[]).await.unwrap().status(),
+        401
+    );
+
+    let audit: Value = rpc(&owner, "audit", &[("target", "")])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "settings.update",
+        "admin.create",
+        "admin.remove",
+        "api_token.create",
+        "api_token.revoke",
+        "admin.password",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
     app.stop().await;
 }

@@ -23,7 +23,11 @@ impl Shop {
     async fn with(app: TestApp) -> Self {
         let (_, token) = app
             .access()
-            .create_api_token("tests", backend::clock::now())
+            .create_api_token(
+                "tests",
+                backend::services::Actor::System,
+                backend::clock::now(),
+            )
             .await
             .unwrap();
         Self {

@@ -32,7 +32,11 @@ async fn shop_with(adjust: impl FnOnce(&mut server::Config)) -> (TestApp, String
     let app = spawn_app_with(adjust).await;
     let (_, token) = app
         .access()
-        .create_api_token("tests", backend::clock::now())
+        .create_api_token(
+            "tests",
+            backend::services::Actor::System,
+            backend::clock::now(),
+        )
         .await
         .unwrap();
     (app, token)

@@ -159,7 +159,11 @@ async fn the_schemas_name_exactly_the_fields_real_answers_carry() {
     let client = reqwest::Client::new();
     let (_, token) = app
         .access()
-        .create_api_token("tests", backend::clock::now())
+        .create_api_token(
+            "tests",
+            backend::services::Actor::System,
+            backend::clock::now(),
+        )
         .await
         .unwrap();
     let call = |method: Method, path: &str, body: Value| {

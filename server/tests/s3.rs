@@ -135,7 +135,11 @@ async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
     let app = shop_on(&s3, SECRET_KEY).await.unwrap();
     let (_, token) = app
         .access()
-        .create_api_token("tests", backend::clock::now())
+        .create_api_token(
+            "tests",
+            backend::services::Actor::System,
+            backend::clock::now(),
+        )
         .await
         .unwrap();
     let api = reqwest::Client::new();

@@ -1,6 +1,5 @@
 //! The admin SPA: the signed-in layout with navigation, and one module per area.
 
-mod access;
 mod activity;
 mod audit;
 mod auth_pages;
@@ -8,10 +7,10 @@ mod dashboard;
 mod desk;
 mod orders;
 mod products;
+mod settings;
 mod upload;
 mod widgets;
 
-pub use access::AccessPage;
 pub use activity::ActivityPage;
 pub use audit::AuditPage;
 pub use auth_pages::{LoginPage, SetupPage};
@@ -19,6 +18,7 @@ pub use dashboard::DashboardPage;
 pub use desk::DeskPage;
 pub use orders::{OrderPage, OrdersPage};
 pub use products::{ProductPage, ProductsPage};
+pub use settings::SettingsPage;
 
 use crate::api::{Logout, current_user};
 use crate::error::AppError;
@@ -49,7 +49,7 @@ pub fn AdminLayout() -> impl IntoView {
                     <A href="/admin/products">"Products"</A>
                     <A href="/admin/activity">"Activity"</A>
                     <A href="/admin/audit">"Audit log"</A>
-                    <A href="/admin/access">"Access"</A>
+                    <A href="/admin/settings">"Settings"</A>
                 </nav>
                 <div class="whoami">
                     <Transition fallback=|| ()>

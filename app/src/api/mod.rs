@@ -5,11 +5,13 @@ mod activity;
 mod catalog;
 mod desk;
 mod orders;
+mod settings;
 
 pub use activity::*;
 pub use catalog::*;
 pub use desk::*;
 pub use orders::*;
+pub use settings::*;
 
 use crate::error::AppError;
 use domain::wire::{AccessOverview, DashboardFigures, SessionUser};

@@ -2,6 +2,7 @@
 //! sessions, and API tokens.
 
 use super::ServiceError;
+use super::audit::{Actor, record_audit};
 use crate::auth::throttle::{Throttle, ThrottlePolicy};
 use crate::auth::{password, token};
 use crate::store::access::{
@@ -171,12 +172,13 @@ impl AccessService {
 
     // ---- accounts ----
 
-    /// Creates an admin (from the CLI).
+    /// Creates an admin (from the CLI or by another admin in Settings).
     pub async fn create_admin(
         &self,
         email: Email,
         name: String,
         password: NewPassword,
+        actor: Actor,
         now: Timestamp,
     ) -> Result<AdminId, ServiceError> {
         let name = parse_name(&name)?;
@@ -194,6 +196,15 @@ impl AccessService {
                     let id = rows::insert_admin(tx, &record).map_err(admin_error)?;
                     // Whoever holds an old setup link must not create a second first admin.
                     rows::clear_setup_token(tx)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "admin.create",
+                        &format!("admin:{id}"),
+                        None::<&()>,
+                        Some(&summary(id, record)),
+                        now,
+                    )?;
                     Ok(id)
                 })
             })
@@ -223,6 +234,118 @@ impl AccessService {
                 })
             })
             .await
+    }
+
+    /// Removes another admin's account and ends their sessions. Nobody removes their own
+    /// account (so the store always keeps at least one admin, and nobody locks themselves out
+    /// by a slip).
+    pub async fn remove_admin(
+        &self,
+        target: AdminId,
+        by: AdminId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        if target == by {
+            return Err(ServiceError::Conflict(
+                "you cannot remove your own account; another admin can".into(),
+            ));
+        }
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let removed = rows::remove_admin(tx, target, now)?.ok_or_else(|| {
+                        ServiceError::NotFound(format!("there is no admin with id {target}"))
+                    })?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "admin.remove",
+                        &format!("admin:{target}"),
+                        Some(&summary(target, removed)),
+                        None::<&()>,
+                        now,
+                    )?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Changes the signed-in admin's own password after checking the current one; every
+    /// session of theirs ends and the returned one replaces the caller's.
+    pub async fn change_own_password(
+        &self,
+        admin_id: AdminId,
+        current: String,
+        new_password: NewPassword,
+        now: Timestamp,
+    ) -> Result<NewSession, ServiceError> {
+        let found = self
+            .store
+            .run(move |s| s.write(|tx| rows::admin_in(tx, admin_id)))
+            .await?
+            .ok_or_else(|| ServiceError::Unauthorized("your account no longer exists".into()))?;
+        let stored_hash = found.password_hash.clone();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&stored_hash, &current))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        if !matches {
+            return Err(ServiceError::invalid(
+                "current",
+                "This is not your current password.",
+            ));
+        }
+        let password_hash = hash_off_runtime(new_password).await?;
+        let session_secret = token::random_secret();
+        let digest = token::digest(&session_secret);
+        let expires_at = self.first_expiry(now);
+        let actor = Actor::Admin {
+            id: admin_id,
+            email: found.email.to_string(),
+        };
+        let user = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    let mut record = rows::admin_in(tx, admin_id)?.ok_or_else(|| {
+                        ServiceError::Unauthorized("your account no longer exists".into())
+                    })?;
+                    record.password_hash = password_hash;
+                    rows::update_admin(tx, admin_id, &record)?;
+                    rows::prune_sessions(tx, now, Some(admin_id))?;
+                    rows::insert_session(
+                        tx,
+                        &digest,
+                        &SessionRecord {
+                            admin_id,
+                            created_at: now,
+                            expires_at,
+                        },
+                    )?;
+                    let target = format!("admin:{admin_id}");
+                    record_audit(
+                        tx,
+                        &actor,
+                        "admin.password",
+                        &target,
+                        None::<&()>,
+                        None::<&()>,
+                        now,
+                    )?;
+                    Ok::<_, ServiceError>(SessionUser {
+                        admin_id,
+                        email: record.email,
+                        name: record.name,
+                    })
+                })
+            })
+            .await?;
+        Ok(NewSession {
+            token: session_secret,
+            user,
+            expires_at,
+        })
     }
 
     // ---- sign-in and sessions ----
@@ -369,6 +492,7 @@ impl AccessService {
     pub async fn create_api_token(
         &self,
         name: &str,
+        actor: Actor,
         now: Timestamp,
     ) -> Result<(ApiTokenId, String), ServiceError> {
         let name = parse_token_name(name)?;
@@ -382,7 +506,21 @@ impl AccessService {
         };
         let id = self
             .store
-            .run(move |s| s.write(|tx| rows::insert_api_token(tx, &record)))
+            .run(move |s| {
+                s.write(|tx| {
+                    let id = rows::insert_api_token(tx, &record)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "api_token.create",
+                        &format!("api-token:{id}"),
+                        None::<&()>,
+                        Some(&token_summary(id, record)),
+                        now,
+                    )?;
+                    Ok::<_, StoreError>(id)
+                })
+            })
             .await?;
         Ok((id, secret))
     }
@@ -391,6 +529,7 @@ impl AccessService {
     pub async fn revoke_api_token(
         &self,
         id: ApiTokenId,
+        actor: Actor,
         now: Timestamp,
     ) -> Result<(), ServiceError> {
         self.store
@@ -406,8 +545,18 @@ impl AccessService {
                             "API token {id} is already revoked"
                         )));
                     }
+                    let before = token_summary(id, record.clone());
                     record.revoked_at = Some(now);
                     rows::update_api_token(tx, id, &record)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "api_token.revoke",
+                        &format!("api-token:{id}"),
+                        Some(&before),
+                        Some(&token_summary(id, record)),
+                        now,
+                    )?;
                     Ok(())
                 })
             })
@@ -488,29 +637,37 @@ impl AccessService {
                 s.read(|tx| {
                     let admins = rows::admins(tx)?
                         .into_iter()
-                        .map(|(id, a)| AdminSummary {
-                            id,
-                            email: a.email,
-                            name: a.name,
-                            created_at: a.created_at,
-                            last_login_at: a.last_login_at,
-                        })
+                        .map(|(id, a)| summary(id, a))
                         .collect();
                     let api_tokens = rows::api_tokens(tx)?
                         .into_iter()
-                        .map(|(id, t)| ApiTokenSummary {
-                            id,
-                            name: t.name,
-                            created_at: t.created_at,
-                            last_used_at: t.last_used_at,
-                            revoked_at: t.revoked_at,
-                        })
+                        .map(|(id, t)| token_summary(id, t))
                         .collect();
                     Ok(AccessOverview { admins, api_tokens })
                 })
             })
             .await
             .map_err(ServiceError::from)
+    }
+}
+
+fn summary(id: AdminId, a: AdminRecord) -> AdminSummary {
+    AdminSummary {
+        id,
+        email: a.email,
+        name: a.name,
+        created_at: a.created_at,
+        last_login_at: a.last_login_at,
+    }
+}
+
+fn token_summary(id: ApiTokenId, t: ApiTokenRecord) -> ApiTokenSummary {
+    ApiTokenSummary {
+        id,
+        name: t.name,
+        created_at: t.created_at,
+        last_used_at: t.last_used_at,
+        revoked_at: t.revoked_at,
     }
 }
 
@@ -619,7 +776,7 @@ mod tests {
     async fn login_answers_the_same_for_wrong_email_and_wrong_password_and_throttles() {
         let svc = service();
         let email = Email::parse("a@example.com").unwrap();
-        svc.create_admin(email.clone(), "A".into(), pw(), t(0))
+        svc.create_admin(email.clone(), "A".into(), pw(), Actor::System, t(0))
             .await
             .unwrap();
         let wrong_pw = svc
@@ -683,6 +840,7 @@ mod tests {
             Email::parse("a@example.com").unwrap(),
             String::new(),
             pw(),
+            Actor::System,
             t(0),
         )
         .await
@@ -724,7 +882,10 @@ mod tests {
     #[tokio::test]
     async fn api_tokens_authenticate_until_revoked() {
         let svc = service();
-        let (id, secret) = svc.create_api_token("shop", t(0)).await.unwrap();
+        let (id, secret) = svc
+            .create_api_token("shop", Actor::System, t(0))
+            .await
+            .unwrap();
         assert!(secret.starts_with("dg_"));
         assert_eq!(
             svc.authenticate_api_token(secret.clone(), t(1))
@@ -738,18 +899,133 @@ mod tests {
                 .unwrap(),
             None
         );
-        svc.revoke_api_token(id, t(2)).await.unwrap();
+        svc.revoke_api_token(id, Actor::System, t(2)).await.unwrap();
         assert_eq!(
             svc.authenticate_api_token(secret, t(3)).await.unwrap(),
             None
         );
         assert!(matches!(
-            svc.revoke_api_token(id, t(4)).await,
+            svc.revoke_api_token(id, Actor::System, t(4)).await,
             Err(ServiceError::Conflict(_))
         ));
         assert!(matches!(
-            svc.create_api_token("  ", t(0)).await,
+            svc.create_api_token("  ", Actor::System, t(0)).await,
             Err(ServiceError::Invalid { .. })
         ));
+    }
+
+    async fn admin(svc: &AccessService, email: &str) -> AdminId {
+        svc.create_admin(
+            Email::parse(email).unwrap(),
+            email.into(),
+            pw(),
+            Actor::System,
+            t(0),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn admins_remove_others_but_never_themselves() {
+        let svc = service();
+        let first = admin(&svc, "first@example.com").await;
+        let second = admin(&svc, "second@example.com").await;
+        let session = svc
+            .login(
+                "second@example.com",
+                "correct horse battery staple".into(),
+                "127.0.0.1".parse().unwrap(),
+                t(1),
+            )
+            .await
+            .unwrap();
+        let by_first = Actor::Admin {
+            id: first,
+            email: "first@example.com".into(),
+        };
+        assert!(matches!(
+            svc.remove_admin(first, first, by_first.clone(), t(2)).await,
+            Err(ServiceError::Conflict(_))
+        ));
+        svc.remove_admin(second, first, by_first.clone(), t(2))
+            .await
+            .unwrap();
+        // Their session ends at once, and the address is free again.
+        assert_eq!(svc.session_user(session.token, t(3)).await.unwrap(), None);
+        assert_eq!(svc.access_overview().await.unwrap().admins.len(), 1);
+        assert!(matches!(
+            svc.remove_admin(second, first, by_first, t(4)).await,
+            Err(ServiceError::NotFound(_))
+        ));
+        admin(&svc, "second@example.com").await;
+        let audit = crate::services::audit::read_audit(&svc.store, 10, None)
+            .await
+            .unwrap();
+        assert!(audit.iter().any(|e| e.action == "admin.remove"
+            && e.actor == "admin:first@example.com"
+            && e.before["email"] == "second@example.com"));
+    }
+
+    #[tokio::test]
+    async fn changing_the_own_password_needs_the_current_one_and_ends_other_sessions() {
+        let svc = service();
+        let id = admin(&svc, "a@example.com").await;
+        let ip = "127.0.0.1".parse().unwrap();
+        let old_session = svc
+            .login(
+                "a@example.com",
+                "correct horse battery staple".into(),
+                ip,
+                t(1),
+            )
+            .await
+            .unwrap();
+        let new_password = NewPassword::parse("a brand new passphrase").unwrap();
+        let wrong = svc
+            .change_own_password(id, "not it".into(), new_password.clone(), t(2))
+            .await;
+        assert!(matches!(
+            wrong,
+            Err(ServiceError::Invalid {
+                field: "current",
+                ..
+            })
+        ));
+        // Nothing changed: the old session still works.
+        assert!(
+            svc.session_user(old_session.token.clone(), t(2))
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        let fresh = svc
+            .change_own_password(
+                id,
+                "correct horse battery staple".into(),
+                new_password,
+                t(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            svc.session_user(old_session.token, t(4)).await.unwrap(),
+            None
+        );
+        assert!(svc.session_user(fresh.token, t(4)).await.unwrap().is_some());
+        assert!(
+            svc.login(
+                "a@example.com",
+                "correct horse battery staple".into(),
+                ip,
+                t(5)
+            )
+            .await
+            .is_err()
+        );
+        svc.login("a@example.com", "a brand new passphrase".into(), ip, t(6))
+            .await
+            .unwrap();
     }
 }

@@ -5,6 +5,7 @@
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
 use super::orders::OrderService;
+use super::settings::SettingsService;
 use crate::auth::download_key::DownloadKey;
 use crate::store::delivery::{self as rows, GrantRecord, OrderSource, Outcome, Sighting};
 use crate::store::{Store, StoreError};
@@ -23,16 +24,21 @@ pub struct DeskService {
     store: Store,
     key: DownloadKey,
     orders: OrderService,
-    reset_window: Duration,
+    settings: SettingsService,
 }
 
 impl DeskService {
-    pub fn new(store: Store, key: DownloadKey, orders: OrderService, reset_days: u32) -> Self {
+    pub fn new(
+        store: Store,
+        key: DownloadKey,
+        orders: OrderService,
+        settings: SettingsService,
+    ) -> Self {
         Self {
             store,
             key,
             orders,
-            reset_window: Duration::from_secs(u64::from(reset_days) * 86_400),
+            settings,
         }
     }
 
@@ -127,14 +133,15 @@ impl DeskService {
             })
     }
 
-    /// A fresh window from now (31 days by default); ledger, lock and block cleared.
+    /// A fresh window from now (the settings' reset window, 31 days unless changed); ledger,
+    /// lock and block cleared.
     pub async fn reset(
         &self,
         id: GrantId,
         actor: Actor,
         now: Timestamp,
     ) -> Result<GrantDetail, ServiceError> {
-        let window = self.reset_window;
+        let window = Duration::from_secs(u64::from(self.settings.current().reset_days) * 86_400);
         self.change(id, actor, now, "grant.reset", move |g| {
             g.valid_until = Some(now.plus(window));
             g.ledger.clear();
@@ -281,7 +288,7 @@ fn audit_view(g: &GrantRecord) -> serde_json::Value {
 pub(super) fn sighting(s: &Sighting) -> SightingView {
     SightingView {
         at: s.at,
-        ip: s.ip.to_string(),
+        ip: domain::settings::shown_ip(s.ip),
         country: s.country.map(|c| c.to_string()),
     }
 }
@@ -322,7 +329,7 @@ fn detail(
         .into_iter()
         .map(|e| UseView {
             at: e.at,
-            ip: e.ip.to_string(),
+            ip: domain::settings::shown_ip(e.ip),
             country: e.country.map(|c| c.to_string()),
             file: e.file.map(|f| {
                 names

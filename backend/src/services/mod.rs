@@ -10,6 +10,7 @@ mod desk;
 mod downloads;
 mod error;
 mod orders;
+mod settings;
 
 pub use access::{AccessConfig, AccessService, NewSession};
 pub use activity::ActivityService;
@@ -22,3 +23,4 @@ pub use downloads::{
 };
 pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};
+pub use settings::{RemovedIps, SettingsService};

@@ -153,6 +153,34 @@ pub fn admin_by_email(
     Ok(Some((AdminId::new(id), codec::decode(row.value())?)))
 }
 
+/// Deletes an admin, its email index entry and its sessions; returns the removed record.
+pub fn remove_admin(
+    tx: &WriteTransaction,
+    id: AdminId,
+    now: Timestamp,
+) -> Result<Option<AdminRecord>, StoreError> {
+    let Some(record) = tx
+        .open_table(ADMINS)?
+        .remove(id.get())?
+        .map(|row| codec::decode::<AdminRecord>(row.value()))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    tx.open_table(ADMIN_EMAILS)?.remove(record.email.as_str())?;
+    prune_sessions(tx, now, Some(id))?;
+    Ok(Some(record))
+}
+
+/// Reads one admin inside a write transaction.
+pub fn admin_in(tx: &WriteTransaction, id: AdminId) -> Result<Option<AdminRecord>, StoreError> {
+    let admins = tx.open_table(ADMINS)?;
+    admins
+        .get(id.get())?
+        .map(|row| codec::decode(row.value()))
+        .transpose()
+}
+
 /// Reads one admin.
 pub fn admin(tx: &ReadTransaction, id: AdminId) -> Result<Option<AdminRecord>, StoreError> {
     let admins = tx.open_table(ADMINS)?;

@@ -561,6 +561,75 @@ pub fn release_all_reservations(tx: &WriteTransaction) -> Result<u64, StoreError
     Ok(changed.len() as u64)
 }
 
+/// Removes the IP of every first-country and blocking sighting older than `cutoff`; the
+/// country and time stay, so the lock and the block keep working. Returns how many grants
+/// changed.
+pub fn remove_sighting_ips_before(
+    tx: &WriteTransaction,
+    cutoff: Timestamp,
+) -> Result<u64, StoreError> {
+    let expired = |s: &Option<Sighting>| {
+        s.as_ref()
+            .is_some_and(|s| s.at < cutoff && s.ip != domain::settings::REMOVED_IP)
+    };
+    let mut table = tx.open_table(GRANTS)?;
+    let mut changed = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        let mut g: GrantRecord = codec::decode(v.value())?;
+        if expired(&g.locked) || expired(&g.blocked_by) {
+            for sighting in [&mut g.locked, &mut g.blocked_by].into_iter().flatten() {
+                if sighting.at < cutoff {
+                    sighting.ip = domain::settings::REMOVED_IP;
+                }
+            }
+            changed.push((k.value(), g));
+        }
+    }
+    for (id, g) in &changed {
+        table.insert(*id, codec::encode(g).as_slice())?;
+    }
+    Ok(changed.len() as u64)
+}
+
+/// Removes the IP of events older than `cutoff`, walking at most `limit` events from the
+/// cursor the last run left. Returns the new cursor, how many events changed, and whether
+/// the walk reached events that are still within the retention period (the job is done).
+pub fn remove_event_ips_before(
+    tx: &WriteTransaction,
+    cutoff: Timestamp,
+    limit: usize,
+) -> Result<(u64, u64, bool), StoreError> {
+    let mut cursor = meta::ip_retention_cursor(tx)?;
+    let mut table = tx.open_table(EVENTS)?;
+    let mut changed = Vec::new();
+    let mut reached_recent = true;
+    for (walked, row) in table.range(cursor.saturating_add(1)..)?.enumerate() {
+        if walked == limit {
+            reached_recent = false;
+            break;
+        }
+        let (k, v) = row?;
+        let mut event: EventRecord = codec::decode(v.value())?;
+        // Events are numbered in the order they were written, so the first recent one
+        // ends the walk; the few written out of time order are caught on a later run.
+        if event.at >= cutoff {
+            break;
+        }
+        cursor = k.value();
+        if event.ip != domain::settings::REMOVED_IP {
+            event.ip = domain::settings::REMOVED_IP;
+            changed.push((cursor, event));
+        }
+    }
+    for (seq, event) in &changed {
+        table.insert(*seq, codec::encode(event).as_slice())?;
+    }
+    drop(table);
+    meta::set_ip_retention_cursor(tx, cursor)?;
+    Ok((cursor, changed.len() as u64, reached_recent))
+}
+
 // ---- events and audit ----
 
 pub fn insert_event(tx: &WriteTransaction, record: &EventRecord) -> Result<u64, StoreError> {

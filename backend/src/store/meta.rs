@@ -67,3 +67,79 @@ pub(super) fn next_id(tx: &WriteTransaction, kind: &str) -> Result<u64, StoreErr
     table.insert(key.as_str(), next.to_be_bytes().as_slice())?;
     Ok(next)
 }
+
+/// Versioned record: the seller's store settings (absent until first saved).
+const KEY_STORE_SETTINGS: &str = "store_settings";
+/// Big-endian u64: the newest event sequence whose IP the retention job has already removed
+/// or looked at, so each run starts where the last one stopped.
+const KEY_IP_RETENTION_CURSOR: &str = "ip_retention_cursor";
+
+/// The stored settings, field by field, so the domain type can change without changing
+/// what is on disk.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct StoreSettingsRecord {
+    store_name: String,
+    sender_name: String,
+    sender_email: String,
+    reset_days: u32,
+    ip_retention_days: u32,
+}
+impl super::Record for StoreSettingsRecord {
+    const KIND: &'static str = "store settings";
+    const VERSION: u8 = 1;
+}
+
+/// The saved store settings, if the seller ever saved them.
+pub fn store_settings(
+    tx: &redb::ReadTransaction,
+) -> Result<Option<domain::settings::StoreSettings>, StoreError> {
+    let table = tx.open_table(META)?;
+    let Some(raw) = table.get(KEY_STORE_SETTINGS)? else {
+        return Ok(None);
+    };
+    let r: StoreSettingsRecord = super::codec::decode(raw.value())?;
+    Ok(Some(domain::settings::StoreSettings {
+        store_name: r.store_name,
+        sender_name: r.sender_name,
+        sender_email: r.sender_email,
+        reset_days: r.reset_days,
+        ip_retention_days: r.ip_retention_days,
+    }))
+}
+
+/// Saves the store settings.
+pub fn put_store_settings(
+    tx: &WriteTransaction,
+    s: &domain::settings::StoreSettings,
+) -> Result<(), StoreError> {
+    let record = StoreSettingsRecord {
+        store_name: s.store_name.clone(),
+        sender_name: s.sender_name.clone(),
+        sender_email: s.sender_email.clone(),
+        reset_days: s.reset_days,
+        ip_retention_days: s.ip_retention_days,
+    };
+    tx.open_table(META)?
+        .insert(KEY_STORE_SETTINGS, super::codec::encode(&record).as_slice())?;
+    Ok(())
+}
+
+/// Where the IP retention job stopped last time (0 before its first run).
+pub fn ip_retention_cursor(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let table = tx.open_table(META)?;
+    let Some(raw) = table.get(KEY_IP_RETENTION_CURSOR)? else {
+        return Ok(0);
+    };
+    Ok(u64::from_be_bytes(raw.value().try_into().map_err(
+        |_| StoreError::Corrupt {
+            kind: "IP retention cursor",
+            detail: "not 8 bytes".into(),
+        },
+    )?))
+}
+
+pub fn set_ip_retention_cursor(tx: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
+    tx.open_table(META)?
+        .insert(KEY_IP_RETENTION_CURSOR, seq.to_be_bytes().as_slice())?;
+    Ok(())
+}

@@ -13,7 +13,7 @@ pub mod access;
 mod codec;
 pub mod delivery;
 mod group_commit;
-pub(crate) mod meta;
+pub mod meta;
 mod migrations;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};

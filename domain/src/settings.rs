@@ -1,0 +1,228 @@
+//! The seller's store settings and the rule that checks them. One struct serves as the
+//! stored value, the wire type and the form model, so the admin form validates while the
+//! seller types with exactly the check the server applies on save.
+
+use crate::Email;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Longest store or sender name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest reset window and IP retention, in days (ten years).
+pub const MAX_DAYS: u32 = 3650;
+
+/// What the seller configures in the admin's Settings screen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Shown to buyers on the download pages and in mails.
+    pub store_name: String,
+    /// The name mails come from; empty = the store name.
+    pub sender_name: String,
+    /// The address mails come from; empty = the SMTP `from` of the server configuration.
+    pub sender_email: String,
+    /// Days of the fresh window a desk "reset" gives.
+    pub reset_days: u32,
+    /// Buyers' IP addresses older than this many days are removed from the download history
+    /// (countries stay, so the country lock keeps working); 0 keeps them.
+    pub ip_retention_days: u32,
+}
+
+/// A setting that cannot be saved: which field and why, in words for the seller.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SettingsError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl StoreSettings {
+    /// What a new store starts with; `reset_days` comes from the server configuration.
+    pub fn initial(reset_days: u32) -> Self {
+        Self {
+            store_name: "My download store".to_owned(),
+            sender_name: String::new(),
+            sender_email: String::new(),
+            reset_days,
+            ip_retention_days: 0,
+        }
+    }
+
+    /// The settings with names trimmed and the sender address normalised, or the first field
+    /// that is not acceptable. Names may not hold control characters: they end up in mail
+    /// headers, where a line break would let a name add headers of its own.
+    pub fn checked(&self) -> Result<Self, SettingsError> {
+        let store_name = checked_name("store_name", "The store name", &self.store_name)?;
+        if store_name.is_empty() {
+            return Err(error(
+                "store_name",
+                "Enter the store's name; buyers see it.",
+            ));
+        }
+        let sender_name = checked_name("sender_name", "The sender name", &self.sender_name)?;
+        let sender_email = if self.sender_email.trim().is_empty() {
+            String::new()
+        } else {
+            Email::parse(&self.sender_email)
+                .map_err(|e| error("sender_email", &format!("{}.", capitalised(&e.to_string()))))?
+                .to_string()
+        };
+        if !(1..=MAX_DAYS).contains(&self.reset_days) {
+            return Err(error(
+                "reset_days",
+                &format!("A reset gives between 1 and {MAX_DAYS} days."),
+            ));
+        }
+        if self.ip_retention_days > MAX_DAYS {
+            return Err(error(
+                "ip_retention_days",
+                &format!("Keep IP addresses at most {MAX_DAYS} days, or 0 to keep them."),
+            ));
+        }
+        Ok(Self {
+            store_name,
+            sender_name,
+            sender_email,
+            reset_days: self.reset_days,
+            ip_retention_days: self.ip_retention_days,
+        })
+    }
+
+    /// The name mails are sent under.
+    pub fn mail_sender_name(&self) -> &str {
+        if self.sender_name.is_empty() {
+            &self.store_name
+        } else {
+            &self.sender_name
+        }
+    }
+}
+
+fn checked_name(field: &'static str, what: &str, text: &str) -> Result<String, SettingsError> {
+    let name = text.trim();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(error(
+            field,
+            &format!("{what} has at most {MAX_NAME_CHARS} characters."),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(error(
+            field,
+            &format!("{what} cannot contain line breaks or control characters."),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn error(field: &'static str, message: &str) -> SettingsError {
+    SettingsError {
+        field,
+        message: message.to_owned(),
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// The address written in place of a buyer's IP once the retention period has passed.
+pub const REMOVED_IP: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// How an IP from the history is shown: the address, or "removed" once retention took it.
+pub fn shown_ip(ip: IpAddr) -> String {
+    if ip == REMOVED_IP || ip == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        "removed".to_owned()
+    } else {
+        ip.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> StoreSettings {
+        StoreSettings {
+            store_name: "  Pixel Fonts ".into(),
+            sender_name: "Pixel Fonts support".into(),
+            sender_email: " Sales@Example.COM ".into(),
+            reset_days: 31,
+            ip_retention_days: 90,
+        }
+    }
+
+    #[test]
+    fn valid_settings_are_normalised() {
+        let s = valid().checked().unwrap();
+        assert_eq!(s.store_name, "Pixel Fonts");
+        assert_eq!(s.sender_email, "sales@example.com");
+        assert_eq!(s.mail_sender_name(), "Pixel Fonts support");
+        let plain = StoreSettings {
+            sender_name: String::new(),
+            sender_email: String::new(),
+            ..valid()
+        }
+        .checked()
+        .unwrap();
+        assert_eq!(plain.mail_sender_name(), "Pixel Fonts");
+        assert_eq!(plain.sender_email, "");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let field = |s: StoreSettings| s.checked().unwrap_err().field;
+        assert_eq!(
+            field(StoreSettings {
+                store_name: " ".into(),
+                ..valid()
+            }),
+            "store_name"
+        );
+        assert_eq!(
+            field(StoreSettings {
+                store_name: "x".repeat(101),
+                ..valid()
+            }),
+            "store_name"
+        );
+        assert_eq!(
+            field(StoreSettings {
+                sender_name: "Shop\r\nBcc: victim@example.com".into(),
+                ..valid()
+            }),
+            "sender_name"
+        );
+        assert_eq!(
+            field(StoreSettings {
+                sender_email: "sales@example.com\nBcc: x@y.z".into(),
+                ..valid()
+            }),
+            "sender_email"
+        );
+        assert_eq!(
+            field(StoreSettings {
+                reset_days: 0,
+                ..valid()
+            }),
+            "reset_days"
+        );
+        assert_eq!(
+            field(StoreSettings {
+                ip_retention_days: MAX_DAYS + 1,
+                ..valid()
+            }),
+            "ip_retention_days"
+        );
+    }
+
+    #[test]
+    fn removed_ips_are_shown_as_removed() {
+        assert_eq!(shown_ip(REMOVED_IP), "removed");
+        assert_eq!(shown_ip("8.8.8.8".parse().unwrap()), "8.8.8.8");
+    }
+}
