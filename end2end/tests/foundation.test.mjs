@@ -77,7 +77,7 @@ test('first run: setup link, sign out, sign in, dashboard, client-side navigatio
   await page.getByRole('heading', { name: 'Staff accounts' }).waitFor();
   await page.getByRole('cell', { name: EMAIL }).waitFor();
   assert.equal(await page.evaluate(() => window.__sameDocument), 'yes', 'navigation reloaded the page');
-  await page.screenshot({ path: join(screenshotDir, 'settings.png'), fullPage: true });
+  await page.screenshot({ path: join(screenshotDir, 'settings-first-run.png'), fullPage: true });
   await page.goBack();
   await page.waitForURL(`${server.baseUrl}/admin`);
   await figure('Staff accounts').waitFor();
