@@ -47,6 +47,14 @@ fn run() -> Result<()> {
         "bench" => {
             build::all(&root)?;
             run_cmd(Command::new("python3").arg("bench/startup.py"))?;
+            run_cmd(Command::new("cargo").args([
+                "run",
+                "--release",
+                "--package",
+                "backend",
+                "--example",
+                "order_list",
+            ]))?;
             run_cmd(
                 Command::new("python3")
                     .arg("bench/downloads.py")
