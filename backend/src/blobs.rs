@@ -7,6 +7,8 @@
 //! On S3, downloads are not proxied: [`Blobs::presigned_get`] signs a short-lived URL
 //! (with the real file name and type signed into it) that the buyer is redirected to.
 
+mod small_files;
+
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -80,6 +82,8 @@ pub struct Blobs {
     signer: Option<Arc<dyn Signer>>,
     /// The directory of the local store: reads bypass object_store there (see `read`).
     local_root: Option<Arc<std::path::Path>>,
+    /// Small local files in memory (see `small_files`).
+    small: Arc<small_files::SmallFiles>,
 }
 
 /// Bytes read from a local file per step. object_store's local reader hands out 8 KiB
@@ -155,6 +159,7 @@ impl Blobs {
             local_root: Some(Arc::from(dir.canonicalize().map_err(|e| {
                 BlobError::Source(format!("resolve {}: {e}", dir.display()))
             })?)),
+            small: Arc::default(),
         })
     }
 
@@ -183,6 +188,7 @@ impl Blobs {
             store: store.clone(),
             signer: Some(store),
             local_root: None,
+            small: Arc::default(),
         })
     }
 
@@ -192,6 +198,7 @@ impl Blobs {
             store: Arc::new(InMemory::new()),
             signer: None,
             local_root: None,
+            small: Arc::default(),
         }
     }
 
@@ -325,6 +332,33 @@ impl Blobs {
         .map(Some)
     }
 
+    /// The whole of a small local file (at most [`small_files::MAX_FILE_BYTES`]) from
+    /// memory, read from disk on first use; `None` for larger files and other stores.
+    pub async fn small_local(&self, key: &str, size: u64) -> Result<Option<Bytes>, BlobError> {
+        if size > small_files::MAX_FILE_BYTES {
+            return Ok(None);
+        }
+        if let Some(bytes) = self.small.get(key) {
+            return Ok(Some(bytes));
+        }
+        let Some(path) = self.local_path(key) else {
+            return Ok(None);
+        };
+        let bytes = Self::blocking(move || {
+            let bytes = std::fs::read(&path)?;
+            if bytes.len() as u64 != size {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the stored file's size differs from the recorded size",
+                ));
+            }
+            Ok(Bytes::from(bytes))
+        })
+        .await?;
+        self.small.insert(key, bytes.clone());
+        Ok(Some(bytes))
+    }
+
     /// A stream of the bytes in `range` of an object.
     pub async fn read(
         &self,
@@ -409,6 +443,7 @@ impl Blobs {
 
     /// Removes an object; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.small.forget(key);
         match self.store.delete(&Self::path(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -456,6 +491,40 @@ mod tests {
         blobs.delete(&stored.key).await.unwrap();
         assert!(!dir.path().join(&stored.key).exists());
         blobs.delete(&stored.key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn small_local_files_are_served_from_memory_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::local(dir.path()).unwrap();
+        let upload = |content: Vec<u8>| {
+            let blobs = blobs.clone();
+            async move {
+                blobs
+                    .upload(
+                        futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(content))]),
+                        1 << 20,
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let small = upload(b"licence key 1234".to_vec()).await;
+        let big = upload(vec![1u8; 64 * 1024 + 1]).await;
+        assert_eq!(blobs.small_local(&big.key, big.size).await.unwrap(), None);
+        let first = blobs.small_local(&small.key, small.size).await.unwrap();
+        assert_eq!(first.as_deref(), Some(&b"licence key 1234"[..]));
+        // Served from memory: the disk is not read again.
+        std::fs::remove_file(dir.path().join(&small.key)).unwrap();
+        assert_eq!(
+            blobs.small_local(&small.key, small.size).await.unwrap(),
+            first
+        );
+        // Deleting forgets it; a file whose size differs from the record is an error.
+        blobs.delete(&small.key).await.unwrap();
+        assert!(blobs.small_local(&small.key, small.size).await.is_err());
+        let cut = upload(b"0123456789".to_vec()).await;
+        assert!(blobs.small_local(&cut.key, 20).await.is_err());
     }
 
     #[tokio::test]

@@ -81,9 +81,22 @@ pub async fn file(
     if state.blobs.presigns() {
         return redirect_to_store(&state, ticket, length).await;
     }
-    let body = match sendfile {
-        Some(axum::Extension(slot)) => send_local_file(&state, &slot, ticket, range).await,
-        None => stream_file(&state, ticket, range).await,
+    let body = match (
+        state
+            .blobs
+            .small_local(&ticket.storage_key, ticket.size)
+            .await,
+        sendfile,
+    ) {
+        (Ok(Some(bytes)), _) => Ok(small_file_body(&state, ticket, &bytes, range)),
+        (Err(e), _) => {
+            settle_later(state.downloads.clone(), ticket, 0);
+            Err(e)
+        }
+        (Ok(None), Some(axum::Extension(slot))) => {
+            send_local_file(&state, &slot, ticket, range).await
+        }
+        (Ok(None), None) => stream_file(&state, ticket, range).await,
     };
     match body {
         Ok(body) => (status, response_headers, body).into_response(),
@@ -122,6 +135,28 @@ async fn send_local_file(
         Box::new(move |sent| settle_later(downloads, ticket, sent)),
     ));
     Ok(Body::from_stream(mark_body(length)))
+}
+
+/// A small file's range from memory, counted like a stream when handed to the connection.
+fn small_file_body(
+    state: &HttpState,
+    ticket: Ticket,
+    bytes: &Bytes,
+    range: std::ops::Range<u64>,
+) -> Body {
+    // The range was checked against the recorded size, which the cached bytes match.
+    let part = bytes.slice(usize_of(range.start)..usize_of(range.end));
+    Body::from_stream(Metered {
+        inner: Box::pin(futures::stream::once(async move { Ok(part) })),
+        sent: 0,
+        ticket: Some(ticket),
+        downloads: state.downloads.clone(),
+    })
+}
+
+/// A small file's offset (at most 64 KiB) as an index.
+fn usize_of(offset: u64) -> usize {
+    usize::try_from(offset).unwrap_or(usize::MAX)
 }
 
 /// A body streamed from the object store, counted as it is handed to the connection.
