@@ -77,7 +77,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest product file upload.
     pub upload_limit_bytes: u64,
-    /// Days of the fresh window a desk "reset" gives.
+    /// Days of the fresh window a desk "reset" gives until the seller saves Settings.
     pub reset_days: u32,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
