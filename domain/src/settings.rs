@@ -24,8 +24,9 @@ pub struct StoreSettings {
     pub sender_email: String,
     /// Days of the fresh window a desk "reset" gives.
     pub reset_days: u32,
-    /// Buyers' IP addresses older than this many days are removed from the download history
-    /// (countries stay, so the country lock keeps working); 0 keeps them.
+    /// Buyers' IP addresses older than this many days are shortened to their network
+    /// ([`truncated_ip`]); countries stay, so the country lock keeps working. 0 keeps them
+    /// in full.
     pub ip_retention_days: u32,
 }
 
@@ -45,7 +46,7 @@ impl StoreSettings {
             sender_name: String::new(),
             sender_email: String::new(),
             reset_days,
-            ip_retention_days: 0,
+            ip_retention_days: 90,
         }
     }
 
@@ -77,7 +78,7 @@ impl StoreSettings {
         if self.ip_retention_days > MAX_DAYS {
             return Err(error(
                 "ip_retention_days",
-                &format!("Keep IP addresses at most {MAX_DAYS} days, or 0 to keep them."),
+                &format!("Keep full IP addresses at most {MAX_DAYS} days, or 0 to keep them."),
             ));
         }
         Ok(Self {
@@ -130,15 +131,19 @@ fn capitalised(text: &str) -> String {
     })
 }
 
-/// The address written in place of a buyer's IP once the retention period has passed.
-pub const REMOVED_IP: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-
-/// How an IP from the history is shown: the address, or "removed" once retention took it.
-pub fn shown_ip(ip: IpAddr) -> String {
-    if ip == REMOVED_IP || ip == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
-        "removed".to_owned()
-    } else {
-        ip.to_string()
+/// A buyer's IP shortened to its network once the retention period has passed: IPv4 to
+/// /24 (the last number becomes 0), IPv6 to /48. Enough to see that two attempts came from
+/// the same provider, not enough to point at one household.
+pub fn truncated_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+        }
     }
 }
 
@@ -221,8 +226,17 @@ mod tests {
     }
 
     #[test]
-    fn removed_ips_are_shown_as_removed() {
-        assert_eq!(shown_ip(REMOVED_IP), "removed");
-        assert_eq!(shown_ip("8.8.8.8".parse().unwrap()), "8.8.8.8");
+    fn ips_are_shortened_to_their_network() {
+        let short = |ip: &str| truncated_ip(ip.parse().unwrap()).to_string();
+        assert_eq!(short("81.2.69.142"), "81.2.69.0");
+        assert_eq!(
+            short("2001:db8:85a3:8d3:1319:8a2e:370:7348"),
+            "2001:db8:85a3::"
+        );
+        assert_eq!(
+            short("81.2.69.0"),
+            "81.2.69.0",
+            "shortening twice changes nothing"
+        );
     }
 }

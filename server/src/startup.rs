@@ -50,7 +50,7 @@ pub struct Application {
     settings: SettingsService,
 }
 
-/// How often buyers' IPs past the retention period are removed.
+/// How often buyers' IPs past the retention period are shortened.
 const IP_RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The data dir, and the file dir when files are on local disk.

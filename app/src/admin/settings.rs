@@ -118,7 +118,7 @@ fn StoreForm(settings: StoreSettings) -> impl IntoView {
                 {text_field("sender_name", "Sender name", "The name mails come from. Empty: the store name.", sender_name)}
                 {text_field("sender_email", "Sender address", "The address mails come from. Empty: the address in the server's mail configuration.", sender_email)}
                 {text_field("reset_days", "Reset window (days)", "How long a link works again after \"Reset\" on the password desk.", reset_days)}
-                {text_field("ip_retention_days", "Keep buyers' IP addresses (days, 0 = keep)", "Older IP addresses are removed from the download history every hour. Countries stay, so the country lock keeps working.", retention)}
+                {text_field("ip_retention_days", "Keep buyers' full IP addresses (days, 0 = always)", "Older addresses are shortened to their network every hour (81.2.69.142 becomes 81.2.69.0). Countries stay, so the country lock keeps working.", retention)}
                 {move || general_error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
                 {move || saved().then(|| view! { <p class="notice ok" role="status">"Settings saved."</p> })}
                 <button type="submit" class="primary" disabled=move || save.pending().get() || form_settings(fields).is_err()>

@@ -179,7 +179,7 @@ fn row(
         order_id,
         product_id,
         file,
-        ip: domain::settings::shown_ip(e.ip),
+        ip: e.ip.to_string(),
         country: e.country.map(|c| c.to_string()),
         bytes: e.bytes,
         outcome: match e.outcome {

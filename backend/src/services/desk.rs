@@ -288,7 +288,7 @@ fn audit_view(g: &GrantRecord) -> serde_json::Value {
 pub(super) fn sighting(s: &Sighting) -> SightingView {
     SightingView {
         at: s.at,
-        ip: domain::settings::shown_ip(s.ip),
+        ip: s.ip.to_string(),
         country: s.country.map(|c| c.to_string()),
     }
 }
@@ -329,7 +329,7 @@ fn detail(
         .into_iter()
         .map(|e| UseView {
             at: e.at,
-            ip: domain::settings::shown_ip(e.ip),
+            ip: e.ip.to_string(),
             country: e.country.map(|c| c.to_string()),
             file: e.file.map(|f| {
                 names

@@ -23,4 +23,4 @@ pub use downloads::{
 };
 pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};
-pub use settings::{RemovedIps, SettingsService};
+pub use settings::{SettingsService, ShortenedIps};

@@ -22,9 +22,9 @@ pub struct SettingsService {
     current: Arc<RwLock<StoreSettings>>,
 }
 
-/// What one run of the IP retention job removed.
+/// What one run of the IP retention job shortened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RemovedIps {
+pub struct ShortenedIps {
     pub events: u64,
     pub grants: u64,
 }
@@ -83,32 +83,33 @@ impl SettingsService {
         Ok(checked)
     }
 
-    /// Removes buyers' IPs older than the retention period from the event log and from the
-    /// grants' country sightings. Countries and times stay. Does nothing when retention is 0.
-    pub async fn remove_expired_ips(&self, now: Timestamp) -> Result<RemovedIps, ServiceError> {
+    /// Shortens buyers' IPs older than the retention period to their network, in the event
+    /// log and in the grants' country sightings. Countries and times stay. Does nothing when
+    /// retention is 0.
+    pub async fn shorten_expired_ips(&self, now: Timestamp) -> Result<ShortenedIps, ServiceError> {
         let days = self.current().ip_retention_days;
         if days == 0 {
-            return Ok(RemovedIps::default());
+            return Ok(ShortenedIps::default());
         }
         let cutoff = now.minus(Duration::from_secs(u64::from(days) * 86_400));
-        let mut removed = RemovedIps::default();
+        let mut shortened = ShortenedIps::default();
         loop {
             let (_, events, done) = self
                 .store
                 .run(move |s| {
-                    s.write(|tx| rows::remove_event_ips_before(tx, cutoff, RETENTION_BATCH))
+                    s.write(|tx| rows::shorten_event_ips_before(tx, cutoff, RETENTION_BATCH))
                 })
                 .await?;
-            removed.events += events;
+            shortened.events += events;
             if done {
                 break;
             }
         }
-        removed.grants = self
+        shortened.grants = self
             .store
-            .run(move |s| s.write(|tx| rows::remove_sighting_ips_before(tx, cutoff)))
+            .run(move |s| s.write(|tx| rows::shorten_sighting_ips_before(tx, cutoff)))
             .await?;
-        Ok(removed)
+        Ok(shortened)
     }
 
     /// Runs the retention job now and then every `every`, until the process ends.
@@ -118,11 +119,11 @@ impl SettingsService {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                match service.remove_expired_ips(crate::clock::now()).await {
+                match service.shorten_expired_ips(crate::clock::now()).await {
                     Ok(r) if r.events + r.grants > 0 => tracing::info!(
                         events = r.events,
                         grants = r.grants,
-                        "removed buyers' IP addresses past the retention period"
+                        "shortened buyers' IP addresses past the retention period"
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "IP retention job failed; will retry"),
@@ -136,7 +137,6 @@ impl SettingsService {
 mod tests {
     use super::*;
     use crate::store::delivery::{EventRecord, GrantRecord, Outcome, Sighting};
-    use domain::settings::REMOVED_IP;
     use domain::{CountryCode, GrantId, OrderId, ProductId};
     use std::net::IpAddr;
 
@@ -206,7 +206,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn old_ips_are_removed_and_countries_kept() {
+    async fn old_ips_are_shortened_and_countries_kept() {
         let store = Store::in_memory().unwrap();
         let grant = store
             .write(|tx| {
@@ -246,10 +246,10 @@ mod tests {
             .unwrap();
 
         let settings = service(&store, 30).await;
-        let removed = settings.remove_expired_ips(day(60)).await.unwrap();
+        let removed = settings.shorten_expired_ips(day(60)).await.unwrap();
         assert_eq!(
             removed,
-            RemovedIps {
+            ShortenedIps {
                 events: 5_000,
                 grants: 1
             }
@@ -263,35 +263,37 @@ mod tests {
             })
             .unwrap();
         let ips: Vec<IpAddr> = events.iter().map(|e| e.ip).collect();
-        assert!(ips[..5_000].iter().all(|ip| *ip == REMOVED_IP));
+        assert!(ips[..5_000].iter().all(|ip| ip.to_string() == "8.8.8.0"));
         assert!(
-            ips[5_000..].iter().all(|ip| *ip != REMOVED_IP),
+            ips[5_000..]
+                .iter()
+                .all(|ip| ip.to_string() == "81.2.69.142"),
             "recent IPs stay"
         );
         assert!(events.iter().all(|e| e.country == CountryCode::parse("US")));
         let g = g.unwrap();
-        assert_eq!(g.locked.as_ref().unwrap().ip, REMOVED_IP);
+        assert_eq!(g.locked.as_ref().unwrap().ip.to_string(), "8.8.8.0");
         assert_eq!(
             g.locked.unwrap().country,
             CountryCode::parse("US"),
             "the lock keeps its country"
         );
-        assert_ne!(
-            g.blocked_by.unwrap().ip,
-            REMOVED_IP,
-            "a 10-day-old block keeps its IP"
+        assert_eq!(
+            g.blocked_by.unwrap().ip.to_string(),
+            "81.2.69.142",
+            "a 10-day-old block keeps its IP in full"
         );
 
         // A second run starts where the first stopped and finds nothing new.
         assert_eq!(
-            settings.remove_expired_ips(day(60)).await.unwrap(),
-            RemovedIps::default()
+            settings.shorten_expired_ips(day(60)).await.unwrap(),
+            ShortenedIps::default()
         );
         // Retention 0 keeps everything.
         let keep = service(&store, 0).await;
         assert_eq!(
-            keep.remove_expired_ips(day(400)).await.unwrap(),
-            RemovedIps::default()
+            keep.shorten_expired_ips(day(400)).await.unwrap(),
+            ShortenedIps::default()
         );
     }
 }

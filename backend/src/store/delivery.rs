@@ -6,6 +6,7 @@
 use super::StoreError;
 use super::codec::{self, Record};
 use super::meta;
+use domain::settings::truncated_ip;
 use domain::{CountryCode, Email, FileId, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -561,16 +562,16 @@ pub fn release_all_reservations(tx: &WriteTransaction) -> Result<u64, StoreError
     Ok(changed.len() as u64)
 }
 
-/// Removes the IP of every first-country and blocking sighting older than `cutoff`; the
-/// country and time stay, so the lock and the block keep working. Returns how many grants
-/// changed.
-pub fn remove_sighting_ips_before(
+/// Shortens the IP of every first-country and blocking sighting older than `cutoff` to its
+/// network; the country and time stay, so the lock and the block keep working. Returns how
+/// many grants changed.
+pub fn shorten_sighting_ips_before(
     tx: &WriteTransaction,
     cutoff: Timestamp,
 ) -> Result<u64, StoreError> {
     let expired = |s: &Option<Sighting>| {
         s.as_ref()
-            .is_some_and(|s| s.at < cutoff && s.ip != domain::settings::REMOVED_IP)
+            .is_some_and(|s| s.at < cutoff && truncated_ip(s.ip) != s.ip)
     };
     let mut table = tx.open_table(GRANTS)?;
     let mut changed = Vec::new();
@@ -580,7 +581,7 @@ pub fn remove_sighting_ips_before(
         if expired(&g.locked) || expired(&g.blocked_by) {
             for sighting in [&mut g.locked, &mut g.blocked_by].into_iter().flatten() {
                 if sighting.at < cutoff {
-                    sighting.ip = domain::settings::REMOVED_IP;
+                    sighting.ip = truncated_ip(sighting.ip);
                 }
             }
             changed.push((k.value(), g));
@@ -592,10 +593,10 @@ pub fn remove_sighting_ips_before(
     Ok(changed.len() as u64)
 }
 
-/// Removes the IP of events older than `cutoff`, walking at most `limit` events from the
+/// Shortens the IP of events older than `cutoff` to its network, walking at most `limit` events from the
 /// cursor the last run left. Returns the new cursor, how many events changed, and whether
 /// the walk reached events that are still within the retention period (the job is done).
-pub fn remove_event_ips_before(
+pub fn shorten_event_ips_before(
     tx: &WriteTransaction,
     cutoff: Timestamp,
     limit: usize,
@@ -617,8 +618,8 @@ pub fn remove_event_ips_before(
             break;
         }
         cursor = k.value();
-        if event.ip != domain::settings::REMOVED_IP {
-            event.ip = domain::settings::REMOVED_IP;
+        if truncated_ip(event.ip) != event.ip {
+            event.ip = truncated_ip(event.ip);
             changed.push((cursor, event));
         }
     }

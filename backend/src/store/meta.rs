@@ -70,7 +70,7 @@ pub(super) fn next_id(tx: &WriteTransaction, kind: &str) -> Result<u64, StoreErr
 
 /// Versioned record: the seller's store settings (absent until first saved).
 const KEY_STORE_SETTINGS: &str = "store_settings";
-/// Big-endian u64: the newest event sequence whose IP the retention job has already removed
+/// Big-endian u64: the newest event sequence whose IP the retention job has already shortened
 /// or looked at, so each run starts where the last one stopped.
 const KEY_IP_RETENTION_CURSOR: &str = "ip_retention_cursor";
 
