@@ -7,7 +7,7 @@ use crate::format;
 use domain::wire::BuyerPage;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 /// What the page shows: whose store it is, and the facts for the password.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -79,6 +79,7 @@ pub fn DownloadPage() -> impl IntoView {
                                 </ul>
                                 <p class="muted">"A download that breaks off can be resumed: only what arrives counts."</p>
                             </section>
+                            <p class="muted small">"Lost this link? "<a href="/resend">"Get new links by email"</a></p>
                         }.into_any()
                     }
                     Ok(BuyerPage::Refused { product_name, explanation, .. }) => view! {
@@ -98,6 +99,7 @@ pub fn DownloadPage() -> impl IntoView {
                             <section class="card">
                                 <h1>"This download link is not valid"</h1>
                                 <p>"Check that you copied the whole link from your email. If the seller sent you a newer link, the older one no longer works."</p>
+                                <p><a href="/resend">"Get new links by email"</a></p>
                             </section>
                         }.into_any()
                     }
@@ -106,6 +108,69 @@ pub fn DownloadPage() -> impl IntoView {
                     view! { {header} {body} }
                 })}
             </Suspense>
+        </main>
+    }
+}
+
+/// The store's name for buyer pages that show no order.
+#[server(prefix = "/rpc", endpoint = "store-name")]
+pub async fn load_store_name() -> Result<String, AppError> {
+    use crate::server::{respond, state};
+    respond(Ok(state()?.settings.current().store_name))
+}
+
+/// `/resend`: the buyer types their address and gets fresh links to every purchase. The
+/// form posts to the server's `POST /resend`, which redirects back here with the outcome,
+/// so it works the same with or without JavaScript.
+#[component]
+pub fn ResendPage() -> impl IntoView {
+    let query = use_query_map();
+    let store = Resource::new(|| (), |()| load_store_name());
+    let outcome = move || {
+        let q = query.read();
+        if q.get("sent").is_some() {
+            Some((
+                "notice ok",
+                "If there are purchases for that address, we have sent new links to it. Check your inbox (and the spam folder) in a few minutes. The links you had before no longer work.",
+            ))
+        } else {
+            match q.get("error").as_deref() {
+                Some("email") => Some((
+                    "notice error",
+                    "That does not look like an email address. Check it and try again.",
+                )),
+                Some("busy") => Some((
+                    "notice error",
+                    "Too many requests for now. Please try again in an hour.",
+                )),
+                Some(_) => Some((
+                    "notice error",
+                    "Something went wrong on our side. Please try again in a few minutes.",
+                )),
+                None => None,
+            }
+        }
+    };
+    view! {
+        <Title text="Get new download links"/>
+        <main class="buyer">
+            <Suspense fallback=|| ()>
+                {move || store.get().map(|name| view! { <p class="store-name">{name.unwrap_or_default()}</p> })}
+            </Suspense>
+            <section class="card">
+                <h1>"Get new download links"</h1>
+                <p>"Enter the email address you bought with. We send new links for every purchase that can still be downloaded to that address."</p>
+                {move || outcome().map(|(class, text)| view! { <p class=class role="status">{text}</p> })}
+                <form method="post" action="/resend" class="resend-form">
+                    <label for="resend-email">"Email address"</label>
+                    <input id="resend-email" name="email" type="email" required autocomplete="email" inputmode="email"/>
+                    <div class="honeypot" aria-hidden="true">
+                        <label for="resend-website">"Leave this empty"</label>
+                        <input id="resend-website" name="website" type="text" tabindex="-1" autocomplete="off"/>
+                    </div>
+                    <button type="submit">"Send me new links"</button>
+                </form>
+            </section>
         </main>
     }
 }

@@ -52,6 +52,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=admin::NotFound>
                 <Route path=path!("/d/:password") view=buyer::DownloadPage ssr=SsrMode::Async/>
+                <Route path=path!("/resend") view=buyer::ResendPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/login") view=admin::LoginPage/>
                 <Route path=path!("/admin/setup") view=admin::SetupPage/>
                 <ParentRoute path=path!("/admin") view=admin::AdminLayout>
@@ -65,6 +66,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("products/:id") view=admin::ProductPage/>
                     <Route path=path!("activity") view=admin::ActivityPage/>
                     <Route path=path!("audit") view=admin::AuditPage/>
+                    <Route path=path!("outbox") view=admin::OutboxPage/>
+                    <Route path=path!("outbox/:id") view=admin::MailPage/>
+                    <Route path=path!("mail-templates") view=admin::TemplatesPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -21,6 +21,7 @@ pub struct UiState {
     pub desk: backend::services::DeskService,
     pub activity: backend::services::ActivityService,
     pub settings: backend::services::SettingsService,
+    pub outbox: backend::services::OutboxService,
     /// For the audit log, read directly (it has no service of its own).
     pub store: backend::Store,
     pub started_at: Timestamp,

@@ -80,7 +80,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         began.elapsed().as_secs_f64(),
         store.file_size() as f64 / 1_048_576.0
     );
-    let service = OrderService::new(store.clone(), store.download_key()?, "http://x".into());
+    let service = OrderService::new(
+        store.clone(),
+        store.download_key()?,
+        backend::mail::Mailer::for_tests(store.clone(), "http://x").await,
+    );
 
     let first = service.page(None, 50).await?;
     assert_eq!(first.total, u64::from(orders));

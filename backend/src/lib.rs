@@ -6,6 +6,7 @@ pub mod auth;
 pub mod blobs;
 pub mod clock;
 pub mod geo;
+pub mod mail;
 pub mod services;
 pub mod store;
 

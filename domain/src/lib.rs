@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod ids;
+pub mod mail;
 pub mod net;
 #[cfg(feature = "openapi")]
 mod openapi;

@@ -27,6 +27,12 @@ pub struct DashboardFigures {
     pub geoip_database: String,
     /// The credit its licence asks for, shown wherever countries are displayed.
     pub geoip_credit: Option<Credit>,
+    /// Mails the outbox gave up on.
+    pub mails_failed: u64,
+    /// Mails not sent yet (waiting, retrying or being sent).
+    pub mails_waiting: u64,
+    /// Whether an SMTP server is configured (otherwise mail waits in the outbox).
+    pub smtp_configured: bool,
 }
 
 /// A licence credit: words and a link.
@@ -407,4 +413,60 @@ pub struct AuditView {
     pub target: String,
     pub before: String,
     pub after: String,
+}
+
+/// One mail of the outbox, as the list shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailSummary {
+    pub id: u64,
+    pub kind: crate::mail::MailKind,
+    pub to: String,
+    pub subject: String,
+    /// `queued`, `sending`, `retrying`, `sent`, `failed`, or `not_configured` for mail that
+    /// waits because no SMTP server is configured.
+    pub state: String,
+    pub attempts: u32,
+    pub queued_at: Timestamp,
+    pub last_attempt_at: Option<Timestamp>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub sent_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub order_id: Option<crate::OrderId>,
+}
+
+/// One mail as it was (or will be) sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailDetail {
+    pub summary: MailSummary,
+    pub from: String,
+    pub message_id: String,
+    pub server_reply: Option<String>,
+    pub text: String,
+    pub html: String,
+}
+
+/// A page of the outbox with the counts per state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutboxPage {
+    pub mails: Vec<MailSummary>,
+    /// Pass as `before` for the next (older) page.
+    pub next_before: Option<u64>,
+    /// (state, count) for every state.
+    pub counts: Vec<(String, u64)>,
+    /// The SMTP server in words, or `None` when mail is not configured.
+    pub smtp: Option<String>,
+}
+
+/// One kind of mail's template for the editor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailTemplateView {
+    pub kind: crate::mail::MailKind,
+    pub label: String,
+    pub source: crate::mail::TemplateSource,
+    /// Whether the seller changed it (false: the shipped default).
+    pub customised: bool,
 }

@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// GeoIP country database (MaxMind GeoIP2/GeoLite2 or ip-location-db .mmdb).
     #[arg(long, env = "DROPGATE_GEOIP_DB", value_name = "PATH")]
     pub geoip_db: Option<PathBuf>,
+    /// Days a mail that cannot be delivered is retried (with growing waits) before it is
+    /// marked failed [default: 4].
+    #[arg(long, env = "DROPGATE_MAIL_RETRY_DAYS", value_name = "DAYS")]
+    pub mail_retry_days: Option<u32>,
     /// Log format [default: human].
     #[arg(long, env = "DROPGATE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

@@ -84,6 +84,35 @@ pub struct Config {
     /// Lifetime of a presigned S3 download URL (the budget is spent when it is issued, so
     /// keep it short).
     pub presign_ttl: Duration,
+    /// Send timeout and retry schedule of the outbox worker.
+    pub mail_policy: backend::mail::worker::WorkerPolicy,
+}
+
+impl SmtpConfig {
+    /// The address part of `from` ("Shop <shop@example.com>" → "shop@example.com").
+    pub fn from_address(&self) -> &str {
+        self.from
+            .rsplit_once('<')
+            .map_or(self.from.as_str(), |(_, a)| a.trim_end_matches('>'))
+            .trim()
+    }
+
+    /// The backend's view of these settings.
+    pub fn to_backend(&self) -> backend::mail::worker::SmtpSettings {
+        use backend::mail::worker::SmtpSecurity as S;
+        backend::mail::worker::SmtpSettings {
+            host: self.host.clone(),
+            port: self.port,
+            security: match self.security {
+                SmtpSecurity::Starttls => S::StartTls,
+                SmtpSecurity::Tls => S::Tls,
+                SmtpSecurity::None => S::None,
+            },
+            username: self.username.clone(),
+            password: self.password.clone(),
+            from: self.from.clone(),
+        }
+    }
 }
 
 impl Config {
@@ -105,6 +134,7 @@ impl Config {
             reset_days: 31,
             shutdown_grace: Duration::from_secs(30),
             presign_ttl: Duration::from_secs(60),
+            mail_policy: backend::mail::worker::WorkerPolicy::default(),
         }
     }
 
@@ -188,6 +218,14 @@ impl Config {
             }
             config.upload_limit_bytes = limit;
         }
+        if let Some(days) = args.mail_retry_days.or(file.mail_retry_days) {
+            if !(1..=30).contains(&days) {
+                return Err(ConfigError(
+                    "mail retry days: give between 1 and 30 days".into(),
+                ));
+            }
+            config.mail_policy.retry.give_up_after = Duration::from_secs(u64::from(days) * 86_400);
+        }
         config.log_format = args
             .log_format
             .or(file.log_format)
@@ -232,6 +270,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     header_read_timeout: Option<u64>,
     upload_limit: Option<u64>,
+    mail_retry_days: Option<u32>,
     smtp: Option<FileSmtp>,
 }
 

@@ -5,8 +5,11 @@ use crate::config::{Config, StorageLocation};
 use crate::http::{self, HttpServices, HttpState, metrics::Metrics};
 use app::server::UiState;
 use backend::blobs::Blobs;
+use backend::mail::Mailer;
+use backend::mail::worker::{OutboxWorker, SmtpSender};
 use backend::services::{
-    AccessConfig, CatalogService, DeskService, DownloadService, OrderService, SettingsService,
+    AccessConfig, CatalogService, DeskService, DownloadService, OrderService, OutboxService,
+    SettingsService,
 };
 use backend::{AccessService, Store, StoreError};
 use leptos::config::{Env, LeptosOptions};
@@ -36,6 +39,8 @@ pub enum StartupError {
     Storage(String),
     #[error("GeoIP database: {0}")]
     Geo(String),
+    #[error("mail: {0}")]
+    Mail(#[from] backend::mail::worker::SmtpSetupError),
 }
 
 /// A bound, ready-to-run server.
@@ -48,6 +53,8 @@ pub struct Application {
     setup_link: Option<String>,
     access: AccessService,
     settings: SettingsService,
+    /// The outbox worker, when SMTP is configured.
+    mail_worker: Option<OutboxWorker>,
 }
 
 /// How often buyers' IPs past the retention period are shortened.
@@ -104,13 +111,30 @@ impl Application {
             .map_err(StartupError::Geo)?;
         let key = store.download_key()?;
         let catalog = CatalogService::new(store.clone(), blobs.clone(), config.upload_limit_bytes);
-        let orders = OrderService::new(store.clone(), key.clone(), public_url.clone());
         let downloads = DownloadService::new(store.clone(), key.clone());
         let settings = SettingsService::load(
             store.clone(),
             domain::settings::StoreSettings::initial(config.reset_days),
         )
         .await?;
+        let mailer = Mailer::new(
+            settings.clone(),
+            &public_url,
+            config.smtp.as_ref().map(|s| s.from_address().to_owned()),
+        );
+        let sender = config
+            .smtp
+            .as_ref()
+            .map(|smtp| SmtpSender::new(&smtp.to_backend(), config.mail_policy.send_timeout))
+            .transpose()?;
+        let outbox = OutboxService::new(
+            store.clone(),
+            mailer.clone(),
+            sender.as_ref().map(|s| format!("{s:?}")),
+        );
+        let mail_worker =
+            sender.map(|s| OutboxWorker::new(store.clone(), s, config.mail_policy, &mailer));
+        let orders = OrderService::new(store.clone(), key.clone(), mailer);
         let desk = DeskService::new(store.clone(), key, orders.clone(), settings.clone());
         let released = downloads.release_stale_reservations().await?;
         if released > 0 {
@@ -127,6 +151,7 @@ impl Application {
             orders: orders.clone(),
             downloads: downloads.clone(),
             desk: desk.clone(),
+            self_service: backend::services::SelfService::new(orders.clone()),
             blobs,
             geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
@@ -142,6 +167,7 @@ impl Application {
             desk,
             activity: backend::services::ActivityService::new(store.clone()),
             settings: settings.clone(),
+            outbox,
             store,
             started_at: backend::clock::now(),
             secure_cookies: public_url.starts_with("https://"),
@@ -167,6 +193,7 @@ impl Application {
             setup_link,
             access,
             settings,
+            mail_worker,
         })
     }
 
@@ -198,6 +225,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         let retention = self.settings.spawn_retention_job(IP_RETENTION_INTERVAL);
+        let mail = self.mail_worker.map(OutboxWorker::spawn);
         http::serve::serve(
             self.listener,
             self.router,
@@ -207,6 +235,9 @@ impl Application {
         )
         .await;
         retention.abort();
+        if let Some(mail) = mail {
+            mail.abort();
+        }
     }
 }
 

@@ -153,6 +153,28 @@ pub fn s3_server(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// aiosmtpd, the SMTP server the mail tests start (`server/tests/support/smtp_sink.py`).
+pub fn smtp_server() -> Result<()> {
+    let present = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    if !on_path("python3") {
+        apt_install(&["python3", "python3-pip"])?;
+    }
+    run_cmd(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "aiosmtpd==1.4.6",
+    ]))
+}
+
 /// Chromium and the end-to-end test's npm packages.
 pub fn browser_tools(root: &Path) -> Result<()> {
     if !Path::new("/usr/bin/chromium").is_file() {

@@ -11,6 +11,7 @@ pub fn all(root: &Path) -> Result<()> {
     // Before the first compile, so every build embeds the same database (no rebuilds).
     setup::geoip_db(root)?;
     setup::s3_server(root)?;
+    setup::smtp_server()?;
     run_cmd(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
     run_cmd(Command::new("cargo").args([
         "clippy",

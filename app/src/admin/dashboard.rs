@@ -18,6 +18,7 @@ pub fn DashboardPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading figures…"</p> }>
             {move || figures.get().map(|result| match result {
                 Ok(f) => view! {
+                    <MailNotice failed=f.mails_failed waiting=f.mails_waiting smtp=f.smtp_configured/>
                     <dl class="figures">
                         <Figure label="Staff accounts" value=f.admins.to_string()/>
                         <Figure label="Signed-in sessions" value=f.active_sessions.to_string()/>
@@ -35,6 +36,24 @@ pub fn DashboardPage() -> impl IntoView {
             })}
         </Transition>
     }
+}
+
+/// Failed mail, or mail that waits because no SMTP server is set, needs the seller.
+#[component]
+fn MailNotice(failed: u64, waiting: u64, smtp: bool) -> impl IntoView {
+    let failed_note = (failed > 0).then(|| view! {
+        <p class="notice error" role="alert">
+            {format!("{failed} mail{} could not be delivered. ", if failed == 1 { "" } else { "s" })}
+            <a href="/admin/outbox?state=failed">"See the failed mails"</a>
+        </p>
+    });
+    let waiting_note = (!smtp && waiting > 0).then(|| view! {
+        <p class="notice">
+            {format!("{waiting} mail{} wait{} in the outbox because no mail server (SMTP) is configured. ", if waiting == 1 { "" } else { "s" }, if waiting == 1 { "s" } else { "" })}
+            <a href="/admin/outbox">"Open the outbox"</a>
+        </p>
+    });
+    view! { {failed_note} {waiting_note} }
 }
 
 #[component]

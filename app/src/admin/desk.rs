@@ -215,8 +215,8 @@ fn GrantCard(grant: GrantDetail) -> AnyView {
                     explanation="The link stops working now. Reset brings it back.".to_owned()
                     on_confirm=run("expire", "Expired.")/>
                 <ConfirmButton label="New password…" pending confirm="Yes, make a new one"
-                    explanation="Make a new password for this buyer. The old link stops working; downloads used, the end date and the country lock stay.".to_owned()
-                    on_confirm=run("resend", "A new password is made.")/>
+                    explanation="Make a new password and mail the new link to the buyer. The old link stops working; downloads used, the end date and the country lock stay.".to_owned()
+                    on_confirm=run("resend", "A new password is made and mailed to the buyer.")/>
             </div>
             {move || error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
             {move || (action.value().get().is_some_and(|r| r.is_ok())).then(|| done.get()).flatten()

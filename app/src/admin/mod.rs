@@ -6,6 +6,7 @@ mod auth_pages;
 mod dashboard;
 mod desk;
 mod orders;
+mod outbox;
 mod products;
 mod settings;
 mod upload;
@@ -17,6 +18,7 @@ pub use auth_pages::{LoginPage, SetupPage};
 pub use dashboard::DashboardPage;
 pub use desk::DeskPage;
 pub use orders::{OrderPage, OrdersPage};
+pub use outbox::{MailPage, OutboxPage, TemplatesPage};
 pub use products::{ProductPage, ProductsPage};
 pub use settings::SettingsPage;
 
@@ -48,6 +50,7 @@ pub fn AdminLayout() -> impl IntoView {
                     <A href="/admin/orders">"Orders"</A>
                     <A href="/admin/products">"Products"</A>
                     <A href="/admin/activity">"Activity"</A>
+                    <A href="/admin/outbox">"Outbox"</A>
                     <A href="/admin/audit">"Audit log"</A>
                     <A href="/admin/settings">"Settings"</A>
                 </nav>

@@ -41,6 +41,12 @@ pub fn SettingsPage() -> impl IntoView {
                 Err(error) => view! { <ErrorNote error/> }.into_any(),
             })}
         </Transition>
+        <section class="panel">
+            <h2>"Mail"</h2>
+            <p class="muted">"Buyers' links, sale notifications and self-service links go out by mail. "
+                <a href="/admin/outbox">"See every mail in the outbox"</a> " · " <a href="/admin/mail-templates">"Edit the mail texts"</a></p>
+            <super::outbox::TestMailForm default_email=String::new()/>
+        </section>
         <OwnPasswordForm/>
         <StaffSection access refresh=refresh_access/>
         <TokenSection access refresh=refresh_access/>

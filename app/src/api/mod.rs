@@ -5,12 +5,14 @@ mod activity;
 mod catalog;
 mod desk;
 mod orders;
+mod outbox;
 mod settings;
 
 pub use activity::*;
 pub use catalog::*;
 pub use desk::*;
 pub use orders::*;
+pub use outbox::*;
 pub use settings::*;
 
 use crate::error::AppError;
@@ -125,6 +127,16 @@ pub async fn load_dashboard() -> Result<DashboardFigures, AppError> {
                 .dashboard(backend::clock::now(), state.started_at)
                 .await?;
             figures.geoip_database.clone_from(&state.geoip_database);
+            let mail = state.outbox.page(None, None, 1).await?;
+            let count = |name: &str| {
+                mail.counts
+                    .iter()
+                    .find(|(s, _)| s == name)
+                    .map_or(0, |(_, n)| *n)
+            };
+            figures.mails_failed = count("failed");
+            figures.mails_waiting = count("queued") + count("retrying") + count("sending");
+            figures.smtp_configured = mail.smtp.is_some();
             figures.geoip_credit.clone_from(&state.geoip_credit);
             Ok(figures)
         }

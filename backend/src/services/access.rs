@@ -624,6 +624,10 @@ impl AccessService {
                     // Filled in by the UI layer, which knows the database in use.
                     geoip_database: String::new(),
                     geoip_credit: None,
+                    // Filled in by the UI layer from the outbox.
+                    mails_failed: 0,
+                    mails_waiting: 0,
+                    smtp_configured: false,
                 })
             })
             .await

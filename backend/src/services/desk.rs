@@ -7,15 +7,17 @@ use super::audit::{Actor, record_audit};
 use super::orders::OrderService;
 use super::settings::SettingsService;
 use crate::auth::download_key::DownloadKey;
+use crate::mail::{About, Mailer};
 use crate::store::delivery::{self as rows, GrantRecord, OrderSource, Outcome, Sighting};
 use crate::store::{Store, StoreError};
+use domain::mail::MailKind;
 use domain::rules::downloads_used;
 use domain::wire::{
     CreatedOrder, FileUsage, GrantDetail, GrantLookup, IssuedGrant, NewOrder, SendPassword,
     SightingView, UseView,
 };
 use domain::{DownloadPassword, Email, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
-use redb::ReadTransaction;
+use redb::{ReadTransaction, WriteTransaction};
 use std::time::Duration;
 
 /// The vendor's support desk.
@@ -185,7 +187,8 @@ impl DeskService {
     }
 
     /// Rotates the password: the old link stops working, counts, window and lock stay.
-    /// Returns the new password (for the buyer's mail).
+    /// The buyer's mail with the new link is queued in the same transaction; the new
+    /// password is also returned (for the API caller).
     pub async fn resend(
         &self,
         id: GrantId,
@@ -194,17 +197,39 @@ impl DeskService {
     ) -> Result<IssuedGrant, ServiceError> {
         let password = super::orders::fresh_password();
         let digest = self.key.digest(&password);
+        let url = self.orders.link(&password);
+        let mailer = self.orders.mailer().clone();
+        let mail_url = url.clone();
         let detail = self
-            .change(id, actor, now, "grant.resend", move |g| {
-                let old = std::mem::replace(&mut g.password_digest, digest);
-                g.replaced_digests.push(old);
-                Ok(())
-            })
+            .change_then(
+                id,
+                actor,
+                now,
+                "grant.resend",
+                move |g| {
+                    let old = std::mem::replace(&mut g.password_digest, digest);
+                    g.replaced_digests.push(old);
+                    Ok(())
+                },
+                move |tx, grant| {
+                    let order = rows::order_in(tx, grant.order_id)?.ok_or_else(|| {
+                        ServiceError::Internal(format!("order of grant {id} missing"))
+                    })?;
+                    let line = Mailer::link_line(tx, grant, mail_url)?;
+                    let about = About {
+                        order_id: grant.order_id,
+                        order: &order,
+                    };
+                    mailer.queue_to_buyer(tx, MailKind::Resend, about, vec![line], now)?;
+                    Ok(())
+                },
+            )
             .await?;
+        self.orders.mailer().wake();
         Ok(IssuedGrant {
             grant_id: id,
             product_id: detail.product_id,
-            url: self.orders.link(&password),
+            url,
             password: password.display(),
         })
     }
@@ -245,6 +270,20 @@ impl DeskService {
         action: &'static str,
         apply: impl FnOnce(&mut GrantRecord) -> Result<(), ServiceError> + Send + 'static,
     ) -> Result<GrantDetail, ServiceError> {
+        self.change_then(id, actor, now, action, apply, |_, _| Ok(()))
+            .await
+    }
+
+    /// [`Self::change`], then `then` with the changed grant in the same transaction.
+    async fn change_then(
+        &self,
+        id: GrantId,
+        actor: Actor,
+        now: Timestamp,
+        action: &'static str,
+        apply: impl FnOnce(&mut GrantRecord) -> Result<(), ServiceError> + Send + 'static,
+        then: impl FnOnce(&WriteTransaction, &GrantRecord) -> Result<(), ServiceError> + Send + 'static,
+    ) -> Result<GrantDetail, ServiceError> {
         self.store
             .run(move |s| {
                 s.write(|tx| {
@@ -252,6 +291,7 @@ impl DeskService {
                     let mut after = before.clone();
                     apply(&mut after)?;
                     rows::put_grant(tx, id, &after)?;
+                    then(tx, &after)?;
                     record_audit(
                         tx,
                         &actor,

@@ -416,7 +416,11 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let key = store.download_key().unwrap();
-        let orders = OrderService::new(store.clone(), key.clone(), "https://dl.example.com".into());
+        let orders = OrderService::new(
+            store.clone(),
+            key.clone(),
+            crate::mail::Mailer::for_tests(store.clone(), "https://dl.example.com").await,
+        );
         let order = NewOrder {
             email: "b@example.com".into(),
             name: String::new(),

@@ -10,6 +10,8 @@ mod desk;
 mod downloads;
 mod error;
 mod orders;
+mod outbox;
+mod self_service;
 mod settings;
 
 pub use access::{AccessConfig, AccessService, NewSession};
@@ -23,4 +25,6 @@ pub use downloads::{
 };
 pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};
+pub use outbox::OutboxService;
+pub use self_service::{LinkRequest, SelfService};
 pub use settings::{SettingsService, ShortenedIps};

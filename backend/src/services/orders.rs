@@ -4,8 +4,10 @@
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
 use crate::auth::download_key::DownloadKey;
-use crate::store::Store;
+use crate::mail::{About, Mailer};
 use crate::store::delivery::{self as rows, GrantRecord, OrderRecord, OrderSource};
+use crate::store::{Store, outbox};
+use domain::mail::{LinkLine, MailKind};
 use domain::password::RANDOM_BYTES;
 use domain::wire::{
     CreatedOrder, GrantSummary, IssuedGrant, NewOrder, OrderPage, OrderPatch, OrderView,
@@ -20,7 +22,7 @@ use std::time::Duration;
 pub struct OrderService {
     store: Store,
     key: DownloadKey,
-    public_url: String,
+    mailer: Mailer,
 }
 
 /// How to find orders.
@@ -33,17 +35,18 @@ pub struct OrderQuery {
 }
 
 impl OrderService {
-    pub fn new(store: Store, key: DownloadKey, public_url: String) -> Self {
-        Self {
-            store,
-            key,
-            public_url,
-        }
+    pub fn new(store: Store, key: DownloadKey, mailer: Mailer) -> Self {
+        Self { store, key, mailer }
     }
 
     /// The buyer's link for a password.
     pub fn link(&self, password: &DownloadPassword) -> String {
-        format!("{}/d/{}", self.public_url, password.display())
+        self.mailer.link(password)
+    }
+
+    /// The mailer orders queue their mail with.
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
     }
 
     /// Creates an order with one grant (and one fresh password) per product.
@@ -64,6 +67,8 @@ impl OrderService {
         let passwords: Vec<DownloadPassword> = products.iter().map(|_| fresh_password()).collect();
         let digests: Vec<[u8; 32]> = passwords.iter().map(|p| self.key.digest(p)).collect();
         let links: Vec<String> = passwords.iter().map(|p| self.link(p)).collect();
+        let mailer = self.mailer.clone();
+        let mail_links = links.clone();
         let view = self
             .store
             .run(move |s| {
@@ -78,7 +83,9 @@ impl OrderService {
                     let order_id = unused_order_id(tx)?;
                     let order_number = unused_order_number(tx, now)?;
                     let mut grants = Vec::new();
-                    for (product_id, digest) in products.iter().zip(&digests) {
+                    let mut lines = Vec::new();
+                    for ((product_id, digest), url) in products.iter().zip(&digests).zip(mail_links)
+                    {
                         let product = rows::product_in(tx, product_id)?.ok_or_else(|| {
                             ServiceError::invalid(
                                 "product_ids",
@@ -99,6 +106,12 @@ impl OrderService {
                             revoked_at: None,
                             ledger: Vec::new(),
                         };
+                        lines.push(LinkLine {
+                            product_name: product.name.clone(),
+                            url,
+                            max_downloads: grant.max_downloads,
+                            valid_until: grant.valid_until,
+                        });
                         grants.push(rows::insert_grant(tx, &grant)?);
                     }
                     let record = OrderRecord {
@@ -113,6 +126,9 @@ impl OrderService {
                         updated_at: now,
                     };
                     rows::put_order(tx, order_id, &record, None)?;
+                    if record.status == OrderStatus::Confirmed {
+                        queue_order_mail(&mailer, tx, order_id, &record, lines, now)?;
+                    }
                     let view = order_view(tx, order_id, &record)?;
                     record_audit(
                         tx,
@@ -127,6 +143,7 @@ impl OrderService {
                 })
             })
             .await?;
+        self.mailer.wake();
         let issued = view
             .grants
             .iter()
@@ -263,7 +280,10 @@ impl OrderService {
                 })
             })
             .transpose()?;
-        self.store
+        let key = self.key.clone();
+        let mailer = self.mailer.clone();
+        let view = self
+            .store
             .run(move |s| {
                 s.write(|tx| {
                     let before = rows::order_in(tx, id)?.ok_or_else(|| order_not_found(id))?;
@@ -285,6 +305,11 @@ impl OrderService {
                     }
                     after.updated_at = now;
                     rows::put_order(tx, id, &after, Some(&before))?;
+                    if after.status == OrderStatus::Confirmed
+                        && before.status != OrderStatus::Confirmed
+                    {
+                        mail_first_confirmation(&mailer, &key, tx, id, &after, now)?;
+                    }
                     let before_view = order_view(tx, id, &before)?;
                     let view = order_view(tx, id, &after)?;
                     record_audit(
@@ -296,10 +321,67 @@ impl OrderService {
                         Some(&view),
                         now,
                     )?;
-                    Ok(view)
+                    Ok::<_, ServiceError>(view)
                 })
             })
-            .await
+            .await?;
+        self.mailer.wake();
+        Ok(view)
+    }
+
+    /// The self-service page: mails the buyer fresh links to every purchase of this
+    /// address that can still download (passwords rotated: old links stop working).
+    /// Returns how many links were sent, for tests and logs only: the page must say the same
+    /// whatever the answer, so that it never reveals whether an address is known.
+    pub async fn self_service(&self, email: &Email, now: Timestamp) -> Result<usize, ServiceError> {
+        let email = email.clone();
+        let key = self.key.clone();
+        let mailer = self.mailer.clone();
+        let sent = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    let mut lines = Vec::new();
+                    let mut name = String::new();
+                    for order_id in rows::orders_by_email_in(tx, &email)? {
+                        let Some(order) = rows::order_in(tx, order_id)? else {
+                            continue;
+                        };
+                        if order.status != OrderStatus::Confirmed {
+                            continue;
+                        }
+                        if name.is_empty() {
+                            name.clone_from(&order.name);
+                        }
+                        for gid in &order.grants {
+                            let Some(mut grant) = rows::grant_in(tx, *gid)? else {
+                                continue;
+                            };
+                            if grant.revoked_at.is_some()
+                                || grant.valid_until.is_some_and(|u| now > u)
+                            {
+                                continue;
+                            }
+                            let password = fresh_password();
+                            let old = std::mem::replace(
+                                &mut grant.password_digest,
+                                key.digest(&password),
+                            );
+                            grant.replaced_digests.push(old);
+                            rows::put_grant(tx, *gid, &grant)?;
+                            lines.push(Mailer::link_line(tx, &grant, mailer.link(&password))?);
+                        }
+                    }
+                    let sent = lines.len();
+                    if sent > 0 {
+                        mailer.queue_self_service(tx, &email, &name, lines, now)?;
+                    }
+                    Ok::<_, ServiceError>(sent)
+                })
+            })
+            .await?;
+        self.mailer.wake();
+        Ok(sent)
     }
 
     /// Refunds an order: status `refunded`, every grant revoked.
@@ -435,6 +517,66 @@ fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
         transaction_id,
         status,
     })
+}
+
+/// The mails of a confirmed order: the buyer's (a complimentary grant has its own
+/// wording) and the seller's notification. Imported sale records send nothing: their
+/// buyers already hold links.
+fn queue_order_mail(
+    mailer: &Mailer,
+    tx: &WriteTransaction,
+    order_id: OrderId,
+    order: &OrderRecord,
+    lines: Vec<LinkLine>,
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    let about = About { order_id, order };
+    match order.source {
+        OrderSource::Import => {}
+        OrderSource::Complimentary => {
+            mailer.queue_to_buyer(tx, MailKind::NewPassword, about, lines, now)?;
+        }
+        OrderSource::Webhook | OrderSource::Api | OrderSource::Admin => {
+            mailer.queue_to_buyer(tx, MailKind::Purchase, about, lines.clone(), now)?;
+            mailer.queue_vendor_notice(tx, about, lines, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// An order confirmed after it was created pending or on hold: unless its purchase mail
+/// went out before (confirmed, held, confirmed again), the buyer gets it now. Only digests
+/// of the passwords are stored, so the grants get fresh ones for the mail; nobody could
+/// download with the old ones while the order was not confirmed.
+fn mail_first_confirmation(
+    mailer: &Mailer,
+    key: &DownloadKey,
+    tx: &WriteTransaction,
+    order_id: OrderId,
+    order: &OrderRecord,
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    if order.source == OrderSource::Import
+        || outbox::order_has_mail_in(tx, order_id, MailKind::Purchase)?
+        || outbox::order_has_mail_in(tx, order_id, MailKind::NewPassword)?
+    {
+        return Ok(());
+    }
+    let mut lines = Vec::new();
+    for gid in &order.grants {
+        let Some(mut grant) = rows::grant_in(tx, *gid)? else {
+            continue;
+        };
+        if grant.revoked_at.is_some() {
+            continue;
+        }
+        let password = fresh_password();
+        let old = std::mem::replace(&mut grant.password_digest, key.digest(&password));
+        grant.replaced_digests.push(old);
+        rows::put_grant(tx, *gid, &grant)?;
+        lines.push(Mailer::link_line(tx, &grant, mailer.link(&password))?);
+    }
+    queue_order_mail(mailer, tx, order_id, order, lines, now)
 }
 
 /// A new random password from the OS RNG.
@@ -586,7 +728,7 @@ mod tests {
         OrderService::new(
             store.clone(),
             store.download_key().unwrap(),
-            "https://dl.example.com".into(),
+            Mailer::for_tests(store.clone(), "https://dl.example.com").await,
         )
     }
     fn new_order(products: &[&str]) -> NewOrder {

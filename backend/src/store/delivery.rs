@@ -397,11 +397,25 @@ pub fn order_by_transaction(
 }
 
 pub fn orders_by_email(tx: &ReadTransaction, email: &Email) -> Result<Vec<OrderId>, StoreError> {
+    orders_by_email_from(&tx.open_table(ORDER_EMAILS)?, email)
+}
+
+/// [`orders_by_email`] inside a write transaction.
+pub fn orders_by_email_in(
+    tx: &WriteTransaction,
+    email: &Email,
+) -> Result<Vec<OrderId>, StoreError> {
+    orders_by_email_from(&tx.open_table(ORDER_EMAILS)?, email)
+}
+
+fn orders_by_email_from(
+    table: &impl ReadableTable<&'static [u8], ()>,
+    email: &Email,
+) -> Result<Vec<OrderId>, StoreError> {
     let mut prefix = email.as_str().as_bytes().to_vec();
     prefix.push(0);
     let mut end = prefix.clone();
     *end.last_mut().expect("non-empty") = 1;
-    let table = tx.open_table(ORDER_EMAILS)?;
     let mut ids = Vec::new();
     for row in table.range(prefix.as_slice()..end.as_slice())? {
         let key = row?.0.value().to_vec();

@@ -7,7 +7,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
 
 /// The schema version this build writes; see `migrations.rs` for the history.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Big-endian u32: the schema version of the file.
 pub(super) const KEY_SCHEMA_VERSION: &str = "schema_version";
@@ -141,5 +141,83 @@ pub fn ip_retention_cursor(tx: &WriteTransaction) -> Result<u64, StoreError> {
 pub fn set_ip_retention_cursor(tx: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
     tx.open_table(META)?
         .insert(KEY_IP_RETENTION_CURSOR, seq.to_be_bytes().as_slice())?;
+    Ok(())
+}
+
+/// Versioned record: the seller's mail templates (absent until one is saved).
+const KEY_MAIL_TEMPLATES: &str = "mail_templates";
+
+/// The stored templates: (kind name, subject, text, html). Kinds this build does not know
+/// are skipped when read, so a downgrade keeps working.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct MailTemplatesRecord {
+    templates: Vec<(String, String, String, String)>,
+}
+impl super::Record for MailTemplatesRecord {
+    const KIND: &'static str = "mail templates";
+    const VERSION: u8 = 1;
+}
+
+fn decode_templates(raw: Option<&[u8]>) -> Result<domain::mail::TemplateOverrides, StoreError> {
+    let Some(raw) = raw else {
+        return Ok(domain::mail::TemplateOverrides::new());
+    };
+    let record: MailTemplatesRecord = super::codec::decode(raw)?;
+    Ok(record
+        .templates
+        .into_iter()
+        .filter_map(|(kind, subject, text, html)| {
+            domain::mail::MailKind::parse(&kind).map(|k| {
+                (
+                    k,
+                    domain::mail::TemplateSource {
+                        subject,
+                        text,
+                        html,
+                    },
+                )
+            })
+        })
+        .collect())
+}
+
+/// The seller's mail templates.
+pub fn mail_templates(
+    tx: &redb::ReadTransaction,
+) -> Result<domain::mail::TemplateOverrides, StoreError> {
+    let table = tx.open_table(META)?;
+    let raw = table.get(KEY_MAIL_TEMPLATES)?;
+    decode_templates(raw.as_ref().map(|r| r.value()))
+}
+
+/// The seller's mail templates, read inside a write transaction.
+pub fn mail_templates_in(
+    tx: &WriteTransaction,
+) -> Result<domain::mail::TemplateOverrides, StoreError> {
+    let table = tx.open_table(META)?;
+    let raw = table.get(KEY_MAIL_TEMPLATES)?;
+    decode_templates(raw.as_ref().map(|r| r.value()))
+}
+
+/// Saves the seller's mail templates (every kind given replaces the default).
+pub fn put_mail_templates(
+    tx: &WriteTransaction,
+    templates: &domain::mail::TemplateOverrides,
+) -> Result<(), StoreError> {
+    let record = MailTemplatesRecord {
+        templates: templates
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.as_str().to_owned(),
+                    t.subject.clone(),
+                    t.text.clone(),
+                    t.html.clone(),
+                )
+            })
+            .collect(),
+    };
+    tx.open_table(META)?
+        .insert(KEY_MAIL_TEMPLATES, super::codec::encode(&record).as_slice())?;
     Ok(())
 }

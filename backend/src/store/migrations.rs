@@ -6,15 +6,20 @@
 //! 1. meta, admins, admin emails, sessions, API tokens; a fresh 32-byte server secret.
 //! 2. products, files, orders (+ number, transaction and email indexes), grants (+ password
 //!    index), download events (+ per-grant index), audit log.
+//! 3. the mail outbox (+ due, order and per-state count indexes).
 
 use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
-use super::{Store, StoreError, access, delivery};
+use super::{Store, StoreError, access, delivery, outbox};
 use rand::TryRngCore;
 use redb::{ReadableTable, WriteTransaction};
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-const MIGRATIONS: [(u32, Migration); 2] = [(1, initial_schema), (2, delivery::create_tables)];
+const MIGRATIONS: [(u32, Migration); 3] = [
+    (1, initial_schema),
+    (2, delivery::create_tables),
+    (3, outbox::create_tables),
+];
 
 pub(super) fn run(store: &Store) -> Result<(), StoreError> {
     let path = store

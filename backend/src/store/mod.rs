@@ -15,6 +15,7 @@ pub mod delivery;
 mod group_commit;
 pub mod meta;
 mod migrations;
+pub mod outbox;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use std::path::{Path, PathBuf};

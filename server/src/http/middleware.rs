@@ -107,8 +107,9 @@ pub async fn security_headers(
 /// the cookie off cross-site requests; this refuses them outright as a second line, by
 /// comparing the browser-set `Origin` (and `Sec-Fetch-Site`) with the request's host.
 pub async fn same_origin_for_rpc(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
     if request.method() != Method::GET
-        && request.uri().path().starts_with("/rpc/")
+        && (path.starts_with("/rpc/") || path == "/resend")
         && is_cross_site(request.headers())
     {
         return (StatusCode::FORBIDDEN, "Cross-site requests are refused.").into_response();

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod download;
 pub mod metrics;
 pub mod middleware;
+pub mod resend;
 pub mod sendfile;
 pub mod serve;
 
@@ -13,10 +14,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use backend::blobs::Blobs;
 use backend::geo::GeoLookup;
-use backend::services::{CatalogService, DeskService, DownloadService, OrderService};
+use backend::services::{CatalogService, DeskService, DownloadService, OrderService, SelfService};
 use backend::{AccessService, Store};
 use domain::net::IpNet;
 use http::{HeaderMap, StatusCode, header};
@@ -55,6 +56,7 @@ pub struct HttpServices {
     pub orders: OrderService,
     pub downloads: DownloadService,
     pub desk: DeskService,
+    pub self_service: SelfService,
     pub blobs: Blobs,
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
@@ -122,7 +124,9 @@ pub fn router(
         state.clone(),
         api::require_token_or_session,
     ));
-    let buyer = Router::new().route("/d/{password}/{file_id}", get(download::file));
+    let buyer = Router::new()
+        .route("/d/{password}/{file_id}", get(download::file))
+        .route("/resend", post(resend::request_links));
 
     operations
         .merge(api)

@@ -1,0 +1,273 @@
+//! Mail: composing a mail from the seller's templates and queuing it in the outbox inside
+//! the caller's write transaction (so a mail exists exactly when its cause was committed),
+//! and the SMTP worker that delivers the outbox ([`worker`]).
+
+pub mod worker;
+
+use crate::services::SettingsService;
+use crate::store::delivery::{GrantRecord, OrderRecord};
+use crate::store::{StoreError, delivery as rows, meta, outbox};
+use domain::mail::{
+    LinkLine, MailFacts, MailKind, MailState, MailTemplate, TemplateSource, header_text,
+};
+use domain::{Email, OrderId, Timestamp};
+use rand::TryRngCore;
+use redb::WriteTransaction;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Composes and queues mails; cheap to clone and shared by the services.
+#[derive(Clone, Debug)]
+pub struct Mailer {
+    settings: SettingsService,
+    public_url: String,
+    /// The host part of Message-IDs.
+    message_host: String,
+    /// Where sale notifications go when the seller set no sender address: the SMTP `from`.
+    smtp_from: Option<String>,
+    wake: Arc<Notify>,
+}
+
+/// Who a mail goes to, and which order it is about.
+#[derive(Debug, Clone, Copy)]
+pub struct About<'a> {
+    pub order_id: OrderId,
+    pub order: &'a OrderRecord,
+}
+
+impl Mailer {
+    pub fn new(settings: SettingsService, public_url: &str, smtp_from: Option<String>) -> Self {
+        let host = public_url
+            .split("://")
+            .nth(1)
+            .unwrap_or(public_url)
+            .split(['/', ':'])
+            .next()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("dropgate.invalid")
+            .to_owned();
+        Self {
+            settings,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            message_host: host,
+            smtp_from,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Tells the worker that new mail is waiting (call after the transaction committed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn wake_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// The buyer's link for a password (always from the configured public URL).
+    pub fn link(&self, password: &domain::DownloadPassword) -> String {
+        format!("{}/d/{}", self.public_url, password.display())
+    }
+
+    /// The self-service page's address.
+    pub fn resend_url(&self) -> String {
+        format!("{}/resend", self.public_url)
+    }
+
+    /// One product's line in a mail, for a grant and its buyer link.
+    pub fn link_line(
+        tx: &WriteTransaction,
+        grant: &GrantRecord,
+        url: String,
+    ) -> Result<LinkLine, StoreError> {
+        let product_name = rows::product_in(tx, &grant.product_id)?
+            .map_or_else(|| grant.product_id.to_string(), |p| p.name);
+        Ok(LinkLine {
+            product_name,
+            url,
+            max_downloads: grant.max_downloads,
+            valid_until: grant.valid_until,
+        })
+    }
+
+    /// A mailer for service tests: default settings, no SMTP.
+    pub async fn for_tests(store: crate::Store, public_url: &str) -> Self {
+        let settings = SettingsService::load(store, domain::settings::StoreSettings::initial(31))
+            .await
+            .expect("settings load from a fresh store");
+        Self::new(settings, public_url, None)
+    }
+
+    /// Queues a mail to the buyer of `about` with these links.
+    pub fn queue_to_buyer(
+        &self,
+        tx: &WriteTransaction,
+        kind: MailKind,
+        about: About<'_>,
+        links: Vec<LinkLine>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let facts = self.facts(Some(about), &about.order.email, links);
+        self.queue(
+            tx,
+            kind,
+            &about.order.email,
+            &about.order.name,
+            Some(about.order_id),
+            &facts,
+            now,
+        )
+    }
+
+    /// Queues the seller's notification of a sale, if there is an address to send it to.
+    pub fn queue_vendor_notice(
+        &self,
+        tx: &WriteTransaction,
+        about: About<'_>,
+        links: Vec<LinkLine>,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let Some(to) = self.vendor_address() else {
+            return Ok(None);
+        };
+        let facts = self.facts(Some(about), &about.order.email, links);
+        let name = self.sender_name();
+        self.queue(
+            tx,
+            MailKind::VendorNotice,
+            &to,
+            &name,
+            Some(about.order_id),
+            &facts,
+            now,
+        )
+        .map(Some)
+    }
+
+    /// Queues the self-service mail with links from several orders.
+    pub fn queue_self_service(
+        &self,
+        tx: &WriteTransaction,
+        to: &Email,
+        name: &str,
+        links: Vec<LinkLine>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut facts = self.facts(None, to, links);
+        facts.buyer_name = name.to_owned();
+        self.queue(tx, MailKind::SelfService, to, name, None, &facts, now)
+    }
+
+    /// Queues the settings screen's test mail.
+    pub fn queue_test(
+        &self,
+        tx: &WriteTransaction,
+        to: &Email,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let facts = self.facts(None, to, Vec::new());
+        self.queue(tx, MailKind::Test, to, "", None, &facts, now)
+    }
+
+    /// The mail a kind of template makes from sample facts (the editor's preview).
+    pub fn preview(&self, template: &MailTemplate) -> domain::mail::ComposedMail {
+        template.compose(&MailFacts::sample(
+            &self.settings.current().store_name,
+            &self.public_url,
+        ))
+    }
+
+    /// Where sale notifications go: the seller's sender address, else the SMTP `from`.
+    pub fn vendor_address(&self) -> Option<Email> {
+        let settings = self.settings.current();
+        let configured = Some(settings.sender_email).filter(|e| !e.is_empty());
+        configured
+            .or_else(|| self.smtp_from.clone())
+            .and_then(|a| Email::parse(&a).ok())
+    }
+
+    fn sender_name(&self) -> String {
+        header_text(&self.settings.current().mail_sender_name())
+    }
+
+    fn facts(&self, about: Option<About<'_>>, to: &Email, links: Vec<LinkLine>) -> MailFacts {
+        let mut facts = MailFacts {
+            store_name: self.settings.current().store_name,
+            buyer_email: to.to_string(),
+            links,
+            resend_url: self.resend_url(),
+            ..MailFacts::default()
+        };
+        if let Some(a) = about {
+            facts.buyer_name.clone_from(&a.order.name);
+            facts.buyer_email = a.order.email.to_string();
+            facts.order_id = a.order_id.to_string();
+            facts.order_number.clone_from(&a.order.order_number);
+            facts.transaction_id = a.order.transaction_id.clone().unwrap_or_default();
+        }
+        facts
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        &self,
+        tx: &WriteTransaction,
+        kind: MailKind,
+        to: &Email,
+        to_name: &str,
+        order: Option<OrderId>,
+        facts: &MailFacts,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let template = template_in(tx, kind)?;
+        let mail = template.compose(facts);
+        let settings = self.settings.current();
+        let record = outbox::MailRecord {
+            kind,
+            to_email: to.to_string(),
+            to_name: header_text(to_name),
+            from_name: self.sender_name(),
+            from_email: settings.sender_email,
+            subject: mail.subject,
+            text: mail.text,
+            html: mail.html,
+            message_id: format!("<{}@{}>", random_hex(), self.message_host),
+            order,
+            queued_at: now,
+            retry_from: now,
+            state: MailState::Queued,
+            attempts: 0,
+            next_attempt_at: Some(now),
+            last_attempt_at: None,
+            last_error: None,
+            server_reply: None,
+            sent_at: None,
+        };
+        outbox::insert(tx, &record)
+    }
+}
+
+/// The template of a kind: the seller's if saved (and still valid), else the default.
+pub fn template_in(tx: &WriteTransaction, kind: MailKind) -> Result<MailTemplate, StoreError> {
+    if let Some(custom) = meta::mail_templates_in(tx)?.get(&kind) {
+        match custom.checked() {
+            Ok(t) => return Ok(t),
+            // Saving checks templates, so this means a newer build's syntax; the default
+            // still gets the mail out.
+            Err(e) => {
+                tracing::warn!(kind = kind.as_str(), error = %e, "stored mail template is not usable; using the default")
+            }
+        }
+    }
+    Ok(TemplateSource::default_for(kind)
+        .checked()
+        .expect("the shipped templates are valid (tested)"))
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random number generator failed");
+    hex::encode(bytes)
+}

@@ -1,0 +1,855 @@
+//! Mail against a real SMTP server (aiosmtpd, started here on 127.0.0.1 and stopped after):
+//! the purchase mail and the seller's notification with working links, retries after a
+//! temporary refusal with the same Message-ID, permanent failures and "retry now", mail
+//! that waits without SMTP and goes out after a restart with SMTP, an interrupted send
+//! repeated once after a restart, the desk's resend and send-new-password mails, header
+//! safety, and the self-service page.
+
+#![allow(clippy::too_many_lines)]
+
+mod common;
+
+use common::{TestApp, spawn_app_with};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use server::config::{SmtpConfig, SmtpSecurity, StorageLocation};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running aiosmtpd; killed when dropped.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One received message, decoded by Python's email package in the sink.
+#[derive(Debug)]
+struct Received {
+    /// The bytes as received.
+    raw: String,
+    envelope_to: Vec<String>,
+    headers: Vec<(String, String)>,
+    text: String,
+    html: String,
+}
+
+impl Received {
+    /// A header's decoded value (first occurrence).
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The plain-text part, with the line ends the template had.
+    fn text(&self) -> String {
+        self.text.replace("\r\n", "\n")
+    }
+}
+
+impl SmtpSink {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs (cargo xtask test installs aiosmtpd)");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self { child, port, dir };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        panic!("aiosmtpd did not start: pip install aiosmtpd");
+    }
+
+    fn config(&self) -> SmtpConfig {
+        SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            security: SmtpSecurity::None,
+            username: None,
+            password: None,
+            from: "Tiny Shop <shop@example.com>".into(),
+        }
+    }
+
+    fn control(&self, name: &str, content: Option<&str>) {
+        let path = self.dir.path().join(name);
+        match content {
+            Some(c) => std::fs::write(path, c).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|p| {
+                let envelope: Value = serde_json::from_str(
+                    &std::fs::read_to_string(p.with_extension("json")).unwrap(),
+                )
+                .unwrap();
+                let strings = |v: &Value| -> Vec<String> {
+                    v.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap().to_owned())
+                        .collect()
+                };
+                Received {
+                    raw: std::fs::read_to_string(&p).unwrap(),
+                    envelope_to: strings(&envelope["to"]),
+                    headers: envelope["headers"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|h| {
+                            let pair = strings(h);
+                            (pair[0].clone(), pair[1].clone())
+                        })
+                        .collect(),
+                    text: envelope["text"].as_str().unwrap().to_owned(),
+                    html: envelope["html"].as_str().unwrap().to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until at least `n` messages arrived.
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..200 {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} mails, got {}", self.received().len());
+    }
+}
+
+fn fast_retries(config: &mut server::Config) {
+    config.mail_policy.retry.first_delay = Duration::from_millis(300);
+    config.mail_policy.poll = Duration::from_millis(100);
+    config.mail_policy.send_timeout = Duration::from_secs(5);
+}
+
+async fn token(app: &TestApp) -> String {
+    app.access()
+        .create_api_token(
+            "tests",
+            backend::services::Actor::System,
+            backend::clock::now(),
+        )
+        .await
+        .unwrap()
+        .1
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A product with one small file.
+async fn product(app: &TestApp, token: &str) {
+    let (status, _) = call(app, token, Method::POST, "/api/v1/products", json!({"product_id": "ebook", "name": "The Rust Book", "max_downloads": 3, "download_days": 31})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let r = reqwest::Client::new()
+        .put(app.url("/api/v1/products/ebook/files/book.pdf"))
+        .bearer_auth(token)
+        .body(vec![7u8; 500])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+async fn order(app: &TestApp, token: &str, email: &str, extra: Value) -> Value {
+    let mut body = json!({"email": email, "name": "Bea Buyer", "product_ids": ["ebook"], "transaction_id": format!("PAY-{email}")});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (status, created) = call(app, token, Method::POST, "/api/v1/orders", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+async fn page_status(url: &str) -> StatusCode {
+    reqwest::get(url).await.unwrap().status()
+}
+
+async fn rpc(
+    client: &reqwest::Client,
+    app: &TestApp,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> Value {
+    let r = client
+        .post(app.url(&format!("/rpc/{endpoint}")))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{endpoint}");
+    r.json().await.unwrap()
+}
+
+/// The outbox as the admin sees it.
+async fn outbox(client: &reqwest::Client, app: &TestApp) -> Vec<Value> {
+    rpc(client, app, "outbox", &[("state", "")]).await["mails"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Polls the outbox until the newest mail to `to` is in `state`.
+async fn wait_state(client: &reqwest::Client, app: &TestApp, to: &str, state: &str) -> Value {
+    for _ in 0..150 {
+        if let Some(m) = outbox(client, app)
+            .await
+            .into_iter()
+            .find(|m| m["to"].as_str().unwrap().contains(to))
+            && m["state"] == state
+        {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no mail to {to} reached {state}: {:?}",
+        outbox(client, app).await
+    );
+}
+
+#[tokio::test]
+async fn purchase_mail_reaches_buyer_and_seller_with_working_links() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+    })
+    .await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    let created = order(&app, &token, "bea@example.com", json!({})).await;
+    let url = created["issued"][0]["url"].as_str().unwrap().to_owned();
+    let order_id = created["order_id"].as_u64().unwrap().to_string();
+
+    let mails = sink.wait_for(2).await;
+    let buyer = mails
+        .iter()
+        .find(|m| m.envelope_to == ["bea@example.com"])
+        .expect("buyer mail");
+    let seller = mails
+        .iter()
+        .find(|m| m.envelope_to == ["shop@example.com"])
+        .expect("seller mail");
+    assert_eq!(
+        buyer.header("Subject").unwrap(),
+        "Your download from My download store"
+    );
+    assert!(
+        buyer
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative")
+    );
+    assert!(buyer.header("Message-ID").unwrap().ends_with("@127.0.0.1>"));
+    assert!(buyer.header("From").unwrap().contains("shop@example.com"));
+    let text = buyer.text();
+    assert!(
+        text.contains(&url),
+        "the buyer's mail holds the link: {text}"
+    );
+    assert!(text.contains("3 downloads, until"));
+    assert!(text.contains(&app.url("/resend")));
+    assert_eq!(page_status(&url).await, StatusCode::OK);
+    let notice = seller.text();
+    assert!(seller.header("Subject").unwrap().contains(&order_id));
+    assert!(notice.contains(&url) && notice.contains("PAY-bea@example.com"));
+
+    // The outbox shows both as sent with the server's answer.
+    let admin = app.create_first_admin("owner@example.com").await;
+    let sent = wait_state(&admin, &app, "bea@example.com", "sent").await;
+    let detail = rpc(&admin, &app, "mail", &[("id", &sent["id"].to_string())]).await;
+    assert!(detail["server_reply"].as_str().unwrap().starts_with("250"));
+    assert_eq!(
+        detail["message_id"].as_str().unwrap(),
+        buyer.header("Message-ID").unwrap()
+    );
+    assert!(detail["text"].as_str().unwrap().contains(&url));
+
+    // The desk's resend mails the new link; the old one stops working.
+    let grant = created["issued"][0]["grant_id"].as_u64().unwrap();
+    let (status, issued) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/grants/{grant}/resend"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let new_url = issued["url"].as_str().unwrap();
+    let mails = sink.wait_for(3).await;
+    assert!(mails[2].text().contains(new_url));
+    assert_eq!(
+        mails[2].header("Subject").unwrap(),
+        "Your new download link from My download store"
+    );
+    assert_eq!(page_status(&url).await, StatusCode::NOT_FOUND);
+    assert_eq!(page_status(new_url).await, StatusCode::OK);
+
+    // Send new password reaches any address, without a seller notification.
+    let (status, comp) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/products/ebook/send-password",
+        json!({"email": "friend@example.org", "name": "Fred"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{comp}");
+    let mails = sink.wait_for(4).await;
+    assert_eq!(mails[3].envelope_to, ["friend@example.org"]);
+    assert!(
+        mails[3]
+            .text()
+            .contains(comp["issued"][0]["url"].as_str().unwrap())
+    );
+    assert!(mails[3].text().contains("Hello Fred,"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.received().len(),
+        4,
+        "no seller notice for a complimentary grant"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_temporary_refusal_is_retried_with_the_same_message_id() {
+    let sink = SmtpSink::start().await;
+    sink.control("fail-next", Some("2"));
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+    })
+    .await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    order(&app, &token, "bea@example.com", json!({})).await;
+    let mails = sink.wait_for(2).await;
+    assert_eq!(mails.len(), 2, "each mail delivered once");
+    let m = wait_state(&admin, &app, "bea@example.com", "sent").await;
+    let detail = rpc(&admin, &app, "mail", &[("id", &m["id"].to_string())]).await;
+    let received = mails
+        .iter()
+        .find(|r| r.envelope_to == ["bea@example.com"])
+        .unwrap();
+    assert_eq!(
+        detail["message_id"].as_str().unwrap(),
+        received.header("Message-ID").unwrap()
+    );
+    // The buyer's mail and the seller's notice were each refused once (451), then accepted.
+    wait_state(&admin, &app, "shop@example.com", "sent").await;
+    for m in outbox(&admin, &app).await {
+        assert_eq!(m["attempts"], 2, "{m}");
+        assert!(m["last_error"].as_str().unwrap().contains("451"), "{m}");
+    }
+    assert!(received.html.contains("<a href="));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_fails_shows_on_the_dashboard_and_retry_now_sends_it() {
+    let sink = SmtpSink::start().await;
+    sink.control("reject", Some(""));
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+    })
+    .await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    order(&app, &token, "bea@example.com", json!({})).await;
+    let failed = wait_state(&admin, &app, "bea@example.com", "failed").await;
+    assert!(
+        failed["last_error"].as_str().unwrap().contains("550"),
+        "{failed}"
+    );
+    assert_eq!(failed["attempts"], 1, "a permanent refusal is not retried");
+    wait_state(&admin, &app, "shop@example.com", "failed").await;
+    let dashboard = rpc(&admin, &app, "dashboard", &[]).await;
+    assert_eq!(dashboard["mails_failed"], 2);
+    let only_failed = rpc(&admin, &app, "outbox", &[("state", "failed")]).await;
+    assert_eq!(only_failed["mails"].as_array().unwrap().len(), 2);
+    assert!(sink.received().is_empty());
+
+    sink.control("reject", None);
+    let retried = rpc(
+        &admin,
+        &app,
+        "mail-retry",
+        &[("id", &failed["id"].to_string())],
+    )
+    .await;
+    assert_eq!(retried["state"], "retrying");
+    wait_state(&admin, &app, "bea@example.com", "sent").await;
+    assert_eq!(sink.wait_for(1).await[0].envelope_to, ["bea@example.com"]);
+    // A sent mail is not sent twice.
+    let again = admin
+        .post(app.url("/rpc/mail-retry"))
+        .form(&[("id", failed["id"].to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_smtp_mail_waits_readable_and_goes_out_after_a_restart_with_smtp() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_path_buf();
+    let same_dir = move |c: &mut server::Config| {
+        c.data_dir.clone_from(&dir);
+        c.storage = StorageLocation::Local(dir.join("files"));
+    };
+    let app = spawn_app_with(same_dir.clone()).await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    let created = order(&app, &token, "bea@example.com", json!({})).await;
+    let url = created["issued"][0]["url"].as_str().unwrap().to_owned();
+    let waiting = wait_state(&admin, &app, "bea@example.com", "not_configured").await;
+    let detail = rpc(&admin, &app, "mail", &[("id", &waiting["id"].to_string())]).await;
+    assert!(detail["text"].as_str().unwrap().contains(&url));
+    assert!(
+        detail["html"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("<a href=\"{url}\">"))
+    );
+    let dashboard = rpc(&admin, &app, "dashboard", &[]).await;
+    assert_eq!(dashboard["smtp_configured"], false);
+    assert_eq!(
+        dashboard["mails_waiting"], 1,
+        "no seller address: only the buyer's mail"
+    );
+    // A test mail waits too.
+    let test = rpc(&admin, &app, "mail-test", &[("email", "me@example.com")]).await;
+    assert_eq!(test["state"], "not_configured");
+    app.stop().await;
+
+    let sink = SmtpSink::start().await;
+    let config = sink.config();
+    let app = spawn_app_with(move |c| {
+        same_dir(c);
+        c.smtp = Some(config);
+        fast_retries(c);
+    })
+    .await;
+    let mails = sink.wait_for(2).await;
+    let to: Vec<_> = mails.iter().map(|m| m.envelope_to[0].clone()).collect();
+    assert!(
+        to.contains(&"bea@example.com".to_owned()) && to.contains(&"me@example.com".to_owned()),
+        "{to:?}"
+    );
+    assert!(mails.iter().any(|m| m.text().contains(&url)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.received().len(),
+        2,
+        "each mail once (plus the seller notice was never queued)"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_send_cut_off_by_a_stop_is_sent_again_once_with_the_same_message_id() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_path_buf();
+    let sink = SmtpSink::start().await;
+    sink.control("hang", Some(""));
+    let same = {
+        let dir = dir.clone();
+        let config = sink.config();
+        move |c: &mut server::Config| {
+            c.data_dir.clone_from(&dir);
+            c.storage = StorageLocation::Local(dir.join("files"));
+            c.smtp = Some(config.clone());
+            fast_retries(c);
+            c.mail_policy.send_timeout = Duration::from_secs(30);
+        }
+    };
+    let app = spawn_app_with(same.clone()).await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    // A pending order sends nothing; confirming it sends the buyer's mail.
+    let created = order(
+        &app,
+        &token,
+        "bea@example.com",
+        json!({"status": "pending"}),
+    )
+    .await;
+    let order_id = created["order_id"].as_u64().unwrap();
+    let old_url = created["issued"][0]["url"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(outbox(&admin, &app).await.is_empty());
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/api/v1/orders/{order_id}"),
+        json!({"status": "confirmed"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let sending = wait_state(&admin, &app, "bea@example.com", "sending").await;
+    // The process stops in the middle of the SMTP conversation (as a crash would).
+    app.stop().await;
+    sink.control("hang", None);
+
+    let app = spawn_app_with(same).await;
+    sink.wait_for(2).await; // the buyer's mail and the seller's notice
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let to_buyer: Vec<_> = sink
+        .received()
+        .into_iter()
+        .filter(|m| m.envelope_to == ["bea@example.com"])
+        .collect();
+    assert_eq!(to_buyer.len(), 1, "delivered once after the restart");
+    let admin = app.client();
+    let r = app
+        .login(&admin, "owner@example.com", common::PASSWORD)
+        .await;
+    assert_eq!(r.status(), 200);
+    let detail = rpc(&admin, &app, "mail", &[("id", &sending["id"].to_string())]).await;
+    assert_eq!(detail["summary"]["state"], "sent");
+    assert_eq!(detail["summary"]["attempts"], 2);
+    assert_eq!(
+        detail["message_id"].as_str().unwrap(),
+        to_buyer[0].header("Message-ID").unwrap()
+    );
+    // Confirming gave fresh links: the one from the pending order's answer is replaced.
+    let text = to_buyer[0].text();
+    let path = |url: &str| url[url.find("/d/").unwrap()..].to_owned();
+    let new_path = path(text.lines().find(|l| l.contains("/d/")).unwrap().trim());
+    assert_ne!(new_path, path(&old_url));
+    // The links name the first run's port; this run listens on another.
+    assert_eq!(page_status(&app.url(&new_path)).await, StatusCode::OK);
+    assert_eq!(
+        page_status(&app.url(&path(&old_url))).await,
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn names_cannot_add_headers_and_every_mail_has_one_recipient() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+    })
+    .await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    // Line breaks in a name or an address are refused before anything is written.
+    for (field, value) in [
+        ("name", "Eve\r\nBcc: victim@example.net"),
+        ("email", "eve@example.com\r\nBcc: victim@example.net"),
+    ] {
+        let mut body = json!({"email": "eve@example.com", "name": "Eve", "product_ids": ["ebook"]});
+        body[field] = json!(value);
+        let (status, error) = call(&app, &token, Method::POST, "/api/v1/orders", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {error}");
+    }
+    // Header-like text that is allowed stays inside its own, encoded header.
+    let (status, _) = call(&app, &token, Method::POST, "/api/v1/orders", json!({"email": "eve@example.com", "name": "Eve \"Bcc: victim@example.net\" <x@y>", "product_ids": ["ebook"]})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mails = sink.wait_for(2).await; // the buyer's mail and the seller's notice
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.received().len(), 2);
+    for m in &mails {
+        assert_eq!(m.envelope_to.len(), 1);
+        let head = m.raw.split("\r\n\r\n").next().unwrap();
+        assert!(
+            !head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+            "{head}"
+        );
+        assert!(m.header("Bcc").is_none());
+    }
+    let buyer = mails
+        .iter()
+        .find(|m| m.envelope_to == ["eve@example.com"])
+        .unwrap();
+    let to = buyer.header("To").unwrap();
+    assert!(
+        to.ends_with("<eve@example.com>") && to.contains("Bcc: victim@example.net"),
+        "{to}"
+    );
+    app.stop().await;
+}
+
+/// Posts the self-service form; returns where it redirects and how long the answer took.
+async fn ask_for_links(app: &TestApp, email: &str, honeypot: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let r = app
+        .client()
+        .post(app.url("/resend"))
+        .form(&[("email", email), ("website", honeypot)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    (
+        r.headers()["location"].to_str().unwrap().to_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_addresses() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+    })
+    .await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    let first = order(&app, &token, "bea@example.com", json!({})).await;
+    let second = order(
+        &app,
+        &token,
+        "bea@example.com",
+        json!({"transaction_id": "PAY-2"}),
+    )
+    .await;
+    sink.wait_for(4).await; // two purchase mails, two seller notices
+    let old = [
+        first["issued"][0]["url"].as_str().unwrap().to_owned(),
+        second["issued"][0]["url"].as_str().unwrap().to_owned(),
+    ];
+
+    let page = reqwest::get(app.url("/resend")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Get new download links") && html.contains("name=\"website\""));
+
+    let (known, known_took) = ask_for_links(&app, "Bea@Example.com", "").await;
+    let (unknown, unknown_took) = ask_for_links(&app, "nobody@example.com", "").await;
+    assert_eq!(known, "/resend?sent=1");
+    assert_eq!(
+        unknown, known,
+        "the answer does not tell known from unknown"
+    );
+    for took in [known_took, unknown_took] {
+        assert!(took >= Duration::from_millis(400), "{took:?}");
+    }
+    let mails = sink.wait_for(5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.received().len(),
+        5,
+        "nothing is mailed to an unknown address"
+    );
+    let links = &mails[4];
+    assert_eq!(links.envelope_to, ["bea@example.com"]);
+    assert_eq!(
+        links.header("Subject").unwrap(),
+        "Your download links from My download store"
+    );
+    let text = links.text();
+    let new: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("/d/"))
+        .map(|l| l.trim().to_owned())
+        .collect();
+    assert_eq!(new.len(), 2, "both purchases: {text}");
+    for url in &new {
+        assert_eq!(page_status(url).await, StatusCode::OK);
+    }
+    for url in &old {
+        assert_eq!(
+            page_status(url).await,
+            StatusCode::NOT_FOUND,
+            "old links stop working"
+        );
+    }
+
+    // A bot filling the hidden field gets the same answer and nothing is sent.
+    let (bot, _) = ask_for_links(&app, "bea@example.com", "http://spam.example").await;
+    assert_eq!(bot, "/resend?sent=1");
+    // A malformed address is said to be one; too many requests for one address are refused.
+    assert_eq!(
+        ask_for_links(&app, "not an address", "").await.0,
+        "/resend?error=email"
+    );
+    assert_eq!(
+        ask_for_links(&app, "bea@example.com", "").await.0,
+        "/resend?sent=1"
+    );
+    assert_eq!(
+        ask_for_links(&app, "bea@example.com", "").await.0,
+        "/resend?error=busy"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.received().len(),
+        6,
+        "one more mail for the one more accepted request"
+    );
+    // Another site cannot post the form.
+    let r = app
+        .client()
+        .post(app.url("/resend"))
+        .header("origin", "https://evil.example")
+        .form(&[("email", "bea@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn templates_are_checked_with_their_line_previewed_and_used_for_new_mail() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+    })
+    .await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let post_json = |endpoint: &str, body: Value| {
+        admin
+            .post(app.url(&format!("/rpc/{endpoint}")))
+            .json(&body)
+            .send()
+    };
+    let broken = json!({"subject": "Thanks, {{buyer_name}}", "text": "Hello\n\nyour {{linkz}}\n", "html": "<p>{{links}}</p>"});
+    let r = post_json("mail-template-preview", json!({"source": broken}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(error["Invalid"]["field"], "text");
+    let message = error["Invalid"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("line 3: unknown placeholder {{linkz}}"),
+        "{message}"
+    );
+    let r = post_json(
+        "mail-template-save",
+        json!({"kind": "purchase", "source": broken}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let templates: Value = rpc(&admin, &app, "mail-templates", &[]).await;
+    let purchase = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "purchase")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        purchase["customised"], false,
+        "a broken template saves nothing"
+    );
+
+    let good = json!({"subject": "Thanks, {{buyer_name}}!", "text": "Hi {{buyer_name}},\n{{links}}\n-- {{store_name}}", "html": "<p>{{links}}</p>"});
+    let r = post_json("mail-template-preview", json!({"source": good}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let preview: Value = r.json().await.unwrap();
+    assert_eq!(preview["subject"], "Thanks, Ada Lovelace!");
+    assert!(
+        preview["text"]
+            .as_str()
+            .unwrap()
+            .contains("/d/7K3Q-M9XD-4TZP-W2HB-R5NC")
+    );
+    let r = post_json(
+        "mail-template-save",
+        json!({"kind": "purchase", "source": good}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let token = token(&app).await;
+    product(&app, &token).await;
+    let created = order(&app, &token, "bea@example.com", json!({})).await;
+    let mails = sink.wait_for(2).await;
+    let buyer = mails
+        .iter()
+        .find(|m| m.envelope_to == ["bea@example.com"])
+        .unwrap();
+    assert_eq!(buyer.header("Subject").unwrap(), "Thanks, Bea Buyer!");
+    assert!(buyer.text().starts_with("Hi Bea Buyer,\nThe Rust Book\n"));
+    assert!(
+        buyer
+            .text()
+            .contains(created["issued"][0]["url"].as_str().unwrap())
+    );
+    app.stop().await;
+}
