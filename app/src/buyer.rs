@@ -114,6 +114,7 @@ pub fn DownloadPage() -> impl IntoView {
 
 /// The store's name for buyer pages that show no order.
 #[server(prefix = "/rpc", endpoint = "store-name")]
+#[allow(clippy::unused_async)] // server functions are async by contract
 pub async fn load_store_name() -> Result<String, AppError> {
     use crate::server::{respond, state};
     respond(Ok(state()?.settings.current().store_name))

@@ -322,10 +322,7 @@ impl TemplateSource {
         } else {
             "\n\n{{links}}"
         };
-        let text = format!(
-            "{{{{greeting}}}}\n\n{intro}{links}\n\n{outro}\n\n{{{{store_name}}}}\n",
-            outro = outro
-        );
+        let text = format!("{{{{greeting}}}}\n\n{intro}{links}\n\n{outro}\n\n{{{{store_name}}}}\n");
         let html_intro = intro.replace('\n', "<br>\n");
         let html_links = if kind == MailKind::Test {
             ""
@@ -717,10 +714,10 @@ mod tests {
 
         #[test]
         fn parsing_never_panics_and_literals_render_back(s in "[a-z {}\n]{0,80}") {
-            if let Ok(t) = Template::parse("text", &s) {
-                if !s.contains("{{") {
-                    prop_assert_eq!(t.render(|_| String::new()), s);
-                }
+            if let Ok(t) = Template::parse("text", &s)
+                && !s.contains("{{")
+            {
+                prop_assert_eq!(t.render(|_| String::new()), s);
             }
         }
 

@@ -117,23 +117,7 @@ impl Application {
             domain::settings::StoreSettings::initial(config.reset_days),
         )
         .await?;
-        let mailer = Mailer::new(
-            settings.clone(),
-            &public_url,
-            config.smtp.as_ref().map(|s| s.from_address().to_owned()),
-        );
-        let sender = config
-            .smtp
-            .as_ref()
-            .map(|smtp| SmtpSender::new(&smtp.to_backend(), config.mail_policy.send_timeout))
-            .transpose()?;
-        let outbox = OutboxService::new(
-            store.clone(),
-            mailer.clone(),
-            sender.as_ref().map(|s| format!("{s:?}")),
-        );
-        let mail_worker =
-            sender.map(|s| OutboxWorker::new(store.clone(), s, config.mail_policy, &mailer));
+        let (mailer, outbox, mail_worker) = build_mail(&config, &store, &settings, &public_url)?;
         let orders = OrderService::new(store.clone(), key.clone(), mailer);
         let desk = DeskService::new(store.clone(), key, orders.clone(), settings.clone());
         let released = downloads.release_stale_reservations().await?;
@@ -239,6 +223,33 @@ impl Application {
             mail.abort();
         }
     }
+}
+
+/// The mailer the services queue mail with, the outbox screen's service, and the worker
+/// that sends (only when SMTP is configured: otherwise mail waits in the outbox).
+fn build_mail(
+    config: &Config,
+    store: &Store,
+    settings: &SettingsService,
+    public_url: &str,
+) -> Result<(Mailer, OutboxService, Option<OutboxWorker>), StartupError> {
+    let mailer = Mailer::new(
+        settings.clone(),
+        public_url,
+        config.smtp.as_ref().map(|s| s.from_address().to_owned()),
+    );
+    let sender = config
+        .smtp
+        .as_ref()
+        .map(|smtp| SmtpSender::new(&smtp.to_backend(), config.mail_policy.send_timeout))
+        .transpose()?;
+    let outbox = OutboxService::new(
+        store.clone(),
+        mailer.clone(),
+        sender.as_ref().map(|s| format!("{s:?}")),
+    );
+    let worker = sender.map(|s| OutboxWorker::new(store.clone(), s, config.mail_policy, &mailer));
+    Ok((mailer, outbox, worker))
 }
 
 /// The object store for product files; a remote one is checked before the server starts.

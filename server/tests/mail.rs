@@ -84,6 +84,7 @@ impl SmtpSink {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("aiosmtpd did not start: pip install aiosmtpd");
     }
 

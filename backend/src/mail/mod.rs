@@ -154,7 +154,7 @@ impl Mailer {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let mut facts = self.facts(None, to, links);
-        facts.buyer_name = name.to_owned();
+        name.clone_into(&mut facts.buyer_name);
         self.queue(tx, MailKind::SelfService, to, name, None, &facts, now)
     }
 
@@ -187,7 +187,7 @@ impl Mailer {
     }
 
     fn sender_name(&self) -> String {
-        header_text(&self.settings.current().mail_sender_name())
+        header_text(self.settings.current().mail_sender_name())
     }
 
     fn facts(&self, about: Option<About<'_>>, to: &Email, links: Vec<LinkLine>) -> MailFacts {
@@ -255,7 +255,7 @@ pub fn template_in(tx: &WriteTransaction, kind: MailKind) -> Result<MailTemplate
             // Saving checks templates, so this means a newer build's syntax; the default
             // still gets the mail out.
             Err(e) => {
-                tracing::warn!(kind = kind.as_str(), error = %e, "stored mail template is not usable; using the default")
+                tracing::warn!(kind = kind.as_str(), error = %e, "stored mail template is not usable; using the default");
             }
         }
     }

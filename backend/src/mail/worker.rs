@@ -349,20 +349,17 @@ fn settled(
             after.next_attempt_at = None;
         }
         Attempt::Failed(error) => {
-            match retry.next_attempt(before.retry_from, before.attempts, now) {
-                Some(at) => {
-                    after.state = MailState::Retrying;
-                    after.next_attempt_at = Some(at);
-                    after.last_error = Some(error);
-                }
-                None => {
-                    after.state = MailState::Failed;
-                    after.next_attempt_at = None;
-                    after.last_error = Some(format!(
-                        "gave up after {} attempts: {error}",
-                        before.attempts
-                    ));
-                }
+            if let Some(at) = retry.next_attempt(before.retry_from, before.attempts, now) {
+                after.state = MailState::Retrying;
+                after.next_attempt_at = Some(at);
+                after.last_error = Some(error);
+            } else {
+                after.state = MailState::Failed;
+                after.next_attempt_at = None;
+                after.last_error = Some(format!(
+                    "gave up after {} attempts: {error}",
+                    before.attempts
+                ));
             }
         }
     }

@@ -66,9 +66,9 @@ impl OrderService {
         } = validate(input)?;
         let passwords: Vec<DownloadPassword> = products.iter().map(|_| fresh_password()).collect();
         let digests: Vec<[u8; 32]> = passwords.iter().map(|p| self.key.digest(p)).collect();
-        let links: Vec<String> = passwords.iter().map(|p| self.link(p)).collect();
+        let urls: Vec<String> = passwords.iter().map(|p| self.link(p)).collect();
         let mailer = self.mailer.clone();
-        let mail_links = links.clone();
+        let mail_urls = urls.clone();
         let view = self
             .store
             .run(move |s| {
@@ -84,7 +84,7 @@ impl OrderService {
                     let order_number = unused_order_number(tx, now)?;
                     let mut grants = Vec::new();
                     let mut lines = Vec::new();
-                    for ((product_id, digest), url) in products.iter().zip(&digests).zip(mail_links)
+                    for ((product_id, digest), url) in products.iter().zip(&digests).zip(mail_urls)
                     {
                         let product = rows::product_in(tx, product_id)?.ok_or_else(|| {
                             ServiceError::invalid(
@@ -92,20 +92,7 @@ impl OrderService {
                                 format!("there is no product with the id {product_id}"),
                             )
                         })?;
-                        let grant = GrantRecord {
-                            order_id,
-                            product_id: product_id.clone(),
-                            password_digest: *digest,
-                            replaced_digests: Vec::new(),
-                            issued_at: now,
-                            valid_until: window(product.download_days, now),
-                            max_downloads: product.max_downloads,
-                            country_lock: product.country_lock,
-                            locked: None,
-                            blocked_by: None,
-                            revoked_at: None,
-                            ledger: Vec::new(),
-                        };
+                        let grant = new_grant(order_id, product_id, &product, *digest, now);
                         lines.push(LinkLine {
                             product_name: product.name.clone(),
                             url,
@@ -147,7 +134,7 @@ impl OrderService {
         let issued = view
             .grants
             .iter()
-            .zip(passwords.iter().zip(links))
+            .zip(passwords.iter().zip(urls))
             .map(|(g, (p, url))| IssuedGrant {
                 grant_id: g.grant_id,
                 product_id: g.product_id.clone(),
@@ -517,6 +504,30 @@ fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
         transaction_id,
         status,
     })
+}
+
+/// A fresh grant of a product with the product's rules as they are now.
+fn new_grant(
+    order_id: OrderId,
+    product_id: &ProductId,
+    product: &rows::ProductRecord,
+    digest: [u8; 32],
+    now: Timestamp,
+) -> GrantRecord {
+    GrantRecord {
+        order_id,
+        product_id: product_id.clone(),
+        password_digest: digest,
+        replaced_digests: Vec::new(),
+        issued_at: now,
+        valid_until: window(product.download_days, now),
+        max_downloads: product.max_downloads,
+        country_lock: product.country_lock,
+        locked: None,
+        blocked_by: None,
+        revoked_at: None,
+        ledger: Vec::new(),
+    }
 }
 
 /// The mails of a confirmed order: the buyer's (a complimentary grant has its own

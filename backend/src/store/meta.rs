@@ -187,7 +187,7 @@ pub fn mail_templates(
 ) -> Result<domain::mail::TemplateOverrides, StoreError> {
     let table = tx.open_table(META)?;
     let raw = table.get(KEY_MAIL_TEMPLATES)?;
-    decode_templates(raw.as_ref().map(|r| r.value()))
+    decode_templates(raw.as_ref().map(redb::AccessGuard::value))
 }
 
 /// The seller's mail templates, read inside a write transaction.
@@ -196,7 +196,7 @@ pub fn mail_templates_in(
 ) -> Result<domain::mail::TemplateOverrides, StoreError> {
     let table = tx.open_table(META)?;
     let raw = table.get(KEY_MAIL_TEMPLATES)?;
-    decode_templates(raw.as_ref().map(|r| r.value()))
+    decode_templates(raw.as_ref().map(redb::AccessGuard::value))
 }
 
 /// Saves the seller's mail templates (every kind given replaces the default).

@@ -115,10 +115,10 @@ pub fn put(
     previous: Option<&MailRecord>,
 ) -> Result<(), StoreError> {
     let mut due = tx.open_table(OUTBOX_DUE)?;
-    if let Some(old) = previous {
-        if let Some(at) = old.next_attempt_at.filter(|_| old.state.is_pending()) {
-            due.remove(due_key(at, id).as_slice())?;
-        }
+    if let Some(old) = previous
+        && let Some(at) = old.next_attempt_at.filter(|_| old.state.is_pending())
+    {
+        due.remove(due_key(at, id).as_slice())?;
     }
     if let Some(at) = record.next_attempt_at.filter(|_| record.state.is_pending()) {
         due.insert(due_key(at, id).as_slice(), ())?;
@@ -206,6 +206,9 @@ fn short(index: &str) -> StoreError {
     }
 }
 
+/// A page of mails with their ids, and where the next page starts.
+pub type MailPage = (Vec<(u64, MailRecord)>, Option<u64>);
+
 /// Mails newest first below `before` (from the newest when `None`) in one of `states`
 /// (all when empty), reading at most `scan` rows; also where to resume.
 pub fn page(
@@ -214,7 +217,7 @@ pub fn page(
     before: Option<u64>,
     limit: usize,
     scan: usize,
-) -> Result<(Vec<(u64, MailRecord)>, Option<u64>), StoreError> {
+) -> Result<MailPage, StoreError> {
     let table = tx.open_table(OUTBOX)?;
     let rows = match before {
         Some(b) => table.range(..b)?,
