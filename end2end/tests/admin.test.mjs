@@ -10,25 +10,13 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { startServer, startBrowser, watchErrors, hydrated, screenshotDir } from './harness.mjs';
+import { startServer, startBrowser, watchErrors, hydrated, screenshotDir, firstAdmin, EMAIL, PASSWORD } from './harness.mjs';
 
-const EMAIL = 'owner@example.com';
-const PASSWORD = 'correct horse battery staple';
 const US_IP = '8.8.8.8';
 const GB_IP = '81.2.69.142';
 
 async function shot(page, name) {
   await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
-}
-
-async function firstAdmin(page, server) {
-  await page.goto(server.setupLink);
-  await hydrated(page);
-  await page.getByLabel('Email').fill(EMAIL);
-  await page.locator('input[name="password"]').fill(PASSWORD);
-  await page.getByLabel('Password again').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create admin and sign in' }).click();
-  await page.waitForURL(`${server.baseUrl}/admin`);
 }
 
 /** The buyer's browser behind a proxy: the server trusts 127.0.0.1 for X-Forwarded-For. */

@@ -95,3 +95,18 @@ export function watchErrors(page) {
 export async function hydrated(page) {
   await page.waitForSelector('body[data-hydrated="true"]', { timeout: 15000 });
 }
+
+/** The first admin's sign-in details in every browser test. */
+export const EMAIL = 'owner@example.com';
+export const PASSWORD = 'correct horse battery staple';
+
+/** Creates the first admin through the setup link and lands on the dashboard. */
+export async function firstAdmin(page, server) {
+  await page.goto(server.setupLink);
+  await hydrated(page);
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.locator('input[name="password"]').fill(PASSWORD);
+  await page.getByLabel('Password again').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create admin and sign in' }).click();
+  await page.waitForURL(`${server.baseUrl}/admin`);
+}

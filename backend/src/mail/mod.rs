@@ -37,15 +37,23 @@ pub struct About<'a> {
 
 impl Mailer {
     pub fn new(settings: SettingsService, public_url: &str, smtp_from: Option<String>) -> Self {
-        let host = public_url
+        let authority = public_url
             .split("://")
             .nth(1)
             .unwrap_or(public_url)
-            .split(['/', ':'])
+            .split('/')
             .next()
-            .filter(|h| !h.is_empty())
-            .unwrap_or("dropgate.invalid")
-            .to_owned();
+            .unwrap_or_default();
+        // An IPv6 literal keeps its brackets; otherwise the port goes.
+        let host = match authority.find(']') {
+            Some(end) if authority.starts_with('[') => &authority[..=end],
+            _ => authority.split(':').next().unwrap_or_default(),
+        };
+        let host = if host.is_empty() {
+            "dropgate.invalid".to_owned()
+        } else {
+            host.to_owned()
+        };
         Self {
             settings,
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -262,6 +270,25 @@ pub fn template_in(tx: &WriteTransaction, kind: MailKind) -> Result<MailTemplate
     Ok(TemplateSource::default_for(kind)
         .checked()
         .expect("the shipped templates are valid (tested)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn message_ids_name_the_public_host() {
+        let store = crate::Store::in_memory().unwrap();
+        for (url, host) in [
+            ("https://shop.example.com/", "shop.example.com"),
+            ("http://127.0.0.1:8080", "127.0.0.1"),
+            ("http://[::1]:8080", "[::1]"),
+            ("", "dropgate.invalid"),
+        ] {
+            let mailer = Mailer::for_tests(store.clone(), url).await;
+            assert_eq!(mailer.message_host, host, "{url}");
+        }
+    }
 }
 
 fn random_hex() -> String {
