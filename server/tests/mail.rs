@@ -766,6 +766,23 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // What Chromium sends for the page's own form under `Referrer-Policy: no-referrer`
+    // (`Origin: null`) is accepted; a sibling site is not.
+    for (site, expected) in [
+        ("same-origin", StatusCode::SEE_OTHER),
+        ("same-site", StatusCode::FORBIDDEN),
+    ] {
+        let r = app
+            .client()
+            .post(app.url("/resend"))
+            .header("origin", "null")
+            .header("sec-fetch-site", site)
+            .form(&[("email", "someone@example.com")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{site}");
+    }
     app.stop().await;
 }
 

@@ -117,21 +117,23 @@ pub async fn same_origin_for_rpc(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Whether the browser says the request comes from another site (`Sec-Fetch-Site`), or
-/// its `Origin` names another host than the one it was sent to.
+/// Whether the browser says the request comes from another site. `Sec-Fetch-Site` decides
+/// when the browser sends it: with `Referrer-Policy: no-referrer` a same-origin form post
+/// carries `Origin: null`, so the origin alone would refuse it. Without that header, an
+/// `Origin` naming another host than the one the request was sent to is cross-site.
 pub fn is_cross_site(headers: &HeaderMap) -> bool {
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v == "cross-site");
+    if let Some(site) = headers.get("sec-fetch-site") {
+        // A sibling subdomain ("same-site") is another site for a shop's own host.
+        return site != "same-origin" && site != "none";
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_mismatch = headers
+    headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|origin| {
             let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
             Some(origin_host) != host
-        });
-    cross_site || origin_mismatch
+        })
 }
 
 /// The admin session cookie's value, if the request carries one.
