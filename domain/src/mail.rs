@@ -482,13 +482,15 @@ pub struct ComposedMail {
 
 impl MailTemplate {
     /// Fills the template with the facts. Values reach the subject only through
-    /// [`header_text`], so a name holding a line break cannot add a header.
+    /// [`header_text`], so a name holding a line break cannot add a header. The wrapper
+    /// carries no inline style: the admin shows mails in a sandboxed frame under the
+    /// admin's Content-Security-Policy, which refuses inline styles.
     pub fn compose(&self, facts: &MailFacts) -> ComposedMail {
         let subject = header_text(&self.subject.render(|n| facts.text(n)));
         let text = self.text.render(|n| facts.text(n));
         let body = self.html.render(|n| facts.html(n));
         let html = format!(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"font-family:sans-serif;line-height:1.5\">\n{body}</body></html>\n",
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n{body}</body></html>\n",
             escape_html(&subject)
         );
         ComposedMail {
