@@ -272,6 +272,14 @@ pub fn template_in(tx: &WriteTransaction, kind: MailKind) -> Result<MailTemplate
         .expect("the shipped templates are valid (tested)"))
 }
 
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random number generator failed");
+    hex::encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,12 +297,4 @@ mod tests {
             assert_eq!(mailer.message_host, host, "{url}");
         }
     }
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the operating system's random number generator failed");
-    hex::encode(bytes)
 }
