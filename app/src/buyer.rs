@@ -112,12 +112,47 @@ pub fn DownloadPage() -> impl IntoView {
     }
 }
 
-/// The store's name for buyer pages that show no order.
-#[server(prefix = "/rpc", endpoint = "store-name")]
+/// What the self-service page needs from the server: the store's name, and the signed
+/// "shown at" stamp the form sends back (a form posted sooner than a person can type, or
+/// without a stamp from this server, is not acted on).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResendScreen {
+    pub store_name: String,
+    pub form_stamp: String,
+}
+
+#[server(prefix = "/rpc", endpoint = "resend-page")]
 #[allow(clippy::unused_async)] // server functions are async by contract
-pub async fn load_store_name() -> Result<String, AppError> {
+pub async fn load_resend_screen() -> Result<ResendScreen, AppError> {
     use crate::server::{respond, state};
-    respond(Ok(state()?.settings.current().store_name))
+    let state = state()?;
+    respond(Ok(ResendScreen {
+        store_name: state.settings.current().store_name,
+        form_stamp: state.self_service.form_stamp(backend::clock::now()),
+    }))
+}
+
+/// The words for the outcome `POST /resend` put into the query.
+fn resend_outcome(sent: bool, error: Option<&str>) -> Option<(&'static str, &'static str)> {
+    if sent {
+        return Some((
+            "notice ok",
+            "If there are purchases for that address, we have sent new links to it. Check your inbox (and the spam folder) in a few minutes. The links you had before no longer work.",
+        ));
+    }
+    let text = match error? {
+        "email" => "That does not look like an email address. Check it and try again.",
+        "order" => {
+            "An order ID is the 7-digit number in your order mail. Check it, or leave the field empty to get links for all your purchases."
+        }
+        "quick" => {
+            "That was quicker than we expected from a person. Please wait a moment and send the form again."
+        }
+        "stale" => "This page was open for a long time. Please send the form again.",
+        "busy" => "Too many requests for now. Please try again in an hour.",
+        _ => "Something went wrong on our side. Please try again in a few minutes.",
+    };
+    Some(("notice error", text))
 }
 
 /// `/resend`: the buyer types their address and gets fresh links to every purchase. The
@@ -126,37 +161,16 @@ pub async fn load_store_name() -> Result<String, AppError> {
 #[component]
 pub fn ResendPage() -> impl IntoView {
     let query = use_query_map();
-    let store = Resource::new(|| (), |()| load_store_name());
+    let screen = Resource::new(|| (), |()| load_resend_screen());
     let outcome = move || {
         let q = query.read();
-        if q.get("sent").is_some() {
-            Some((
-                "notice ok",
-                "If there are purchases for that address, we have sent new links to it. Check your inbox (and the spam folder) in a few minutes. The links you had before no longer work.",
-            ))
-        } else {
-            match q.get("error").as_deref() {
-                Some("email") => Some((
-                    "notice error",
-                    "That does not look like an email address. Check it and try again.",
-                )),
-                Some("busy") => Some((
-                    "notice error",
-                    "Too many requests for now. Please try again in an hour.",
-                )),
-                Some(_) => Some((
-                    "notice error",
-                    "Something went wrong on our side. Please try again in a few minutes.",
-                )),
-                None => None,
-            }
-        }
+        resend_outcome(q.get("sent").is_some(), q.get("error").as_deref())
     };
     view! {
         <Title text="Get new download links"/>
         <main class="buyer">
             <Suspense fallback=|| ()>
-                {move || store.get().map(|name| view! { <p class="store-name">{name.unwrap_or_default()}</p> })}
+                {move || screen.get().and_then(Result::ok).map(|s| view! { <p class="store-name">{s.store_name}</p> })}
             </Suspense>
             <section class="card">
                 <h1>"Get new download links"</h1>
@@ -165,10 +179,16 @@ pub fn ResendPage() -> impl IntoView {
                 <form method="post" action="/resend" class="resend-form">
                     <label for="resend-email">"Email address"</label>
                     <input id="resend-email" name="email" type="email" required autocomplete="email" inputmode="email"/>
+                    <label for="resend-order">"Order ID " <span class="optional">"(optional)"</span></label>
+                    <input id="resend-order" name="order_id" type="text" inputmode="numeric" pattern="[0-9]{7}" maxlength="7" autocomplete="off" aria-describedby="resend-order-hint"/>
+                    <p id="resend-order-hint" class="hint">"Only for one purchase: the 7-digit number in your order mail."</p>
                     <div class="honeypot" aria-hidden="true">
                         <label for="resend-website">"Leave this empty"</label>
                         <input id="resend-website" name="website" type="text" tabindex="-1" autocomplete="off"/>
                     </div>
+                    <Suspense fallback=|| ()>
+                        {move || screen.get().and_then(Result::ok).map(|s| view! { <input type="hidden" name="shown" value=s.form_stamp/> })}
+                    </Suspense>
                     <button type="submit">"Send me new links"</button>
                 </form>
             </section>

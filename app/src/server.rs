@@ -22,6 +22,7 @@ pub struct UiState {
     pub activity: backend::services::ActivityService,
     pub settings: backend::services::SettingsService,
     pub outbox: backend::services::OutboxService,
+    pub self_service: backend::services::SelfService,
     /// For the audit log, read directly (it has no service of its own).
     pub store: backend::Store,
     pub started_at: Timestamp,

@@ -86,6 +86,8 @@ pub struct Config {
     pub presign_ttl: Duration,
     /// Send timeout and retry schedule of the outbox worker.
     pub mail_policy: backend::mail::worker::WorkerPolicy,
+    /// Rate limits and bot checks of the buyer's self-service form.
+    pub self_service: backend::services::SelfServicePolicy,
 }
 
 impl SmtpConfig {
@@ -135,6 +137,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             presign_ttl: Duration::from_secs(60),
             mail_policy: backend::mail::worker::WorkerPolicy::default(),
+            self_service: backend::services::SelfServicePolicy::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::config::{Config, StorageLocation};
 use crate::http::{self, HttpServices, HttpState, metrics::Metrics};
 use app::server::UiState;
+use backend::auth::form_stamp::FormStamps;
 use backend::blobs::Blobs;
 use backend::mail::Mailer;
 use backend::mail::worker::{OutboxWorker, SmtpSender};
@@ -119,6 +120,11 @@ impl Application {
         .await?;
         let (mailer, outbox, mail_worker) = build_mail(&config, &store, &settings, &public_url)?;
         let orders = OrderService::new(store.clone(), key.clone(), mailer);
+        let self_service = backend::services::SelfService::new(
+            orders.clone(),
+            FormStamps::new(key.derive("self-service form")),
+            config.self_service,
+        );
         let desk = DeskService::new(store.clone(), key, orders.clone(), settings.clone());
         let released = downloads.release_stale_reservations().await?;
         if released > 0 {
@@ -135,7 +141,7 @@ impl Application {
             orders: orders.clone(),
             downloads: downloads.clone(),
             desk: desk.clone(),
-            self_service: backend::services::SelfService::new(orders.clone()),
+            self_service: self_service.clone(),
             blobs,
             geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
@@ -152,6 +158,7 @@ impl Application {
             activity: backend::services::ActivityService::new(store.clone()),
             settings: settings.clone(),
             outbox,
+            self_service,
             store,
             started_at: backend::clock::now(),
             secure_cookies: public_url.starts_with("https://"),

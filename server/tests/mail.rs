@@ -3,7 +3,8 @@
 //! temporary refusal with the same Message-ID, permanent failures and "retry now", mail
 //! that waits without SMTP and goes out after a restart with SMTP, an interrupted send
 //! repeated once after a restart, the desk's resend and send-new-password mails, header
-//! safety, and the self-service page.
+//! safety, an SMTP server that is down or hangs, and the self-service page (bot checks,
+//! limits, one order, and timing that does not reveal known addresses).
 
 #![allow(clippy::too_many_lines)]
 
@@ -57,14 +58,34 @@ impl Received {
     }
 }
 
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How Dropgate reaches a plain SMTP server on 127.0.0.1:`port`.
+fn smtp_on(port: u16) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        from: "Tiny Shop <shop@example.com>".into(),
+    }
+}
+
 impl SmtpSink {
     async fn start() -> Self {
+        Self::start_on(free_port()).await
+    }
+
+    async fn start_on(port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -89,14 +110,7 @@ impl SmtpSink {
     }
 
     fn config(&self) -> SmtpConfig {
-        SmtpConfig {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            security: SmtpSecurity::None,
-            username: None,
-            password: None,
-            from: "Tiny Shop <shop@example.com>".into(),
-        }
+        smtp_on(self.port)
     }
 
     fn control(&self, name: &str, content: Option<&str>) {
@@ -151,7 +165,7 @@ impl SmtpSink {
 
     /// Waits until at least `n` messages arrived.
     async fn wait_for(&self, n: usize) -> Vec<Received> {
-        for _ in 0..200 {
+        for _ in 0..400 {
             let got = self.received();
             if got.len() >= n {
                 return got;
@@ -647,13 +661,126 @@ async fn names_cannot_add_headers_and_every_mail_has_one_recipient() {
     app.stop().await;
 }
 
+/// The SMTP server is down while orders arrive: the mails wait in the outbox with the
+/// connection error, and once it is back every one arrives, exactly once.
+#[tokio::test]
+async fn mail_queued_while_smtp_is_down_arrives_once_when_it_is_back() {
+    const ORDERS: usize = 5;
+    let port = free_port();
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(smtp_on(port));
+        fast_retries(c);
+    })
+    .await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    for n in 0..ORDERS {
+        order(&app, &token, &format!("buyer{n}@example.com"), json!({})).await;
+    }
+    for n in 0..ORDERS {
+        let waiting = wait_state(&admin, &app, &format!("buyer{n}@example.com"), "retrying").await;
+        assert!(
+            waiting["last_error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty()),
+            "{waiting}"
+        );
+    }
+
+    let sink = SmtpSink::start_on(port).await;
+    let expected = ORDERS * 2; // each buyer's mail and the seller's notice
+    sink.wait_for(expected).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let received = sink.received();
+    assert_eq!(received.len(), expected, "nothing arrives twice");
+    let mut ids: Vec<String> = received
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), expected, "every mail is its own message");
+    for n in 0..ORDERS {
+        let to = format!("buyer{n}@example.com");
+        assert_eq!(
+            received
+                .iter()
+                .filter(|m| m.envelope_to == [to.as_str()])
+                .count(),
+            1,
+            "{to}"
+        );
+    }
+    assert!(
+        outbox(&admin, &app)
+            .await
+            .iter()
+            .all(|m| m["state"] == "sent" && m["attempts"].as_u64() > Some(1))
+    );
+    app.stop().await;
+}
+
+/// A server that accepts the connection and then never answers is timed out; the mail is
+/// retried and sent once the server behaves.
+#[tokio::test]
+async fn a_server_that_hangs_is_timed_out_and_the_mail_retried() {
+    let sink = SmtpSink::start().await;
+    sink.control("hang", Some(""));
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+        c.mail_policy.send_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    order(&app, &token, "bea@example.com", json!({})).await;
+    let retrying = wait_state(&admin, &app, "bea@example.com", "retrying").await;
+    let error = retrying["last_error"].as_str().unwrap();
+    assert!(error.contains("no answer from SMTP 127.0.0.1"), "{error}");
+
+    sink.control("hang", None);
+    let sent = wait_state(&admin, &app, "bea@example.com", "sent").await;
+    assert!(sent["attempts"].as_u64().unwrap() >= 2, "{sent}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let to_buyer = sink
+        .received()
+        .into_iter()
+        .filter(|m| m.envelope_to == ["bea@example.com"])
+        .count();
+    assert_eq!(to_buyer, 1, "the timed-out attempt delivered nothing");
+    app.stop().await;
+}
+
+/// The self-service page's signed "shown at" stamp, as a browser gets it with the form.
+async fn form_stamp(app: &TestApp) -> String {
+    let html = reqwest::get(app.url("/resend"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let from = html
+        .find("name=\"shown\" value=\"")
+        .expect("the form carries a stamp")
+        + 20;
+    html[from..from + html[from..].find('"').unwrap()].to_owned()
+}
+
+/// Self-service limits for tests: the shop's defaults with a short minimum fill time.
+fn quick_form(config: &mut server::Config) {
+    config.self_service.min_fill = Duration::from_millis(1500);
+}
+
 /// Posts the self-service form; returns where it redirects and how long the answer took.
-async fn ask_for_links(app: &TestApp, email: &str, honeypot: &str) -> (String, Duration) {
+async fn ask_for_links(app: &TestApp, fields: &[(&str, &str)]) -> (String, Duration) {
     let started = Instant::now();
     let r = app
         .client()
         .post(app.url("/resend"))
-        .form(&[("email", email), ("website", honeypot)])
+        .form(fields)
         .send()
         .await
         .unwrap();
@@ -664,12 +791,22 @@ async fn ask_for_links(app: &TestApp, email: &str, honeypot: &str) -> (String, D
     )
 }
 
+/// The download links in a mail's plain text.
+fn links_in(mail: &Received) -> Vec<String> {
+    mail.text()
+        .lines()
+        .filter(|l| l.contains("/d/"))
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_addresses() {
     let sink = SmtpSink::start().await;
     let app = spawn_app_with(|c| {
         c.smtp = Some(sink.config());
         fast_retries(c);
+        quick_form(c);
     })
     .await;
     let token = token(&app).await;
@@ -692,9 +829,25 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("Get new download links") && html.contains("name=\"website\""));
+    assert!(html.contains("name=\"order_id\""));
 
-    let (known, known_took) = ask_for_links(&app, "Bea@Example.com", "").await;
-    let (unknown, unknown_took) = ask_for_links(&app, "nobody@example.com", "").await;
+    // Sent straight after the page was shown: quicker than a person; nothing happens.
+    let stamp = form_stamp(&app).await;
+    let (quick, _) = ask_for_links(&app, &[("email", "bea@example.com"), ("shown", &stamp)]).await;
+    assert_eq!(quick, "/resend?error=quick");
+    let page = reqwest::get(app.url(&quick))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("wait a moment"), "the page explains it");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+
+    let (known, known_took) =
+        ask_for_links(&app, &[("email", "Bea@Example.com"), ("shown", &stamp)]).await;
+    let (unknown, unknown_took) =
+        ask_for_links(&app, &[("email", "nobody@example.com"), ("shown", &stamp)]).await;
     assert_eq!(known, "/resend?sent=1");
     assert_eq!(
         unknown, known,
@@ -716,13 +869,8 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
         links.header("Subject").unwrap(),
         "Your download links from My download store"
     );
-    let text = links.text();
-    let new: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains("/d/"))
-        .map(|l| l.trim().to_owned())
-        .collect();
-    assert_eq!(new.len(), 2, "both purchases: {text}");
+    let new = links_in(links);
+    assert_eq!(new.len(), 2, "both purchases: {}", links.text());
     for url in &new {
         assert_eq!(page_status(url).await, StatusCode::OK);
     }
@@ -734,34 +882,92 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
         );
     }
 
-    // A bot filling the hidden field gets the same answer and nothing is sent.
-    let (bot, _) = ask_for_links(&app, "bea@example.com", "http://spam.example").await;
+    // With an order ID, only that purchase gets a new link; the other link keeps working.
+    let second_id = second["order_id"].as_u64().unwrap().to_string();
+    let (one, _) = ask_for_links(
+        &app,
+        &[
+            ("email", "bea@example.com"),
+            ("order_id", &second_id),
+            ("shown", &stamp),
+        ],
+    )
+    .await;
+    assert_eq!(one, "/resend?sent=1");
+    let mails = sink.wait_for(6).await;
+    let renewed = links_in(&mails[5]);
+    assert_eq!(renewed.len(), 1, "{}", mails[5].text());
+    assert_eq!(page_status(&renewed[0]).await, StatusCode::OK);
+    let mut working = 0;
+    for url in &new {
+        if page_status(url).await == StatusCode::OK {
+            working += 1;
+        }
+    }
+    assert_eq!(working, 1, "the other purchase's link was left alone");
+
+    // A bot filling the hidden field, and a post without the page's stamp, get the same
+    // answer and nothing is sent.
+    let (bot, _) = ask_for_links(
+        &app,
+        &[
+            ("email", "bea@example.com"),
+            ("website", "http://spam.example"),
+            ("shown", &stamp),
+        ],
+    )
+    .await;
     assert_eq!(bot, "/resend?sent=1");
-    // A malformed address is said to be one; too many requests for one address are refused.
-    assert_eq!(
-        ask_for_links(&app, "not an address", "").await.0,
-        "/resend?error=email"
-    );
-    assert_eq!(
-        ask_for_links(&app, "bea@example.com", "").await.0,
-        "/resend?sent=1"
-    );
-    assert_eq!(
-        ask_for_links(&app, "bea@example.com", "").await.0,
-        "/resend?error=busy"
-    );
+    let (script, _) = ask_for_links(&app, &[("email", "bea@example.com")]).await;
+    assert_eq!(script, "/resend?sent=1");
+    let forged = format!("{}0", &stamp[..stamp.len() - 1]);
+    let (script, _) =
+        ask_for_links(&app, &[("email", "bea@example.com"), ("shown", &forged)]).await;
+    assert_eq!(script, "/resend?sent=1");
+    // A malformed address or order ID is said to be one.
+    for (fields, expected) in [
+        (
+            [
+                ("email", "not an address"),
+                ("order_id", ""),
+                ("shown", &stamp),
+            ],
+            "/resend?error=email",
+        ),
+        (
+            [
+                ("email", "bea@example.com"),
+                ("order_id", "12345"),
+                ("shown", &stamp),
+            ],
+            "/resend?error=order",
+        ),
+    ] {
+        assert_eq!(ask_for_links(&app, &fields).await.0, expected);
+    }
+    // Three requests for one address in an hour (known, one order, the bot's); the fourth
+    // is refused, with words that say so.
+    let (busy, _) = ask_for_links(&app, &[("email", "bea@example.com"), ("shown", &stamp)]).await;
+    assert_eq!(busy, "/resend?error=busy");
+    let page = reqwest::get(app.url(&busy))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Too many requests"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         sink.received().len(),
         6,
-        "one more mail for the one more accepted request"
+        "one mail for each request acted on"
     );
     // Another site cannot post the form.
     let r = app
         .client()
         .post(app.url("/resend"))
         .header("origin", "https://evil.example")
-        .form(&[("email", "bea@example.com")])
+        .form(&[("email", "bea@example.com"), ("shown", &stamp)])
         .send()
         .await
         .unwrap();
@@ -777,12 +983,71 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
             .post(app.url("/resend"))
             .header("origin", "null")
             .header("sec-fetch-site", site)
-            .form(&[("email", "someone@example.com")])
+            .form(&[("email", "someone@example.com"), ("shown", &stamp)])
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), expected, "{site}");
     }
+    app.stop().await;
+}
+
+/// Many interleaved samples of known and unknown addresses: the answers cannot be told
+/// apart by their time. (Limits are raised here so that every sample does the full work.)
+#[tokio::test]
+async fn self_service_timing_does_not_reveal_known_addresses() {
+    const SAMPLES: usize = 24;
+    let app = spawn_app_with(|c| {
+        c.self_service.min_fill = Duration::ZERO;
+        c.self_service.per_email.max_failures = 1000;
+        c.self_service.per_client.max_failures = 1000;
+    })
+    .await;
+    let token = token(&app).await;
+    product(&app, &token).await;
+    let mut first_links = Vec::new();
+    for n in 0..3 {
+        let created = order(
+            &app,
+            &token,
+            "known@example.com",
+            json!({"transaction_id": format!("T-{n}")}),
+        )
+        .await;
+        first_links.push(created["issued"][0]["url"].as_str().unwrap().to_owned());
+    }
+    let stamp = form_stamp(&app).await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for n in 0..SAMPLES {
+        let (to, took) =
+            ask_for_links(&app, &[("email", "known@example.com"), ("shown", &stamp)]).await;
+        assert_eq!(to, "/resend?sent=1");
+        known.push(took);
+        let stranger = format!("stranger{n}@example.com");
+        let (to, took) = ask_for_links(&app, &[("email", &stranger), ("shown", &stamp)]).await;
+        assert_eq!(to, "/resend?sent=1");
+        unknown.push(took);
+    }
+    for url in &first_links {
+        assert_eq!(
+            page_status(url).await,
+            StatusCode::NOT_FOUND,
+            "the known address was re-linked"
+        );
+    }
+    known.sort();
+    unknown.sort();
+    let median = |v: &[Duration]| v[v.len() / 2];
+    let (k, u) = (median(&known), median(&unknown));
+    eprintln!(
+        "median known {k:?}, unknown {u:?}; fastest {:?} / {:?}",
+        known[0], unknown[0]
+    );
+    assert!(known[0] >= Duration::from_millis(400) && unknown[0] >= Duration::from_millis(400));
+    // Each known request re-linked three purchases and queued a mail: a write transaction
+    // and an fsync, hidden below the 400 ms floor.
+    let gap = k.abs_diff(u);
+    assert!(gap < Duration::from_millis(30), "medians differ by {gap:?}");
     app.stop().await;
 }
 

@@ -28,6 +28,15 @@ impl DownloadKey {
         mac.update(password.canonical().as_bytes());
         mac.finalize().into_bytes().into()
     }
+
+    /// A key for another purpose derived from the same secret, so one stored secret keys
+    /// several hashes without any two of them being interchangeable.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"dropgate derived key v1\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
 }
 
 #[cfg(test)]

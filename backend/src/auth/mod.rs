@@ -2,6 +2,7 @@
 //! and the sign-in throttle. Policy (who may do what) lives in the services.
 
 pub mod download_key;
+pub mod form_stamp;
 pub mod password;
 pub mod throttle;
 pub mod token;

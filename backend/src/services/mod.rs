@@ -26,5 +26,5 @@ pub use downloads::{
 pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};
 pub use outbox::OutboxService;
-pub use self_service::{LinkRequest, SelfService};
+pub use self_service::{LinkRefusal, LinkRequest, SelfService, SelfServicePolicy};
 pub use settings::{SettingsService, ShortenedIps};

@@ -317,10 +317,16 @@ impl OrderService {
     }
 
     /// The self-service page: mails the buyer fresh links to every purchase of this
-    /// address that can still download (passwords rotated: old links stop working).
+    /// address that can still download, or to the one order named (passwords rotated: old
+    /// links stop working).
     /// Returns how many links were sent, for tests and logs only: the page must say the same
     /// whatever the answer, so that it never reveals whether an address is known.
-    pub async fn self_service(&self, email: &Email, now: Timestamp) -> Result<usize, ServiceError> {
+    pub async fn self_service(
+        &self,
+        email: &Email,
+        only: Option<OrderId>,
+        now: Timestamp,
+    ) -> Result<usize, ServiceError> {
         let email = email.clone();
         let key = self.key.clone();
         let mailer = self.mailer.clone();
@@ -331,6 +337,9 @@ impl OrderService {
                     let mut lines = Vec::new();
                     let mut name = String::new();
                     for order_id in rows::orders_by_email_in(tx, &email)? {
+                        if only.is_some_and(|o| o != order_id) {
+                            continue;
+                        }
                         let Some(order) = rows::order_in(tx, order_id)? else {
                             continue;
                         };

@@ -1,56 +1,130 @@
 //! The buyer's self-service page: "send me my links again". The answer never says whether
 //! the address is known; rate limits per address and per client keep it from being used to
-//! flood a mailbox or to rotate a buyer's links all day.
+//! flood a mailbox or to rotate a buyer's links all day, and a signed "form shown at" stamp
+//! with a honeypot field turns away scripts that post without a person behind them.
 
 use super::{OrderService, ServiceError};
+use crate::auth::form_stamp::{FormStamps, StampError};
 use crate::auth::throttle::{Throttle, ThrottlePolicy};
-use domain::{Email, Timestamp};
+use domain::{Email, OrderId, Timestamp};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Requests one address may make per hour.
-const PER_EMAIL: ThrottlePolicy = ThrottlePolicy {
-    max_failures: 3,
-    window: Duration::from_secs(3600),
-};
-/// Requests one client may make per hour (a household or office shares an IP).
-const PER_CLIENT: ThrottlePolicy = ThrottlePolicy {
-    max_failures: 20,
-    window: Duration::from_secs(3600),
-};
+/// The limits of the self-service form; the defaults suit a shop, tests tighten or loosen
+/// them.
+#[derive(Debug, Clone, Copy)]
+pub struct SelfServicePolicy {
+    /// Requests one address may make per window.
+    pub per_email: ThrottlePolicy,
+    /// Requests one client may make per window (a household or office shares an IP).
+    pub per_client: ThrottlePolicy,
+    /// A form sent sooner than this after the page was shown was not filled in by a person.
+    pub min_fill: Duration,
+    /// A form shown longer ago than this must be sent again from a fresh page.
+    pub max_form_age: Duration,
+}
 
-/// What the buyer typed into the form.
+impl Default for SelfServicePolicy {
+    fn default() -> Self {
+        let hour = Duration::from_secs(3600);
+        Self {
+            per_email: ThrottlePolicy {
+                max_failures: 3,
+                window: hour,
+            },
+            per_client: ThrottlePolicy {
+                max_failures: 20,
+                window: hour,
+            },
+            // Typing an address takes longer; autofill and a click take about this long.
+            min_fill: Duration::from_millis(1500),
+            max_form_age: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// What the buyer sent with the form.
 #[derive(Debug, Clone)]
 pub struct LinkRequest {
     pub email: String,
+    /// Optional: only this order's links are renewed.
+    pub order_id: String,
     /// A field people never see or fill; bots that fill every field give themselves away.
     pub honeypot: String,
+    /// The stamp the page put into the form when it was shown.
+    pub form_stamp: String,
     pub client: IpAddr,
+}
+
+/// Why a request was refused, each with its own words on the page. Everything else (an
+/// unknown address, a bot) is answered as if it had worked.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkRefusal {
+    #[error("that is not an email address: {0}")]
+    Email(String),
+    #[error("an order ID is the 7-digit number in the order mail")]
+    OrderId,
+    #[error("sent quicker than a person can fill in the form")]
+    TooQuick,
+    #[error("the form was shown too long ago")]
+    Stale,
+    #[error("too many requests; retry after {retry_after:?}")]
+    TooMany { retry_after: Duration },
+    #[error(transparent)]
+    Failed(#[from] ServiceError),
 }
 
 /// The self-service use case.
 #[derive(Clone, Debug)]
 pub struct SelfService {
     orders: OrderService,
+    stamps: FormStamps,
+    policy: SelfServicePolicy,
     per_email: Arc<Throttle>,
     per_client: Arc<Throttle>,
 }
 
 impl SelfService {
-    pub fn new(orders: OrderService) -> Self {
+    pub fn new(orders: OrderService, stamps: FormStamps, policy: SelfServicePolicy) -> Self {
         Self {
             orders,
-            per_email: Arc::new(Throttle::new(PER_EMAIL)),
-            per_client: Arc::new(Throttle::new(PER_CLIENT)),
+            stamps,
+            policy,
+            per_email: Arc::new(Throttle::new(policy.per_email)),
+            per_client: Arc::new(Throttle::new(policy.per_client)),
         }
     }
 
-    /// Mails fresh links for every live purchase of the address, if it has any. `Ok` means
-    /// "done, if there was anything to do" in every case the buyer may not learn about;
-    /// a malformed address and too many requests are errors a person can act on.
-    pub async fn request(&self, input: LinkRequest, now: Timestamp) -> Result<(), ServiceError> {
-        let email = Email::parse(&input.email).map_err(|e| ServiceError::invalid("email", e))?;
+    /// The stamp a freshly shown form carries.
+    pub fn form_stamp(&self, now: Timestamp) -> String {
+        self.stamps.issue(now)
+    }
+
+    /// Mails fresh links for every live purchase of the address (or of the one order named),
+    /// if it has any. `Ok` means "done, if there was anything to do" in every case the buyer
+    /// may not learn about; the refusals are the ones a person can act on.
+    pub async fn request(&self, input: LinkRequest, now: Timestamp) -> Result<(), LinkRefusal> {
+        let email = Email::parse(&input.email).map_err(|e| LinkRefusal::Email(e.to_string()))?;
+        let order = match input.order_id.trim() {
+            "" => None,
+            text => Some(OrderId::parse(text).ok_or(LinkRefusal::OrderId)?),
+        };
+        match self.stamps.check(
+            &input.form_stamp,
+            now,
+            self.policy.min_fill,
+            self.policy.max_form_age,
+        ) {
+            Ok(()) => {}
+            Err(StampError::Forged) => {
+                // Not from our page: a script. It gets the usual answer and nothing happens.
+                tracing::info!(client = %input.client, "self-service request without a valid form stamp; ignored");
+                return Ok(());
+            }
+            Err(StampError::TooQuick) => return Err(LinkRefusal::TooQuick),
+            Err(StampError::Stale) => return Err(LinkRefusal::Stale),
+        }
         let client = input.client.to_string();
         for (throttle, key) in [
             (&self.per_client, client.as_str()),
@@ -58,7 +132,7 @@ impl SelfService {
         ] {
             throttle
                 .check(key, now)
-                .map_err(|retry_after| ServiceError::TooManyAttempts { retry_after })?;
+                .map_err(|retry_after| LinkRefusal::TooMany { retry_after })?;
         }
         self.per_client.record_failure(&client, now);
         self.per_email.record_failure(email.as_str(), now);
@@ -66,7 +140,7 @@ impl SelfService {
             tracing::info!(client = %input.client, "self-service request with the honeypot filled; ignored");
             return Ok(());
         }
-        let links = self.orders.self_service(&email, now).await?;
+        let links = self.orders.self_service(&email, order, now).await?;
         tracing::info!(links, "self-service request handled");
         Ok(())
     }

@@ -9,8 +9,7 @@ use super::HttpState;
 use app::server::ClientIp;
 use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use backend::ServiceError;
-use backend::services::LinkRequest;
+use backend::services::{LinkRefusal, LinkRequest};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -23,9 +22,15 @@ const ANSWER_AFTER: Duration = Duration::from_millis(400);
 pub struct ResendForm {
     #[serde(default)]
     email: String,
+    /// Optional: renew only this order's links.
+    #[serde(default)]
+    order_id: String,
     /// The honeypot (hidden from people by the page's CSS).
     #[serde(default)]
     website: String,
+    /// The signed time the page was shown (see `backend::auth::form_stamp`).
+    #[serde(default)]
+    shown: String,
 }
 
 pub async fn request_links(
@@ -40,21 +45,30 @@ pub async fn request_links(
         .request(
             LinkRequest {
                 email: form.email,
+                order_id: form.order_id,
                 honeypot: form.website,
+                form_stamp: form.shown,
                 client,
             },
             backend::clock::now(),
         )
         .await;
     tokio::time::sleep_until(deadline).await;
-    let query = match outcome {
+    Redirect::to(&format!("/resend?{}", outcome_query(&outcome))).into_response()
+}
+
+/// The page's query for an outcome; the page turns it into words (see `app::buyer`).
+fn outcome_query(outcome: &Result<(), LinkRefusal>) -> &'static str {
+    match outcome {
         Ok(()) => "sent=1",
-        Err(ServiceError::Invalid { .. }) => "error=email",
-        Err(ServiceError::TooManyAttempts { .. }) => "error=busy",
-        Err(e) => {
+        Err(LinkRefusal::Email(_)) => "error=email",
+        Err(LinkRefusal::OrderId) => "error=order",
+        Err(LinkRefusal::TooQuick) => "error=quick",
+        Err(LinkRefusal::Stale) => "error=stale",
+        Err(LinkRefusal::TooMany { .. }) => "error=busy",
+        Err(LinkRefusal::Failed(e)) => {
             tracing::error!(error = %e, "self-service request failed");
             "error=failed"
         }
-    };
-    Redirect::to(&format!("/resend?{query}")).into_response()
+    }
 }
