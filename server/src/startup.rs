@@ -126,13 +126,7 @@ impl Application {
             config.self_service,
         );
         let desk = DeskService::new(store.clone(), key, orders.clone(), settings.clone());
-        let released = downloads.release_stale_reservations().await?;
-        if released > 0 {
-            tracing::info!(
-                grants = released,
-                "gave back download reservations left by the previous run"
-            );
-        }
+        release_stale_reservations(&downloads).await?;
 
         let state = HttpState::new(HttpServices {
             store: store.clone(),
@@ -232,6 +226,18 @@ impl Application {
     }
 }
 
+/// Gives back what downloads cut off by the previous run had reserved but not sent.
+async fn release_stale_reservations(downloads: &DownloadService) -> Result<(), StartupError> {
+    let released = downloads.release_stale_reservations().await?;
+    if released > 0 {
+        tracing::info!(
+            grants = released,
+            "gave back download reservations left by the previous run"
+        );
+    }
+    Ok(())
+}
+
 /// The mailer the services queue mail with, the outbox screen's service, and the worker
 /// that sends (only when SMTP is configured: otherwise mail waits in the outbox).
 fn build_mail(
@@ -248,7 +254,7 @@ fn build_mail(
     let sender = config
         .smtp
         .as_ref()
-        .map(|smtp| SmtpSender::new(&smtp.to_backend(), config.mail_policy.send_timeout))
+        .map(|smtp| SmtpSender::new(&smtp.to_backend()))
         .transpose()?;
     let outbox = OutboxService::new(
         store.clone(),

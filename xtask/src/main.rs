@@ -55,6 +55,7 @@ fn run() -> Result<()> {
                 "--example",
                 "order_list",
             ]))?;
+            run_cmd(Command::new("python3").arg("bench/mail.py"))?;
             run_cmd(
                 Command::new("python3")
                     .arg("bench/downloads.py")

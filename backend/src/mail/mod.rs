@@ -2,6 +2,7 @@
 //! the caller's write transaction (so a mail exists exactly when its cause was committed),
 //! and the SMTP worker that delivers the outbox ([`worker`]).
 
+pub mod smtp;
 pub mod worker;
 
 use crate::services::SettingsService;

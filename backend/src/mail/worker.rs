@@ -1,4 +1,4 @@
-//! The outbox worker: sends due mail over SMTP with lettre, one attempt at a time.
+//! The outbox worker: sends due mail over SMTP (`super::smtp`), one attempt at a time.
 //!
 //! Each attempt is first marked "sending" in its own committed transaction, then sent under
 //! a timeout (lettre's own timeout covers only the connection, PITFALLS.md), then its
@@ -10,35 +10,12 @@ use crate::store::outbox::{self, MailRecord};
 use crate::store::{Store, StoreError};
 use domain::Timestamp;
 use domain::mail::{MailState, RetryPolicy};
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Notify;
 
-/// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    /// Plain connection upgraded with STARTTLS (required), usually port 587.
-    StartTls,
-    /// TLS from the first byte, usually port 465.
-    Tls,
-    /// No encryption: only for a relay on the same host or network.
-    None,
-}
-
-/// Where and how to send mail.
-#[derive(Debug, Clone)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub security: SmtpSecurity,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// The envelope and default `From` address.
-    pub from: String,
-}
+pub use super::smtp::{SmtpSecurity, SmtpSender, SmtpSettings, SmtpSetupError};
+use super::smtp::{SmtpSession, error_text};
 
 /// Tuning of the worker.
 #[derive(Debug, Clone, Copy)]
@@ -61,106 +38,6 @@ impl Default for WorkerPolicy {
             lease: Duration::from_secs(600),
             poll: Duration::from_secs(30),
         }
-    }
-}
-
-/// Why the SMTP settings cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum SmtpSetupError {
-    #[error("the SMTP from address {0:?} is not a valid address")]
-    From(String),
-    #[error("SMTP host {host}: {detail}")]
-    Host { host: String, detail: String },
-}
-
-/// A configured SMTP sender.
-#[derive(Clone)]
-pub struct SmtpSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
-    description: String,
-}
-
-impl std::fmt::Debug for SmtpSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.description)
-    }
-}
-
-impl SmtpSender {
-    pub fn new(settings: &SmtpSettings, timeout: Duration) -> Result<Self, SmtpSetupError> {
-        let from: Mailbox = settings
-            .from
-            .parse()
-            .map_err(|_| SmtpSetupError::From(settings.from.clone()))?;
-        let host_error = |e: lettre::transport::smtp::Error| SmtpSetupError::Host {
-            host: settings.host.clone(),
-            detail: e.to_string(),
-        };
-        let builder = match settings.security {
-            SmtpSecurity::StartTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
-                    .map_err(host_error)?
-            }
-            SmtpSecurity::Tls => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host).map_err(host_error)?
-            }
-            SmtpSecurity::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-            }
-        };
-        let mut builder = builder.port(settings.port).timeout(Some(timeout));
-        if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-        }
-        Ok(Self {
-            transport: builder.build(),
-            from,
-            description: format!(
-                "SMTP {}:{} ({:?})",
-                settings.host, settings.port, settings.security
-            ),
-        })
-    }
-
-    /// The message exactly as it goes out for this record (same bytes on every attempt
-    /// apart from what the transport adds).
-    fn message(&self, mail: &MailRecord) -> Result<Message, String> {
-        let from_address = if mail.from_email.is_empty() {
-            self.from.email.clone()
-        } else {
-            mail.from_email
-                .parse()
-                .map_err(|e| format!("the sender address {:?}: {e}", mail.from_email))?
-        };
-        let from_name = Some(mail.from_name.clone()).filter(|n| !n.is_empty());
-        let to_address = mail
-            .to_email
-            .parse()
-            .map_err(|e| format!("the recipient address {:?}: {e}", mail.to_email))?;
-        let to_name = Some(mail.to_name.clone()).filter(|n| !n.is_empty());
-        let date = UNIX_EPOCH
-            + Duration::from_millis(u64::try_from(mail.queued_at.unix_millis()).unwrap_or(0));
-        let builder = Message::builder()
-            .message_id(Some(mail.message_id.clone()))
-            .date(
-                date.max(UNIX_EPOCH)
-                    .min(SystemTime::now() + Duration::from_secs(86_400)),
-            )
-            .from(Mailbox::new(from_name, from_address))
-            .sender(self.from.clone())
-            .to(Mailbox::new(to_name, to_address))
-            .subject(mail.subject.clone());
-        let body = if mail.html.is_empty() {
-            MultiPart::mixed().singlepart(
-                lettre::message::SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(mail.text.clone()),
-            )
-        } else {
-            MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone())
-        };
-        builder.multipart(body).map_err(|e| e.to_string())
     }
 }
 
@@ -235,7 +112,8 @@ impl OutboxWorker {
         }
     }
 
-    /// Sends every mail due now; returns how many attempts were made.
+    /// Sends every mail due now on one SMTP session (opened when the first mail needs it,
+    /// dropped after any error); returns how many attempts were made.
     pub async fn send_due(&self) -> Result<usize, StoreError> {
         let now = crate::clock::now();
         let due = self
@@ -243,12 +121,16 @@ impl OutboxWorker {
             .run(move |s| s.read(|tx| outbox::due(tx, now, 32)))
             .await?;
         let mut attempts = 0;
+        let mut session = None;
         for id in due {
             if let Some(mail) = self.claim(id).await? {
-                let outcome = self.attempt(&mail).await;
+                let outcome = self.attempt(&mail, &mut session).await;
                 self.settle(id, outcome).await?;
                 attempts += 1;
             }
+        }
+        if let Some(session) = session {
+            let _ = tokio::time::timeout(self.policy.send_timeout, session.quit()).await;
         }
         Ok(attempts)
     }
@@ -279,29 +161,43 @@ impl OutboxWorker {
             .await
     }
 
-    async fn attempt(&self, mail: &MailRecord) -> Attempt {
+    /// One attempt, under the send timeout from connecting to the server's last answer.
+    async fn attempt(&self, mail: &MailRecord, session: &mut Option<SmtpSession>) -> Attempt {
         let message = match self.sender.message(mail) {
             Ok(m) => m,
             Err(e) => return Attempt::Refused(format!("the mail cannot be built: {e}")),
         };
-        match tokio::time::timeout(
-            self.policy.send_timeout,
-            self.sender.transport.send(message),
-        )
-        .await
-        {
-            Ok(Ok(response)) => Attempt::Accepted(format!(
-                "{} {}",
-                response.code(),
-                response.message().collect::<Vec<_>>().join(" ")
-            )),
-            Ok(Err(e)) if e.is_permanent() => Attempt::Refused(error_text(&e)),
-            Ok(Err(e)) => Attempt::Failed(error_text(&e)),
-            Err(_) => Attempt::Failed(format!(
-                "no answer from {} within {} s",
-                self.sender.description,
-                self.policy.send_timeout.as_secs()
-            )),
+        let outcome = tokio::time::timeout(self.policy.send_timeout, async {
+            if session.is_none() {
+                *session = Some(self.sender.open().await.map_err(Attempt::Failed)?);
+            }
+            let open = session.as_mut().expect("opened above");
+            match open.send(&message).await {
+                Ok(response) => Ok(Attempt::Accepted(format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                ))),
+                Err(e) if e.is_permanent() => Err(Attempt::Refused(error_text(&e))),
+                Err(e) => Err(Attempt::Failed(error_text(&e))),
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(refused_or_failed)) => {
+                // A session that saw an error is not trusted with the next mail.
+                *session = None;
+                refused_or_failed
+            }
+            Err(_) => {
+                *session = None;
+                Attempt::Failed(format!(
+                    "no answer from {} within {} s",
+                    self.sender.description(),
+                    self.policy.send_timeout.as_secs()
+                ))
+            }
         }
     }
 
@@ -364,17 +260,6 @@ fn settled(
         }
     }
     after
-}
-
-fn error_text(e: &lettre::transport::smtp::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Makes mails left "sending" by a crash due now; returns how many.
