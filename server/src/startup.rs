@@ -209,7 +209,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
-        let retention = self.settings.spawn_retention_job(IP_RETENTION_INTERVAL);
+        let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+        let retention = self
+            .settings
+            .spawn_retention_job(IP_RETENTION_INTERVAL, jobs_stopped);
         let mail = self.mail_worker.map(OutboxWorker::spawn);
         http::serve::serve(
             self.listener,
@@ -219,9 +222,15 @@ impl Application {
             shutdown,
         )
         .await;
-        retention.abort();
+        // Every background task is finished (not just told to finish) before this returns,
+        // so nothing holds the store and the same data dir can be opened again at once.
+        let _ = stop_jobs.send(true);
+        let _ = retention.await;
         if let Some(mail) = mail {
+            // Cut off mid-send as a crash would: the mail stays "sending" and goes out again,
+            // with the same Message-ID, at the next start.
             mail.abort();
+            let _ = mail.await;
         }
     }
 }

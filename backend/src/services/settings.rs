@@ -112,13 +112,22 @@ impl SettingsService {
         Ok(shortened)
     }
 
-    /// Runs the retention job now and then every `every`, until the process ends.
-    pub fn spawn_retention_job(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Runs the retention job now and then every `every`, until `stop` turns true or its
+    /// sender is dropped. A run in progress finishes first, so when the task has ended no
+    /// store work of it is left running (the store file can be reopened at once).
+    pub fn spawn_retention_job(
+        &self,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let service = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
                 match service.shorten_expired_ips(crate::clock::now()).await {
                     Ok(r) if r.events + r.grants > 0 => tracing::info!(
                         events = r.events,
