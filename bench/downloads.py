@@ -220,7 +220,7 @@ def main():
             print(f"  {count:>2} concurrent   dropgate {d:9.0f}   nginx sendfile {n:9.0f}   ratio {d / n:5.2f} x")
 
         if args.only in (None, "small"):
-            small_rate(args, base, token, dg_small, ng_small)
+            small_rate(args, dropgate, base, token, dg_small, ng_small)
         if args.only in (None, "memory"):
             peak_memory(args, dropgate, dg_big)
     finally:
@@ -231,15 +231,26 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
-def small_rate(args, base, token, dg_small, ng_small):
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def small_rate(args, dropgate, base, token, dg_small, ng_small):
     print(f"1 KiB file through a checked link, wrk -t2 -c32 -d{args.seconds}s")
     before = api(base, token, "POST", "/api/v1/grants/lookup", {"email": "bench@example.com"})
     used_before = {g["product_id"]: g for g in before}["small"]
+    cpu_before = cpu_seconds(dropgate.pid)
     d_rate, d_requests, d_bad, d_p99 = wrk_rate(dg_small, args.seconds)
+    # CPU per download varies far less between runs than req/s on a shared machine.
+    cpu_per_request = (cpu_seconds(dropgate.pid) - cpu_before) / max(d_requests, 1) * 1e6
     n_rate, n_requests, n_bad, n_p99 = wrk_rate(ng_small, args.seconds)
     print(f"  dropgate (password, redb ledger)  {d_rate:9.0f} req/s   p99 {d_p99:>8}   non-2xx {d_bad}")
     print(f"  nginx (secure_link)               {n_rate:9.0f} req/s   p99 {n_p99:>8}   non-2xx {n_bad}")
     print(f"  ratio                             {d_rate / n_rate:9.2f} x")
+    print(f"  dropgate CPU per download         {cpu_per_request:9.1f} us")
     time.sleep(1.0)  # let the last bodies settle
     after = {g["product_id"]: g for g in api(base, token, "POST", "/api/v1/grants/lookup",
                                              {"email": "bench@example.com"})}["small"]

@@ -9,7 +9,7 @@
 use super::ServiceError;
 use crate::auth::download_key::DownloadKey;
 use crate::store::delivery::{
-    self as rows, EventRecord, FileRecord, GrantRecord, Outcome, Sighting,
+    self as rows, DownloadTables, EventRecord, FileRecord, GrantRecord, Outcome, Sighting,
 };
 use crate::store::{Store, StoreError};
 use domain::range::{self, RangeAnswer};
@@ -191,14 +191,16 @@ impl DownloadService {
             .store
             // Grouped: concurrent downloads share one commit (and fsync); the decision
             // and the reservation are still one transaction that no other writer interleaves.
-            .write_grouped(move |tx| {
-                let gid = rows::grant_by_digest_in(tx, &digest)?.ok_or(Refusal::NotFound)?;
-                let mut grant = rows::grant_in(tx, gid)?.ok_or(Refusal::NotFound)?;
+            .write_grouped(move |batch| {
+                let tables = batch.downloads()?;
+                let gid = tables.grant_by_digest(&digest)?.ok_or(Refusal::NotFound)?;
+                let mut grant = tables.grant(gid)?.ok_or(Refusal::NotFound)?;
                 if grant.password_digest != digest {
                     return Err(Refusal::NotFound);
                 }
-                let record = file_of(tx, &grant.product_id, file)?.ok_or(Refusal::NotFound)?;
-                let order = rows::order_in(tx, grant.order_id)?
+                let record = file_of(tables, &grant.product_id, file)?.ok_or(Refusal::NotFound)?;
+                let order = tables
+                    .order(grant.order_id)?
                     .ok_or_else(|| corrupt("order of a grant"))?;
                 let etag = format!("\"{}\"", hex::encode(record.sha256));
                 let if_range = ranges
@@ -251,8 +253,8 @@ impl DownloadService {
                         if permit.lock_country.is_some() {
                             grant.locked = Some(sighting);
                         }
-                        rows::put_grant(tx, gid, &grant)?;
-                        let seq = rows::insert_event(tx, &event)?;
+                        tables.update_grant(gid, &grant)?;
+                        let seq = tables.insert_event(&event)?;
                         Ok(Ok(Ticket {
                             grant: gid,
                             file,
@@ -271,10 +273,10 @@ impl DownloadService {
                             // The seed rule: a second country blocks the grant at once,
                             // and the attempt is kept beside the first.
                             grant.blocked_by = Some(sighting);
-                            rows::put_grant(tx, gid, &grant)?;
+                            tables.update_grant(gid, &grant)?;
                         }
                         event.outcome = Outcome::Refused(reason_code(&denied).to_owned());
-                        rows::insert_event(tx, &event)?;
+                        tables.insert_event(&event)?;
                         Ok(Err(denied))
                     }
                 }
@@ -299,15 +301,16 @@ impl DownloadService {
             // Lazily durable: if a crash loses this, the download stays charged in full,
             // which errs in the seller's favour by what was not sent, and the download
             // path saves an fsync.
-            .write_grouped_lazily(move |tx| {
-                if let Some(mut grant) = rows::grant_in(tx, gid)? {
+            .write_grouped_lazily(move |batch| {
+                let tables = batch.downloads()?;
+                if let Some(mut grant) = tables.grant(gid)? {
                     let ledger = grant.ledger_mut(file);
                     ledger.delivered = ledger.delivered.saturating_sub(unsent);
-                    rows::put_grant(tx, gid, &grant)?;
+                    tables.update_grant(gid, &grant)?;
                 }
-                if let Some(mut event) = rows::event_in(tx, seq)? {
+                if let Some(mut event) = tables.event(seq)? {
                     event.bytes = sent;
-                    rows::put_event(tx, seq, &event)?;
+                    tables.put_event(seq, &event)?;
                 }
                 Ok::<_, StoreError>(())
             })
@@ -329,17 +332,17 @@ fn facts(grant: &GrantRecord, status: domain::OrderStatus) -> GrantFacts {
 }
 
 fn file_of(
-    tx: &redb::WriteTransaction,
+    tables: &DownloadTables<'_>,
     product: &ProductId,
     file: FileId,
 ) -> Result<Option<FileRecord>, StoreError> {
-    let Some(p) = rows::product_in(tx, product)? else {
+    let Some(p) = tables.product(product)? else {
         return Ok(None);
     };
     if !p.files.contains(&file) {
         return Ok(None);
     }
-    rows::file_in(tx, file)
+    tables.file(file)
 }
 
 /// The short code of a refusal, for the event log and APIs.

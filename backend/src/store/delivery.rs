@@ -546,16 +546,6 @@ pub fn grant_by_digest(
         .map(|g| GrantId::new(g.value())))
 }
 
-pub fn grant_by_digest_in(
-    tx: &WriteTransaction,
-    digest: &[u8; 32],
-) -> Result<Option<GrantId>, StoreError> {
-    Ok(tx
-        .open_table(GRANT_PASSWORDS)?
-        .get(digest.as_slice())?
-        .map(|g| GrantId::new(g.value())))
-}
-
 /// Gives back every reservation (after a restart no download is in progress).
 pub fn release_all_reservations(tx: &WriteTransaction) -> Result<u64, StoreError> {
     let mut table = tx.open_table(GRANTS)?;
@@ -645,26 +635,108 @@ pub fn shorten_event_ips_before(
     Ok((cursor, changed.len() as u64, reached_recent))
 }
 
+// ---- the download path ----
+
+/// The tables a download reads and writes, opened once for a whole group-commit batch
+/// (see `Batch::downloads`) rather than once per lookup.
+pub struct DownloadTables<'tx> {
+    passwords: redb::Table<'tx, &'static [u8], u64>,
+    grants: redb::Table<'tx, u64, &'static [u8]>,
+    products: redb::Table<'tx, &'static str, &'static [u8]>,
+    files: redb::Table<'tx, u64, &'static [u8]>,
+    orders: redb::Table<'tx, u32, &'static [u8]>,
+    events: redb::Table<'tx, u64, &'static [u8]>,
+    grant_events: redb::Table<'tx, &'static [u8], ()>,
+}
+
+impl<'tx> DownloadTables<'tx> {
+    pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            passwords: tx.open_table(GRANT_PASSWORDS)?,
+            grants: tx.open_table(GRANTS)?,
+            products: tx.open_table(PRODUCTS)?,
+            files: tx.open_table(FILES)?,
+            orders: tx.open_table(ORDERS)?,
+            events: tx.open_table(EVENTS)?,
+            grant_events: tx.open_table(GRANT_EVENTS)?,
+        })
+    }
+
+    /// The grant a password digest (current or replaced) belongs to.
+    pub fn grant_by_digest(&self, digest: &[u8; 32]) -> Result<Option<GrantId>, StoreError> {
+        Ok(self
+            .passwords
+            .get(digest.as_slice())?
+            .map(|g| GrantId::new(g.value())))
+    }
+
+    pub fn grant(&self, id: GrantId) -> Result<Option<GrantRecord>, StoreError> {
+        get(&self.grants, id.get())
+    }
+
+    /// Overwrites a grant whose password did not change (the download path never changes
+    /// it), so the password index is left alone.
+    pub fn update_grant(&mut self, id: GrantId, record: &GrantRecord) -> Result<(), StoreError> {
+        self.grants
+            .insert(id.get(), codec::encode(record).as_slice())?;
+        Ok(())
+    }
+
+    pub fn product(&self, id: &ProductId) -> Result<Option<ProductRecord>, StoreError> {
+        self.products
+            .get(id.as_str())?
+            .map(|row| codec::decode(row.value()))
+            .transpose()
+    }
+
+    pub fn file(&self, id: FileId) -> Result<Option<FileRecord>, StoreError> {
+        get(&self.files, id.get())
+    }
+
+    pub fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        get(&self.orders, id.get())
+    }
+
+    /// Appends an event; returns its sequence number.
+    pub fn insert_event(&mut self, record: &EventRecord) -> Result<u64, StoreError> {
+        append_event(&mut self.events, &mut self.grant_events, record)
+    }
+
+    pub fn event(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+        get(&self.events, seq)
+    }
+
+    pub fn put_event(&mut self, seq: u64, record: &EventRecord) -> Result<(), StoreError> {
+        self.events.insert(seq, codec::encode(record).as_slice())?;
+        Ok(())
+    }
+}
+
 // ---- events and audit ----
 
 pub fn insert_event(tx: &WriteTransaction, record: &EventRecord) -> Result<u64, StoreError> {
-    let seq = meta::next_id(tx, "event")?;
-    tx.open_table(EVENTS)?
-        .insert(seq, codec::encode(record).as_slice())?;
-    let mut key = record.grant.get().to_be_bytes().to_vec();
-    key.extend_from_slice(&seq.to_be_bytes());
-    tx.open_table(GRANT_EVENTS)?.insert(key.as_slice(), ())?;
+    append_event(
+        &mut tx.open_table(EVENTS)?,
+        &mut tx.open_table(GRANT_EVENTS)?,
+        record,
+    )
+}
+
+/// Appends an event under the next sequence number and indexes it by grant. Events are
+/// never removed, so the next number is one past the last key: no counter to keep (and
+/// no `meta` page to copy on every download).
+fn append_event(
+    events: &mut redb::Table<'_, u64, &'static [u8]>,
+    grant_events: &mut redb::Table<'_, &'static [u8], ()>,
+    record: &EventRecord,
+) -> Result<u64, StoreError> {
+    let seq = events.last()?.map_or(0, |(seq, _)| seq.value()) + 1;
+    events.insert(seq, codec::encode(record).as_slice())?;
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&record.grant.get().to_be_bytes());
+    key[8..].copy_from_slice(&seq.to_be_bytes());
+    grant_events.insert(key.as_slice(), ())?;
     Ok(seq)
-}
-
-pub fn event_in(tx: &WriteTransaction, seq: u64) -> Result<Option<EventRecord>, StoreError> {
-    get(&tx.open_table(EVENTS)?, seq)
-}
-
-pub fn put_event(tx: &WriteTransaction, seq: u64, record: &EventRecord) -> Result<(), StoreError> {
-    tx.open_table(EVENTS)?
-        .insert(seq, codec::encode(record).as_slice())?;
-    Ok(())
 }
 
 /// A grant's events, oldest first.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use codec::Record;
+pub use group_commit::Batch;
 pub use meta::SCHEMA_VERSION;
 
 /// Everything that can go wrong in the store.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -19,11 +19,19 @@ struct Histogram {
     sum: f64,
 }
 
+/// What one route pattern has seen.
+#[derive(Default)]
+struct RouteStats {
+    /// Requests by method and status; a route sees only a handful of pairs, so a short
+    /// list beats a map and recording a known pair allocates nothing.
+    requests: Vec<(String, u16, u64)>,
+    latency: Histogram,
+}
+
 /// The registry; one per application.
 pub struct Metrics {
     started: Instant,
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    routes: Mutex<BTreeMap<String, RouteStats>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -36,8 +44,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Self {
             started: Instant::now(),
-            requests: Mutex::default(),
-            latency: Mutex::default(),
+            routes: Mutex::default(),
         }
     }
 }
@@ -45,15 +52,22 @@ impl Default for Metrics {
 impl Metrics {
     /// Records one answered request.
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        *self
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = if let Some(seen) = routes.get_mut(route) {
+            seen
+        } else {
+            routes.entry(route.to_owned()).or_default()
+        };
+        match seen
             .requests
-            .lock()
-            .expect("metrics lock")
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
+            .iter_mut()
+            .find(|(m, s, _)| m == method && *s == status)
+        {
+            Some((_, _, count)) => *count += 1,
+            None => seen.requests.push((method.to_owned(), status, 1)),
+        }
         let seconds = elapsed.as_secs_f64();
-        let mut latency = self.latency.lock().expect("metrics lock");
-        let histogram = latency.entry(route.to_owned()).or_default();
+        let histogram = &mut seen.latency;
         for (bucket, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
                 *bucket += 1;
@@ -92,12 +106,17 @@ impl Metrics {
             "# HELP dropgate_http_requests_total HTTP requests answered."
         );
         let _ = writeln!(out, "# TYPE dropgate_http_requests_total counter");
-        for ((method, route, status), count) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "dropgate_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                escape(route)
-            );
+        let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        for (route, stats) in routes.iter() {
+            let route = escape(route);
+            let mut requests = stats.requests.clone();
+            requests.sort();
+            for (method, status, count) in requests {
+                let _ = writeln!(
+                    out,
+                    "dropgate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}",
+                );
+            }
         }
 
         let _ = writeln!(
@@ -108,8 +127,9 @@ impl Metrics {
             out,
             "# TYPE dropgate_http_request_duration_seconds histogram"
         );
-        for (route, h) in self.latency.lock().expect("metrics lock").iter() {
+        for (route, stats) in routes.iter() {
             let route = escape(route);
+            let h = &stats.latency;
             for (count, bound) in h.counts.iter().zip(BUCKETS) {
                 let _ = writeln!(
                     out,

@@ -12,7 +12,7 @@ pub mod serve;
 use app::server::UiState;
 use axum::Router;
 use axum::extract::State;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
 use backend::blobs::Blobs;
@@ -133,23 +133,10 @@ pub fn router(
         .merge(buyer)
         .with_state(state.clone())
         .merge(site)
-        .layer(from_fn_with_state(
-            state.clone(),
-            middleware::admin_session_gate,
-        ))
-        .layer(from_fn(middleware::same_origin_for_rpc))
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         // Uploads stream without the whole-body limit; the service limits them as they stream.
         .merge(uploads.with_state(state.clone()))
-        .layer(from_fn_with_state(
-            state.clone(),
-            middleware::security_headers,
-        ))
-        .layer(from_fn_with_state(
-            state.clone(),
-            middleware::resolve_client_ip,
-        ))
-        .layer(from_fn_with_state(state, middleware::record_metrics))
+        .layer(from_fn_with_state(state, middleware::edge))
 }
 
 /// Liveness and readiness: the store answers a read and accepts writes.
