@@ -29,7 +29,10 @@ export async function startServer(extraArgs = [], { apiToken = false } = {}) {
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15000);
     const onData = (chunk) => {
-      output += chunk.toString().replace(/\x1b\[[0-9;]*m/g, '');
+      const text = chunk.toString().replace(/\x1b\[[0-9;]*m/g, '');
+      output += text;
+      // For a run by hand: DROPGATE_E2E_LOG=1 streams the server's log to stderr.
+      if (process.env.DROPGATE_E2E_LOG) process.stderr.write(text);
       // "Dropgate is listening" is the last start-up line; the setup link comes before it.
       const url = output.match(/Dropgate is listening.*public_url="?(http:\/\/127\.0\.0\.1:\d+)/);
       const setup = output.match(/(http:\/\/127\.0\.0\.1:\d+\/admin\/setup\?token=[A-Za-z0-9_-]+)/);
@@ -59,10 +62,21 @@ export async function startServer(extraArgs = [], { apiToken = false } = {}) {
       return text ? JSON.parse(text) : null;
     },
     output: () => output,
+    /** SIGTERM, as a supervisor stops it. A server still running after its 30 s grace
+     *  period (plus margin) is a bug: it is killed and the test fails with its log. */
     async stop() {
+      const exited = new Promise((r) => (child.exitCode !== null ? r(true) : child.on('exit', () => r(true))));
       child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
+      let timer;
+      const late = new Promise((r) => { timer = setTimeout(() => r(false), 40000); });
+      const inTime = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (!inTime) {
+        child.kill('SIGKILL');
+        await exited;
+      }
       rmSync(dataDir, { recursive: true, force: true });
+      if (!inTime) throw new Error(`the server did not stop within 40 s of SIGTERM; its log:\n${output}`);
     },
   };
 }

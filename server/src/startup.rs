@@ -20,6 +20,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Why the server could not start.
+/// Threads that render Leptos pages (see `http::render`): as many as this machine's
+/// 2 cores; a page renders in well under a millisecond.
+const RENDER_THREADS: usize = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot create the data directory {path}: {source}")]
@@ -42,6 +46,8 @@ pub enum StartupError {
     Geo(String),
     #[error("mail: {0}")]
     Mail(#[from] backend::mail::worker::SmtpSetupError),
+    #[error("cannot start the page render threads: {0}")]
+    RenderThreads(std::io::Error),
 }
 
 /// A bound, ready-to-run server.
@@ -168,7 +174,15 @@ impl Application {
             .env(Env::PROD)
             .site_addr(local_addr)
             .build();
-        let router = http::router(state, ui, leptos_options, config.max_body_bytes);
+        let render_threads = http::render::RenderThreads::start(RENDER_THREADS)
+            .map_err(StartupError::RenderThreads)?;
+        let router = http::router(
+            state,
+            ui,
+            leptos_options,
+            render_threads,
+            config.max_body_bytes,
+        );
         Ok(Self {
             listener,
             local_addr,

@@ -26,10 +26,18 @@ pub fn all(root: &Path) -> Result<()> {
     setup::browser_tools(root)?;
     run_cmd(
         Command::new("node")
-            .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+            // A test that hangs fails after 3 minutes instead of holding CI to its limit;
+            // the servers' logs go to stderr so a failure shows what the server did.
+            .args([
+                "--test",
+                "--test-concurrency=1",
+                "--test-reporter=spec",
+                "--test-timeout=180000",
+            ])
             .arg("tests/")
             .current_dir(root.join("end2end"))
-            .env("DROPGATE_BIN", &binary),
+            .env("DROPGATE_BIN", &binary)
+            .env("DROPGATE_E2E_LOG", "1"),
     )?;
     eprintln!("xtask: all tests passed");
     Ok(())

@@ -71,6 +71,16 @@ pub struct Ticket {
     event: u64,
 }
 
+/// What the download transaction decided.
+enum Decision {
+    /// Allowed; the bytes are charged and the event logged.
+    Allowed(Ticket),
+    /// Refused by the rules; the refusal (and any block) is written.
+    Denied(Denied),
+    /// Nothing to record (unknown password or file, bad range): nothing was written.
+    Declined(Refusal),
+}
+
 /// Downloads and the buyer page.
 #[derive(Clone, Debug)]
 pub struct DownloadService {
@@ -185,104 +195,23 @@ impl DownloadService {
     ) -> Result<Ticket, Refusal> {
         let password = DownloadPassword::parse(password).map_err(|_| Refusal::NotFound)?;
         let digest = self.key.digest(&password);
-        // Outer `Err`: nothing to record (unknown password, bad range) and nothing written.
-        // Inner `Err`: the rules refused; the refusal and any block are committed.
-        let decided: Result<Result<Ticket, Denied>, Refusal> = self
+        // `Err` is a storage failure only. A request declined before anything is written
+        // (unknown password, bad range) is an `Ok`, so it stays in the shared batch: an
+        // `Err` would make the writer rerun every job of the batch alone, one fsync each,
+        // and a flood of made-up passwords could then slow every buyer's download.
+        let decided: Result<Decision, StoreError> = self
             .store
             // Grouped: concurrent downloads share one commit (and fsync); the decision
             // and the reservation are still one transaction that no other writer interleaves.
             .write_grouped(move |batch| {
-                let tables = batch.downloads()?;
-                let gid = tables.grant_by_digest(&digest)?.ok_or(Refusal::NotFound)?;
-                let mut grant = tables.grant(gid)?.ok_or(Refusal::NotFound)?;
-                if grant.password_digest != digest {
-                    return Err(Refusal::NotFound);
-                }
-                let record = file_of(tables, &grant.product_id, file)?.ok_or(Refusal::NotFound)?;
-                let order = tables
-                    .order(grant.order_id)?
-                    .ok_or_else(|| corrupt("order of a grant"))?;
-                let etag = format!("\"{}\"", hex::encode(record.sha256));
-                let if_range = ranges
-                    .if_range
-                    .as_deref()
-                    .map(|v| range::if_range_matches(v, &etag));
-                let answer = match range::decide(ranges.range.as_deref(), if_range, record.size) {
-                    // Several ranges are answered with the whole file (RFC 9110 allows it),
-                    // which keeps the response and the reservation simple and exact.
-                    RangeAnswer::Partial(parts) if parts.len() > 1 => RangeAnswer::Full,
-                    other => other,
-                };
-                let requested = match &answer {
-                    RangeAnswer::Full => record.size,
-                    RangeAnswer::Partial(parts) => {
-                        parts.iter().map(|r| r.end() - r.start() + 1).sum()
-                    }
-                    RangeAnswer::Unsatisfiable => {
-                        return Err(Refusal::RangeNotSatisfiable { len: record.size });
-                    }
-                };
-                let attempt = Attempt {
-                    country: client.country,
-                    file_size: record.size,
-                    counted_bytes: grant.counted(file),
-                    requested_bytes: requested,
-                };
-                let sighting = Sighting {
-                    at: now,
-                    ip: client.ip,
-                    country: client.country,
-                };
-                let mut event = EventRecord {
-                    at: now,
-                    grant: gid,
-                    file: Some(file),
-                    ip: client.ip,
-                    country: client.country,
-                    user_agent: client.user_agent.chars().take(300).collect(),
-                    bytes: 0,
-                    outcome: Outcome::Allowed,
-                };
-                match authorize(&facts(&grant, order.status), &attempt, now) {
-                    Ok(permit) => {
-                        // Charged up front: a download that completes (the usual case)
-                        // needs no second write, and a crash mid-way errs in the seller's
-                        // favour. `finish` gives back what a cut-off download did not send.
-                        grant.ledger_mut(file).delivered += permit.reserve;
-                        event.bytes = permit.reserve;
-                        if permit.lock_country.is_some() {
-                            grant.locked = Some(sighting);
-                        }
-                        tables.update_grant(gid, &grant)?;
-                        let seq = tables.insert_event(&event)?;
-                        Ok(Ok(Ticket {
-                            grant: gid,
-                            file,
-                            name: record.name,
-                            content_type: record.content_type,
-                            size: record.size,
-                            etag,
-                            storage_key: record.storage_key,
-                            answer,
-                            reserved: permit.reserve,
-                            event: seq,
-                        }))
-                    }
-                    Err(denied) => {
-                        if matches!(denied, Denied::CountryChanged { .. }) {
-                            // The seed rule: a second country blocks the grant at once,
-                            // and the attempt is kept beside the first.
-                            grant.blocked_by = Some(sighting);
-                            tables.update_grant(gid, &grant)?;
-                        }
-                        event.outcome = Outcome::Refused(reason_code(&denied).to_owned());
-                        tables.insert_event(&event)?;
-                        Ok(Err(denied))
-                    }
-                }
+                decide_and_reserve(batch.downloads()?, &digest, file, &ranges, &client, now)
             })
             .await;
-        decided?.map_err(Refusal::Denied)
+        match decided? {
+            Decision::Allowed(ticket) => Ok(ticket),
+            Decision::Denied(denied) => Err(Refusal::Denied(denied)),
+            Decision::Declined(refusal) => Err(refusal),
+        }
     }
 
     /// Settles a ticket when its connection ends: of the bytes charged by `begin`, what
@@ -316,6 +245,111 @@ impl DownloadService {
             })
             .await
             .map_err(ServiceError::from)
+    }
+}
+
+/// The download transaction: finds the grant and file, decides with the rules, and
+/// charges the bytes and logs the attempt (or logs the refusal and any block).
+fn decide_and_reserve(
+    tables: &mut DownloadTables<'_>,
+    digest: &[u8; 32],
+    file: FileId,
+    ranges: &RangeRequest,
+    client: &Client,
+    now: Timestamp,
+) -> Result<Decision, StoreError> {
+    let Some(gid) = tables.grant_by_digest(digest)? else {
+        return Ok(Decision::Declined(Refusal::NotFound));
+    };
+    let Some(mut grant) = tables.grant(gid)? else {
+        return Ok(Decision::Declined(Refusal::NotFound));
+    };
+    if grant.password_digest != *digest {
+        return Ok(Decision::Declined(Refusal::NotFound));
+    }
+    let Some(record) = file_of(tables, &grant.product_id, file)? else {
+        return Ok(Decision::Declined(Refusal::NotFound));
+    };
+    let order = tables
+        .order(grant.order_id)?
+        .ok_or_else(|| corrupt("order of a grant"))?;
+    let etag = format!("\"{}\"", hex::encode(record.sha256));
+    let if_range = ranges
+        .if_range
+        .as_deref()
+        .map(|v| range::if_range_matches(v, &etag));
+    let answer = match range::decide(ranges.range.as_deref(), if_range, record.size) {
+        // Several ranges are answered with the whole file (RFC 9110 allows it),
+        // which keeps the response and the reservation simple and exact.
+        RangeAnswer::Partial(parts) if parts.len() > 1 => RangeAnswer::Full,
+        other => other,
+    };
+    let requested = match &answer {
+        RangeAnswer::Full => record.size,
+        RangeAnswer::Partial(parts) => parts.iter().map(|r| r.end() - r.start() + 1).sum(),
+        RangeAnswer::Unsatisfiable => {
+            return Ok(Decision::Declined(Refusal::RangeNotSatisfiable {
+                len: record.size,
+            }));
+        }
+    };
+    let attempt = Attempt {
+        country: client.country,
+        file_size: record.size,
+        counted_bytes: grant.counted(file),
+        requested_bytes: requested,
+    };
+    let sighting = Sighting {
+        at: now,
+        ip: client.ip,
+        country: client.country,
+    };
+    let mut event = EventRecord {
+        at: now,
+        grant: gid,
+        file: Some(file),
+        ip: client.ip,
+        country: client.country,
+        user_agent: client.user_agent.chars().take(300).collect(),
+        bytes: 0,
+        outcome: Outcome::Allowed,
+    };
+    match authorize(&facts(&grant, order.status), &attempt, now) {
+        Ok(permit) => {
+            // Charged up front: a download that completes (the usual case)
+            // needs no second write, and a crash mid-way errs in the seller's
+            // favour. `finish` gives back what a cut-off download did not send.
+            grant.ledger_mut(file).delivered += permit.reserve;
+            event.bytes = permit.reserve;
+            if permit.lock_country.is_some() {
+                grant.locked = Some(sighting);
+            }
+            tables.update_grant(gid, &grant)?;
+            let seq = tables.insert_event(&event)?;
+            Ok(Decision::Allowed(Ticket {
+                grant: gid,
+                file,
+                name: record.name,
+                content_type: record.content_type,
+                size: record.size,
+                etag,
+                storage_key: record.storage_key,
+                answer,
+                reserved: permit.reserve,
+                event: seq,
+            }))
+        }
+        Err(denied) => {
+            if matches!(denied, Denied::CountryChanged { .. }) {
+                // The seed rule: a second country blocks the grant at once,
+                // and the attempt is kept beside the first.
+                grant.blocked_by = Some(sighting);
+                tables.update_grant(gid, &grant)?;
+            }
+            event.outcome = Outcome::Refused(reason_code(&denied).to_owned());
+            tables.insert_event(&event)?;
+            Ok(Decision::Denied(denied))
+        }
     }
 }
 
@@ -592,6 +626,63 @@ pub(crate) mod tests {
         }
         assert_eq!(reserved, SIZE, "exactly one full download was allowed");
         assert_eq!(refused, 63);
+    }
+
+    /// Unknown passwords and unsatisfiable ranges share the writer's batches with real
+    /// downloads (they write nothing): the budget still holds exactly, each request gets
+    /// its own answer, and only the attempts that reached the rules are logged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn declined_requests_mixed_into_busy_batches_change_nothing() {
+        let f = fixture(10, true).await;
+        let unknown =
+            DownloadPassword::from_random([0x5a; domain::password::RANDOM_BYTES]).display();
+        let mut tasks = Vec::new();
+        for i in 0..100u32 {
+            let svc = f.downloads.clone();
+            let (password, ranges) = match i % 5 {
+                0 | 1 => (unknown.clone(), RangeRequest::default()),
+                2 => (f.password.clone(), range("bytes=5000-")),
+                _ => (f.password.clone(), RangeRequest::default()),
+            };
+            let file = f.file;
+            tasks.push(tokio::spawn(async move {
+                let answer = svc
+                    .begin(&password, file, ranges, client(None, "192.0.2.7"), now())
+                    .await;
+                (i % 5, answer)
+            }));
+        }
+        let (mut reserved, mut limit, mut not_found, mut unsatisfiable) = (0, 0, 0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                (3 | 4, Ok(ticket)) => reserved += ticket.reserved,
+                (3 | 4, Err(Refusal::Denied(Denied::LimitReached { .. }))) => limit += 1,
+                (0 | 1, Err(Refusal::NotFound)) => not_found += 1,
+                (2, Err(Refusal::RangeNotSatisfiable { len: SIZE })) => unsatisfiable += 1,
+                (kind, other) => panic!("request kind {kind} answered {other:?}"),
+            }
+        }
+        assert_eq!(reserved, 10 * SIZE, "ten full downloads, no more");
+        assert_eq!((limit, not_found, unsatisfiable), (30, 40, 20));
+        let grant = f
+            .store
+            .read(|tx| {
+                rows::grant_by_digest(
+                    tx,
+                    &f.downloads
+                        .key
+                        .digest(&DownloadPassword::parse(&f.password).unwrap()),
+                )
+            })
+            .unwrap()
+            .unwrap();
+        let logged = f.store.read(|tx| rows::grant_events(tx, grant)).unwrap();
+        assert_eq!(logged.len(), 40, "the 40 attempts that reached the rules");
+        assert_eq!(
+            f.store.split_batches(),
+            0,
+            "a declined request never splits the batch it shares"
+        );
     }
 
     #[tokio::test]

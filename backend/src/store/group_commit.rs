@@ -24,6 +24,7 @@ use super::delivery::DownloadTables;
 use super::{Store, StoreError};
 use futures::channel::oneshot;
 use redb::{Durability, WriteTransaction};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// What a grouped job writes through: the batch's transaction, and the download tables
@@ -122,6 +123,8 @@ fn deliver_all(jobs: Vec<Box<dyn Pending>>) {
 #[derive(Default)]
 pub(super) struct Queue {
     inner: Mutex<QueueState>,
+    /// Batches abandoned because a job failed, each job then rerun alone (one fsync each).
+    split_batches: AtomicU64,
 }
 
 #[derive(Default)]
@@ -180,6 +183,12 @@ impl Store {
             .map_err(|_| E::from(StoreError::Join("the store writer stopped".into())))?
     }
 
+    /// How many grouped batches were split because a job failed (see the module docs):
+    /// each costs one commit per job, so a busy store should see few.
+    pub fn split_batches(&self) -> u64 {
+        self.queue.split_batches.load(Ordering::Relaxed)
+    }
+
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, QueueState> {
         self.queue
             .inner
@@ -233,6 +242,7 @@ impl Store {
                     }
                     // A job declined: drop (abort) the shared transaction and run each alone.
                     drop(tx);
+                    self.queue.split_batches.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
                     for job in &mut batch {
