@@ -168,21 +168,7 @@ impl Application {
                 url: a.url.to_owned(),
             }),
         };
-        let leptos_options = LeptosOptions::builder()
-            .output_name(app::BUNDLE_NAME)
-            .site_pkg_dir("pkg")
-            .env(Env::PROD)
-            .site_addr(local_addr)
-            .build();
-        let render_threads = http::render::RenderThreads::start(RENDER_THREADS)
-            .map_err(StartupError::RenderThreads)?;
-        let router = http::router(
-            state,
-            ui,
-            leptos_options,
-            render_threads,
-            config.max_body_bytes,
-        );
+        let router = build_router(state, ui, local_addr, config.max_body_bytes)?;
         Ok(Self {
             listener,
             local_addr,
@@ -247,6 +233,31 @@ impl Application {
             let _ = mail.await;
         }
     }
+}
+
+/// The router, with the embedded site's Leptos options set in code (not from `LEPTOS_*`)
+/// and the threads its pages render on.
+fn build_router(
+    state: HttpState,
+    ui: UiState,
+    local_addr: SocketAddr,
+    max_body_bytes: usize,
+) -> Result<axum::Router, StartupError> {
+    let leptos_options = LeptosOptions::builder()
+        .output_name(app::BUNDLE_NAME)
+        .site_pkg_dir("pkg")
+        .env(Env::PROD)
+        .site_addr(local_addr)
+        .build();
+    let render_threads =
+        http::render::RenderThreads::start(RENDER_THREADS).map_err(StartupError::RenderThreads)?;
+    Ok(http::router(
+        state,
+        ui,
+        leptos_options,
+        render_threads,
+        max_body_bytes,
+    ))
 }
 
 /// Gives back what downloads cut off by the previous run had reserved but not sent.
