@@ -10,6 +10,7 @@ pub mod geoip;
 pub mod http;
 pub mod startup;
 pub mod telemetry;
+pub mod watchdog;
 
 pub use config::Config;
 pub use startup::Application;

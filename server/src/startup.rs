@@ -20,10 +20,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Why the server could not start.
-/// Threads that render Leptos pages (see `http::render`): as many as this machine's
-/// 2 cores; a page renders in well under a millisecond.
-const RENDER_THREADS: usize = 2;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot create the data directory {path}: {source}")]
@@ -46,8 +42,6 @@ pub enum StartupError {
     Geo(String),
     #[error("mail: {0}")]
     Mail(#[from] backend::mail::worker::SmtpSetupError),
-    #[error("cannot start the page render threads: {0}")]
-    RenderThreads(std::io::Error),
 }
 
 /// A bound, ready-to-run server.
@@ -168,7 +162,7 @@ impl Application {
                 url: a.url.to_owned(),
             }),
         };
-        let router = build_router(state, ui, local_addr, config.max_body_bytes)?;
+        let router = build_router(state, ui, local_addr, config.max_body_bytes);
         Ok(Self {
             listener,
             local_addr,
@@ -235,29 +229,20 @@ impl Application {
     }
 }
 
-/// The router, with the embedded site's Leptos options set in code (not from `LEPTOS_*`)
-/// and the threads its pages render on.
+/// The router, with the embedded site's Leptos options set in code (not from `LEPTOS_*`).
 fn build_router(
     state: HttpState,
     ui: UiState,
     local_addr: SocketAddr,
     max_body_bytes: usize,
-) -> Result<axum::Router, StartupError> {
+) -> axum::Router {
     let leptos_options = LeptosOptions::builder()
         .output_name(app::BUNDLE_NAME)
         .site_pkg_dir("pkg")
         .env(Env::PROD)
         .site_addr(local_addr)
         .build();
-    let render_threads =
-        http::render::RenderThreads::start(RENDER_THREADS).map_err(StartupError::RenderThreads)?;
-    Ok(http::router(
-        state,
-        ui,
-        leptos_options,
-        render_threads,
-        max_body_bytes,
-    ))
+    http::router(state, ui, leptos_options, max_body_bytes)
 }
 
 /// Gives back what downloads cut off by the previous run had reserved but not sent.

@@ -5,7 +5,6 @@ pub mod assets;
 pub mod download;
 pub mod metrics;
 pub mod middleware;
-pub mod render;
 pub mod resend;
 pub mod sendfile;
 pub mod serve;
@@ -72,7 +71,6 @@ pub fn router(
     state: HttpState,
     ui: UiState,
     leptos_options: LeptosOptions,
-    render_threads: Arc<render::RenderThreads>,
     max_body_bytes: usize,
 ) -> Router {
     let provide_ui = move || provide_context(ui.clone());
@@ -87,9 +85,7 @@ pub fn router(
             move || app::shell(options.clone())
         })
         .fallback(not_found)
-        .with_state(leptos_options)
-        // Each page request renders wholly on one thread (see `render`).
-        .layer(render::OnRenderThreads(render_threads));
+        .with_state(leptos_options);
 
     let mut operations = Router::new()
         .route("/", get(|| async { Redirect::to("/admin") }))
