@@ -12,9 +12,11 @@
 //! durable commit or when the store closes. Download settlements are such jobs: losing one
 //! in a crash leaves the bytes reserved, which only errs in the seller's favour.
 //!
-//! Jobs stay isolated: if any job in a batch returns `Err` (which normally means "nothing
-//! to write", e.g. an unknown password), the batch is abandoned and every job is run again
-//! in its own transaction, so the outcome is exactly that of running them one by one.
+//! Jobs stay isolated: if any job in a batch returns `Err`, the batch is abandoned and
+//! every job is run again in its own transaction, so the outcome is exactly that of
+//! running them one by one. That costs a commit per job, so `Err` is for failures only: a
+//! job that decides to write nothing (a download with an unknown password) returns `Ok`
+//! with that decision and stays in the shared batch. [`Store::split_batches`] counts splits.
 //!
 //! Jobs see the transaction through a [`Batch`], which also keeps the download tables open
 //! from one job to the next: opening a redb table costs a lookup and a few allocations,
