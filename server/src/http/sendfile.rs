@@ -112,19 +112,42 @@ impl SendfileSlot {
 }
 
 /// A client connection as hyper sees it: a TCP stream whose mark writes become `sendfile`.
+///
+/// While a file goes out the socket is corked (TCP_CORK, what nginx's `tcp_nopush` does):
+/// the kernel sends only full segments. With TCP_NODELAY alone a single 1 GiB download
+/// filled the socket buffer with small segments, hit `EAGAIN` every 2 MiB and spent a
+/// fifth of its time waiting for room (≈1750 → ≈2100 MiB/s here). The cork comes off when
+/// the file range is done, and before any other bytes are written (a body dropped half
+/// way), so a response that follows never waits for the kernel's 200 ms cork timer.
 #[derive(Debug)]
 pub struct ConnectionIo {
     stream: TcpStream,
     slot: SendfileSlot,
+    corked: bool,
 }
 
 impl ConnectionIo {
     pub fn new(stream: TcpStream, slot: SendfileSlot) -> Self {
-        Self { stream, slot }
+        Self {
+            stream,
+            slot,
+            corked: false,
+        }
+    }
+
+    /// Corks or uncorks the socket. A failure only costs speed, so it is not an error.
+    fn set_cork(&mut self, on: bool) {
+        if self.corked != on {
+            self.corked = on;
+            let _ = rustix::net::sockopt::set_tcp_cork(&self.stream, on);
+        }
     }
 
     /// Sends up to `max` bytes of the armed file.
-    fn poll_sendfile(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
+    fn poll_sendfile(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
+        if !self.corked {
+            self.set_cork(true);
+        }
         let mut slot = self.slot.lock();
         let Some(job) = slot.as_mut() else {
             return Poll::Ready(Err(io::Error::other(
@@ -161,6 +184,8 @@ impl ConnectionIo {
                         let done = slot.take();
                         drop(slot);
                         drop(done);
+                        // Uncorking sends the last partial segment at once.
+                        self.set_cork(false);
                     }
                     return Poll::Ready(Ok(n));
                 }
@@ -192,6 +217,7 @@ impl AsyncWrite for ConnectionIo {
         if is_mark(buf) {
             return this.poll_sendfile(cx, buf.len());
         }
+        this.set_cork(false);
         Pin::new(&mut this.stream).poll_write(cx, buf)
     }
 
@@ -208,6 +234,7 @@ impl AsyncWrite for ConnectionIo {
         if is_mark(&bufs[0]) {
             return this.poll_sendfile(cx, bufs[0].len());
         }
+        this.set_cork(false);
         // Plain bytes up to the first mark go out in one writev.
         let plain = bufs.iter().position(|b| is_mark(b)).unwrap_or(bufs.len());
         Pin::new(&mut this.stream).poll_write_vectored(cx, &bufs[..plain])
@@ -319,5 +346,54 @@ mod tests {
         drop(io);
         let sent = ended_rx.recv().unwrap();
         assert!(sent < content.len() as u64, "sent {sent}");
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_corked_only_while_a_file_goes_out() {
+        let content = vec![3u8; 300_000];
+        let (mut client, server) = pair().await;
+        let slot = SendfileSlot::default();
+        let mut io = ConnectionIo::new(server, slot.clone());
+        let corked = |io: &ConnectionIo| rustix::net::sockopt::tcp_cork(&io.stream).unwrap();
+        let reader = tokio::spawn(async move {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.unwrap();
+            received
+        });
+
+        // A whole file range: corked while it goes out, uncorked when it is done.
+        slot.arm(FileJob::new(
+            file_with(&content),
+            0,
+            content.len() as u64,
+            Box::new(|_| ()),
+        ));
+        io.write_all(b"head;").await.unwrap();
+        assert!(!corked(&io), "headers go out uncorked");
+        io.write_all(&MARK[..1000]).await.unwrap();
+        assert!(corked(&io), "corked while the file is being sent");
+        io.write_all(&MARK[..content.len() - 1000]).await.unwrap();
+        assert!(!corked(&io), "uncorked once the range is sent");
+
+        // A body dropped half way: the next plain bytes uncork first.
+        slot.arm(FileJob::new(
+            file_with(&content),
+            0,
+            content.len() as u64,
+            Box::new(|_| ()),
+        ));
+        io.write_all(&MARK[..500]).await.unwrap();
+        assert!(corked(&io));
+        slot.arm(FileJob::new(file_with(b""), 0, 0, Box::new(|_| ())));
+        io.write_all(b";next").await.unwrap();
+        assert!(
+            !corked(&io),
+            "a response after an abandoned file is not held back"
+        );
+        drop(io);
+
+        let received = reader.await.unwrap();
+        assert_eq!(received.len(), 5 + content.len() + 500 + 5);
+        assert!(received.ends_with(b";next"));
     }
 }
