@@ -158,6 +158,11 @@ fn resend_outcome(sent: bool, error: Option<&str>) -> Option<(&'static str, &'st
 /// `/resend`: the buyer types their address and gets fresh links to every purchase. The
 /// form posts to the server's `POST /resend`, which redirects back here with the outcome,
 /// so it works the same with or without JavaScript.
+///
+/// The page reads its one resource in one `Suspense`. It used to read it in two (the store
+/// name and the form's stamp), and Leptos' server renderer can deadlock when several
+/// Suspense boundaries share a resource (leptos#4578, #4673): a server wedged that way in
+/// an end-to-end run of this page.
 #[component]
 pub fn ResendPage() -> impl IntoView {
     let query = use_query_map();
@@ -169,30 +174,49 @@ pub fn ResendPage() -> impl IntoView {
     view! {
         <Title text="Get new download links"/>
         <main class="buyer">
-            <Suspense fallback=|| ()>
-                {move || screen.get().and_then(Result::ok).map(|s| view! { <p class="store-name">{s.store_name}</p> })}
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || screen.get().map(|screen| {
+                    // Without the screen (the server could not answer) the form still
+                    // shows; sent without a stamp it gets the usual answer and does nothing.
+                    let (store_name, stamp) = match screen {
+                        Ok(s) => (Some(s.store_name), Some(s.form_stamp)),
+                        Err(_) => (None, None),
+                    };
+                    view! {
+                        {store_name.map(|name| view! { <p class="store-name">{name}</p> })}
+                        <ResendForm outcome=outcome() stamp=stamp/>
+                    }
+                })}
             </Suspense>
-            <section class="card">
-                <h1>"Get new download links"</h1>
-                <p>"Enter the email address you bought with. We send new links for every purchase that can still be downloaded to that address."</p>
-                {move || outcome().map(|(class, text)| view! { <p class=class role="status">{text}</p> })}
-                <form method="post" action="/resend" class="resend-form">
-                    <label for="resend-email">"Email address"</label>
-                    <input id="resend-email" name="email" type="email" required autocomplete="email" inputmode="email"/>
-                    <label for="resend-order">"Order ID " <span class="optional">"(optional)"</span></label>
-                    <input id="resend-order" name="order_id" type="text" inputmode="numeric" pattern="[0-9]{7}" maxlength="7" autocomplete="off" aria-describedby="resend-order-hint"/>
-                    <p id="resend-order-hint" class="hint">"Only for one purchase: the 7-digit number in your order mail."</p>
-                    <div class="honeypot" aria-hidden="true">
-                        <label for="resend-website">"Leave this empty"</label>
-                        <input id="resend-website" name="website" type="text" tabindex="-1" autocomplete="off"/>
-                    </div>
-                    <Suspense fallback=|| ()>
-                        {move || screen.get().and_then(Result::ok).map(|s| view! { <input type="hidden" name="shown" value=s.form_stamp/> })}
-                    </Suspense>
-                    <button type="submit">"Send me new links"</button>
-                </form>
-            </section>
         </main>
+    }
+}
+
+/// The self-service card: the outcome of the last post, and the form with its stamp.
+#[component]
+fn ResendForm(
+    outcome: Option<(&'static str, &'static str)>,
+    stamp: Option<String>,
+) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h1>"Get new download links"</h1>
+            <p>"Enter the email address you bought with. We send new links for every purchase that can still be downloaded to that address."</p>
+            {outcome.map(|(class, text)| view! { <p class=class role="status">{text}</p> })}
+            <form method="post" action="/resend" class="resend-form">
+                <label for="resend-email">"Email address"</label>
+                <input id="resend-email" name="email" type="email" required autocomplete="email" inputmode="email"/>
+                <label for="resend-order">"Order ID " <span class="optional">"(optional)"</span></label>
+                <input id="resend-order" name="order_id" type="text" inputmode="numeric" pattern="[0-9]{7}" maxlength="7" autocomplete="off" aria-describedby="resend-order-hint"/>
+                <p id="resend-order-hint" class="hint">"Only for one purchase: the 7-digit number in your order mail."</p>
+                <div class="honeypot" aria-hidden="true">
+                    <label for="resend-website">"Leave this empty"</label>
+                    <input id="resend-website" name="website" type="text" tabindex="-1" autocomplete="off"/>
+                </div>
+                {stamp.map(|stamp| view! { <input type="hidden" name="shown" value=stamp/> })}
+                <button type="submit">"Send me new links"</button>
+            </form>
+        </section>
     }
 }
 
