@@ -145,9 +145,7 @@ impl ConnectionIo {
 
     /// Sends up to `max` bytes of the armed file.
     fn poll_sendfile(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
-        if !self.corked {
-            self.set_cork(true);
-        }
+        self.set_cork(true);
         let mut slot = self.slot.lock();
         let Some(job) = slot.as_mut() else {
             return Poll::Ready(Err(io::Error::other(
