@@ -1,11 +1,19 @@
 //! Crash safety with the real binary: SIGKILL while orders are being created and files
-//! downloaded, restart on the same data dir, and every acknowledged order is there.
+//! downloaded, restart on the same data dir, and every acknowledged order is there; and
+//! SIGKILL during a stream of downloads, after which every answered download still counts
+//! (the download journal brings back what redb had not flushed).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn start(data: &str) -> (Child, String) {
+    let (child, base, _) = start_with_log(data);
+    (child, base)
+}
+
+/// Starts the server and also returns what it logged before it listened.
+fn start_with_log(data: &str) -> (Child, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dropgate"))
         .args(["serve", "--data-dir", data, "--bind", "127.0.0.1:0"])
         .env("NO_COLOR", "1")
@@ -15,8 +23,10 @@ fn start(data: &str) -> (Child, String) {
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let mut lines = stdout.lines();
+    let mut log = Vec::new();
     let address = loop {
         let line = lines.next().expect("server printed its address").unwrap();
+        log.push(line.clone());
         if line.contains("Dropgate is listening") {
             let addr = line
                 .split("address=")
@@ -31,23 +41,133 @@ fn start(data: &str) -> (Child, String) {
     };
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{address}"))
+    (child, format!("http://{address}"), log)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn acknowledged_orders_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap().to_owned();
-    let token = String::from_utf8(
+fn create_token(data: &str) -> String {
+    String::from_utf8(
         Command::new(env!("CARGO_BIN_EXE_dropgate"))
-            .args(["token", "create", "--data-dir", &data, "--name", "crash"])
+            .args(["token", "create", "--data-dir", data, "--name", "crash"])
             .output()
             .unwrap()
             .stdout,
     )
     .unwrap()
     .trim()
-    .to_owned();
+    .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_answered_download_still_counts_after_sigkill() {
+    const CLIENTS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let token = create_token(&data);
+    let (mut server, base) = start(&data);
+    let http = reqwest::Client::new();
+    http.post(format!("{base}/api/v1/products"))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"product_id": "tiny", "name": "Tiny", "max_downloads": 1_000_000}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let file: serde_json::Value = http
+        .put(format!("{base}/api/v1/products/tiny/files/tiny.bin"))
+        .bearer_auth(&token)
+        .body(vec![9u8; 1024])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order: serde_json::Value = http
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"email": "many@example.com", "product_ids": ["tiny"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = order["issued"][0]["url"].as_str().unwrap().to_owned();
+    let password = url.rsplit('/').next().unwrap().to_owned();
+    let local = format!("{base}/d/{password}/{}", file["file_id"]);
+
+    // Only downloads run until the kill: nothing else commits to redb meanwhile.
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (http, local) = (http.clone(), local.clone());
+            tokio::spawn(async move {
+                let mut answered = 0u64;
+                while let Ok(r) = http.get(&local).send().await {
+                    match r.bytes().await {
+                        Ok(body) if body.len() == 1024 => answered += 1,
+                        _ => break,
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    tokio::time::sleep_until(deadline.into()).await;
+    server.kill().unwrap(); // SIGKILL: no shutdown, no flush.
+    server.wait().unwrap();
+    let mut answered = 0;
+    for c in clients {
+        answered += c.await.unwrap();
+    }
+    assert!(
+        answered > 50,
+        "the test downloaded before the kill ({answered})"
+    );
+
+    let (mut server, base, log) = start_with_log(&data);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("download journal replayed after an unclean stop")),
+        "the restart replayed the journal: {log:#?}"
+    );
+    let found: serde_json::Value = http
+        .post(format!("{base}/api/v1/grants/lookup"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let used = found[0]["files"][0]["downloads_used"].as_f64().unwrap();
+    let allowed = found[0]["uses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["outcome"] == "allowed")
+        .count() as u64;
+    // Every answered download counts; at most one per client was charged and cut by the
+    // kill before its answer arrived.
+    assert!(
+        used >= answered as f64 && used <= (answered + CLIENTS as u64) as f64,
+        "{answered} answered, {used} counted"
+    );
+    assert!(
+        allowed >= answered && allowed <= answered + CLIENTS as u64,
+        "{answered} answered, {allowed} logged"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_orders_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let token = create_token(&data);
     let (mut server, base) = start(&data);
     let http = reqwest::Client::new();
     http.post(format!("{base}/api/v1/products"))

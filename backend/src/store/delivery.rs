@@ -5,6 +5,7 @@
 
 use super::StoreError;
 use super::codec::{self, Record};
+use super::journal::JournalOp;
 use super::meta;
 use domain::settings::truncated_ip;
 use domain::{CountryCode, Email, FileId, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
@@ -638,8 +639,10 @@ pub fn shorten_event_ips_before(
 // ---- the download path ----
 
 /// The tables a download reads and writes, opened once for a whole group-commit batch
-/// (see `Batch::downloads`) rather than once per lookup.
+/// (see `Batch::downloads`) rather than once per lookup. Every row written through them is
+/// also kept as a [`JournalOp`], so the batch can be made durable by the download journal.
 pub struct DownloadTables<'tx> {
+    journal: Vec<JournalOp>,
     passwords: redb::Table<'tx, &'static [u8], u64>,
     grants: redb::Table<'tx, u64, &'static [u8]>,
     products: redb::Table<'tx, &'static str, &'static [u8]>,
@@ -652,6 +655,7 @@ pub struct DownloadTables<'tx> {
 impl<'tx> DownloadTables<'tx> {
     pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
+            journal: Vec::new(),
             passwords: tx.open_table(GRANT_PASSWORDS)?,
             grants: tx.open_table(GRANTS)?,
             products: tx.open_table(PRODUCTS)?,
@@ -677,8 +681,12 @@ impl<'tx> DownloadTables<'tx> {
     /// Overwrites a grant whose password did not change (the download path never changes
     /// it), so the password index is left alone.
     pub fn update_grant(&mut self, id: GrantId, record: &GrantRecord) -> Result<(), StoreError> {
-        self.grants
-            .insert(id.get(), codec::encode(record).as_slice())?;
+        let record = codec::encode(record);
+        self.grants.insert(id.get(), record.as_slice())?;
+        self.journal.push(JournalOp::Grant {
+            id: id.get(),
+            record,
+        });
         Ok(())
     }
 
@@ -699,7 +707,10 @@ impl<'tx> DownloadTables<'tx> {
 
     /// Appends an event; returns its sequence number.
     pub fn insert_event(&mut self, record: &EventRecord) -> Result<u64, StoreError> {
-        append_event(&mut self.events, &mut self.grant_events, record)
+        let (seq, key, record) = append_event(&mut self.events, &mut self.grant_events, record)?;
+        self.journal.push(JournalOp::Event { seq, record });
+        self.journal.push(JournalOp::GrantEvent { key });
+        Ok(seq)
     }
 
     pub fn event(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
@@ -707,9 +718,38 @@ impl<'tx> DownloadTables<'tx> {
     }
 
     pub fn put_event(&mut self, seq: u64, record: &EventRecord) -> Result<(), StoreError> {
-        self.events.insert(seq, codec::encode(record).as_slice())?;
+        let record = codec::encode(record);
+        self.events.insert(seq, record.as_slice())?;
+        self.journal.push(JournalOp::Event { seq, record });
         Ok(())
     }
+
+    /// The rows written through these tables so far, in order, for the journal.
+    pub(super) fn take_journal(&mut self) -> Vec<JournalOp> {
+        std::mem::take(&mut self.journal)
+    }
+}
+
+/// Writes a journaled batch's rows again (crash recovery). The values are absolute, so
+/// applying a batch that is already in the file changes nothing.
+pub(super) fn replay(tx: &WriteTransaction, ops: &[JournalOp]) -> Result<(), StoreError> {
+    let mut grants = tx.open_table(GRANTS)?;
+    let mut events = tx.open_table(EVENTS)?;
+    let mut grant_events = tx.open_table(GRANT_EVENTS)?;
+    for op in ops {
+        match op {
+            JournalOp::Grant { id, record } => {
+                grants.insert(*id, record.as_slice())?;
+            }
+            JournalOp::Event { seq, record } => {
+                events.insert(*seq, record.as_slice())?;
+            }
+            JournalOp::GrantEvent { key } => {
+                grant_events.insert(key.as_slice(), ())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---- events and audit ----
@@ -720,23 +760,26 @@ pub fn insert_event(tx: &WriteTransaction, record: &EventRecord) -> Result<u64, 
         &mut tx.open_table(GRANT_EVENTS)?,
         record,
     )
+    .map(|(seq, _, _)| seq)
 }
 
 /// Appends an event under the next sequence number and indexes it by grant. Events are
 /// never removed, so the next number is one past the last key: no counter to keep (and
-/// no `meta` page to copy on every download).
+/// no `meta` page to copy on every download). Returns the number, the index key and the
+/// encoded record.
 fn append_event(
     events: &mut redb::Table<'_, u64, &'static [u8]>,
     grant_events: &mut redb::Table<'_, &'static [u8], ()>,
     record: &EventRecord,
-) -> Result<u64, StoreError> {
+) -> Result<(u64, [u8; 16], Vec<u8>), StoreError> {
     let seq = events.last()?.map_or(0, |(seq, _)| seq.value()) + 1;
-    events.insert(seq, codec::encode(record).as_slice())?;
+    let encoded = codec::encode(record);
+    events.insert(seq, encoded.as_slice())?;
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&record.grant.get().to_be_bytes());
     key[8..].copy_from_slice(&seq.to_be_bytes());
     grant_events.insert(key.as_slice(), ())?;
-    Ok(seq)
+    Ok((seq, key, encoded))
 }
 
 /// A grant's events, oldest first.

@@ -23,17 +23,39 @@
 //! and a download touched seven of them, a sixth of the writer's time at 1 KiB downloads.
 
 use super::delivery::DownloadTables;
-use super::{Store, StoreError};
+use super::journal::{Journal, JournalOp};
+use super::{Store, StoreError, meta};
 use futures::channel::oneshot;
 use redb::{Durability, WriteTransaction};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Counters of the grouped writes (see [`Store::write_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Commits of grouped jobs (jobs ÷ commits is the mean batch).
+    pub commits: u64,
+    /// Grouped jobs committed.
+    pub jobs: u64,
+    /// Of the commits, those made durable by the download journal.
+    pub journaled: u64,
+    /// Journal checkpoints: durable redb commits that let the journal start again.
+    pub checkpoints: u64,
+    /// Batches split because a job failed.
+    pub split_batches: u64,
+}
 
 /// What a grouped job writes through: the batch's transaction, and the download tables
 /// opened once for every job of the batch that asks for them.
 pub struct Batch<'tx> {
     tx: &'tx WriteTransaction,
     downloads: Option<DownloadTables<'tx>>,
+    /// Rows written through the download tables, kept for the journal.
+    journal: Vec<JournalOp>,
+    /// Whether a job used the raw transaction: its writes are unknown to the journal, so
+    /// the batch commits to redb the classic way.
+    raw: bool,
 }
 
 impl<'tx> Batch<'tx> {
@@ -41,14 +63,30 @@ impl<'tx> Batch<'tx> {
         Self {
             tx,
             downloads: None,
+            journal: Vec::new(),
+            raw: false,
         }
     }
 
     /// The transaction itself, for a job that opens its own tables. The shared download
     /// tables are closed first (redb refuses to open a table twice).
     pub fn tx(&mut self) -> &'tx WriteTransaction {
-        self.downloads = None;
+        self.close_downloads();
+        self.raw = true;
         self.tx
+    }
+
+    fn close_downloads(&mut self) {
+        if let Some(mut tables) = self.downloads.take() {
+            self.journal.append(&mut tables.take_journal());
+        }
+    }
+
+    /// Closes the tables and returns what the journal needs: the rows written, or `None`
+    /// when a job wrote through the raw transaction.
+    fn finish(mut self) -> Option<Vec<JournalOp>> {
+        self.close_downloads();
+        (!self.raw).then_some(self.journal)
     }
 
     /// The download tables, opened on first use and kept open for the next job. A job
@@ -127,7 +165,26 @@ pub(super) struct Queue {
     inner: Mutex<QueueState>,
     /// Batches abandoned because a job failed, each job then rerun alone (one fsync each).
     split_batches: AtomicU64,
+    /// Commits of grouped jobs, and the jobs they held.
+    commits: AtomicU64,
+    jobs: AtomicU64,
+    /// Commits made durable by the journal rather than by redb, and journal checkpoints.
+    journaled: AtomicU64,
+    checkpoints: AtomicU64,
+    /// The download journal of an on-disk store. Only the drain task locks it (one runs at
+    /// a time), while it holds a write transaction or runs a checkpoint.
+    journal: Mutex<Option<JournalState>>,
 }
+
+/// The journal and when its current epoch got its first record.
+pub(super) struct JournalState {
+    journal: Journal,
+    first_record_at: Option<Instant>,
+}
+
+/// A journal whose oldest record is this old is checkpointed when the writer goes idle, so
+/// a quiet shop's journal stays short and the next start replays little.
+const CHECKPOINT_AGE: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct QueueState {
@@ -191,6 +248,18 @@ impl Store {
         self.queue.split_batches.load(Ordering::Relaxed)
     }
 
+    /// Counters of the grouped writes since open, for metrics.
+    pub fn write_stats(&self) -> WriteStats {
+        let q = &self.queue;
+        WriteStats {
+            commits: q.commits.load(Ordering::Relaxed),
+            jobs: q.jobs.load(Ordering::Relaxed),
+            journaled: q.journaled.load(Ordering::Relaxed),
+            checkpoints: q.checkpoints.load(Ordering::Relaxed),
+            split_batches: q.split_batches.load(Ordering::Relaxed),
+        }
+    }
+
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, QueueState> {
         self.queue
             .inner
@@ -204,16 +273,17 @@ impl Store {
     fn drain(self) {
         let mut batch = take_batch(&mut self.lock_queue());
         loop {
-            let done = self.commit_batch(batch);
-            let next = {
-                let mut state = self.lock_queue();
-                if state.jobs.is_empty() {
-                    state.draining = false;
-                    None
-                } else {
-                    Some(take_batch(&mut state))
+            let mut done = self.commit_batch(batch);
+            let mut next = self.next_batch(false);
+            if next.is_none() {
+                if self.checkpoint_is_due() {
+                    // Idle with an old journal: answer first, then checkpoint while this
+                    // task still owns the journal (no other drain task can start yet).
+                    deliver_all(std::mem::take(&mut done));
+                    self.checkpoint();
                 }
-            };
+                next = self.next_batch(true);
+            }
             let Some(more) = next else {
                 drop(self);
                 deliver_all(done);
@@ -221,6 +291,20 @@ impl Store {
             };
             deliver_all(done);
             batch = more;
+        }
+    }
+
+    /// The next batch, if any job is queued. When none is and `stop`, the queue is marked
+    /// as not drained, so the next job starts a new drain task (the caller must return).
+    fn next_batch(&self, stop: bool) -> Option<Vec<Box<dyn Pending>>> {
+        let mut state = self.lock_queue();
+        if state.jobs.is_empty() {
+            if stop {
+                state.draining = false;
+            }
+            None
+        } else {
+            Some(take_batch(&mut state))
         }
     }
 
@@ -233,9 +317,10 @@ impl Store {
                     let mut shared = Batch::new(&tx);
                     let all_applied = batch.iter_mut().all(|job| job.apply(&mut shared));
                     // Close the shared tables before the commit or the abort.
-                    drop(shared);
+                    let journal = shared.finish();
                     if all_applied {
-                        if let Err(e) = self.commit_checked(tx) {
+                        let jobs = batch.len() as u64;
+                        if let Err(e) = self.commit_jobs(tx, journal, durable, jobs) {
                             for job in &mut batch {
                                 job.fail(StoreError::Join(format!("commit failed: {e}")));
                             }
@@ -259,8 +344,8 @@ impl Store {
                 Ok(tx) => {
                     let mut alone = Batch::new(&tx);
                     let applied = job.apply(&mut alone);
-                    drop(alone);
-                    if applied && let Err(e) = self.commit_checked(tx) {
+                    let journal = alone.finish();
+                    if applied && let Err(e) = self.commit_jobs(tx, journal, job.durable(), 1) {
                         job.fail(e);
                     }
                 }
@@ -268,6 +353,98 @@ impl Store {
             }
         }
         batch
+    }
+
+    /// Commits a batch's transaction (of `jobs` jobs). With a journal and rows written only through the
+    /// download tables, redb commits without a flush and the rows go to the journal, which
+    /// is flushed when `durable`; otherwise redb commits as the transaction was begun.
+    fn commit_jobs(
+        &self,
+        mut tx: WriteTransaction,
+        journal: Option<Vec<JournalOp>>,
+        durable: bool,
+        jobs: u64,
+    ) -> Result<(), StoreError> {
+        self.queue.commits.fetch_add(1, Ordering::Relaxed);
+        self.queue.jobs.fetch_add(jobs, Ordering::Relaxed);
+        let mut guard = self.lock_journal();
+        let (Some(state), Some(ops)) = (guard.as_mut(), journal) else {
+            drop(guard);
+            return self.commit_checked(tx);
+        };
+        if ops.is_empty() {
+            // Every job declined before writing (unknown passwords): nothing to keep.
+            return Ok(tx.abort()?);
+        }
+        if !state.journal.fits(&ops) {
+            // The journal is full (or the batch alone would not fit): this batch commits
+            // durably, which checkpoints every journaled batch before it too.
+            let started = Instant::now();
+            tx.set_durability(Durability::Immediate)?;
+            self.commit_checked(tx)?;
+            state.restart();
+            self.queue.checkpoints.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(took = ?started.elapsed(), "download journal full: checkpointed");
+            return Ok(());
+        }
+        let seq = state.journal.last_seq() + 1;
+        meta::set_journal_seq(&tx, seq)?;
+        tx.set_durability(Durability::None)?;
+        self.commit_checked(tx)?;
+        if let Err(e) = state.journal.append(seq, &ops, durable) {
+            // redb now holds a batch the journal could not keep; stop writing, as after
+            // a failed commit, and let the supervisor restart the process.
+            self.poison(&e);
+            return Err(e);
+        }
+        state.first_record_at.get_or_insert_with(Instant::now);
+        self.queue.journaled.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn lock_journal(&self) -> std::sync::MutexGuard<'_, Option<JournalState>> {
+        self.queue
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the journal has held records for [`CHECKPOINT_AGE`].
+    fn checkpoint_is_due(&self) -> bool {
+        self.lock_journal().as_ref().is_some_and(|state| {
+            state
+                .first_record_at
+                .is_some_and(|at| at.elapsed() >= CHECKPOINT_AGE)
+        })
+    }
+
+    /// Makes every journaled batch durable in redb (one durable commit) and empties the
+    /// journal. A failure leaves the journal as it was, to be tried again.
+    fn checkpoint(&self) {
+        let mut guard = self.lock_journal();
+        let Some(state) = guard.as_mut() else {
+            return;
+        };
+        let last = state.journal.last_seq();
+        let committed = self.begin_checked().and_then(|tx| {
+            meta::set_journal_seq(&tx, last)?;
+            self.commit_checked(tx)
+        });
+        match committed {
+            Ok(()) => {
+                state.restart();
+                self.queue.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "download journal checkpoint failed"),
+        }
+    }
+
+    /// Puts the journal opened at start-up in place, after its batches were replayed.
+    pub(super) fn install_journal(&self, journal: Journal) {
+        *self.lock_journal() = Some(JournalState {
+            journal,
+            first_record_at: None,
+        });
     }
 
     /// A write transaction that syncs on commit only when `durable`.
@@ -278,6 +455,18 @@ impl Store {
             tx.set_durability(Durability::None)?;
         }
         Ok(tx)
+    }
+}
+
+impl JournalState {
+    /// Starts a new epoch once redb durably holds every journaled batch. On failure the
+    /// old epoch goes on (its records are still valid) and a later batch tries again.
+    fn restart(&mut self) {
+        let last = self.journal.last_seq();
+        match self.journal.start_epoch(last) {
+            Ok(()) => self.first_record_at = None,
+            Err(e) => tracing::warn!(error = %e, "download journal could not start a new epoch"),
+        }
     }
 }
 
@@ -405,5 +594,187 @@ mod tests {
             (0..200).collect::<Vec<_>>(),
             "every event kept once"
         );
+    }
+
+    /// What a crash would leave: the files as they are on disk now, copied while the store
+    /// is open (redb's header there still names the last durable commit).
+    fn crash_image(from: &std::path::Path, to: &std::path::Path, with_journal: bool) {
+        std::fs::copy(from.join("t.redb"), to.join("t.redb")).unwrap();
+        if with_journal {
+            std::fs::copy(from.join("t.redb.journal"), to.join("t.redb.journal")).unwrap();
+        }
+    }
+
+    fn event(grant: u64, bytes: u64, user_agent: String) -> crate::store::delivery::EventRecord {
+        crate::store::delivery::EventRecord {
+            at: domain::Timestamp::from_unix_millis(1_800_000_000_000),
+            grant: domain::GrantId::new(grant),
+            file: None,
+            ip: std::net::IpAddr::from([192, 0, 2, 1]),
+            country: None,
+            user_agent,
+            bytes,
+            outcome: crate::store::delivery::Outcome::Allowed,
+        }
+    }
+
+    fn logged_bytes(store: &Store, grant: u64) -> Vec<u64> {
+        let mut bytes: Vec<u64> = store
+            .read(|tx| crate::store::delivery::grant_events(tx, domain::GrantId::new(grant)))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.bytes)
+            .collect();
+        bytes.sort_unstable();
+        bytes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn acknowledged_download_writes_survive_a_crash_through_the_journal() {
+        let live = tempfile::tempdir().unwrap();
+        let store = Store::open(&live.path().join("t.redb")).unwrap();
+        let jobs = (0..200u64).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write_grouped(move |batch| {
+                        batch.downloads()?.insert_event(&event(9, i, String::new()))
+                    })
+                    .await
+            })
+        });
+        for job in futures::future::join_all(jobs).await {
+            job.unwrap().unwrap();
+        }
+        // A lazily durable write after them rides on the journal too.
+        store
+            .write_grouped_lazily(|batch| {
+                batch
+                    .downloads()?
+                    .insert_event(&event(9, 1000, String::new()))
+            })
+            .await
+            .unwrap();
+        store
+            .write_grouped(|batch| {
+                batch
+                    .downloads()?
+                    .insert_event(&event(9, 1001, String::new()))
+            })
+            .await
+            .unwrap();
+
+        // redb alone does not have them: the download batches committed without a flush.
+        let redb_only = tempfile::tempdir().unwrap();
+        crash_image(live.path(), redb_only.path(), false);
+        let reopened = Store::open(&redb_only.path().join("t.redb")).unwrap();
+        assert_eq!(logged_bytes(&reopened, 9), Vec::<u64>::new());
+        drop(reopened);
+
+        // With the journal beside it, every acknowledged write is back, once.
+        let crashed = tempfile::tempdir().unwrap();
+        crash_image(live.path(), crashed.path(), true);
+        let reopened = Store::open(&crashed.path().join("t.redb")).unwrap();
+        let mut expected: Vec<u64> = (0..200).collect();
+        expected.extend([1000, 1001]);
+        assert_eq!(logged_bytes(&reopened, 9), expected);
+        // The replay was made durable and the journal emptied: a second crash and open
+        // finds the same, not twice as much.
+        drop(reopened);
+        let again = Store::open(&crashed.path().join("t.redb")).unwrap();
+        assert_eq!(logged_bytes(&again, 9), expected);
+        drop(again);
+        drop(store);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replay_never_puts_back_what_a_later_durable_commit_changed() {
+        use crate::store::delivery::{self, GrantRecord};
+        let live = tempfile::tempdir().unwrap();
+        let store = Store::open(&live.path().join("t.redb")).unwrap();
+        let grant = |max_downloads: u32| GrantRecord {
+            order_id: domain::OrderId::new(1_234_567).unwrap(),
+            product_id: domain::ProductId::parse("book").unwrap(),
+            password_digest: [7; 32],
+            replaced_digests: Vec::new(),
+            issued_at: domain::Timestamp::from_unix_millis(1_800_000_000_000),
+            valid_until: None,
+            max_downloads,
+            country_lock: true,
+            locked: None,
+            blocked_by: None,
+            revoked_at: None,
+            ledger: Vec::new(),
+        };
+        let id = domain::GrantId::new(5);
+        // A journaled download batch writes the grant...
+        store
+            .write_grouped(move |batch| batch.downloads()?.update_grant(id, &grant(1)))
+            .await
+            .unwrap();
+        // ...the seller then changes it in an ordinary, durable transaction...
+        store
+            .write(|tx| delivery::put_grant(tx, id, &grant(2)))
+            .unwrap();
+        // ...and another download batch is journaled after that.
+        store
+            .write_grouped(|batch| {
+                batch
+                    .downloads()?
+                    .insert_event(&event(5, 77, String::new()))
+            })
+            .await
+            .unwrap();
+
+        let crashed = tempfile::tempdir().unwrap();
+        crash_image(live.path(), crashed.path(), true);
+        let reopened = Store::open(&crashed.path().join("t.redb")).unwrap();
+        let after = reopened
+            .read(|tx| delivery::grant(tx, id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.max_downloads, 2, "the seller's change stands");
+        assert_eq!(
+            logged_bytes(&reopened, 5),
+            [77],
+            "the later batch was replayed"
+        );
+        drop(reopened);
+        drop(store);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_journal_is_checkpointed_into_redb_and_starts_again() {
+        let live = tempfile::tempdir().unwrap();
+        let store = Store::open(&live.path().join("t.redb")).unwrap();
+        // Three writes of 3 MiB each: the third does not fit the 8 MiB journal.
+        let big = || "x".repeat(3 << 20);
+        for bytes in 1..=3u64 {
+            store
+                .write_grouped(move |batch| {
+                    batch.downloads()?.insert_event(&event(3, bytes, big()))
+                })
+                .await
+                .unwrap();
+        }
+        // One more, small: journaled in the new epoch.
+        store
+            .write_grouped(|batch| batch.downloads()?.insert_event(&event(3, 4, String::new())))
+            .await
+            .unwrap();
+
+        // The third write committed durably, holding the first two with it.
+        let redb_only = tempfile::tempdir().unwrap();
+        crash_image(live.path(), redb_only.path(), false);
+        let reopened = Store::open(&redb_only.path().join("t.redb")).unwrap();
+        assert_eq!(logged_bytes(&reopened, 3), [1, 2, 3]);
+        drop(reopened);
+
+        let crashed = tempfile::tempdir().unwrap();
+        crash_image(live.path(), crashed.path(), true);
+        let reopened = Store::open(&crashed.path().join("t.redb")).unwrap();
+        assert_eq!(logged_bytes(&reopened, 3), [1, 2, 3, 4]);
+        drop(reopened);
+        drop(store);
     }
 }

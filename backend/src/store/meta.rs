@@ -144,6 +144,29 @@ pub fn set_ip_retention_cursor(tx: &WriteTransaction, seq: u64) -> Result<(), St
     Ok(())
 }
 
+/// Big-endian u64: the sequence number of the last download batch written to the journal
+/// that this state holds (see `journal.rs`); replay after a crash starts after it.
+const KEY_JOURNAL_SEQ: &str = "journal_seq";
+
+pub(super) fn journal_seq(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let table = tx.open_table(META)?;
+    let Some(raw) = table.get(KEY_JOURNAL_SEQ)? else {
+        return Ok(0);
+    };
+    Ok(u64::from_be_bytes(raw.value().try_into().map_err(
+        |_| StoreError::Corrupt {
+            kind: "journal sequence",
+            detail: "not 8 bytes".into(),
+        },
+    )?))
+}
+
+pub(super) fn set_journal_seq(tx: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
+    tx.open_table(META)?
+        .insert(KEY_JOURNAL_SEQ, seq.to_be_bytes().as_slice())?;
+    Ok(())
+}
+
 /// Versioned record: the seller's mail templates (absent until one is saved).
 const KEY_MAIL_TEMPLATES: &str = "mail_templates";
 

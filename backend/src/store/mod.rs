@@ -13,6 +13,7 @@ pub mod access;
 mod codec;
 pub mod delivery;
 mod group_commit;
+mod journal;
 pub mod meta;
 mod migrations;
 pub mod outbox;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use codec::Record;
-pub use group_commit::Batch;
+pub use group_commit::{Batch, WriteStats};
 pub use meta::SCHEMA_VERSION;
 
 /// Everything that can go wrong in the store.
@@ -47,6 +48,8 @@ pub enum StoreError {
     Redb(#[from] redb::Error),
     #[error("the blocking store task failed: {0}")]
     Join(String),
+    #[error("download journal: {0}")]
+    Journal(String),
 }
 
 macro_rules! redb_error_into_store_error {
@@ -91,7 +94,46 @@ impl Store {
             },
             other => other.into(),
         })?;
-        Self::init(db, Some(path.to_path_buf()))
+        let store = Self::init(db, Some(path.to_path_buf()))?;
+        store.open_journal(&journal::path_for(path))?;
+        Ok(store)
+    }
+
+    /// Opens the download journal beside the file, applies the batches a crash kept out of
+    /// redb (see `journal.rs`), makes them durable, and starts an empty log.
+    fn open_journal(&self, path: &Path) -> Result<(), StoreError> {
+        let (mut journal, batches) = journal::Journal::open(path)?;
+        let (replayed, last) = self.write(|tx| {
+            let held = meta::journal_seq(tx)?;
+            let mut last = held;
+            let mut replayed = 0u64;
+            for batch in batches.iter().filter(|b| b.seq > held) {
+                if batch.seq != last + 1 {
+                    // Only possible if the database file was swapped for an older copy
+                    // beside a newer journal: the gap cannot be filled, so stop here.
+                    tracing::warn!(
+                        expected = last + 1,
+                        found = batch.seq,
+                        "download journal does not continue the database; its later batches are skipped"
+                    );
+                    break;
+                }
+                delivery::replay(tx, &batch.ops)?;
+                last = batch.seq;
+                replayed += 1;
+            }
+            meta::set_journal_seq(tx, last)?;
+            Ok::<_, StoreError>((replayed, last))
+        })?;
+        if replayed > 0 {
+            tracing::info!(
+                batches = replayed,
+                "download journal replayed after an unclean stop"
+            );
+        }
+        journal.start_epoch(last)?;
+        self.install_journal(journal);
+        Ok(())
     }
 
     /// A store that lives in memory only, for service tests.
@@ -170,10 +212,17 @@ impl Store {
     /// Commits; a failure poisons the store (redb refuses writes until reopened).
     fn commit_checked(&self, tx: WriteTransaction) -> Result<(), StoreError> {
         tx.commit().map_err(|e| {
-            self.poisoned.store(true, Ordering::Relaxed);
-            tracing::error!(error = %e, "redb commit failed; refusing further writes until restart");
-            StoreError::from(e)
+            let e = StoreError::from(e);
+            self.poison(&e);
+            e
         })
+    }
+
+    /// Refuses every later write: after a failed commit (or journal write) the state in
+    /// memory may differ from what is durable, and only a restart brings them together.
+    fn poison(&self, error: &StoreError) {
+        self.poisoned.store(true, Ordering::Relaxed);
+        tracing::error!(error = %error, "a store write failed; refusing further writes until restart");
     }
 
     /// Runs blocking store work on a blocking thread, so async tasks never wait on disk I/O.

@@ -78,7 +78,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (version 0.0.4).
-    pub fn render(&self) -> String {
+    pub fn render(&self, writes: &backend::store::WriteStats) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -152,7 +152,46 @@ impl Metrics {
                 h.count
             );
         }
+        drop(routes);
+        render_write_stats(&mut out, writes);
         out
+    }
+}
+
+/// The store's grouped-write counters: how well downloads share commits, and how often the
+/// download journal is checkpointed.
+fn render_write_stats(out: &mut String, w: &backend::store::WriteStats) {
+    let counters = [
+        (
+            "dropgate_store_commits_total",
+            "Commits of grouped writes (downloads and their settlements).",
+            w.commits,
+        ),
+        (
+            "dropgate_store_committed_jobs_total",
+            "Grouped writes committed; divided by the commits, the mean batch.",
+            w.jobs,
+        ),
+        (
+            "dropgate_store_journaled_commits_total",
+            "Commits made durable by the download journal rather than by redb.",
+            w.journaled,
+        ),
+        (
+            "dropgate_store_journal_checkpoints_total",
+            "Durable redb commits that emptied the download journal.",
+            w.checkpoints,
+        ),
+        (
+            "dropgate_store_split_batches_total",
+            "Batches rerun one job at a time because a job failed.",
+            w.split_batches,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {value}");
     }
 }
 
@@ -172,7 +211,14 @@ mod tests {
         let m = Metrics::default();
         m.record("GET", "/healthz", 200, Duration::from_millis(3));
         m.record("GET", "/healthz", 200, Duration::from_millis(30));
-        let text = m.render();
+        let writes = backend::store::WriteStats {
+            commits: 4,
+            jobs: 40,
+            ..Default::default()
+        };
+        let text = m.render(&writes);
+        assert!(text.contains("dropgate_store_commits_total 4\n"), "{text}");
+        assert!(text.contains("dropgate_store_committed_jobs_total 40\n"));
         assert!(
             text.contains(
                 "dropgate_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"

@@ -170,7 +170,7 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
             ),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        state.metrics.render(),
+        state.metrics.render(&state.store.write_stats()),
     )
         .into_response()
 }

@@ -1,0 +1,374 @@
+//! The download journal: a redo log that makes a download batch durable with one small
+//! write and one `fdatasync`, where a durable redb commit (two-phase, as quick-repair
+//! requires) costs two flushes and the page writes between them.
+//!
+//! A batch of download jobs commits to redb *without* durability, which makes it visible
+//! to every later transaction at once, and then appends the rows it wrote (grant records,
+//! events, event index keys: absolute values, so replaying one twice is harmless) to this
+//! file and flushes it. Only then are the callers answered, so nothing acknowledged is
+//! lost: after a crash redb comes back at its last durable commit and [`replay`] applies
+//! the journal's batches that commit does not hold yet.
+//!
+//! Which batches redb holds is written into redb itself: every journaled batch stores its
+//! sequence number in `meta` in the same transaction (`meta::journal_seq`). A later durable
+//! commit of any kind (an order, a checkpoint, the close) persists that number together
+//! with the rows, so replay skips exactly the batches the file already has and never puts
+//! back an old grant record over a newer change.
+//!
+//! Layout: one file beside the database, [`CAPACITY`] bytes, written once with zeros when
+//! created so that appends overwrite allocated blocks and a flush writes no file metadata.
+//! - bytes 0..16: the header: a random epoch and its CRC-32;
+//! - from [`FIRST_RECORD`]: records, each `[magic][epoch][seq][len][crc][payload]`.
+//!
+//! When the file fills, the writer checkpoints: a durable redb commit (which holds every
+//! journaled batch), then a new epoch in the header. Records of an older epoch, or of an
+//! earlier life of the process, are never read again, so a torn write can only end the
+//! log, never splice an old record into it.
+
+use super::StoreError;
+use rand::TryRngCore;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Size of the journal file. At about 400 bytes per download a full file holds some twenty
+/// thousand downloads between checkpoints.
+pub(super) const CAPACITY: usize = 8 << 20;
+/// Where the first record starts; the header sector stays alone.
+const FIRST_RECORD: usize = 4096;
+/// Bytes before a record's payload: magic, epoch, seq, payload length, CRC-32.
+const RECORD_HEADER: usize = 4 + 8 + 8 + 4 + 4;
+const MAGIC: u32 = 0x4447_4a31; // "DGJ1"
+
+/// One row a journaled batch wrote, with the bytes exactly as stored in redb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JournalOp {
+    /// `grants-1[id] = record`.
+    Grant { id: u64, record: Vec<u8> },
+    /// `events-1[seq] = record`.
+    Event { seq: u64, record: Vec<u8> },
+    /// `grant_events-1[key] = ()`.
+    GrantEvent { key: [u8; 16] },
+}
+
+/// A batch read back from the file.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct JournalBatch {
+    pub seq: u64,
+    pub ops: Vec<JournalOp>,
+}
+
+/// The open journal file and where the next record goes.
+pub(super) struct Journal {
+    file: File,
+    path: PathBuf,
+    epoch: u64,
+    /// Where the next record is written.
+    end: u64,
+    /// Sequence number of the last record written (0 before any).
+    last_seq: u64,
+    /// Reused for encoding records.
+    buffer: Vec<u8>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("end", &self.end)
+            .field("last_seq", &self.last_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The journal path that belongs to a database file: `shop.redb` → `shop.redb.journal`.
+pub(super) fn path_for(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".journal");
+    PathBuf::from(name)
+}
+
+fn io(path: &Path, what: &str, e: std::io::Error) -> StoreError {
+    StoreError::Journal(format!("{what} {}: {e}", path.display()))
+}
+
+impl Journal {
+    /// Opens the journal, creating it (zero-filled) when missing, and returns it with the
+    /// batches of its current epoch in order. Nothing is written to an existing file: the
+    /// caller replays, checkpoints, and then calls [`Self::start_epoch`].
+    pub(super) fn open(path: &Path) -> Result<(Self, Vec<JournalBatch>), StoreError> {
+        let exists = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| io(path, "cannot open the download journal", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| io(path, "cannot read the size of", e))?
+            .len();
+        if len < CAPACITY as u64 {
+            zero_fill(&file, len, CAPACITY as u64).map_err(|e| io(path, "cannot allocate", e))?;
+            if !exists && let Some(dir) = path.parent() {
+                // The new name must survive a crash too.
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io(dir, "cannot flush the directory", e))?;
+            }
+        }
+        let mut contents = Vec::with_capacity(CAPACITY);
+        (&file)
+            .read_to_end(&mut contents)
+            .map_err(|e| io(path, "cannot read", e))?;
+        let batches = parse(&contents);
+        let journal = Self {
+            file,
+            path: path.to_path_buf(),
+            epoch: 0,
+            end: FIRST_RECORD as u64,
+            last_seq: batches.last().map_or(0, |b| b.seq),
+            buffer: Vec::new(),
+        };
+        Ok((journal, batches))
+    }
+
+    /// Starts an empty log under a fresh random epoch, after which records continue from
+    /// `last_seq + 1`. Call only when redb durably holds every batch written so far.
+    pub(super) fn start_epoch(&mut self, last_seq: u64) -> Result<(), StoreError> {
+        let mut epoch = 0u64;
+        while epoch == 0 {
+            let mut bytes = [0u8; 8];
+            rand::rngs::OsRng
+                .try_fill_bytes(&mut bytes)
+                .map_err(|e| StoreError::Journal(format!("no randomness for an epoch: {e}")))?;
+            epoch = u64::from_le_bytes(bytes);
+        }
+        let mut header = [0u8; 16];
+        header[..8].copy_from_slice(&epoch.to_le_bytes());
+        let crc = crc32fast::hash(&header[..8]);
+        header[8..12].copy_from_slice(&crc.to_le_bytes());
+        self.file
+            .write_all_at(&header, 0)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| io(&self.path, "cannot write the header of", e))?;
+        self.epoch = epoch;
+        self.end = FIRST_RECORD as u64;
+        self.last_seq = last_seq;
+        Ok(())
+    }
+
+    /// Sequence number of the last record written.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Whether a batch of `ops` fits in the space left; when not, the writer checkpoints
+    /// (and a batch too big for an empty log commits to redb durably instead).
+    pub(super) fn fits(&self, ops: &[JournalOp]) -> bool {
+        self.end + record_len(ops) <= CAPACITY as u64
+    }
+
+    /// Appends the record of batch `seq` (which must be `last_seq + 1`) and, when `flush`,
+    /// waits until it is on disk. An unflushed record becomes durable with the next flush.
+    pub(super) fn append(
+        &mut self,
+        seq: u64,
+        ops: &[JournalOp],
+        flush: bool,
+    ) -> Result<(), StoreError> {
+        debug_assert_eq!(seq, self.last_seq + 1);
+        let payload = postcard::to_stdvec(ops).expect("postcard serialisation of journal ops");
+        let buffer = &mut self.buffer;
+        buffer.clear();
+        buffer.extend_from_slice(&MAGIC.to_le_bytes());
+        buffer.extend_from_slice(&self.epoch.to_le_bytes());
+        buffer.extend_from_slice(&seq.to_le_bytes());
+        let len = u32::try_from(payload.len()).expect("a journal record fits the file");
+        buffer.extend_from_slice(&len.to_le_bytes());
+        let crc = record_crc(self.epoch, seq, len, &payload);
+        buffer.extend_from_slice(&crc.to_le_bytes());
+        buffer.extend_from_slice(&payload);
+        self.file
+            .write_all_at(buffer, self.end)
+            .map_err(|e| io(&self.path, "cannot append to", e))?;
+        if flush {
+            self.file
+                .sync_data()
+                .map_err(|e| io(&self.path, "cannot flush", e))?;
+        }
+        self.end += buffer.len() as u64;
+        self.last_seq = seq;
+        Ok(())
+    }
+}
+
+/// Bytes a record of `ops` takes (header included).
+fn record_len(ops: &[JournalOp]) -> u64 {
+    // postcard: a varint length, then per op a varint tag, varint ids and length-prefixed
+    // bytes. 10 bytes per varint is the most it can take.
+    let payload: usize = 10
+        + ops
+            .iter()
+            .map(|op| match op {
+                JournalOp::Grant { record, .. } | JournalOp::Event { record, .. } => {
+                    1 + 10 + 10 + record.len()
+                }
+                JournalOp::GrantEvent { .. } => 1 + 16,
+            })
+            .sum::<usize>();
+    (RECORD_HEADER + payload) as u64
+}
+
+fn record_crc(epoch: u64, seq: u64, len: u32, payload: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&epoch.to_le_bytes());
+    crc.update(&seq.to_le_bytes());
+    crc.update(&len.to_le_bytes());
+    crc.update(payload);
+    crc.finalize()
+}
+
+/// Writes zeros over `from..to` and flushes them.
+fn zero_fill(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK];
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from(to - at).map_or(CHUNK, |left| left.min(CHUNK));
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
+}
+
+/// The records of the file's current epoch, in order, up to the first one that is torn,
+/// of another epoch, or out of sequence. A missing or damaged header means no records:
+/// the header is only rewritten after a checkpoint, when redb holds every batch.
+fn parse(contents: &[u8]) -> Vec<JournalBatch> {
+    let mut batches = Vec::new();
+    let Some(header) = contents.get(..16) else {
+        return batches;
+    };
+    let epoch = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+    let header_crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if epoch == 0 || crc32fast::hash(&header[..8]) != header_crc {
+        return batches;
+    }
+    let mut at = FIRST_RECORD;
+    let mut previous: Option<u64> = None;
+    while let Some(head) = contents.get(at..at + RECORD_HEADER) {
+        let word = |range: std::ops::Range<usize>| &head[range];
+        let magic = u32::from_le_bytes(word(0..4).try_into().expect("4 bytes"));
+        let record_epoch = u64::from_le_bytes(word(4..12).try_into().expect("8 bytes"));
+        let seq = u64::from_le_bytes(word(12..20).try_into().expect("8 bytes"));
+        let len = u32::from_le_bytes(word(20..24).try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(word(24..28).try_into().expect("4 bytes"));
+        if magic != MAGIC || record_epoch != epoch || previous.is_some_and(|p| seq != p + 1) {
+            break;
+        }
+        let start = at + RECORD_HEADER;
+        let Some(payload) = contents.get(start..start + len as usize) else {
+            break;
+        };
+        if record_crc(epoch, seq, len, payload) != crc {
+            break;
+        }
+        let Ok(ops) = postcard::from_bytes::<Vec<JournalOp>>(payload) else {
+            break;
+        };
+        batches.push(JournalBatch { seq, ops });
+        previous = Some(seq);
+        at = start + len as usize;
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(n: u8) -> Vec<JournalOp> {
+        vec![
+            JournalOp::Grant {
+                id: u64::from(n),
+                record: vec![n; 200],
+            },
+            JournalOp::Event {
+                seq: u64::from(n) * 10,
+                record: vec![n; 120],
+            },
+            JournalOp::GrantEvent { key: [n; 16] },
+        ]
+    }
+
+    #[test]
+    fn records_read_back_in_order_and_a_new_epoch_hides_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb.journal");
+        let (mut journal, found) = Journal::open(&path).unwrap();
+        assert!(found.is_empty(), "a new file holds no batches");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), CAPACITY as u64);
+        journal.start_epoch(0).unwrap();
+        journal.append(1, &ops(1), true).unwrap();
+        journal.append(2, &ops(2), false).unwrap();
+        journal.append(3, &ops(3), true).unwrap();
+        drop(journal);
+
+        let (mut journal, found) = Journal::open(&path).unwrap();
+        assert_eq!(
+            found,
+            (1..=3)
+                .map(|n| JournalBatch {
+                    seq: u64::from(n),
+                    ops: ops(n)
+                })
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(journal.last_seq(), 3);
+        // After a checkpoint the old records are still in the file, under the old epoch.
+        journal.start_epoch(3).unwrap();
+        journal.append(4, &ops(4), true).unwrap();
+        drop(journal);
+        let (_, found) = Journal::open(&path).unwrap();
+        assert_eq!(found.iter().map(|b| b.seq).collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn a_torn_record_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb.journal");
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        journal.start_epoch(0).unwrap();
+        for n in 1..=3 {
+            journal.append(u64::from(n), &ops(n), true).unwrap();
+        }
+        let second = FIRST_RECORD as u64 + record_len_exact(&ops(1));
+        drop(journal);
+        // Damage one payload byte of the second record: the third, intact, must not be read.
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0xff], second + RECORD_HEADER as u64 + 5)
+            .unwrap();
+        let (_, found) = Journal::open(&path).unwrap();
+        assert_eq!(found.iter().map(|b| b.seq).collect::<Vec<_>>(), [1]);
+        // A damaged header hides every record.
+        file.write_all_at(&[0xff], 3).unwrap();
+        let (_, found) = Journal::open(&path).unwrap();
+        assert!(found.is_empty());
+    }
+
+    #[test]
+    fn the_space_estimate_never_falls_short() {
+        for n in [0u8, 1, 200, 255] {
+            let ops = ops(n);
+            assert!(record_len(&ops) >= record_len_exact(&ops));
+        }
+    }
+
+    fn record_len_exact(ops: &[JournalOp]) -> u64 {
+        (RECORD_HEADER + postcard::to_stdvec(ops).unwrap().len()) as u64
+    }
+}
