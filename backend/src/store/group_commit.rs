@@ -180,6 +180,8 @@ pub(super) struct Queue {
 pub(super) struct JournalState {
     journal: Journal,
     first_record_at: Option<Instant>,
+    /// [`CHECKPOINT_AGE`], shorter in tests.
+    checkpoint_age: Duration,
 }
 
 /// A journal whose oldest record is this old is checkpointed when the writer goes idle, so
@@ -414,7 +416,7 @@ impl Store {
         self.lock_journal().as_ref().is_some_and(|state| {
             state
                 .first_record_at
-                .is_some_and(|at| at.elapsed() >= CHECKPOINT_AGE)
+                .is_some_and(|at| at.elapsed() >= state.checkpoint_age)
         })
     }
 
@@ -433,6 +435,9 @@ impl Store {
         match committed {
             Ok(()) => {
                 state.restart();
+                if let Err(e) = state.journal.scrub() {
+                    tracing::warn!(error = %e, "download journal could not be scrubbed");
+                }
                 self.queue.checkpoints.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "download journal checkpoint failed"),
@@ -444,6 +449,7 @@ impl Store {
         *self.lock_journal() = Some(JournalState {
             journal,
             first_record_at: None,
+            checkpoint_age: CHECKPOINT_AGE,
         });
     }
 
@@ -594,6 +600,46 @@ mod tests {
             (0..200).collect::<Vec<_>>(),
             "every event kept once"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_writer_checkpoints_an_old_journal_into_redb() {
+        let live = tempfile::tempdir().unwrap();
+        let store = Store::open(&live.path().join("t.redb")).unwrap();
+        store
+            .lock_journal()
+            .as_mut()
+            .expect("an on-disk store has a journal")
+            .checkpoint_age = Duration::from_millis(50);
+        store
+            .write_grouped(|batch| batch.downloads()?.insert_event(&event(4, 1, String::new())))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.write_stats().checkpoints,
+            0,
+            "too young to checkpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        store
+            .write_grouped(|batch| batch.downloads()?.insert_event(&event(4, 2, String::new())))
+            .await
+            .unwrap();
+        // The writer checkpoints after answering, as it goes idle.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.write_stats().checkpoints == 0 {
+            assert!(Instant::now() < deadline, "no checkpoint");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let stats = store.write_stats();
+        assert_eq!((stats.commits, stats.journaled), (2, 2));
+        // redb alone now holds both writes.
+        let redb_only = tempfile::tempdir().unwrap();
+        crash_image(live.path(), redb_only.path(), false);
+        let reopened = Store::open(&redb_only.path().join("t.redb")).unwrap();
+        assert_eq!(logged_bytes(&reopened, 4), [1, 2]);
+        drop(reopened);
+        drop(store);
     }
 
     /// What a crash would leave: the files as they are on disk now, copied while the store

@@ -69,6 +69,9 @@ pub(super) struct Journal {
     end: u64,
     /// Sequence number of the last record written (0 before any).
     last_seq: u64,
+    /// End of the bytes any record may still occupy, of this epoch or an older one (see
+    /// [`Self::scrub`]).
+    high_water: u64,
     /// Reused for encoding records.
     buffer: Vec<u8>,
 }
@@ -125,12 +128,17 @@ impl Journal {
             .read_to_end(&mut contents)
             .map_err(|e| io(path, "cannot read", e))?;
         let batches = parse(&contents);
+        let high_water = contents
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(FIRST_RECORD, |last| (last + 1).max(FIRST_RECORD));
         let journal = Self {
             file,
             path: path.to_path_buf(),
             epoch: 0,
             end: FIRST_RECORD as u64,
             last_seq: batches.last().map_or(0, |b| b.seq),
+            high_water: high_water as u64,
             buffer: Vec::new(),
         };
         Ok((journal, batches))
@@ -201,7 +209,22 @@ impl Journal {
                 .map_err(|e| io(&self.path, "cannot flush", e))?;
         }
         self.end += buffer.len() as u64;
+        self.high_water = self.high_water.max(self.end);
         self.last_seq = seq;
+        Ok(())
+    }
+
+    /// Overwrites with zeros everything past the current epoch's records: after
+    /// [`Self::start_epoch`], every record of older epochs, so buyers' IPs and user agents
+    /// do not linger in the file once redb has them (the IP retention setting applies to
+    /// redb). Not flushed, as nothing depends on it being on disk.
+    pub(super) fn scrub(&mut self) -> Result<(), StoreError> {
+        if self.high_water > self.end {
+            let from = self.end;
+            write_zeros(&self.file, from, self.high_water)
+                .map_err(|e| io(&self.path, "cannot scrub", e))?;
+            self.high_water = from;
+        }
         Ok(())
     }
 }
@@ -234,6 +257,12 @@ fn record_crc(epoch: u64, seq: u64, len: u32, payload: &[u8]) -> u32 {
 
 /// Writes zeros over `from..to` and flushes them.
 fn zero_fill(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    write_zeros(file, from, to)?;
+    file.sync_all()
+}
+
+/// Writes zeros over `from..to`.
+fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
     const CHUNK: usize = 1 << 20;
     let zeros = vec![0u8; CHUNK];
     let mut at = from;
@@ -242,7 +271,7 @@ fn zero_fill(file: &File, from: u64, to: u64) -> std::io::Result<()> {
         file.write_all_at(&zeros[..n], at)?;
         at += n as u64;
     }
-    file.sync_all()
+    Ok(())
 }
 
 /// The records of the file's current epoch, in order, up to the first one that is torn,
@@ -335,6 +364,32 @@ mod tests {
         drop(journal);
         let (_, found) = Journal::open(&path).unwrap();
         assert_eq!(found.iter().map(|b| b.seq).collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn a_scrub_after_a_new_epoch_leaves_no_old_record_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb.journal");
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        journal.start_epoch(0).unwrap();
+        for n in 1..=20 {
+            journal.append(u64::from(n), &ops(n), true).unwrap();
+        }
+        drop(journal);
+        // A new life finds where the old records end, even without parsing them.
+        let (mut journal, found) = Journal::open(&path).unwrap();
+        assert_eq!(found.len(), 20);
+        journal.start_epoch(20).unwrap();
+        journal.scrub().unwrap();
+        let contents = std::fs::read(&path).unwrap();
+        assert!(contents[FIRST_RECORD..].iter().all(|&b| b == 0));
+        assert!(contents[..16].iter().any(|&b| b != 0), "the header stays");
+        // A record of the new epoch is kept, and scrubbed by the next epoch in turn.
+        journal.append(21, &ops(1), true).unwrap();
+        journal.start_epoch(21).unwrap();
+        journal.scrub().unwrap();
+        let contents = std::fs::read(&path).unwrap();
+        assert!(contents[FIRST_RECORD..].iter().all(|&b| b == 0));
     }
 
     #[test]

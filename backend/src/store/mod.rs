@@ -132,6 +132,7 @@ impl Store {
             );
         }
         journal.start_epoch(last)?;
+        journal.scrub()?;
         self.install_journal(journal);
         Ok(())
     }
