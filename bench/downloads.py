@@ -238,19 +238,34 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def store_writes(base):
+    """The store's grouped-write counters from /metrics (dropgate_store_*_total)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    found = re.findall(r"^dropgate_store_(\w+)_total (\d+)$", text, re.M)
+    return {name: int(value) for name, value in found}
+
+
 def small_rate(args, dropgate, base, token, dg_small, ng_small):
     print(f"1 KiB file through a checked link, wrk -t2 -c32 -d{args.seconds}s")
     before = api(base, token, "POST", "/api/v1/grants/lookup", {"email": "bench@example.com"})
     used_before = {g["product_id"]: g for g in before}["small"]
     cpu_before = cpu_seconds(dropgate.pid)
+    writes_before = store_writes(base)
     d_rate, d_requests, d_bad, d_p99 = wrk_rate(dg_small, args.seconds)
     # CPU per download varies far less between runs than req/s on a shared machine.
     cpu_per_request = (cpu_seconds(dropgate.pid) - cpu_before) / max(d_requests, 1) * 1e6
+    writes = {k: v - writes_before.get(k, 0) for k, v in store_writes(base).items()}
     n_rate, n_requests, n_bad, n_p99 = wrk_rate(ng_small, args.seconds)
     print(f"  dropgate (password, redb ledger)  {d_rate:9.0f} req/s   p99 {d_p99:>8}   non-2xx {d_bad}")
     print(f"  nginx (secure_link)               {n_rate:9.0f} req/s   p99 {n_p99:>8}   non-2xx {n_bad}")
     print(f"  ratio                             {d_rate / n_rate:9.2f} x")
     print(f"  dropgate CPU per download         {cpu_per_request:9.1f} us")
+    commits = max(writes.get("commits", 0), 1)
+    print(f"  dropgate commits                  {writes.get('commits', 0):9d}"
+          f"   {writes.get('committed_jobs', 0) / commits:.1f} downloads each,"
+          f" {writes.get('journaled_commits', 0)} made durable by the journal,"
+          f" {writes.get('journal_checkpoints', 0)} checkpoints")
     time.sleep(1.0)  # let the last bodies settle
     after = {g["product_id"]: g for g in api(base, token, "POST", "/api/v1/grants/lookup",
                                              {"email": "bench@example.com"})}["small"]

@@ -29,7 +29,6 @@ use super::StoreError;
 use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -123,15 +122,13 @@ impl Journal {
                     .map_err(|e| io(dir, "cannot flush the directory", e))?;
             }
         }
-        let mut contents = Vec::with_capacity(CAPACITY);
-        (&file)
-            .read_to_end(&mut contents)
+        // Only the part that holds anything is read: after a quiet stop that is the header.
+        let high_water = written_end(&file).map_err(|e| io(path, "cannot read", e))?;
+        let mut contents = vec![0; high_water];
+        file.read_exact_at(&mut contents, 0)
             .map_err(|e| io(path, "cannot read", e))?;
         let batches = parse(&contents);
-        let high_water = contents
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(FIRST_RECORD, |last| (last + 1).max(FIRST_RECORD));
+        drop(contents);
         let journal = Self {
             file,
             path: path.to_path_buf(),
@@ -253,6 +250,24 @@ fn record_crc(epoch: u64, seq: u64, len: u32, payload: &[u8]) -> u32 {
     crc.update(&len.to_le_bytes());
     crc.update(payload);
     crc.finalize()
+}
+
+/// One past the last non-zero byte of the file, at least [`FIRST_RECORD`]; read in chunks
+/// so that opening never holds the whole file in memory.
+fn written_end(file: &File) -> std::io::Result<usize> {
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut at = 0usize;
+    let mut end = FIRST_RECORD;
+    loop {
+        let n = file.read_at(&mut chunk, at as u64)?;
+        if n == 0 {
+            return Ok(end);
+        }
+        if let Some(last) = chunk[..n].iter().rposition(|&b| b != 0) {
+            end = end.max(at + last + 1);
+        }
+        at += n;
+    }
 }
 
 /// Writes zeros over `from..to` and flushes them.
