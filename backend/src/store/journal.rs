@@ -15,8 +15,8 @@
 //! with the rows, so replay skips exactly the batches the file already has and never puts
 //! back an old grant record over a newer change.
 //!
-//! Layout: one file beside the database, [`CAPACITY`] bytes, written once with zeros when
-//! created so that appends overwrite allocated blocks and a flush writes no file metadata.
+//! Layout: one file beside the database, [`CAPACITY`] bytes, allocated when created so that
+//! appends never change the file's size (nor run out of space).
 //! - bytes 0..16: the header: a random epoch and its CRC-32;
 //! - from [`FIRST_RECORD`]: records, each `[magic][epoch][seq][len][crc][payload]`.
 //!
@@ -97,7 +97,7 @@ fn io(path: &Path, what: &str, e: std::io::Error) -> StoreError {
 }
 
 impl Journal {
-    /// Opens the journal, creating it (zero-filled) when missing, and returns it with the
+    /// Opens the journal, creating it (allocated, reading as zeros) when missing, and returns it with the
     /// batches of its current epoch in order. Nothing is written to an existing file: the
     /// caller replays, checkpoints, and then calls [`Self::start_epoch`].
     pub(super) fn open(path: &Path) -> Result<(Self, Vec<JournalBatch>), StoreError> {
@@ -114,7 +114,7 @@ impl Journal {
             .map_err(|e| io(path, "cannot read the size of", e))?
             .len();
         if len < CAPACITY as u64 {
-            zero_fill(&file, len, CAPACITY as u64).map_err(|e| io(path, "cannot allocate", e))?;
+            allocate(&file, len, CAPACITY as u64).map_err(|e| io(path, "cannot allocate", e))?;
             if !exists && let Some(dir) = path.parent() {
                 // The new name must survive a crash too.
                 File::open(dir)
@@ -255,7 +255,7 @@ fn record_crc(epoch: u64, seq: u64, len: u32, payload: &[u8]) -> u32 {
 /// One past the last non-zero byte of the file, at least [`FIRST_RECORD`]; read in chunks
 /// so that opening never holds the whole file in memory.
 fn written_end(file: &File) -> std::io::Result<usize> {
-    let mut chunk = vec![0u8; 1 << 20];
+    let mut chunk = vec![0u8; 64 << 10];
     let mut at = 0usize;
     let mut end = FIRST_RECORD;
     loop {
@@ -270,15 +270,19 @@ fn written_end(file: &File) -> std::io::Result<usize> {
     }
 }
 
-/// Writes zeros over `from..to` and flushes them.
-fn zero_fill(file: &File, from: u64, to: u64) -> std::io::Result<()> {
-    write_zeros(file, from, to)?;
+/// Reserves `from..to` on disk (reading as zeros) and flushes the new size, so appends
+/// never run out of space. Where the filesystem cannot reserve, zeros are written instead.
+fn allocate(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    use rustix::fs::{FallocateFlags, fallocate};
+    if fallocate(file, FallocateFlags::empty(), from, to - from).is_err() {
+        write_zeros(file, from, to)?;
+    }
     file.sync_all()
 }
 
 /// Writes zeros over `from..to`.
 fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
-    const CHUNK: usize = 1 << 20;
+    const CHUNK: usize = 64 << 10;
     let zeros = vec![0u8; CHUNK];
     let mut at = from;
     while at < to {
