@@ -7,9 +7,15 @@
 //! requests costs one fsync, and each caller is answered only after that commit (nothing
 //! is acknowledged before it is durable).
 //!
+//! On disk, a batch whose jobs wrote only through the download tables is made durable by
+//! the download journal instead (`journal.rs`): redb commits it without a flush and its rows
+//! are appended to the journal with one `fdatasync`. A job that writes through the raw
+//! transaction makes its batch commit to redb durably, as before.
+//!
 //! A job may ask only for atomicity, not durability ([`Durability::None`]): a batch made of
-//! such jobs alone commits without an fsync, and its writes become durable with the next
-//! durable commit or when the store closes. Download settlements are such jobs: losing one
+//! such jobs alone commits without an fsync (its journal record is written but not
+//! flushed), and its writes become durable with the next flush or durable commit, or when
+//! the store closes. Download settlements are such jobs: losing one
 //! in a crash leaves the bytes reserved, which only errs in the seller's favour.
 //!
 //! Jobs stay isolated: if any job in a batch returns `Err`, the batch is abandoned and
