@@ -65,37 +65,10 @@ async fn every_answered_download_still_counts_after_sigkill() {
     let token = create_token(&data);
     let (mut server, base) = start(&data);
     let http = reqwest::Client::new();
-    http.post(format!("{base}/api/v1/products"))
-        .bearer_auth(&token)
-        .json(
-            &serde_json::json!({"product_id": "tiny", "name": "Tiny", "max_downloads": 1_000_000}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let file: serde_json::Value = http
-        .put(format!("{base}/api/v1/products/tiny/files/tiny.bin"))
-        .bearer_auth(&token)
-        .body(vec![9u8; 1024])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let order: serde_json::Value = http
-        .post(format!("{base}/api/v1/orders"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"email": "many@example.com", "product_ids": ["tiny"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = order["issued"][0]["url"].as_str().unwrap().to_owned();
+    let (url, file_id) =
+        product_ordered(&http, &base, &token, "tiny", 1_000_000, vec![9u8; 1024]).await;
     let password = url.rsplit('/').next().unwrap().to_owned();
-    let local = format!("{base}/d/{password}/{}", file["file_id"]);
+    let local = format!("{base}/d/{password}/{file_id}");
 
     // Only downloads run until the kill: nothing else commits to redb meanwhile.
     let deadline = Instant::now() + Duration::from_millis(1500);
@@ -292,37 +265,8 @@ async fn check_after_restart(
 /// Makes a product allowing one download, orders it, downloads it in full, and returns the
 /// file's URL.
 async fn single_download_taken(http: &reqwest::Client, base: &str, token: &str) -> String {
-    http.post(format!("{base}/api/v1/products"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"product_id": "once", "name": "Once", "max_downloads": 1}))
-        .send()
-        .await
-        .unwrap();
-    let file: serde_json::Value = http
-        .put(format!("{base}/api/v1/products/once/files/once.bin"))
-        .bearer_auth(token)
-        .body(vec![5u8; 64 * 1024])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let order: serde_json::Value = http
-        .post(format!("{base}/api/v1/orders"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"email": "once@example.com", "product_ids": ["once"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!(
-        "{}/{}",
-        order["issued"][0]["url"].as_str().unwrap(),
-        file["file_id"]
-    );
+    let (link, file_id) = product_ordered(http, base, token, "once", 1, vec![5u8; 64 * 1024]).await;
+    let url = format!("{link}/{file_id}");
     let local = url.replace(url.split("/d/").next().unwrap(), base);
     let body = http
         .get(&local)
@@ -334,4 +278,48 @@ async fn single_download_taken(http: &reqwest::Client, base: &str, token: &str) 
         .unwrap();
     assert_eq!(body.len(), 64 * 1024);
     url
+}
+
+/// Makes a product with one file and `max_downloads`, orders it, and returns the buyer's
+/// link (from the configured public URL) and the file's id.
+async fn product_ordered(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    product: &str,
+    max_downloads: u32,
+    body: Vec<u8>,
+) -> (String, u64) {
+    http.post(format!("{base}/api/v1/products"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"product_id": product, "name": product, "max_downloads": max_downloads}))
+        .send()
+        .await
+        .unwrap();
+    let file: serde_json::Value = http
+        .put(format!(
+            "{base}/api/v1/products/{product}/files/{product}.bin"
+        ))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order: serde_json::Value = http
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"email": format!("{product}@example.com"), "product_ids": [product]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        order["issued"][0]["url"].as_str().unwrap().to_owned(),
+        file["file_id"].as_u64().unwrap(),
+    )
 }

@@ -126,21 +126,30 @@ pub fn put_store_settings(
 
 /// Where the IP retention job stopped last time (0 before its first run).
 pub fn ip_retention_cursor(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    read_u64(tx, KEY_IP_RETENTION_CURSOR, "IP retention cursor")
+}
+
+pub fn set_ip_retention_cursor(tx: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
+    write_u64(tx, KEY_IP_RETENTION_CURSOR, seq)
+}
+
+/// A big-endian u64 stored under `key` (0 when absent); `kind` names it in errors.
+fn read_u64(tx: &WriteTransaction, key: &str, kind: &'static str) -> Result<u64, StoreError> {
     let table = tx.open_table(META)?;
-    let Some(raw) = table.get(KEY_IP_RETENTION_CURSOR)? else {
+    let Some(raw) = table.get(key)? else {
         return Ok(0);
     };
     Ok(u64::from_be_bytes(raw.value().try_into().map_err(
         |_| StoreError::Corrupt {
-            kind: "IP retention cursor",
+            kind,
             detail: "not 8 bytes".into(),
         },
     )?))
 }
 
-pub fn set_ip_retention_cursor(tx: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
+fn write_u64(tx: &WriteTransaction, key: &str, value: u64) -> Result<(), StoreError> {
     tx.open_table(META)?
-        .insert(KEY_IP_RETENTION_CURSOR, seq.to_be_bytes().as_slice())?;
+        .insert(key, value.to_be_bytes().as_slice())?;
     Ok(())
 }
 
@@ -149,22 +158,11 @@ pub fn set_ip_retention_cursor(tx: &WriteTransaction, seq: u64) -> Result<(), St
 const KEY_JOURNAL_SEQ: &str = "journal_seq";
 
 pub(super) fn journal_seq(tx: &WriteTransaction) -> Result<u64, StoreError> {
-    let table = tx.open_table(META)?;
-    let Some(raw) = table.get(KEY_JOURNAL_SEQ)? else {
-        return Ok(0);
-    };
-    Ok(u64::from_be_bytes(raw.value().try_into().map_err(
-        |_| StoreError::Corrupt {
-            kind: "journal sequence",
-            detail: "not 8 bytes".into(),
-        },
-    )?))
+    read_u64(tx, KEY_JOURNAL_SEQ, "journal sequence")
 }
 
 pub(super) fn set_journal_seq(tx: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
-    tx.open_table(META)?
-        .insert(KEY_JOURNAL_SEQ, seq.to_be_bytes().as_slice())?;
-    Ok(())
+    write_u64(tx, KEY_JOURNAL_SEQ, seq)
 }
 
 /// Versioned record: the seller's mail templates (absent until one is saved).
