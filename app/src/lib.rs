@@ -1,6 +1,32 @@
 //! Dropgate's user interface in Leptos: the document shell, the router, the admin SPA and
 //! the server functions it calls. Compiled twice: with `ssr` into the server (rendering and
 //! server functions), with `hydrate` into the WASM bundle that takes over in the browser.
+//!
+//! # The rule for every screen: nothing rendered on the server is bound to a thread
+//!
+//! The server renders pages on a multi-threaded runtime and drops a page's reactive owner
+//! when its last byte is sent, possibly on another thread than the one that built it.
+//! A thread-bound value created during a server render — `StoredValue::new_local`,
+//! `LocalResource`, `ArcLocalSignal`, a `SendWrapper`, anything holding a `web_sys` or
+//! `wasm_bindgen` value — panics when it is dropped on another thread ("Dropped
+//! SendWrapper<T> variable from a thread different to the one it has been created
+//! with"): the page is cut off mid-stream and the panic unwinds through Leptos' reactive
+//! graph. That was issue 15 (`StoredValue::new_local` in the upload box).
+//!
+//! So:
+//! - Values that exist only in the browser (XHRs, DOM handles, timers, `File`s) are
+//!   created only in the browser: in an event handler, in an `Effect` (effects do not run
+//!   on the server), or behind `#[cfg(feature = "hydrate")]`. Keep them in ordinary
+//!   (thread-safe) storage as `Option<BrowserOnly<T>>` that starts as `None`, so a
+//!   server render creates and drops only the empty slot.
+//! - Use `StoredValue::new`, `RwSignal::new`, `Resource::new`; never the `*_local`
+//!   variants, `LocalResource` or `spawn_local` in a component.
+//! - Read a resource in one `Suspense`/`Transition` only (two readers deadlocked
+//!   Leptos' SSR: leptos#4578, #4673), and hold no reactive guard across an `.await`.
+//!
+//! `server/tests/reload.rs` reloads every page under concurrency and fails on any panic;
+//! the server also renders each page wholly on one thread (`server::http::render`),
+//! because Leptos 0.8's own Suspense takes two locks in opposite orders on two threads.
 // Deeply nested view types (the desk, the order screens) need more than 128 levels.
 #![recursion_limit = "256"]
 
@@ -16,6 +42,12 @@ use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
+
+/// A browser-only value (an XHR, a DOM handle, a timer, a file) kept in reactive storage.
+/// It may be touched and dropped only on the thread that made it, which in the browser is
+/// the only thread; create it only in the browser, never during a server render (see the
+/// crate docs), and keep it as `Option<BrowserOnly<T>>` starting at `None`.
+pub type BrowserOnly<T> = send_wrapper::SendWrapper<T>;
 
 /// Name of the WASM/JS bundle under `/pkg/` (wasm-bindgen's `--out-name`).
 pub const BUNDLE_NAME: &str = "dropgate";

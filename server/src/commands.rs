@@ -32,6 +32,10 @@ impl From<backend::ServiceError> for CommandError {
     }
 }
 
+/// How often the watchdog checks that the runtimes still run tasks, and how long it waits.
+const WATCHDOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const WATCHDOG_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `dropgate serve`.
 pub async fn serve(config: Config) -> Result<(), CommandError> {
     crate::telemetry::init(config.log_format);
@@ -56,6 +60,20 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
         // Printed plainly as well, so the link is easy to copy from any log format.
         println!("\nCreate the first admin account by opening this one-time link:\n\n    {link}\n");
     }
+    // A server whose runtimes stop running tasks exits, for its supervisor to restart it.
+    let main_runtime = tokio::runtime::Handle::current();
+    let render_runtimes = app.render_runtimes();
+    crate::watchdog::spawn(
+        move || {
+            let mut runtimes = vec![main_runtime.clone()];
+            runtimes.extend(render_runtimes());
+            runtimes
+        },
+        WATCHDOG_EVERY,
+        WATCHDOG_PATIENCE,
+        crate::watchdog::exit_on_stall,
+    )
+    .map_err(|e| CommandError::Failed(format!("cannot start the runtime watchdog: {e}")))?;
     // Last line of start-up: from here on requests are answered.
     tracing::info!(address = %app.local_addr(), public_url = app.public_url(), data_dir = %config.data_dir.display(), "Dropgate is listening");
     app.run_until(startup::shutdown_signal()).await;

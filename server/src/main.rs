@@ -12,10 +12,6 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// How often the watchdog checks that the runtime still runs tasks, and how long it waits.
-const WATCHDOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-const WATCHDOG_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -59,19 +55,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if matches!(cli.command, Command::Serve(_)) {
-        // A server whose runtime stops running tasks exits, for its supervisor to restart it.
-        let watchdog = server::watchdog::spawn(
-            runtime.handle().clone(),
-            WATCHDOG_EVERY,
-            WATCHDOG_PATIENCE,
-            server::watchdog::exit_on_stall,
-        );
-        if let Err(e) = watchdog {
-            eprintln!("error: cannot start the runtime watchdog: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => commands::serve(Config::from_args(&args)?).await,

@@ -19,6 +19,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// Threads that render Leptos pages (see `http::render`): one per core of the 2-core
+/// machines Dropgate is sized for; a page renders in about a millisecond.
+const RENDER_THREADS: usize = 2;
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -42,6 +46,8 @@ pub enum StartupError {
     Geo(String),
     #[error("mail: {0}")]
     Mail(#[from] backend::mail::worker::SmtpSetupError),
+    #[error("cannot start the page render threads: {0}")]
+    RenderThreads(std::io::Error),
 }
 
 /// A bound, ready-to-run server.
@@ -50,6 +56,7 @@ pub struct Application {
     local_addr: SocketAddr,
     public_url: String,
     router: axum::Router,
+    render_threads: Arc<http::render::RenderThreads>,
     config: Config,
     setup_link: Option<String>,
     access: AccessService,
@@ -162,12 +169,13 @@ impl Application {
                 url: a.url.to_owned(),
             }),
         };
-        let router = build_router(state, ui, local_addr, config.max_body_bytes);
+        let (router, render_threads) = build_router(state, ui, local_addr, config.max_body_bytes)?;
         Ok(Self {
             listener,
             local_addr,
             public_url,
             router,
+            render_threads,
             config,
             setup_link,
             access,
@@ -194,6 +202,18 @@ impl Application {
     /// The store settings (tests change them as the Settings screen would).
     pub fn settings(&self) -> SettingsService {
         self.settings.clone()
+    }
+
+    /// The runtimes of the page render threads as they are now, for the watchdog; empty
+    /// once the server has stopped.
+    pub fn render_runtimes(&self) -> impl Fn() -> Vec<tokio::runtime::Handle> + Send + 'static {
+        let threads = Arc::downgrade(&self.render_threads);
+        move || {
+            threads
+                .upgrade()
+                .map(|threads| threads.runtimes())
+                .unwrap_or_default()
+        }
     }
 
     /// The one-time link to create the first admin, while no admin exists.
@@ -235,14 +255,24 @@ fn build_router(
     ui: UiState,
     local_addr: SocketAddr,
     max_body_bytes: usize,
-) -> axum::Router {
+) -> Result<(axum::Router, Arc<http::render::RenderThreads>), StartupError> {
     let leptos_options = LeptosOptions::builder()
         .output_name(app::BUNDLE_NAME)
         .site_pkg_dir("pkg")
         .env(Env::PROD)
         .site_addr(local_addr)
         .build();
-    http::router(state, ui, leptos_options, max_body_bytes)
+    let render_threads =
+        http::render::RenderThreads::start(RENDER_THREADS, http::render::RENDER_DEADLINE)
+            .map_err(StartupError::RenderThreads)?;
+    let router = http::router(
+        state,
+        ui,
+        leptos_options,
+        Arc::clone(&render_threads),
+        max_body_bytes,
+    );
+    Ok((router, render_threads))
 }
 
 /// Gives back what downloads cut off by the previous run had reserved but not sent.

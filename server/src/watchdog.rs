@@ -1,27 +1,31 @@
-//! A watchdog for the async runtime: if the runtime stops running tasks, the process exits
+//! A watchdog for the async runtimes: if a runtime stops running tasks, the process exits
 //! so that its supervisor (systemd's `Restart=on-failure`, Docker's restart policy)
 //! starts it again.
 //!
-//! Why: once, in an end-to-end run, a server wedged for good. Its two runtime workers each
-//! waited in `futex` for the write side of a different `RwLock`, and both locks' state
-//! words read `0xbfffffff` (write-locked, a writer waiting): an ABBA deadlock between two
-//! threads. Our code never holds two locks; the pattern matches the one reported for
-//! Leptos' reactive graph during server-side rendering (leptos#4673). With both workers
-//! blocked nobody polls the I/O driver, so downloads, the admin and even SIGTERM go
-//! unanswered — an outage until someone notices. The watchdog turns that into a restart
-//! measured in milliseconds: every committed write survives (redb, quick-repair), and an
-//! in-flight download stays charged, which errs in the seller's favour.
+//! Why: a server once wedged for good. Its two runtime workers each waited in `futex` for
+//! the write side of a different `RwLock`: Leptos' reactive graph taking two locks in
+//! opposite orders on two threads during server rendering (leptos#4673). With both
+//! workers blocked nobody polls the I/O driver, so downloads, the admin and even SIGTERM
+//! go unanswered — an outage until someone notices. That cause is removed (pages render
+//! wholly on one thread each, see `http::render`, issue 15); the watchdog stays as the last
+//! resort for whatever else might wedge a runtime, turning it into a restart measured in
+//! milliseconds: every committed write survives (redb, quick-repair), and an in-flight
+//! download stays charged, which errs in the seller's favour. A test run in which it fires
+//! fails (the end-to-end harness and `server/tests/reload.rs` look for its message).
 //!
 //! It is a plain OS thread, so it keeps running when every runtime thread is stuck: every
-//! `every` it spawns a task that only answers, and waits `patience` for the answer.
+//! `every` it spawns a task on each runtime that only answers, and waits `patience` for
+//! the answers.
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Starts the watchdog on its own thread. `on_stall` runs once, with the time waited, if a
-/// probe task did not run within `patience`. The thread ends when the runtime shuts down.
+/// Starts the watchdog on its own thread. Every `every` it probes each runtime that
+/// `runtimes` names (the main runtime first, then the page render threads); `on_stall`
+/// runs once, with the time waited, if a probe did not run within `patience`. The thread
+/// ends when the first runtime shuts down.
 pub fn spawn(
-    runtime: tokio::runtime::Handle,
+    runtimes: impl Fn() -> Vec<tokio::runtime::Handle> + Send + 'static,
     every: Duration,
     patience: Duration,
     on_stall: impl FnOnce(Duration) + Send + 'static,
@@ -31,18 +35,30 @@ pub fn spawn(
         .spawn(move || {
             loop {
                 std::thread::sleep(every);
-                let (answer, answered) = mpsc::sync_channel::<()>(1);
-                runtime.spawn(async move {
-                    let _ = answer.send(());
-                });
-                match answered.recv_timeout(patience) {
-                    Ok(()) => {}
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        on_stall(patience);
-                        return;
+                let probes: Vec<_> = runtimes()
+                    .into_iter()
+                    .map(|runtime| {
+                        let (answer, answered) = mpsc::sync_channel::<()>(1);
+                        runtime.spawn(async move {
+                            let _ = answer.send(());
+                        });
+                        answered
+                    })
+                    .collect();
+                let deadline = Instant::now() + patience;
+                for (n, answered) in probes.iter().enumerate() {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match answered.recv_timeout(left) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            on_stall(patience);
+                            return;
+                        }
+                        // The probe was dropped unrun: that runtime is shutting down. When
+                        // it is the main one, so is the server; otherwise it is a replaced
+                        // render thread, and its successor is probed next time.
+                        Err(mpsc::RecvTimeoutError::Disconnected) if n == 0 => return,
+                        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {}
                     }
-                    // The probe was dropped unrun: the runtime is shutting down.
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
             }
         })
@@ -64,7 +80,6 @@ pub fn exit_on_stall(waited: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn a_runtime_that_runs_no_tasks_is_reported_once() {
@@ -76,7 +91,10 @@ mod tests {
         let (reported, report) = mpsc::channel();
         let started = Instant::now();
         let dog = spawn(
-            stuck.handle().clone(),
+            {
+                let stuck = stuck.handle().clone();
+                move || vec![stuck.clone()]
+            },
             Duration::from_millis(10),
             Duration::from_millis(200),
             move |waited| reported.send(waited).unwrap(),
@@ -97,7 +115,10 @@ mod tests {
             .unwrap();
         let (reported, report) = mpsc::channel::<Duration>();
         let dog = spawn(
-            healthy.handle().clone(),
+            {
+                let healthy = healthy.handle().clone();
+                move || vec![healthy.clone()]
+            },
             Duration::from_millis(5),
             Duration::from_millis(500),
             move |waited| reported.send(waited).unwrap(),

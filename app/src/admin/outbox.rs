@@ -284,6 +284,17 @@ fn TemplateEditor(template: MailTemplateView) -> impl IntoView {
     };
     // Checked and previewed on the server as the seller types: the same check as saving.
     let preview = Resource::new(source, preview_template);
+    // The preview's verdict for the fields and the Save button. The resource itself is
+    // read in one `Transition` only (below): reading it here as well, inside the outer
+    // `Transition` of the page, made a server render spin forever about one time in five
+    // (the two-readers pattern of leptos#4578). This copy is made by an effect, so only in
+    // the browser; the server renders the stored template, which was checked when saved.
+    let preview_verdict = RwSignal::new(None::<Result<(), crate::error::AppError>>);
+    Effect::new(move |_| {
+        if let Some(result) = preview.get() {
+            preview_verdict.set(Some(result.map(|_| ())));
+        }
+    });
     let save = ServerAction::<SaveTemplate>::new();
     Effect::new(move |_| {
         if let Some(Ok(saved)) = save.value().get() {
@@ -293,7 +304,7 @@ fn TemplateEditor(template: MailTemplateView) -> impl IntoView {
             customised.set(saved.customised);
         }
     });
-    let preview_error = move || preview.get().and_then(Result::err);
+    let preview_error = move || preview_verdict.get().and_then(Result::err);
     let save_error = move || save.value().get().and_then(Result::err);
     let any_error = move || save_error().or_else(preview_error);
     view! {

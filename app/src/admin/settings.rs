@@ -7,10 +7,9 @@ use crate::api::{
     ChangeOwnPassword, CreateAdminAccount, CreateToken, RemoveAdminAccount, RevokeToken,
     SaveSettings, current_user, load_access, load_settings,
 };
-use crate::error::AppError;
 use domain::Timestamp;
 use domain::settings::StoreSettings;
-use domain::wire::{AccessOverview, AdminSummary, ApiTokenSummary};
+use domain::wire::{AdminSummary, ApiTokenSummary};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -29,8 +28,11 @@ fn parse_days(text: &str, what: &str) -> Result<u32, String> {
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let settings = Resource::new(|| (), |()| load_settings());
+    // Staff and tokens each load the access overview in a resource of their own: one
+    // resource read by two `Transition`s is the pattern that made Leptos' server render
+    // spin or deadlock (leptos#4578, #4673; see the crate docs). A change in either section
+    // reloads both.
     let access_changed = RwSignal::new(0u32);
-    let access = Resource::new(move || access_changed.get(), |_| load_access());
     let refresh_access = Callback::new(move |()| access_changed.update(|n| *n += 1));
     view! {
         <Title text="Settings"/>
@@ -48,8 +50,8 @@ pub fn SettingsPage() -> impl IntoView {
             <super::outbox::TestMailForm default_email=String::new()/>
         </section>
         <OwnPasswordForm/>
-        <StaffSection access refresh=refresh_access/>
-        <TokenSection access refresh=refresh_access/>
+        <StaffSection changed=access_changed refresh=refresh_access/>
+        <TokenSection changed=access_changed refresh=refresh_access/>
     }
 }
 
@@ -209,10 +211,8 @@ fn OwnPasswordForm() -> impl IntoView {
 }
 
 #[component]
-fn StaffSection(
-    access: Resource<Result<AccessOverview, AppError>>,
-    refresh: Callback<()>,
-) -> impl IntoView {
+fn StaffSection(changed: RwSignal<u32>, refresh: Callback<()>) -> impl IntoView {
+    let access = Resource::new(move || changed.get(), |_| load_access());
     let me = Resource::new(|| (), |()| current_user());
     let remove = ServerAction::<RemoveAdminAccount>::new();
     Effect::new(move |_| {
@@ -345,10 +345,8 @@ fn NewAdminForm(refresh: Callback<()>) -> impl IntoView {
 }
 
 #[component]
-fn TokenSection(
-    access: Resource<Result<AccessOverview, AppError>>,
-    refresh: Callback<()>,
-) -> impl IntoView {
+fn TokenSection(changed: RwSignal<u32>, refresh: Callback<()>) -> impl IntoView {
+    let access = Resource::new(move || changed.get(), |_| load_access());
     let revoke = ServerAction::<RevokeToken>::new();
     Effect::new(move |_| {
         if let Some(Ok(())) = revoke.value().get() {

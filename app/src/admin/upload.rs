@@ -4,6 +4,7 @@
 //! the session cookie and that the request comes from this site.
 
 use super::widgets::path_segment;
+use crate::BrowserOnly;
 use crate::format;
 use leptos::prelude::*;
 
@@ -22,14 +23,17 @@ enum Upload {
 pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
     let state = RwSignal::new(Upload::Idle);
     let input = NodeRef::<leptos::html::Input>::new();
-    let request = StoredValue::new_local(None::<web_sys::XmlHttpRequest>);
+    // The running request, made only in the browser when an upload starts. The slot itself
+    // is plain (thread-safe) storage: created empty during a server render, it holds no
+    // browser value that could be dropped on another thread (see the crate docs).
+    let request = StoredValue::new(None::<BrowserOnly<web_sys::XmlHttpRequest>>);
     let start = move |_| {
         let Some(file) = input.get().and_then(|i| i.files()).and_then(|f| f.get(0)) else {
             state.set(Upload::Failed("Choose a file first.".into()));
             return;
         };
         match send(&product_id, file, state, on_done) {
-            Ok(xhr) => request.set_value(Some(xhr)),
+            Ok(xhr) => request.set_value(Some(BrowserOnly::new(xhr))),
             Err(message) => state.set(Upload::Failed(message)),
         }
     };

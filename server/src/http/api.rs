@@ -123,6 +123,17 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// The opaque 500 of a request that failed inside the server (the log has the details),
+/// in the API's error shape, which also reads fine on its own in a browser.
+pub fn internal_error_response() -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; the details are in the server log",
+    )
+    .into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });

@@ -32,7 +32,7 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
     {
         redirect
     } else {
-        next.run(request).await
+        answer_or_500(&method, next, request).await
     };
     add_security_headers(&state, &mut response);
     let elapsed = started.elapsed();
@@ -43,6 +43,32 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
         .record(method.as_str(), route, status, elapsed);
     tracing::debug!(%method, %route, status, ?elapsed, "request");
     response
+}
+
+/// Runs the rest of the stack; a panic in it costs this request a 500 and nothing else.
+/// Tokio would contain the panic to this connection anyway; catching it here also answers
+/// the client and logs the route. (Page renders catch their own panics, on their render
+/// thread: see `render`.) Nothing of ours holds a lock across this point, and the futures
+/// below share no state that a half-finished request could leave inconsistent, which is
+/// what makes `AssertUnwindSafe` sound here.
+async fn answer_or_500(method: &Method, next: Next, request: Request) -> Response {
+    use futures::FutureExt;
+    let path = request.uri().path().to_owned();
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            tracing::error!(
+                %method,
+                %path,
+                panic = super::render::panic_message(panic.as_ref()),
+                "a request panicked and was answered 500"
+            );
+            crate::http::api::internal_error_response()
+        }
+    }
 }
 
 /// The client's IP: the TCP peer, or what a trusted proxy says it forwarded.

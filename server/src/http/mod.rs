@@ -5,6 +5,7 @@ pub mod assets;
 pub mod download;
 pub mod metrics;
 pub mod middleware;
+pub mod render;
 pub mod resend;
 pub mod sendfile;
 pub mod serve;
@@ -71,6 +72,7 @@ pub fn router(
     state: HttpState,
     ui: UiState,
     leptos_options: LeptosOptions,
+    render_threads: Arc<render::RenderThreads>,
     max_body_bytes: usize,
 ) -> Router {
     let provide_ui = move || provide_context(ui.clone());
@@ -84,10 +86,14 @@ pub fn router(
             let options = leptos_options.clone();
             move || app::shell(options.clone())
         })
+        .merge(panic_test::page_routes())
         .fallback(not_found)
-        .with_state(leptos_options);
+        .with_state(leptos_options)
+        // Each page request renders wholly on one thread (see `render`).
+        .layer(render::OnRenderThreads(render_threads));
 
     let mut operations = Router::new()
+        .merge(panic_test::plain_routes())
         .route("/", get(|| async { Redirect::to("/admin") }))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -173,4 +179,51 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         state.metrics.render(&state.store.write_stats()),
     )
         .into_response()
+}
+
+/// Routes that panic on purpose, in test builds only (feature `panic-test-routes`): one
+/// plain route on the main runtime, and two served like pages, on a render thread (one
+/// panics before its head, one halfway through its body).
+mod panic_test {
+    use axum::Router;
+
+    #[cfg(feature = "panic-test-routes")]
+    async fn panic_on_purpose(uri: http::Uri) -> &'static str {
+        panic!("on purpose: the test route {uri}")
+    }
+
+    #[cfg(feature = "panic-test-routes")]
+    pub fn plain_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+        use axum::routing::get;
+        Router::new().route("/__test/panic", get(panic_on_purpose))
+    }
+
+    #[cfg(feature = "panic-test-routes")]
+    pub fn page_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+        use axum::body::Body;
+        use axum::routing::get;
+        use futures::StreamExt;
+        Router::new()
+            .route("/__test/panic-page", get(panic_on_purpose))
+            .route(
+                "/__test/panic-mid-page",
+                get(|| async {
+                    let chunks = futures::stream::iter(0..3).map(|n| {
+                        assert!(n < 1, "on purpose: halfway through the page test route");
+                        Ok::<_, std::convert::Infallible>(bytes::Bytes::from("<p>part</p>"))
+                    });
+                    Body::from_stream(chunks)
+                }),
+            )
+    }
+
+    #[cfg(not(feature = "panic-test-routes"))]
+    pub fn plain_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+        Router::new()
+    }
+
+    #[cfg(not(feature = "panic-test-routes"))]
+    pub fn page_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+        Router::new()
+    }
 }
