@@ -46,6 +46,9 @@ export async function startServer(extraArgs = [], { apiToken = false } = {}) {
     child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
   });
   const { baseUrl, setupLink } = await ready;
+  // A server that ends by itself during a test (a crash, or the watchdog's exit 70) fails it.
+  let exitedBy = null;
+  child.on('exit', (code, signal) => { if (exitedBy === null) exitedBy = { code, signal }; });
   return {
     baseUrl,
     setupLink,
@@ -65,7 +68,8 @@ export async function startServer(extraArgs = [], { apiToken = false } = {}) {
     /** SIGTERM, as a supervisor stops it. A server still running after its 30 s grace
      *  period (plus margin) is a bug: it is killed and the test fails with its log. */
     async stop() {
-      const exited = new Promise((r) => (child.exitCode !== null ? r(true) : child.on('exit', () => r(true))));
+      const endedAlone = exitedBy;
+      const exited = new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(true) : child.on('exit', () => r(true))));
       child.kill('SIGTERM');
       let timer;
       const late = new Promise((r) => { timer = setTimeout(() => r(false), 40000); });
@@ -77,8 +81,21 @@ export async function startServer(extraArgs = [], { apiToken = false } = {}) {
       }
       rmSync(dataDir, { recursive: true, force: true });
       if (!inTime) throw new Error(`the server did not stop within 40 s of SIGTERM; its log:\n${output}`);
+      // A panic anywhere, or the watchdog firing, fails the test even if every step passed.
+      const problems = serverProblems(output);
+      if (endedAlone) problems.push(`the server exited by itself (code ${endedAlone.code}, signal ${endedAlone.signal})`);
+      if (problems.length) throw new Error(`${problems.join('; ')}; the server's log:\n${output}`);
     },
   };
+}
+
+/** What in a server's log means the test failed, whatever the pages showed. */
+export function serverProblems(output) {
+  const problems = [];
+  if (/panicked at/.test(output)) problems.push('the server panicked');
+  if (/has not run a task/.test(output)) problems.push('the runtime watchdog fired');
+  if (/page render (panicked|did not finish)/.test(output)) problems.push('a page render failed');
+  return problems;
 }
 
 /** Launches headless Chromium with the flags this machine needs. */

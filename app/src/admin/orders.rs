@@ -6,6 +6,7 @@ use super::widgets::{ConfirmButton, FieldError, StateBadge, field_error, form_er
 use crate::api::{
     CreateOrder, ExchangeProduct, SearchKind, UpdateOrder, get_order, list_orders, list_products,
 };
+use crate::error::AppError;
 use domain::OrderStatus;
 use domain::wire::{CreatedOrder, NewOrder, OrderPatch, OrderView, ProductView};
 use leptos::prelude::*;
@@ -268,6 +269,11 @@ pub fn OrderPage() -> impl IntoView {
     // Actions update this in place, so the page shows the order as the server has it.
     let current = RwSignal::new(None::<OrderView>);
     let order = Resource::new(id, get_order);
+    // The exchange form's product list. Made here, at the page's top level, not inside the
+    // order's `Transition`: a resource created while a Suspense resolves is serialised and
+    // hydrated in an order that depends on the server's timing, and under load the browser
+    // then failed to hydrate the page (a panic in tachys' hydration, issue 15).
+    let products = Resource::new(|| (), |()| list_products());
     view! {
         <Title text="Order"/>
         <p><a href="/admin/orders">"← All orders"</a></p>
@@ -275,7 +281,7 @@ pub fn OrderPage() -> impl IntoView {
             {move || order.get().map(|result| match result {
                 Ok(o) => {
                     current.set(Some(o));
-                    view! { <OrderDetail current/> }.into_any()
+                    view! { <OrderDetail current products/> }.into_any()
                 }
                 Err(error) => view! { <ErrorNote error/> }.into_any(),
             })}
@@ -284,7 +290,10 @@ pub fn OrderPage() -> impl IntoView {
 }
 
 #[component]
-fn OrderDetail(current: RwSignal<Option<OrderView>>) -> impl IntoView {
+fn OrderDetail(
+    current: RwSignal<Option<OrderView>>,
+    products: Resource<Result<Vec<ProductView>, AppError>>,
+) -> impl IntoView {
     let order = move || current.get();
     view! {
         {move || order().map(|o| {
@@ -320,7 +329,7 @@ fn OrderDetail(current: RwSignal<Option<OrderView>>) -> impl IntoView {
         })}
         <CustomerForm current/>
         <StatusActions current/>
-        <ExchangeForm current/>
+        <ExchangeForm current products/>
     }
 }
 
@@ -458,8 +467,10 @@ fn StatusActions(current: RwSignal<Option<OrderView>>) -> impl IntoView {
 }
 
 #[component]
-fn ExchangeForm(current: RwSignal<Option<OrderView>>) -> impl IntoView {
-    let products = Resource::new(|| (), |()| list_products());
+fn ExchangeForm(
+    current: RwSignal<Option<OrderView>>,
+    products: Resource<Result<Vec<ProductView>, AppError>>,
+) -> impl IntoView {
     let exchange = ServerAction::<ExchangeProduct>::new();
     let from = RwSignal::new(String::new());
     let to = RwSignal::new(String::new());

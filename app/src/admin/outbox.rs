@@ -6,7 +6,8 @@ use super::widgets::{FieldError, field_error, form_error, value_of};
 use crate::api::{
     RetryMail, SaveTemplate, SendTestMail, load_mail, load_outbox, load_templates, preview_template,
 };
-use domain::mail::{MailKind, PLACEHOLDERS, TemplateSource};
+use crate::error::AppError;
+use domain::mail::{ComposedMail, MailKind, PLACEHOLDERS, TemplateSource};
 use domain::wire::{MailSummary, MailTemplateView};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -237,6 +238,22 @@ pub fn TestMailForm(#[prop(into)] default_email: String) -> impl IntoView {
 #[component]
 pub fn TemplatesPage() -> impl IntoView {
     let templates = Resource::new(|| (), |()| load_templates());
+    // The preview of the text being edited. It lives here, at the page's top level, not in
+    // the editor inside the templates' `Transition`: a resource created while a Suspense
+    // resolves is hydrated in an order that depends on the server's timing, and under load
+    // the browser then failed to hydrate the page (issue 15). The editor fills `draft` from
+    // an effect, so only in the browser: the server renders no preview (an empty draft
+    // costs nothing), and the preview appears once the page is interactive.
+    let draft = RwSignal::new(None::<TemplateSource>);
+    let preview = Resource::new(
+        move || draft.get(),
+        |draft| async move {
+            match draft {
+                Some(source) => preview_template(source).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
     let query = use_query_map();
     let kind = move || {
         query
@@ -260,7 +277,7 @@ pub fn TemplatesPage() -> impl IntoView {
                 Ok(list) => {
                     let k = kind();
                     match list.into_iter().find(|t| t.kind == k) {
-                        Some(view) => view! { <TemplateEditor template=view/> }.into_any(),
+                        Some(view) => view! { <TemplateEditor template=view draft preview/> }.into_any(),
                         None => view! { <p class="panel">"No such kind of mail."</p> }.into_any(),
                     }
                 }
@@ -271,7 +288,11 @@ pub fn TemplatesPage() -> impl IntoView {
 }
 
 #[component]
-fn TemplateEditor(template: MailTemplateView) -> impl IntoView {
+fn TemplateEditor(
+    template: MailTemplateView,
+    draft: RwSignal<Option<TemplateSource>>,
+    preview: Resource<Result<Option<ComposedMail>, AppError>>,
+) -> impl IntoView {
     let kind = template.kind;
     let subject = RwSignal::new(template.source.subject.clone());
     let text = RwSignal::new(template.source.text.clone());
@@ -283,13 +304,13 @@ fn TemplateEditor(template: MailTemplateView) -> impl IntoView {
         html: html.get(),
     };
     // Checked and previewed on the server as the seller types: the same check as saving.
-    let preview = Resource::new(source, preview_template);
+    Effect::new(move |_| draft.set(Some(source())));
     // The preview's verdict for the fields and the Save button. The resource itself is
     // read in one `Transition` only (below): reading it here as well, inside the outer
     // `Transition` of the page, made a server render spin forever about one time in five
     // (the two-readers pattern of leptos#4578). This copy is made by an effect, so only in
     // the browser; the server renders the stored template, which was checked when saved.
-    let preview_verdict = RwSignal::new(None::<Result<(), crate::error::AppError>>);
+    let preview_verdict = RwSignal::new(None::<Result<(), AppError>>);
     Effect::new(move |_| {
         if let Some(result) = preview.get() {
             preview_verdict.set(Some(result.map(|_| ())));
@@ -348,7 +369,8 @@ fn TemplateEditor(template: MailTemplateView) -> impl IntoView {
             <h2>"Preview with sample data"</h2>
             <Transition fallback=|| view! { <p class="muted">"Preparing the preview…"</p> }>
                 {move || preview.get().map(|result| match result {
-                    Ok(mail) => view! {
+                    Ok(None) => view! { <p class="muted">"Preparing the preview…"</p> }.into_any(),
+                    Ok(Some(mail)) => view! {
                         <p><strong>"Subject: "</strong><span class="preview-subject">{mail.subject}</span></p>
                         <pre class="mail-text preview-text">{mail.text}</pre>
                         <iframe class="mail-html" title="Preview of the HTML part" sandbox="" srcdoc=mail.html></iframe>
