@@ -21,12 +21,20 @@
 //!   server render creates and drops only the empty slot.
 //! - Use `StoredValue::new`, `RwSignal::new`, `Resource::new`; never the `*_local`
 //!   variants, `LocalResource` or `spawn_local` in a component.
-//! - Read a resource in one `Suspense`/`Transition` only (two readers deadlocked
-//!   Leptos' SSR: leptos#4578, #4673), and hold no reactive guard across an `.await`.
+//! - Read a resource in one `Suspense`/`Transition` only: the mail-texts page read its
+//!   preview in two, Leptos' Suspense re-resolved it without end, and on two threads
+//!   that deadlocked the whole server (leptos#4578, #4673). Where a second place needs
+//!   the outcome (a Save button), copy it into a signal from an `Effect`.
+//! - Create every resource at the page's top level, never inside another resource's
+//!   `Suspense`/`Transition`: a nested resource hydrated in a timing-dependent order and
+//!   the browser panicked ("unreachable" in tachys' hydration) under load. Pass it down.
+//! - Hold no reactive guard across an `.await`.
 //!
 //! `server/tests/reload.rs` reloads every page under concurrency and fails on any panic;
-//! the server also renders each page wholly on one thread (`server::http::render`),
-//! because Leptos 0.8's own Suspense takes two locks in opposite orders on two threads.
+//! `end2end/tests/reload.test.mjs` does the same in Chromium with full navigations and
+//! fails on any console error or failed hydration. The server also renders each page
+//! wholly on one thread (`server::http::render`), so that a Leptos lock-order bug costs at
+//! most the page it happens on, not the runtime that serves downloads.
 // Deeply nested view types (the desk, the order screens) need more than 128 levels.
 #![recursion_limit = "256"]
 
