@@ -156,35 +156,42 @@ struct Shop {
     mail_id: u64,
 }
 
+/// Sends an API call that must succeed with `status`; returns its JSON answer.
+async fn expect_json(request: reqwest::RequestBuilder, status: u16) -> serde_json::Value {
+    let response = request.send().await.unwrap();
+    let got = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
 async fn open_shop(server: &Server) -> Shop {
-    let created = server
-        .api(reqwest::Method::POST, "/api/v1/products")
-        .json(&serde_json::json!({"product_id": "ebook", "name": "The Ebook", "max_downloads": 3, "download_days": 30}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
-    let file: serde_json::Value = server
-        .api(
-            reqwest::Method::PUT,
-            "/api/v1/products/ebook/files/book.txt",
-        )
-        .body("the whole book")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let order: serde_json::Value = server
-        .api(reqwest::Method::POST, "/api/v1/orders")
-        .json(&serde_json::json!({"email": "buyer@example.com", "name": "Buyer", "product_ids": ["ebook"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product = serde_json::json!({"product_id": "ebook", "name": "The Ebook", "max_downloads": 3, "download_days": 30});
+    expect_json(
+        server
+            .api(reqwest::Method::POST, "/api/v1/products")
+            .json(&product),
+        201,
+    )
+    .await;
+    let file = expect_json(
+        server
+            .api(
+                reqwest::Method::PUT,
+                "/api/v1/products/ebook/files/book.txt",
+            )
+            .body("the whole book"),
+        201,
+    )
+    .await;
+    let buyer = serde_json::json!({"email": "buyer@example.com", "name": "Buyer", "product_ids": ["ebook"]});
+    let order = expect_json(
+        server
+            .api(reqwest::Method::POST, "/api/v1/orders")
+            .json(&buyer),
+        201,
+    )
+    .await;
     let admin = client();
     let login = admin
         .post(server.url("/rpc/login"))
