@@ -25,7 +25,34 @@ pub fn all(root: &Path) -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// The wasm-opt flags, also part of what decides whether the bundle must be made again.
+const WASM_OPT_FLAGS: [&str; 9] = [
+    "-Oz",
+    "--strip-debug",
+    "--strip-producers",
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+/// The files of the bundle, under `site/pkg/`.
+const BUNDLE_FILES: [&str; 4] = [
+    "dropgate_bg.wasm",
+    "dropgate_bg.wasm.gz",
+    "dropgate.js",
+    "dropgate.js.gz",
+];
+
 /// Compiles the frontend to wasm32 and writes `site/pkg/dropgate{.js,_bg.wasm}` (+ `.gz`).
+///
+/// wasm-bindgen and `wasm-opt -Oz` take about a minute and a half, so they run only when
+/// their input changed: the SHA-256 of the compiled WASM and the recipe (tool versions and
+/// flags) are kept beside the bundle, and a bundle made from the same input is left as it
+/// is. Files are replaced only when their bytes differ, so an unchanged bundle keeps its
+/// modification times and the server binary that embeds it is not rebuilt.
 fn bundle(root: &Path, site: &Path) -> Result<()> {
     run_cmd(Command::new("cargo").args([
         "build",
@@ -39,30 +66,40 @@ fn bundle(root: &Path, site: &Path) -> Result<()> {
     let input = root.join("target/wasm32-unknown-unknown/wasm-release/frontend.wasm");
     let pkg = site.join("pkg");
     std::fs::create_dir_all(&pkg)?;
+    let wasm_opt = setup::wasm_opt(root);
+    let recipe = format!(
+        "input sha256 {}\nwasm-bindgen {}\nwasm-opt {}\n",
+        sha256_hex(&std::fs::read(&input).with_context(|| format!("read {}", input.display()))?),
+        wasm_bindgen_version(),
+        wasm_opt
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |_| WASM_OPT_FLAGS.join(" ")),
+    );
+    let stamp = pkg.join(".bundle-recipe");
+    let complete = BUNDLE_FILES.iter().all(|f| pkg.join(f).is_file());
+    if complete && std::fs::read_to_string(&stamp).is_ok_and(|s| s == recipe) {
+        eprintln!("xtask: WASM bundle is up to date (same input, same recipe)");
+        return Ok(());
+    }
+
+    // Made in a staging folder, then moved in file by file where the bytes differ.
+    let staging = root.join("target/site-staging");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)?;
     eprintln!("xtask: wasm-bindgen {}", input.display());
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&input)
         .out_name(app_bundle_name())
         .web(true)?
         .typescript(false)
-        .generate(&pkg)
+        .generate(&staging)
         .context("wasm-bindgen")?;
-    let wasm = pkg.join("dropgate_bg.wasm");
-    if let Some(wasm_opt) = setup::wasm_opt(root) {
-        let optimised = pkg.join("dropgate_bg.opt.wasm");
+    let wasm = staging.join("dropgate_bg.wasm");
+    if let Some(wasm_opt) = wasm_opt {
+        let optimised = staging.join("dropgate_bg.opt.wasm");
         run_cmd(
             Command::new(wasm_opt)
-                .args([
-                    "-Oz",
-                    "--strip-debug",
-                    "--strip-producers",
-                    "--enable-bulk-memory",
-                    "--enable-nontrapping-float-to-int",
-                    "--enable-sign-ext",
-                    "--enable-mutable-globals",
-                    "--enable-reference-types",
-                    "--enable-multivalue",
-                ])
+                .args(WASM_OPT_FLAGS)
                 .arg(&wasm)
                 .arg("-o")
                 .arg(&optimised),
@@ -70,9 +107,14 @@ fn bundle(root: &Path, site: &Path) -> Result<()> {
         std::fs::rename(&optimised, &wasm)?;
     }
     for file in ["dropgate_bg.wasm", "dropgate.js"] {
-        gzip(&pkg.join(file))?;
+        gzip(&staging.join(file))?;
     }
-    let raw = std::fs::metadata(&wasm)?.len();
+    for file in BUNDLE_FILES {
+        replace_if_different(&staging.join(file), &pkg.join(file))?;
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::write(&stamp, recipe)?;
+    let raw = std::fs::metadata(pkg.join("dropgate_bg.wasm"))?.len();
     let gz = std::fs::metadata(pkg.join("dropgate_bg.wasm.gz"))?.len();
     eprintln!(
         "xtask: WASM bundle {} KiB raw, {} KiB gzip",
@@ -80,6 +122,40 @@ fn bundle(root: &Path, site: &Path) -> Result<()> {
         gz / 1024
     );
     Ok(())
+}
+
+/// The wasm-bindgen version linked into this xtask (the same as the crate's, by Cargo.toml).
+fn wasm_bindgen_version() -> &'static str {
+    // One version for both, pinned with `=` in the workspace manifest.
+    const MANIFEST: &str = include_str!("../../Cargo.toml");
+    MANIFEST
+        .lines()
+        .find(|l| l.starts_with("wasm-bindgen-cli-support"))
+        .unwrap_or("unknown")
+}
+
+/// Moves `from` to `to` unless `to` already holds the same bytes (then `from` is dropped
+/// and `to` keeps its modification time).
+fn replace_if_different(from: &Path, to: &Path) -> Result<()> {
+    let new = std::fs::read(from).with_context(|| format!("read {}", from.display()))?;
+    if std::fs::read(to).is_ok_and(|old| old == new) {
+        return Ok(());
+    }
+    std::fs::rename(from, to)
+        .or_else(|_| std::fs::copy(from, to).map(|_| ()))
+        .with_context(|| format!("write {}", to.display()))
+}
+
+/// SHA-256 of `data`, in hex.
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// The bundle name the server's hydration script asks for.
@@ -115,7 +191,10 @@ fn server(root: &Path, site: &Path) -> Result<PathBuf> {
     )?;
     let built = root.join(format!("target/{MUSL}/release/dropgate"));
     let out = root.join("target/dropgate");
-    std::fs::copy(&built, &out).with_context(|| format!("copy {}", built.display()))?;
+    let same = std::fs::read(&built).ok() == std::fs::read(&out).ok();
+    if !same {
+        std::fs::copy(&built, &out).with_context(|| format!("copy {}", built.display()))?;
+    }
     eprintln!(
         "xtask: binary {} MiB",
         std::fs::metadata(&out)?.len() / (1024 * 1024)

@@ -36,7 +36,8 @@ fn run() -> Result<()> {
         "run" => {
             let binary = build::all(&root)?;
             let mut serve = vec!["serve".to_owned()];
-            serve.extend(rest);
+            // `cargo xtask run -- --bind …` (the README's form) passes a `--` first.
+            serve.extend(rest.into_iter().skip_while(|arg| arg == "--"));
             let status = Command::new(&binary)
                 .args(&serve)
                 .status()
