@@ -45,6 +45,11 @@ impl Shop {
 
     /// A product with one 10 000-byte file; returns its file id.
     async fn product(&self, id: &str, max_downloads: u32) -> u64 {
+        self.product_with(id, max_downloads, FILE).await
+    }
+
+    /// A product with one file of `content`; returns its file id.
+    async fn product_with(&self, id: &str, max_downloads: u32, content: &[u8]) -> u64 {
         let r = self
             .api(reqwest::Method::POST, "/api/v1/products")
             .json(&json!({"product_id": id, "name": "The Book", "max_downloads": max_downloads, "download_days": 31}))
@@ -63,7 +68,7 @@ impl Shop {
                 &format!("/api/v1/products/{id}/files/Das%20Buch%20%C3%BC.pdf"),
             )
             .header("content-type", "application/pdf")
-            .body(FILE.to_vec())
+            .body(content.to_vec())
             .send()
             .await
             .unwrap();
@@ -74,7 +79,7 @@ impl Shop {
             r.text().await.unwrap()
         );
         let file: Value = r.json().await.unwrap();
-        assert_eq!(file["size"], 10_000);
+        assert_eq!(file["size"], content.len());
         assert_eq!(file["name"], "Das Buch ü.pdf");
         file["file_id"].as_u64().unwrap()
     }
@@ -257,6 +262,81 @@ async fn order_then_download_with_ranges_and_the_limit() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap().as_ref(), FILE);
+    shop.app.stop().await;
+}
+
+/// Files above the 64 KiB memory cache go out from disk by `sendfile`: whole, in ranges,
+/// from the end, and resumed, every byte where it belongs.
+#[tokio::test]
+async fn a_large_file_goes_out_by_sendfile_whole_and_in_ranges() {
+    let shop = Shop::open().await;
+    // 1 MiB and a bit, each byte telling where it is, so a misplaced range shows.
+    let content: Vec<u8> = (0..1_048_593u32)
+        .map(|i| u8::try_from((i * 7 + i / 251) % 256).unwrap())
+        .collect();
+    let len = content.len();
+    let file = shop.product_with("big", 3, &content).await;
+    let url = |order: &Value| format!("{}/{file}", order["issued"][0]["url"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let file_url = url(&shop.order(&["big"]).await);
+
+    let head = client.head(&file_url).send().await.unwrap();
+    assert_eq!(head.headers()["content-length"], len.to_string().as_str());
+    let etag = head.headers()["etag"].to_str().unwrap().to_owned();
+
+    let ranged = |range: String| {
+        let request = client.get(&file_url).header("range", range);
+        async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+            let content_range = r.headers()["content-range"].to_str().unwrap().to_owned();
+            (content_range, r.bytes().await.unwrap())
+        }
+    };
+    // A range in the middle, crossing page and chunk boundaries.
+    let (content_range, body) = ranged("bytes=100000-299999".into()).await;
+    assert_eq!(content_range, format!("bytes 100000-299999/{len}"));
+    assert!(body.as_ref() == &content[100_000..300_000], "middle range");
+    // The last 1000 bytes.
+    let (content_range, body) = ranged("bytes=-1000".into()).await;
+    assert_eq!(
+        content_range,
+        format!("bytes {}-{}/{len}", len - 1000, len - 1)
+    );
+    assert!(body.as_ref() == &content[len - 1000..], "suffix range");
+    // A resume from the middle, if the file is still the same.
+    let resumed = client
+        .get(&file_url)
+        .header("range", "bytes=524288-")
+        .header("if-range", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(
+        resumed.bytes().await.unwrap().as_ref() == &content[524_288..],
+        "resume"
+    );
+    // The whole file.
+    let whole = client.get(&file_url).send().await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert!(
+        whole.bytes().await.unwrap().as_ref() == content.as_slice(),
+        "whole file"
+    );
+    // A client that stops reading after the first part: the server goes on serving.
+    let mut cut = client.get(&file_url).send().await.unwrap();
+    assert!(cut.chunk().await.unwrap().is_some());
+    drop(cut);
+    let again = client
+        .get(url(&shop.order(&["big"]).await))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        again.bytes().await.unwrap().as_ref() == content.as_slice(),
+        "after a cut-off"
+    );
     shop.app.stop().await;
 }
 
