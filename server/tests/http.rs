@@ -60,6 +60,43 @@ async fn metrics_count_requests_by_route_and_status() {
 }
 
 #[tokio::test]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    client.get(app.url("/healthz")).send().await.unwrap();
+    let before = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for n in 0..300 {
+        let method = reqwest::Method::from_bytes(format!("BREW{n}").as_bytes()).unwrap();
+        client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let after = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!after.contains("BREW"), "{after}");
+    assert!(after.contains("method=\"other\""), "{after}");
+    // One new series (and the /metrics request itself), not three hundred.
+    assert!(
+        after.len() < before.len() + 1500,
+        "{} -> {} bytes",
+        before.len(),
+        after.len()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn pages_carry_a_nonce_csp_that_matches_their_scripts() {
     let app = spawn_app().await;
     let response = reqwest::get(app.url("/admin/login")).await.unwrap();

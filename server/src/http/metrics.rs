@@ -1,6 +1,7 @@
 //! Prometheus metrics: request counts by method, route and status, and a latency histogram
-//! by route. Route labels are the matched route pattern, never the raw path, so label
-//! cardinality stays bounded whatever clients request.
+//! by route. Route labels are the matched route pattern, never the raw path, and methods
+//! are one of a fixed few (anything else counts as `other`), so the number of series stays
+//! bounded whatever clients send.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,7 +25,7 @@ struct Histogram {
 struct RouteStats {
     /// Requests by method and status; a route sees only a handful of pairs, so a short
     /// list beats a map and recording a known pair allocates nothing.
-    requests: Vec<(String, u16, u64)>,
+    requests: Vec<(&'static str, u16, u64)>,
     latency: Histogram,
 }
 
@@ -52,6 +53,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Records one answered request.
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = if let Some(seen) = routes.get_mut(route) {
             seen
@@ -61,10 +63,10 @@ impl Metrics {
         match seen
             .requests
             .iter_mut()
-            .find(|(m, s, _)| m == method && *s == status)
+            .find(|(m, s, _)| *m == method && *s == status)
         {
             Some((_, _, count)) => *count += 1,
-            None => seen.requests.push((method.to_owned(), status, 1)),
+            None => seen.requests.push((method, status, 1)),
         }
         let seconds = elapsed.as_secs_f64();
         let histogram = &mut seen.latency;
@@ -202,6 +204,18 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The method as a label: the standard ones by name, any other (a client may send any
+/// token as a method) as `other`, so made-up methods cannot grow the metrics.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +248,30 @@ mod tests {
         assert!(
             text.contains("dropgate_http_request_duration_seconds_count{route=\"/healthz\"} 2")
         );
+    }
+
+    #[test]
+    fn made_up_methods_share_one_series() {
+        let m = Metrics::default();
+        let writes = backend::store::WriteStats::default();
+        m.record("GET", "unmatched", 404, Duration::from_millis(1));
+        let before = m.render(&writes).len();
+        for n in 0..1500 {
+            m.record(
+                &format!("BREW{n}"),
+                "unmatched",
+                405,
+                Duration::from_millis(1),
+            );
+        }
+        let text = m.render(&writes);
+        assert!(
+            text.contains(
+                "dropgate_http_requests_total{method=\"other\",route=\"unmatched\",status=\"405\"} 1500"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("BREW"));
+        assert!(text.len() < before + 200, "{} -> {}", before, text.len());
     }
 }
