@@ -112,7 +112,7 @@ impl Metrics {
         for (route, stats) in routes.iter() {
             let route = escape(route);
             let mut requests = stats.requests.clone();
-            requests.sort();
+            requests.sort_unstable();
             for (method, status, count) in requests {
                 let _ = writeln!(
                     out,
