@@ -1,5 +1,8 @@
 //! Staff password hashing with argon2id (the crate defaults: 19 MiB, t = 2, p = 1, an OWASP
-//! recommended setting). Hashing is deliberately slow: callers run it on a blocking thread.
+//! recommended setting). Hashing is deliberately slow, so it runs through [`off_runtime`]:
+//! on a blocking thread, and never more than [`HASHING_SLOTS`] at once, so that a burst of
+//! sign-in or setup attempts cannot take every blocking thread from the store (and with it
+//! the downloads). Every argon2 computation is counted for `/metrics`.
 
 use argon2::Argon2;
 use argon2::password_hash::{
@@ -7,9 +10,37 @@ use argon2::password_hash::{
 };
 use domain::NewPassword;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many argon2 computations may run at once (each takes 19 MiB and a core for tens of
+/// milliseconds); more wait their turn.
+pub const HASHING_SLOTS: usize = 2;
+
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_SLOTS);
+static COMPUTATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs password work (`hash`, `verify`) on a blocking thread, at most [`HASHING_SLOTS`]
+/// at a time. `Err` only if the work panicked.
+pub async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let _slot = SLOTS
+        .acquire()
+        .await
+        .map_err(|_| "the password hashing slots are closed".to_owned())?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// How many argon2 computations (hashes and checks) this process has made.
+pub fn computations() -> u64 {
+    COMPUTATIONS.load(Ordering::Relaxed)
+}
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
 pub fn hash(password: &NewPassword) -> String {
+    COMPUTATIONS.fetch_add(1, Ordering::Relaxed);
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.expose().as_bytes(), &salt)
@@ -19,6 +50,7 @@ pub fn hash(password: &NewPassword) -> String {
 
 /// Checks a candidate against a stored PHC string; a malformed hash never matches.
 pub fn verify(phc: &str, candidate: &str) -> bool {
+    COMPUTATIONS.fetch_add(1, Ordering::Relaxed);
     PasswordHash::new(phc).is_ok_and(|parsed| {
         Argon2::default()
             .verify_password(candidate.as_bytes(), &parsed)
@@ -50,5 +82,26 @@ mod tests {
         assert!(verify(&a, "correct horse battery staple"));
         assert!(!verify(&a, "correct horse battery stapl"));
         assert!(!verify("not a hash", "anything"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_more_than_the_slots_run_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs = (0..12).map(|_| {
+            let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+            tokio::spawn(off_runtime(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+            }))
+        });
+        for job in jobs.collect::<Vec<_>>() {
+            job.await.unwrap().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), HASHING_SLOTS);
     }
 }

@@ -131,6 +131,12 @@ impl AccessService {
         now: Timestamp,
     ) -> Result<NewSession, ServiceError> {
         let name = parse_name(&name)?;
+        // The link is checked before the password is hashed: a stranger guessing links (or
+        // posting to an install that has its admin) costs a digest compare, not an argon2
+        // computation. It is checked again, atomically, when the admin is written.
+        if !self.setup_token_is_valid(setup_token.clone()).await? {
+            return Err(setup_link_refused());
+        }
         let password_hash = hash_off_runtime(password).await?;
         let session_secret = token::random_secret();
         let session_digest = token::digest(&session_secret);
@@ -140,9 +146,7 @@ impl AccessService {
             .run(move |s| {
                 s.write(|tx| {
                     if !valid_setup_token(tx, &setup_token)? {
-                        return Err(ServiceError::Forbidden(
-                            "This setup link has already been used or was replaced by a newer one. Sign in instead, or restart Dropgate for a new link if no admin exists.".into(),
-                        ));
+                        return Err(setup_link_refused());
                     }
                     let record = AdminRecord {
                         email: email.clone(),
@@ -156,9 +160,17 @@ impl AccessService {
                     rows::insert_session(
                         tx,
                         &session_digest,
-                        &SessionRecord { admin_id, created_at: now, expires_at },
+                        &SessionRecord {
+                            admin_id,
+                            created_at: now,
+                            expires_at,
+                        },
                     )?;
-                    Ok(SessionUser { admin_id, email, name })
+                    Ok(SessionUser {
+                        admin_id,
+                        email,
+                        name,
+                    })
                 })
             })
             .await?;
@@ -287,9 +299,9 @@ impl AccessService {
             .await?
             .ok_or_else(|| ServiceError::Unauthorized("your account no longer exists".into()))?;
         let stored_hash = found.password_hash.clone();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&stored_hash, &current))
+        let matches = password::off_runtime(move || password::verify(&stored_hash, &current))
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(ServiceError::Internal)?;
         if !matches {
             return Err(ServiceError::invalid(
                 "current",
@@ -379,7 +391,7 @@ impl AccessService {
             Err(_) => None,
         };
         let stored_hash = found.as_ref().map(|(_, r)| r.password_hash.clone());
-        let matches = tokio::task::spawn_blocking(move || {
+        let matches = password::off_runtime(move || {
             if let Some(phc) = stored_hash {
                 password::verify(&phc, &password_text)
             } else {
@@ -388,7 +400,7 @@ impl AccessService {
             }
         })
         .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        .map_err(ServiceError::Internal)?;
         let Some((admin_id, mut record)) = found.filter(|_| matches) else {
             inner.account_throttle.record_failure(&account_key, now);
             inner.ip_throttle.record_failure(&ip_key, now);
@@ -675,6 +687,13 @@ fn token_summary(id: ApiTokenId, t: ApiTokenRecord) -> ApiTokenSummary {
     }
 }
 
+/// The answer to a setup link that does not (or no longer) create the first admin.
+fn setup_link_refused() -> ServiceError {
+    ServiceError::Forbidden(
+        "This setup link has already been used or was replaced by a newer one. Sign in instead, or restart Dropgate for a new link if no admin exists.".into(),
+    )
+}
+
 fn valid_setup_token(tx: &redb::WriteTransaction, candidate: &str) -> Result<bool, StoreError> {
     if rows::admin_count_in(tx)? > 0 {
         return Ok(false);
@@ -684,9 +703,9 @@ fn valid_setup_token(tx: &redb::WriteTransaction, candidate: &str) -> Result<boo
 }
 
 async fn hash_off_runtime(password: NewPassword) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
+    password::off_runtime(move || password::hash(&password))
         .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))
+        .map_err(ServiceError::Internal)
 }
 
 fn admin_error(e: CreateAdminError) -> ServiceError {

@@ -102,6 +102,16 @@ impl Metrics {
             "dropgate_uptime_seconds {}",
             self.started.elapsed().as_secs()
         );
+        let _ = writeln!(
+            out,
+            "# HELP dropgate_password_hashes_total Staff password hashes and checks (argon2) computed."
+        );
+        let _ = writeln!(out, "# TYPE dropgate_password_hashes_total counter");
+        let _ = writeln!(
+            out,
+            "dropgate_password_hashes_total {}",
+            backend::auth::password::computations()
+        );
 
         let _ = writeln!(
             out,
