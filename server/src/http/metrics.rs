@@ -82,42 +82,45 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self, writes: &backend::store::WriteStats) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP dropgate_build_info Version of the running binary."
+        header(
+            &mut out,
+            "dropgate_build_info",
+            "gauge",
+            "Version of the running binary.",
         );
-        let _ = writeln!(out, "# TYPE dropgate_build_info gauge");
         let _ = writeln!(
             out,
             "dropgate_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
-        let _ = writeln!(
-            out,
-            "# HELP dropgate_uptime_seconds Seconds since the server started."
+        header(
+            &mut out,
+            "dropgate_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
         );
-        let _ = writeln!(out, "# TYPE dropgate_uptime_seconds gauge");
         let _ = writeln!(
             out,
             "dropgate_uptime_seconds {}",
             self.started.elapsed().as_secs()
         );
-        let _ = writeln!(
-            out,
-            "# HELP dropgate_password_hashes_total Staff password hashes and checks (argon2) computed."
+        header(
+            &mut out,
+            "dropgate_password_hashes_total",
+            "counter",
+            "Staff password hashes and checks (argon2) computed.",
         );
-        let _ = writeln!(out, "# TYPE dropgate_password_hashes_total counter");
         let _ = writeln!(
             out,
             "dropgate_password_hashes_total {}",
             backend::auth::password::computations()
         );
-
-        let _ = writeln!(
-            out,
-            "# HELP dropgate_http_requests_total HTTP requests answered."
+        header(
+            &mut out,
+            "dropgate_http_requests_total",
+            "counter",
+            "HTTP requests answered.",
         );
-        let _ = writeln!(out, "# TYPE dropgate_http_requests_total counter");
         let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         for (route, stats) in routes.iter() {
             let route = escape(route);
@@ -131,13 +134,11 @@ impl Metrics {
             }
         }
 
-        let _ = writeln!(
-            out,
-            "# HELP dropgate_http_request_duration_seconds Time to answer a request (until the response head)."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE dropgate_http_request_duration_seconds histogram"
+        header(
+            &mut out,
+            "dropgate_http_request_duration_seconds",
+            "histogram",
+            "Time to answer a request (until the response head).",
         );
         for (route, stats) in routes.iter() {
             let route = escape(route);
@@ -201,10 +202,15 @@ fn render_write_stats(out: &mut String, w: &backend::store::WriteStats) {
         ),
     ];
     for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
+        header(out, name, "counter", help);
         let _ = writeln!(out, "{name} {value}");
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 fn escape(label: &str) -> String {
