@@ -64,12 +64,7 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     let app = spawn_app().await;
     let client = reqwest::Client::new();
     client.get(app.url("/healthz")).send().await.unwrap();
-    let before = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = app.text("/metrics").await;
     for n in 0..300 {
         let method = reqwest::Method::from_bytes(format!("BREW{n}").as_bytes()).unwrap();
         client
@@ -78,12 +73,7 @@ async fn made_up_methods_do_not_grow_the_metrics() {
             .await
             .unwrap();
     }
-    let after = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = app.text("/metrics").await;
     assert!(!after.contains("BREW"), "{after}");
     assert!(after.contains("method=\"other\""), "{after}");
     // One new series (and the /metrics request itself), not three hundred.

@@ -422,7 +422,7 @@ async fn a_panic_costs_only_its_own_request() {
     assert!(server.child.try_wait().unwrap().is_none(), "{log}");
     let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
     assert_eq!(
-        count("a request panicked and was answered 500 method=GET path=/__test/panic "),
+        count("a request panicked and was answered 500 method=GET route=/__test/panic "),
         CLIENTS * 5,
         "{log}"
     );

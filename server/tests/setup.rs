@@ -9,13 +9,9 @@ use common::{PASSWORD, spawn_app};
 
 /// The password hashes and checks counted so far.
 async fn hashes(app: &common::TestApp) -> u64 {
-    let text = reqwest::get(app.url("/metrics"))
+    app.text("/metrics")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix("dropgate_password_hashes_total "))
         .expect("the counter is in /metrics")
         .parse()

@@ -32,7 +32,7 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
     {
         redirect
     } else {
-        answer_or_500(&method, next, request).await
+        answer_or_500(&method, route.as_ref(), next, request).await
     };
     add_security_headers(&state, &mut response);
     let elapsed = started.elapsed();
@@ -51,18 +51,25 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
 /// thread: see `render`.) Nothing of ours holds a lock across this point, and the futures
 /// below share no state that a half-finished request could leave inconsistent, which is
 /// what makes `AssertUnwindSafe` sound here.
-async fn answer_or_500(method: &Method, next: Next, request: Request) -> Response {
+async fn answer_or_500(
+    method: &Method,
+    route: Option<&MatchedPath>,
+    next: Next,
+    request: Request,
+) -> Response {
     use futures::FutureExt;
-    let path = request.uri().path().to_owned();
     match std::panic::AssertUnwindSafe(next.run(request))
         .catch_unwind()
         .await
     {
         Ok(response) => response,
         Err(panic) => {
+            // The route pattern the request matched (known before the handler ran, so the
+            // download path allocates nothing for this).
+            let route = route.map_or("unmatched", MatchedPath::as_str);
             tracing::error!(
                 %method,
-                %path,
+                %route,
                 panic = super::render::panic_message(panic.as_ref()),
                 "a request panicked and was answered 500"
             );

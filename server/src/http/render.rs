@@ -424,12 +424,18 @@ mod tests {
         std::thread::current().name().unwrap_or("").to_owned()
     }
 
-    async fn get_text(router: &Router, path: &str) -> (StatusCode, String) {
-        let response = router
+    /// Sends `method path` without a body through the router.
+    async fn send(router: &Router, method: http::Method, path: &str) -> Response {
+        let request = Request::builder().method(method).uri(path);
+        router
             .clone()
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .oneshot(request.body(Body::empty()).unwrap())
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn get_text(router: &Router, path: &str) -> (StatusCode, String) {
+        let response = send(router, http::Method::GET, path).await;
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
             .await
@@ -519,11 +525,7 @@ mod tests {
         // the failure a moment before the old thread is swapped out).
         served_by(&router, "dropgate-render-1").await;
         // A panic after the head: the body is cut off (an error), the server goes on.
-        let response = router
-            .clone()
-            .oneshot(Request::get("/panic-mid-body").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = send(&router, http::Method::GET, "/panic-mid-body").await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(
             axum::body::to_bytes(response.into_body(), 1 << 16)
@@ -553,11 +555,7 @@ mod tests {
             )
             .route("/where", get(|| async { thread_name() }))
             .layer(OnRenderThreads(threads));
-        let response = router
-            .clone()
-            .oneshot(Request::get("/never").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = send(&router, http::Method::GET, "/never").await;
         assert_eq!(response.status(), StatusCode::OK);
         let body = tokio::time::timeout(
             Duration::from_secs(5),
@@ -621,11 +619,7 @@ mod tests {
 
         // A POST is never sent twice: it waits for its deadline and fails.
         calls.store(0, Ordering::SeqCst);
-        let response = router
-            .clone()
-            .oneshot(Request::post("/page").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = send(&router, http::Method::POST, "/page").await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }

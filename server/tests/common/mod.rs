@@ -72,6 +72,16 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The body of `GET path`, whatever its status.
+    pub async fn text(&self, path: &str) -> String {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn setup_token(&self) -> String {
         let link = self
             .setup_link
