@@ -3,6 +3,7 @@
 //! callers pass `now` in, so every rule is a plain, testable function.
 
 pub mod email;
+pub mod grant;
 pub mod ids;
 pub mod mail;
 pub mod net;
@@ -21,6 +22,7 @@ pub use email::{Email, EmailError};
 pub use ids::{AdminId, ApiTokenId, FileId, GrantId, OrderId, ProductId};
 pub use order::OrderStatus;
 pub use password::DownloadPassword;
-pub use rules::{Attempt, CountryCode, Denied, GrantFacts, Permit, authorize};
+pub use grant::{Grant, GrantState};
+pub use rules::{Attempt, AttemptOutcome, CountryCode, Denied, GrantFacts, Permit, authorize};
 pub use secret::{NewPassword, PasswordPolicyError};
 pub use time::Timestamp;

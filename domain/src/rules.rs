@@ -133,6 +133,80 @@ impl Denied {
     }
 }
 
+impl Denied {
+    /// What the use log records for this refusal.
+    pub fn outcome(&self) -> AttemptOutcome {
+        match self {
+            Self::OrderNotConfirmed { .. } => AttemptOutcome::OrderNotConfirmed,
+            Self::Refunded => AttemptOutcome::Refunded,
+            Self::Revoked => AttemptOutcome::Revoked,
+            Self::Blocked => AttemptOutcome::Blocked,
+            Self::Expired { .. } => AttemptOutcome::Expired,
+            Self::LimitReached { .. } => AttemptOutcome::LimitReached,
+            Self::CountryChanged { .. } => AttemptOutcome::SecondCountry,
+        }
+    }
+}
+
+/// What became of one download attempt, as the use log and the API name it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Allowed,
+    OrderNotConfirmed,
+    Refunded,
+    Revoked,
+    Blocked,
+    Expired,
+    LimitReached,
+    /// The attempt from a second country, which blocked the grant.
+    SecondCountry,
+    /// A refusal recorded under a code this build does not know.
+    Refused,
+}
+
+impl AttemptOutcome {
+    const ALL: [Self; 9] = [
+        Self::Allowed,
+        Self::OrderNotConfirmed,
+        Self::Refunded,
+        Self::Revoked,
+        Self::Blocked,
+        Self::Expired,
+        Self::LimitReached,
+        Self::SecondCountry,
+        Self::Refused,
+    ];
+
+    /// The stored and API code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::OrderNotConfirmed => "order_not_confirmed",
+            Self::Refunded => "refunded",
+            Self::Revoked => "revoked",
+            Self::Blocked => "blocked",
+            Self::Expired => "expired",
+            Self::LimitReached => "limit_reached",
+            Self::SecondCountry => "second_country",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// The outcome of a stored code; an unknown refusal code is [`Self::Refused`].
+    pub fn from_code(code: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == code)
+            .unwrap_or(Self::Refused)
+    }
+
+    pub fn is_allowed(self) -> bool {
+        self == Self::Allowed
+    }
+}
+
 /// Decides one download attempt at `now`.
 pub fn authorize(grant: &GrantFacts, attempt: &Attempt, now: Timestamp) -> Result<Permit, Denied> {
     match grant.order_status {
@@ -179,15 +253,6 @@ pub fn authorize(grant: &GrantFacts, attempt: &Attempt, now: Timestamp) -> Resul
 /// Bytes of one file a grant may receive: `max_downloads × size`, `None` if unlimited.
 pub fn byte_budget(max_downloads: u32, file_size: u64) -> Option<u64> {
     (max_downloads > 0).then(|| u64::from(max_downloads).saturating_mul(file_size))
-}
-
-/// "Downloads used" as people read it: delivered bytes ÷ file size (1.4 of 3).
-pub fn downloads_used(delivered: u64, file_size: u64) -> f64 {
-    if file_size == 0 {
-        0.0
-    } else {
-        delivered as f64 / file_size as f64
-    }
 }
 
 #[cfg(test)]
@@ -281,7 +346,9 @@ mod tests {
             Denied::LimitReached { max_downloads: 1 },
         ] {
             assert!(d.explain().ends_with('.'), "{d:?}");
+            assert_eq!(AttemptOutcome::from_code(d.outcome().as_str()), d.outcome());
         }
+        assert_eq!(AttemptOutcome::from_code("made_up"), AttemptOutcome::Refused);
     }
 
     #[test]

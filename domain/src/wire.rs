@@ -240,7 +240,7 @@ pub struct UseView {
     pub file: Option<String>,
     pub bytes: u64,
     /// `allowed` or the refusal code (`second_country`, `limit_reached`, …).
-    pub outcome: String,
+    pub outcome: crate::AttemptOutcome,
 }
 
 /// Usage of one file.
@@ -264,8 +264,7 @@ pub struct GrantDetail {
     pub email: Email,
     pub name: String,
     pub product_id: crate::ProductId,
-    /// `active`, `blocked`, `expired`, `exhausted`, `revoked`, `on_hold`, `pending`.
-    pub status: String,
+    pub status: crate::GrantState,
     /// The lookup matched a password that was since replaced by a newer one.
     pub replaced: bool,
     pub issued_at: Timestamp,
@@ -365,7 +364,7 @@ pub struct ActivityRow {
     pub country: Option<String>,
     pub bytes: u64,
     /// `allowed` or the refusal code.
-    pub outcome: String,
+    pub outcome: crate::AttemptOutcome,
 }
 
 /// A grant blocked by a second country, waiting for the seller's decision.

@@ -192,7 +192,7 @@ fn AttemptTable(rows: Vec<ActivityRow>) -> impl IntoView {
                     <thead><tr><th>"Time"</th><th>"Order"</th><th>"Product"</th><th>"File"</th><th>"IP"</th><th>"Country"</th><th>"Bytes"</th><th>"Outcome"</th></tr></thead>
                     <tbody>
                         {rows.into_iter().map(|r| {
-                            let class = if r.outcome == "allowed" { "ok" } else { "refused" };
+                            let class = if r.outcome.is_allowed() { "ok" } else { "refused" };
                             view! {
                                 <tr class=class>
                                     <td>{r.at.human()}</td>
@@ -202,7 +202,7 @@ fn AttemptTable(rows: Vec<ActivityRow>) -> impl IntoView {
                                     <td><code>{r.ip}</code></td>
                                     <td>{country(r.country.as_deref())}</td>
                                     <td>{format::bytes(r.bytes)}</td>
-                                    <td>{outcome_words(&r.outcome)}</td>
+                                    <td>{outcome_words(r.outcome)}</td>
                                 </tr>
                             }
                         }).collect_view()}

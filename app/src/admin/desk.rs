@@ -12,6 +12,7 @@ use crate::api::{
     GrantAction, SEARCH_BY, SendNewPassword, desk_lookup, list_products, load_geo_credit,
 };
 use crate::format;
+use domain::AttemptOutcome;
 use domain::wire::{GrantDetail, IssuedGrant, ProductView, SightingView};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -184,7 +185,7 @@ fn GrantCard(grant: GrantDetail) -> AnyView {
             <header class="grant-head">
                 <h2>
                     <code>{move || g().product_id.to_string()}</code> " "
-                    <StateBadge state=Signal::derive(move || g().status)/>
+                    <StateBadge state=Signal::derive(move || g().status.as_str().to_owned())/>
                     {move || g().replaced.then(|| view! { <StateBadge state="replaced".to_owned()/> })}
                 </h2>
                 <p class="muted">
@@ -196,7 +197,7 @@ fn GrantCard(grant: GrantDetail) -> AnyView {
                 })}
             </header>
             <dl class="facts">
-                <div><dt>"State"</dt><dd class="grant-state">{move || super::widgets::state_words(&g().status)}</dd></div>
+                <div><dt>"State"</dt><dd class="grant-state">{move || super::widgets::state_words(g().status.as_str())}</dd></div>
                 <div><dt>"Valid until"</dt><dd>{move || g().valid_until.map_or_else(|| "no time limit".to_owned(), domain::Timestamp::human)}</dd></div>
                 <div><dt>"Downloads used"</dt><dd>{move || downloads_text(&g())}</dd></div>
                 <div><dt>"Locked country"</dt><dd class="locked">{move || g().locked.as_ref().map_or_else(|| "not locked yet".to_owned(), sighting_text)}</dd></div>
@@ -241,7 +242,7 @@ fn BlockedBox(grant: RwSignal<GrantDetail>) -> impl IntoView {
         {move || g().blocked_by.clone().map(|blocked| {
                 let detail = g();
                 let others: Vec<_> = detail.uses.iter()
-                    .filter(|u| u.outcome == "second_country")
+                    .filter(|u| u.outcome == AttemptOutcome::SecondCountry)
                     .map(|u| format!("{} · {} · {}", country(u.country.as_deref()), u.ip, u.at.human()))
                     .collect();
                 view! {
@@ -280,7 +281,7 @@ fn Timeline(grant: RwSignal<GrantDetail>) -> impl IntoView {
                                     <thead><tr><th>"Time"</th><th>"IP"</th><th>"Country"</th><th>"File"</th><th>"Bytes"</th><th>"Outcome"</th></tr></thead>
                                     <tbody>
                                         {uses.into_iter().rev().map(|u| {
-                                            let class = if u.outcome == "allowed" { "ok" } else { "refused" };
+                                            let class = if u.outcome.is_allowed() { "ok" } else { "refused" };
                                             view! {
                                                 <tr class=class>
                                                     <td>{u.at.human()}</td>
@@ -288,7 +289,7 @@ fn Timeline(grant: RwSignal<GrantDetail>) -> impl IntoView {
                                                     <td>{country(u.country.as_deref())}</td>
                                                     <td>{u.file.clone().unwrap_or_default()}</td>
                                                     <td>{format::bytes(u.bytes)}</td>
-                                                    <td>{outcome_words(&u.outcome)}</td>
+                                                    <td>{outcome_words(u.outcome)}</td>
                                                 </tr>
                                             }
                                         }).collect_view()}

@@ -2,6 +2,7 @@
 //! button, state badges, and the text of outcome codes.
 
 use crate::error::AppError;
+use domain::AttemptOutcome;
 use leptos::prelude::*;
 use std::fmt::Write as _;
 
@@ -107,18 +108,18 @@ pub fn state_words(state: &str) -> &'static str {
     }
 }
 
-/// The words for an attempt's outcome code.
-pub fn outcome_words(code: &str) -> String {
-    match code {
-        "allowed" => "downloaded".to_owned(),
-        "second_country" => "blocked: second country".to_owned(),
-        "limit_reached" => "refused: no downloads left".to_owned(),
-        "expired" => "refused: expired".to_owned(),
-        "blocked" => "refused: blocked".to_owned(),
-        "revoked" => "refused: revoked".to_owned(),
-        "refunded" => "refused: refunded".to_owned(),
-        "order_not_confirmed" => "refused: order not confirmed".to_owned(),
-        other => format!("refused: {}", other.replace('_', " ")),
+/// The words for an attempt's outcome.
+pub fn outcome_words(outcome: AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Allowed => "downloaded",
+        AttemptOutcome::SecondCountry => "blocked: second country",
+        AttemptOutcome::LimitReached => "refused: no downloads left",
+        AttemptOutcome::Expired => "refused: expired",
+        AttemptOutcome::Blocked => "refused: blocked",
+        AttemptOutcome::Revoked => "refused: revoked",
+        AttemptOutcome::Refunded => "refused: refunded",
+        AttemptOutcome::OrderNotConfirmed => "refused: order not confirmed",
+        AttemptOutcome::Refused => "refused",
     }
 }
 

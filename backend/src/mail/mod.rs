@@ -6,7 +6,7 @@ pub mod smtp;
 pub mod worker;
 
 use crate::services::SettingsService;
-use crate::store::delivery::{GrantRecord, OrderRecord};
+use crate::store::delivery::{Grant, OrderRecord};
 use crate::store::{StoreError, delivery as rows, meta, outbox};
 use domain::mail::{
     LinkLine, MailFacts, MailKind, MailState, MailTemplate, TemplateSource, header_text,
@@ -86,7 +86,7 @@ impl Mailer {
     /// One product's line in a mail, for a grant and its buyer link.
     pub fn link_line(
         tx: &WriteTransaction,
-        grant: &GrantRecord,
+        grant: &Grant,
         url: String,
     ) -> Result<LinkLine, StoreError> {
         let product_name = rows::product_in(tx, &grant.product_id)?

@@ -7,7 +7,7 @@ use super::desk::sighting;
 use crate::store::Store;
 use crate::store::delivery::{self as rows, EventRecord, Outcome};
 use domain::wire::{ActivityFilter, ActivityPage, ActivityRow, BlockedGrant, DailyDownloads};
-use domain::{CountryCode, GrantId, OrderId, ProductId, Timestamp};
+use domain::{AttemptOutcome, CountryCode, GrantId, OrderId, ProductId, Timestamp};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -182,10 +182,7 @@ fn row(
         ip: e.ip.to_string(),
         country: e.country.map(|c| c.to_string()),
         bytes: e.bytes,
-        outcome: match e.outcome {
-            Outcome::Allowed => "allowed".to_owned(),
-            Outcome::Refused(code) => code,
-        },
+        outcome: e.outcome.attempt(),
     }
 }
 
@@ -195,7 +192,7 @@ fn blocked_grants(tx: &redb::ReadTransaction) -> Result<Vec<BlockedGrant>, crate
         tx,
         None,
         BLOCKED_SCAN,
-        |e| matches!(&e.outcome, Outcome::Refused(code) if code == "second_country"),
+        |e| e.outcome.attempt() == AttemptOutcome::SecondCountry,
         |_, _| false,
     )?;
     let mut seen = HashSet::new();
@@ -315,7 +312,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(older.rows.len(), 1);
-        assert_eq!(older.rows[0].outcome, "allowed");
+        assert_eq!(older.rows[0].outcome, AttemptOutcome::Allowed);
 
         let days = activity.daily(now(), 30).await.unwrap();
         assert_eq!(days.len(), 30);

@@ -8,15 +8,14 @@ use super::orders::OrderService;
 use super::settings::SettingsService;
 use crate::auth::download_key::DownloadKey;
 use crate::mail::{About, Mailer};
-use crate::store::delivery::{self as rows, GrantRecord, OrderSource, Outcome, Sighting};
+use crate::store::delivery::{self as rows, Grant, OrderSource, Sighting};
 use crate::store::{Store, StoreError};
 use domain::mail::MailKind;
-use domain::rules::downloads_used;
 use domain::wire::{
     CreatedOrder, FileUsage, GrantDetail, GrantLookup, IssuedGrant, NewOrder, SendPassword,
     SightingView, UseView,
 };
-use domain::{DownloadPassword, Email, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
+use domain::{DownloadPassword, Email, GrantId, OrderId, ProductId, Timestamp};
 use redb::{ReadTransaction, WriteTransaction};
 use std::time::Duration;
 
@@ -145,10 +144,7 @@ impl DeskService {
     ) -> Result<GrantDetail, ServiceError> {
         let window = Duration::from_secs(u64::from(self.settings.current().reset_days) * 86_400);
         self.change(id, actor, now, "grant.reset", move |g| {
-            g.valid_until = Some(now.plus(window));
-            g.ledger.clear();
-            g.locked = None;
-            g.blocked_by = None;
+            g.reset(window, now);
             Ok(())
         })
         .await
@@ -162,12 +158,8 @@ impl DeskService {
         now: Timestamp,
     ) -> Result<GrantDetail, ServiceError> {
         self.change(id, actor, now, "grant.unblock", |g| {
-            if g.blocked_by.is_none() {
-                return Err(ServiceError::Conflict("this grant is not blocked".into()));
-            }
-            g.blocked_by = None;
-            g.locked = None;
-            Ok(())
+            g.unblock()
+                .map_err(|refused| ServiceError::Conflict(refused.to_string()))
         })
         .await
     }
@@ -180,7 +172,7 @@ impl DeskService {
         now: Timestamp,
     ) -> Result<GrantDetail, ServiceError> {
         self.change(id, actor, now, "grant.expire", move |g| {
-            g.valid_until = Some(now.minus(Duration::from_millis(1)));
+            g.expire(now);
             Ok(())
         })
         .await
@@ -207,8 +199,7 @@ impl DeskService {
                 now,
                 "grant.resend",
                 move |g| {
-                    let old = std::mem::replace(&mut g.password_digest, digest);
-                    g.replaced_digests.push(old);
+                    g.rotate(digest);
                     Ok(())
                 },
                 move |tx, grant| {
@@ -268,7 +259,7 @@ impl DeskService {
         actor: Actor,
         now: Timestamp,
         action: &'static str,
-        apply: impl FnOnce(&mut GrantRecord) -> Result<(), ServiceError> + Send + 'static,
+        apply: impl FnOnce(&mut Grant) -> Result<(), ServiceError> + Send + 'static,
     ) -> Result<GrantDetail, ServiceError> {
         self.change_then(id, actor, now, action, apply, |_, _| Ok(()))
             .await
@@ -281,8 +272,8 @@ impl DeskService {
         actor: Actor,
         now: Timestamp,
         action: &'static str,
-        apply: impl FnOnce(&mut GrantRecord) -> Result<(), ServiceError> + Send + 'static,
-        then: impl FnOnce(&WriteTransaction, &GrantRecord) -> Result<(), ServiceError> + Send + 'static,
+        apply: impl FnOnce(&mut Grant) -> Result<(), ServiceError> + Send + 'static,
+        then: impl FnOnce(&WriteTransaction, &Grant) -> Result<(), ServiceError> + Send + 'static,
     ) -> Result<GrantDetail, ServiceError> {
         self.store
             .run(move |s| {
@@ -314,7 +305,7 @@ fn not_found(id: GrantId) -> ServiceError {
 }
 
 /// What the audit log keeps of a grant (never password digests).
-fn audit_view(g: &GrantRecord) -> serde_json::Value {
+fn audit_view(g: &Grant) -> serde_json::Value {
     serde_json::json!({
         "valid_until": g.valid_until,
         "locked": g.locked.as_ref().map(sighting),
@@ -348,18 +339,15 @@ fn detail(
         detail: format!("of grant {id}"),
     })?;
     let product = rows::product(tx, &g.product_id)?;
+    let mut sizes = Vec::new();
     let mut files = Vec::new();
     for fid in product.iter().flat_map(|p| &p.files) {
         if let Some(f) = rows::file(tx, *fid)? {
-            let delivered = g
-                .ledger
-                .iter()
-                .find(|l| l.file == *fid)
-                .map_or(0, |l| l.delivered);
+            sizes.push((*fid, f.size));
             files.push(FileUsage {
                 file_id: *fid,
+                downloads_used: g.used(*fid, f.size),
                 name: f.name,
-                downloads_used: downloads_used(delivered, f.size),
             });
         }
     }
@@ -378,30 +366,10 @@ fn detail(
                     .unwrap_or_else(|| format!("file {f}"))
             }),
             bytes: e.bytes,
-            outcome: match e.outcome {
-                Outcome::Allowed => "allowed".to_owned(),
-                Outcome::Refused(code) => code,
-            },
+            outcome: e.outcome.attempt(),
         })
         .collect();
-    let exhausted = g.max_downloads > 0
-        && !files.is_empty()
-        && files
-            .iter()
-            .all(|f| f.downloads_used >= f64::from(g.max_downloads) - 1e-9);
-    let status = if g.revoked_at.is_some() || order.status == OrderStatus::Refunded {
-        "revoked".to_owned()
-    } else if order.status != OrderStatus::Confirmed {
-        order.status.as_str().to_owned()
-    } else if g.blocked_by.is_some() {
-        "blocked".to_owned()
-    } else if g.valid_until.is_some_and(|u| now > u) {
-        "expired".to_owned()
-    } else if exhausted {
-        "exhausted".to_owned()
-    } else {
-        "active".to_owned()
-    };
+    let status = g.state(order.status, &sizes, now);
     Ok(GrantDetail {
         grant_id: id,
         order_id: g.order_id,

@@ -9,13 +9,13 @@
 use super::ServiceError;
 use crate::auth::download_key::DownloadKey;
 use crate::store::delivery::{
-    self as rows, DownloadTables, EventRecord, FileRecord, GrantRecord, Outcome, Sighting,
+    self as rows, DownloadTables, EventRecord, FileRecord, Outcome, Sighting,
 };
 use crate::store::{Store, StoreError};
 use domain::range::{self, RangeAnswer};
-use domain::rules::{Attempt, Denied, GrantFacts, byte_budget, downloads_used};
+use domain::rules::{Attempt, Denied};
 pub use domain::wire::{BuyerPage, FileOffer, GrantPage};
-use domain::{CountryCode, DownloadPassword, FileId, GrantId, ProductId, Timestamp, authorize};
+use domain::{CountryCode, DownloadPassword, FileId, GrantId, ProductId, Timestamp};
 use std::net::IpAddr;
 
 /// Who is asking, as far as the rules and the log care.
@@ -126,45 +126,21 @@ impl DownloadService {
                     let product_name = product
                         .as_ref()
                         .map_or_else(|| grant.product_id.to_string(), |p| p.name.clone());
-                    let facts = facts(&grant, order.status);
-                    // The page applies the same rules as a download of nothing.
-                    let probe = Attempt {
-                        country: None,
-                        file_size: 0,
-                        counted_bytes: 0,
-                        requested_bytes: 0,
-                    };
-                    if let Err(reason) = authorize(&facts, &probe, now) {
-                        let explanation = reason.explain();
-                        return Ok(BuyerPage::Refused {
-                            product_name,
-                            reason,
-                            explanation,
-                        });
-                    }
+                    let mut sizes = Vec::new();
                     let mut files = Vec::new();
                     for fid in product.iter().flat_map(|p| &p.files) {
                         if let Some(f) = rows::file(tx, *fid)? {
-                            let used = downloads_used(grant.counted(*fid), f.size);
+                            sizes.push((*fid, f.size));
                             files.push(FileOffer {
                                 file_id: *fid,
-                                downloads_left: byte_budget(grant.max_downloads, f.size)
-                                    .map(|_| (f64::from(grant.max_downloads) - used).max(0.0)),
+                                downloads_left: grant.left(*fid, f.size),
                                 name: f.name,
                                 size: f.size,
                                 sha256: hex::encode(f.sha256),
                             });
                         }
                     }
-                    if grant.max_downloads > 0
-                        && !files.is_empty()
-                        && files
-                            .iter()
-                            .all(|f| f.downloads_left.is_some_and(|l| l < 1e-9))
-                    {
-                        let reason = Denied::LimitReached {
-                            max_downloads: grant.max_downloads,
-                        };
+                    if let Some(reason) = grant.refusal(order.status, &sizes, now) {
                         let explanation = reason.explain();
                         return Ok(BuyerPage::Refused {
                             product_name,
@@ -233,8 +209,7 @@ impl DownloadService {
             .write_grouped_lazily(move |batch| {
                 let tables = batch.downloads()?;
                 if let Some(mut grant) = tables.grant(gid)? {
-                    let ledger = grant.ledger_mut(file);
-                    ledger.delivered = ledger.delivered.saturating_sub(unsent);
+                    grant.settle(file, unsent);
                     tables.update_grant(gid, &grant)?;
                 }
                 if let Some(mut event) = tables.event(seq)? {
@@ -314,16 +289,13 @@ fn decide_and_reserve(
         bytes: 0,
         outcome: Outcome::Allowed,
     };
-    match authorize(&facts(&grant, order.status), &attempt, now) {
+    match grant.authorize(order.status, &attempt, now) {
         Ok(permit) => {
             // Charged up front: a download that completes (the usual case)
             // needs no second write, and a crash mid-way errs in the seller's
             // favour. `finish` gives back what a cut-off download did not send.
-            grant.ledger_mut(file).delivered += permit.reserve;
+            grant.record_download(file, &permit, sighting);
             event.bytes = permit.reserve;
-            if permit.lock_country.is_some() {
-                grant.locked = Some(sighting);
-            }
             tables.update_grant(gid, &grant)?;
             let seq = tables.insert_event(&event)?;
             Ok(Decision::Allowed(Ticket {
@@ -340,28 +312,13 @@ fn decide_and_reserve(
             }))
         }
         Err(denied) => {
-            if matches!(denied, Denied::CountryChanged { .. }) {
-                // The seed rule: a second country blocks the grant at once,
-                // and the attempt is kept beside the first.
-                grant.blocked_by = Some(sighting);
+            if grant.record_refusal(&denied, sighting) {
                 tables.update_grant(gid, &grant)?;
             }
-            event.outcome = Outcome::Refused(reason_code(&denied).to_owned());
+            event.outcome = Outcome::of(denied.outcome());
             tables.insert_event(&event)?;
             Ok(Decision::Denied(denied))
         }
-    }
-}
-
-fn facts(grant: &GrantRecord, status: domain::OrderStatus) -> GrantFacts {
-    GrantFacts {
-        order_status: status,
-        revoked: grant.revoked_at.is_some(),
-        blocked: grant.blocked_by.is_some(),
-        valid_until: grant.valid_until,
-        max_downloads: grant.max_downloads,
-        locked_country: grant.locked.as_ref().and_then(|s| s.country),
-        country_lock: grant.country_lock,
     }
 }
 
@@ -377,19 +334,6 @@ fn file_of(
         return Ok(None);
     }
     tables.file(file)
-}
-
-/// The short code of a refusal, for the event log and APIs.
-pub fn reason_code(denied: &Denied) -> &'static str {
-    match denied {
-        Denied::OrderNotConfirmed { .. } => "order_not_confirmed",
-        Denied::Refunded => "refunded",
-        Denied::Revoked => "revoked",
-        Denied::Blocked => "blocked",
-        Denied::Expired { .. } => "expired",
-        Denied::LimitReached { .. } => "limit_reached",
-        Denied::CountryChanged { .. } => "second_country",
-    }
 }
 
 fn corrupt(what: &'static str) -> StoreError {

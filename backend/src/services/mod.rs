@@ -21,7 +21,6 @@ pub use catalog::CatalogService;
 pub use desk::DeskService;
 pub use downloads::{
     BuyerPage, Client, DownloadService, FileOffer, GrantPage, RangeRequest, Refusal, Ticket,
-    reason_code,
 };
 pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};

@@ -5,7 +5,7 @@ use super::ServiceError;
 use super::audit::{Actor, record_audit};
 use crate::auth::download_key::DownloadKey;
 use crate::mail::{About, Mailer};
-use crate::store::delivery::{self as rows, GrantRecord, OrderRecord, OrderSource};
+use crate::store::delivery::{self as rows, Grant, OrderRecord, OrderSource};
 use crate::store::{Store, outbox};
 use domain::mail::{LinkLine, MailKind};
 use domain::password::RANDOM_BYTES;
@@ -92,7 +92,7 @@ impl OrderService {
                                 format!("there is no product with the id {product_id}"),
                             )
                         })?;
-                        let grant = new_grant(order_id, product_id, &product, *digest, now);
+                        let grant = Grant::issue(order_id, product_id.clone(), product.rules(), *digest, now);
                         lines.push(LinkLine {
                             product_name: product.name.clone(),
                             url,
@@ -343,30 +343,15 @@ impl OrderService {
                         let Some(order) = rows::order_in(tx, order_id)? else {
                             continue;
                         };
-                        if order.status != OrderStatus::Confirmed {
+                        if !order.status.allows_downloads() {
                             continue;
                         }
                         if name.is_empty() {
                             name.clone_from(&order.name);
                         }
-                        for gid in &order.grants {
-                            let Some(mut grant) = rows::grant_in(tx, *gid)? else {
-                                continue;
-                            };
-                            if grant.revoked_at.is_some()
-                                || grant.valid_until.is_some_and(|u| now > u)
-                            {
-                                continue;
-                            }
-                            let password = fresh_password();
-                            let old = std::mem::replace(
-                                &mut grant.password_digest,
-                                key.digest(&password),
-                            );
-                            grant.replaced_digests.push(old);
-                            rows::put_grant(tx, *gid, &grant)?;
-                            lines.push(Mailer::link_line(tx, &grant, mailer.link(&password))?);
-                        }
+                        lines.extend(renew_links(tx, &key, &mailer, &order.grants, |g| {
+                            g.is_live(order.status, now)
+                        })?);
                     }
                     let sent = lines.len();
                     if sent > 0 {
@@ -438,10 +423,7 @@ impl OrderService {
                         )
                     })?;
                     let mut after = before.clone();
-                    after.product_id = to.clone();
-                    after.max_downloads = product.max_downloads;
-                    after.country_lock = product.country_lock;
-                    after.ledger.clear();
+                    after.exchange(to.clone(), product.rules());
                     rows::put_grant(tx, gid, &after)?;
                     record_audit(
                         tx,
@@ -515,30 +497,6 @@ fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
     })
 }
 
-/// A fresh grant of a product with the product's rules as they are now.
-fn new_grant(
-    order_id: OrderId,
-    product_id: &ProductId,
-    product: &rows::ProductRecord,
-    digest: [u8; 32],
-    now: Timestamp,
-) -> GrantRecord {
-    GrantRecord {
-        order_id,
-        product_id: product_id.clone(),
-        password_digest: digest,
-        replaced_digests: Vec::new(),
-        issued_at: now,
-        valid_until: window(product.download_days, now),
-        max_downloads: product.max_downloads,
-        country_lock: product.country_lock,
-        locked: None,
-        blocked_by: None,
-        revoked_at: None,
-        ledger: Vec::new(),
-    }
-}
-
 /// The mails of a confirmed order: the buyer's (a complimentary grant has its own
 /// wording) and the seller's notification. Imported sale records send nothing: their
 /// buyers already hold links.
@@ -582,21 +540,34 @@ fn mail_first_confirmation(
     {
         return Ok(());
     }
+    let lines = renew_links(tx, key, mailer, &order.grants, |g| g.revoked_at.is_none())?;
+    queue_order_mail(mailer, tx, order_id, order, lines, now)
+}
+
+/// Gives each of `grants` that `renew` accepts a fresh password (the old link stops
+/// working) and returns the mail lines with the new links. Only digests of passwords are
+/// stored, so mailing a link always means making a new one.
+fn renew_links(
+    tx: &WriteTransaction,
+    key: &DownloadKey,
+    mailer: &Mailer,
+    grants: &[GrantId],
+    renew: impl Fn(&Grant) -> bool,
+) -> Result<Vec<LinkLine>, ServiceError> {
     let mut lines = Vec::new();
-    for gid in &order.grants {
+    for gid in grants {
         let Some(mut grant) = rows::grant_in(tx, *gid)? else {
             continue;
         };
-        if grant.revoked_at.is_some() {
+        if !renew(&grant) {
             continue;
         }
         let password = fresh_password();
-        let old = std::mem::replace(&mut grant.password_digest, key.digest(&password));
-        grant.replaced_digests.push(old);
+        grant.rotate(key.digest(&password));
         rows::put_grant(tx, *gid, &grant)?;
         lines.push(Mailer::link_line(tx, &grant, mailer.link(&password))?);
     }
-    queue_order_mail(mailer, tx, order_id, order, lines, now)
+    Ok(lines)
 }
 
 /// A new random password from the OS RNG.
@@ -608,10 +579,6 @@ pub(super) fn fresh_password() -> DownloadPassword {
     DownloadPassword::from_random(bytes)
 }
 
-fn window(days: u32, now: Timestamp) -> Option<Timestamp> {
-    (days > 0).then(|| now.plus(Duration::from_secs(u64::from(days) * 86_400)))
-}
-
 fn revoke_grants(
     tx: &WriteTransaction,
     grants: &[GrantId],
@@ -619,7 +586,7 @@ fn revoke_grants(
 ) -> Result<(), ServiceError> {
     for g in grants {
         if let Some(mut grant) = rows::grant_in(tx, *g)? {
-            grant.revoked_at.get_or_insert(now);
+            grant.revoke(now);
             rows::put_grant(tx, *g, &grant)?;
         }
     }
@@ -689,7 +656,7 @@ fn order_view_read(
 fn build_view(
     id: OrderId,
     o: &OrderRecord,
-    grant: impl Fn(GrantId) -> Result<Option<GrantRecord>, crate::store::StoreError>,
+    grant: impl Fn(GrantId) -> Result<Option<Grant>, crate::store::StoreError>,
 ) -> Result<OrderView, crate::store::StoreError> {
     let mut grants = Vec::new();
     for g in &o.grants {

@@ -145,7 +145,7 @@ impl SettingsService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::delivery::{EventRecord, GrantRecord, Outcome, Sighting};
+    use crate::store::delivery::{EventRecord, Grant, Outcome, Sighting};
     use domain::{CountryCode, GrantId, OrderId, ProductId};
     use std::net::IpAddr;
 
@@ -221,7 +221,7 @@ mod tests {
             .write(|tx| {
                 rows::insert_grant(
                     tx,
-                    &GrantRecord {
+                    &Grant {
                         order_id: OrderId::new(1_234_567).unwrap(),
                         product_id: ProductId::parse("ebook").unwrap(),
                         password_digest: [0; 32],

@@ -7,8 +7,9 @@ use super::StoreError;
 use super::codec::{self, Record};
 use super::journal::JournalOp;
 use super::meta;
+pub use domain::grant::{FileLedger, Grant, GrantRules, Sighting};
 use domain::settings::truncated_ip;
-use domain::{CountryCode, Email, FileId, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
+use domain::{AttemptOutcome, CountryCode, Email, FileId, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -26,7 +27,7 @@ const ORDER_TRANSACTIONS: TableDefinition<&str, u32> = TableDefinition::new("ord
 /// key: normalised email, 0x00, order id (u32 BE); value: empty. Prefix scans find an
 /// address's orders.
 const ORDER_EMAILS: TableDefinition<&[u8], ()> = TableDefinition::new("order_emails-1");
-/// key: grant id; value: [`GrantRecord`].
+/// key: grant id; value: [`Grant`].
 const GRANTS: TableDefinition<u64, &[u8]> = TableDefinition::new("grants-1");
 /// key: HMAC of a password (current or replaced); value: grant id.
 const GRANT_PASSWORDS: TableDefinition<&[u8], u64> = TableDefinition::new("grant_passwords-1");
@@ -68,6 +69,17 @@ pub struct ProductRecord {
 impl Record for ProductRecord {
     const KIND: &'static str = "product";
     const VERSION: u8 = 1;
+}
+
+impl ProductRecord {
+    /// The rules a new grant of this product copies.
+    pub fn rules(&self) -> GrantRules {
+        GrantRules {
+            download_days: self.download_days,
+            max_downloads: self.max_downloads,
+            country_lock: self.country_lock,
+        }
+    }
 }
 
 /// A stored file: metadata only; the bytes are in the object store under `storage_key`.
@@ -117,72 +129,9 @@ impl Record for OrderRecord {
     const VERSION: u8 = 1;
 }
 
-/// Where and when a grant was used from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sighting {
-    pub at: Timestamp,
-    pub ip: IpAddr,
-    pub country: Option<CountryCode>,
-}
-
-/// Bytes of one file counted against a grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileLedger {
-    pub file: FileId,
-    /// Bytes counted: charged when a download starts, less what a download cut off early
-    /// did not send.
-    pub delivered: u64,
-    /// Bytes of downloads in progress as kept apart by earlier builds; given back at
-    /// start-up. Always 0 now (downloads are charged to `delivered` up front); the field
-    /// stays so that records written before still decode.
-    pub reserved: u64,
-}
-
-/// One buyer's right to download one product.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GrantRecord {
-    pub order_id: OrderId,
-    pub product_id: ProductId,
-    pub password_digest: [u8; 32],
-    /// Digests of rotated-away passwords (they still find the grant in the desk).
-    pub replaced_digests: Vec<[u8; 32]>,
-    pub issued_at: Timestamp,
-    pub valid_until: Option<Timestamp>,
-    pub max_downloads: u32,
-    pub country_lock: bool,
-    /// The first country (with where it came from).
-    pub locked: Option<Sighting>,
-    /// Set when a second country tried: the attempt that caused the block.
-    pub blocked_by: Option<Sighting>,
-    pub revoked_at: Option<Timestamp>,
-    pub ledger: Vec<FileLedger>,
-}
-impl Record for GrantRecord {
+impl Record for Grant {
     const KIND: &'static str = "grant";
     const VERSION: u8 = 1;
-}
-
-impl GrantRecord {
-    /// The ledger entry of a file, created on first use.
-    pub fn ledger_mut(&mut self, file: FileId) -> &mut FileLedger {
-        if let Some(i) = self.ledger.iter().position(|l| l.file == file) {
-            return &mut self.ledger[i];
-        }
-        self.ledger.push(FileLedger {
-            file,
-            delivered: 0,
-            reserved: 0,
-        });
-        self.ledger.last_mut().expect("just pushed")
-    }
-
-    /// Bytes counted for a file (delivered plus reserved).
-    pub fn counted(&self, file: FileId) -> u64 {
-        self.ledger
-            .iter()
-            .find(|l| l.file == file)
-            .map_or(0, |l| l.delivered + l.reserved)
-    }
 }
 
 /// What happened to one download attempt.
@@ -193,6 +142,25 @@ pub enum Outcome {
     Allowed,
     /// Refused, with the reason code.
     Refused(String),
+}
+
+impl Outcome {
+    /// The stored form of an outcome (refusals keep their code as text, as always stored).
+    pub fn of(outcome: AttemptOutcome) -> Self {
+        if outcome.is_allowed() {
+            Self::Allowed
+        } else {
+            Self::Refused(outcome.as_str().to_owned())
+        }
+    }
+
+    /// The outcome this stored form names.
+    pub fn attempt(&self) -> AttemptOutcome {
+        match self {
+            Self::Allowed => AttemptOutcome::Allowed,
+            Self::Refused(code) => AttemptOutcome::from_code(code),
+        }
+    }
 }
 
 /// One entry of the event log.
@@ -507,7 +475,7 @@ pub fn recent_orders(
 
 // ---- grants ----
 
-pub fn insert_grant(tx: &WriteTransaction, record: &GrantRecord) -> Result<GrantId, StoreError> {
+pub fn insert_grant(tx: &WriteTransaction, record: &Grant) -> Result<GrantId, StoreError> {
     let id = meta::next_id(tx, "grant")?;
     tx.open_table(GRANT_PASSWORDS)?
         .insert(record.password_digest.as_slice(), id)?;
@@ -520,7 +488,7 @@ pub fn insert_grant(tx: &WriteTransaction, record: &GrantRecord) -> Result<Grant
 pub fn put_grant(
     tx: &WriteTransaction,
     id: GrantId,
-    record: &GrantRecord,
+    record: &Grant,
 ) -> Result<(), StoreError> {
     tx.open_table(GRANT_PASSWORDS)?
         .insert(record.password_digest.as_slice(), id.get())?;
@@ -529,11 +497,11 @@ pub fn put_grant(
     Ok(())
 }
 
-pub fn grant(tx: &ReadTransaction, id: GrantId) -> Result<Option<GrantRecord>, StoreError> {
+pub fn grant(tx: &ReadTransaction, id: GrantId) -> Result<Option<Grant>, StoreError> {
     get(&tx.open_table(GRANTS)?, id.get())
 }
 
-pub fn grant_in(tx: &WriteTransaction, id: GrantId) -> Result<Option<GrantRecord>, StoreError> {
+pub fn grant_in(tx: &WriteTransaction, id: GrantId) -> Result<Option<Grant>, StoreError> {
     get(&tx.open_table(GRANTS)?, id.get())
 }
 
@@ -553,7 +521,7 @@ pub fn release_all_reservations(tx: &WriteTransaction) -> Result<u64, StoreError
     let mut changed = Vec::new();
     for row in table.iter()? {
         let (k, v) = row?;
-        let mut g: GrantRecord = codec::decode(v.value())?;
+        let mut g: Grant = codec::decode(v.value())?;
         if g.ledger.iter().any(|l| l.reserved > 0) {
             for l in &mut g.ledger {
                 l.reserved = 0;
@@ -582,7 +550,7 @@ pub fn shorten_sighting_ips_before(
     let mut changed = Vec::new();
     for row in table.iter()? {
         let (k, v) = row?;
-        let mut g: GrantRecord = codec::decode(v.value())?;
+        let mut g: Grant = codec::decode(v.value())?;
         if expired(&g.locked) || expired(&g.blocked_by) {
             for sighting in [&mut g.locked, &mut g.blocked_by].into_iter().flatten() {
                 if sighting.at < cutoff {
@@ -674,13 +642,13 @@ impl<'tx> DownloadTables<'tx> {
             .map(|g| GrantId::new(g.value())))
     }
 
-    pub fn grant(&self, id: GrantId) -> Result<Option<GrantRecord>, StoreError> {
+    pub fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
         get(&self.grants, id.get())
     }
 
     /// Overwrites a grant whose password did not change (the download path never changes
     /// it), so the password index is left alone.
-    pub fn update_grant(&mut self, id: GrantId, record: &GrantRecord) -> Result<(), StoreError> {
+    pub fn update_grant(&mut self, id: GrantId, record: &Grant) -> Result<(), StoreError> {
         let record = codec::encode(record);
         self.grants.insert(id.get(), record.as_slice())?;
         self.journal.push(JournalOp::Grant {
@@ -834,18 +802,15 @@ pub fn live_grants_for_product(
     let orders = tx.open_table(ORDERS)?;
     let mut live = 0;
     for row in grants.iter()? {
-        let g: GrantRecord = codec::decode(row?.1.value())?;
-        if &g.product_id != product
-            || g.revoked_at.is_some()
-            || g.valid_until.is_some_and(|u| now > u)
-        {
+        let g: Grant = codec::decode(row?.1.value())?;
+        if &g.product_id != product {
             continue;
         }
-        let confirmed = match orders.get(g.order_id.get())? {
-            Some(o) => codec::decode::<OrderRecord>(o.value())?.status == OrderStatus::Confirmed,
-            None => false,
+        let status = match orders.get(g.order_id.get())? {
+            Some(o) => codec::decode::<OrderRecord>(o.value())?.status,
+            None => continue,
         };
-        live += u64::from(confirmed);
+        live += u64::from(g.is_live(status, now));
     }
     Ok(live)
 }
@@ -932,11 +897,11 @@ pub fn walk_events(
 pub fn still_blocked(
     tx: &ReadTransaction,
     candidates: impl IntoIterator<Item = GrantId>,
-) -> Result<Vec<(GrantId, GrantRecord)>, StoreError> {
+) -> Result<Vec<(GrantId, Grant)>, StoreError> {
     let grants = tx.open_table(GRANTS)?;
     let mut out = Vec::new();
     for id in candidates {
-        if let Some(g) = get::<u64, GrantRecord>(&grants, id.get())?
+        if let Some(g) = get::<u64, Grant>(&grants, id.get())?
             && g.blocked_by.is_some()
             && g.revoked_at.is_none()
         {

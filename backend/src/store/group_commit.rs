@@ -738,10 +738,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn replay_never_puts_back_what_a_later_durable_commit_changed() {
-        use crate::store::delivery::{self, GrantRecord};
+        use crate::store::delivery::{self, Grant};
         let live = tempfile::tempdir().unwrap();
         let store = Store::open(&live.path().join("t.redb")).unwrap();
-        let grant = |max_downloads: u32| GrantRecord {
+        let grant = |max_downloads: u32| Grant {
             order_id: domain::OrderId::new(1_234_567).unwrap(),
             product_id: domain::ProductId::parse("book").unwrap(),
             password_digest: [7; 32],
