@@ -119,7 +119,12 @@ impl Application {
             .map_err(StartupError::Geo)?;
         let key = store.download_key()?;
         let catalog = CatalogService::new(store.clone(), blobs.clone(), config.upload_limit_bytes);
-        let downloads = DownloadService::new(store.clone(), key.clone());
+        let downloads = DownloadService::new(
+            store.clone(),
+            key.clone(),
+            blobs.clone(),
+            config.presign_ttl,
+        );
         let settings = SettingsService::load(
             store.clone(),
             domain::settings::StoreSettings::initial(config.reset_days),
@@ -147,7 +152,6 @@ impl Application {
             geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: config.trusted_proxies.clone().into(),
-            presign_ttl: config.presign_ttl,
             https: public_url.starts_with("https://"),
         });
         let ui = UiState {

@@ -258,3 +258,121 @@ async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
     );
     app.stop().await;
 }
+
+/// A ranged request is never answered with a presigned URL: such a URL fetches any range
+/// (the whole object too) as often as it likes while it lives, so a 1-byte charge would buy
+/// the whole file. Ranges stream through Dropgate, counted by the bytes sent; only a
+/// request for the whole file, charged in full, gets a redirect. A HEAD costs nothing.
+#[tokio::test]
+async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
+    let s3 = start_s3().await;
+    let app = shop_on(&s3, SECRET_KEY).await.unwrap();
+    let (_, token) = app
+        .access()
+        .create_api_token(
+            "tests",
+            backend::services::Actor::System,
+            backend::clock::now(),
+        )
+        .await
+        .unwrap();
+    let api = reqwest::Client::new();
+    let created = api
+        .post(app.url("/api/v1/products"))
+        .bearer_auth(&token)
+        .json(&json!({"product_id": "raw", "name": "Raw", "max_downloads": 1, "download_days": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    // Above the 64 KiB memory cache of local stores, so nothing but the store answers.
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let upload = api
+        .put(app.url("/api/v1/products/raw/files/raw.bin"))
+        .bearer_auth(&token)
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let file_id = upload.json::<Value>().await.unwrap()["file_id"]
+        .as_u64()
+        .unwrap();
+    let order: Value = api
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "ann@example.com", "product_ids": ["raw"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = format!("{}/{file_id}", order["issued"][0]["url"].as_str().unwrap());
+    let grant_id = order["grants"][0]["grant_id"].as_u64().unwrap();
+    let usage = || async {
+        let grant: Value = api
+            .get(app.url(&format!("/api/v1/grants/{grant_id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            grant["files"][0]["downloads_used"].as_f64().unwrap(),
+            grant["uses"].as_array().unwrap().len(),
+        )
+    };
+
+    // The bypass as it was: `Range: bytes=0-0`, then the redirect's URL for everything.
+    let one = no_redirects()
+        .get(&link)
+        .header("range", "bytes=0-0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), StatusCode::PARTIAL_CONTENT, "no redirect for a range");
+    assert!(one.headers().get("location").is_none());
+    assert_eq!(one.headers()["content-range"], "bytes 0-0/300000");
+    assert_eq!(one.bytes().await.unwrap().as_ref(), &content[..1]);
+
+    // A HEAD says what the same GET would get and costs nothing, logs nothing: the whole
+    // file no longer fits the budget, the rest of it does.
+    let head = no_redirects().head(&link).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::FORBIDDEN);
+    let head = no_redirects()
+        .head(&link)
+        .header("range", "bytes=1-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(head.headers()["content-length"], "299999");
+    assert_eq!(usage().await, (1.0 / 300_000.0, 1));
+
+    // A resume streams the rest through Dropgate; together they make one download.
+    let rest = no_redirects()
+        .get(&link)
+        .header("range", "bytes=1-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(rest.bytes().await.unwrap().as_ref(), &content[1..]);
+    let (downloads_used, log_entries) = usage().await;
+    assert!((downloads_used - 1.0).abs() < 1e-9, "{downloads_used}");
+    assert_eq!(log_entries, 2);
+
+    // The one download is spent: neither a range nor the whole file is sent again.
+    for range in [Some("bytes=0-0"), None] {
+        let mut again = no_redirects().get(&link);
+        if let Some(range) = range {
+            again = again.header("range", range);
+        }
+        let again = again.send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::FORBIDDEN, "{range:?}");
+    }
+    app.stop().await;
+}

@@ -8,15 +8,20 @@
 
 use super::ServiceError;
 use crate::auth::download_key::DownloadKey;
+use crate::blobs::{BlobError, Blobs};
 use crate::store::delivery::{
-    self as rows, DownloadTables, EventRecord, FileRecord, Outcome, Sighting,
+    self as rows, DeliveryReads, DownloadTables, EventRecord, FileRecord, Grant, Outcome, Sighting,
 };
 use crate::store::{Store, StoreError};
 use domain::range::{self, RangeAnswer};
 use domain::rules::{Attempt, Denied};
 pub use domain::wire::{BuyerPage, FileOffer, GrantPage};
 use domain::{CountryCode, DownloadPassword, FileId, GrantId, ProductId, Timestamp};
+use bytes::Bytes;
+use futures::stream::BoxStream;
 use std::net::IpAddr;
+use std::ops::Range;
+use std::time::Duration;
 
 /// Who is asking, as far as the rules and the log care.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +41,9 @@ pub struct RangeRequest {
 /// Why a file request gets no bytes.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
+    /// The file's bytes could not be read from the store (the charge was given back).
+    #[error("the stored file could not be read: {0}")]
+    Unreadable(BlobError),
     /// Unknown password or file, or a replaced password: 404, nothing revealed.
     #[error("not found")]
     NotFound,
@@ -86,11 +94,197 @@ enum Decision {
 pub struct DownloadService {
     store: Store,
     key: DownloadKey,
+    blobs: Blobs,
+    /// How long a presigned URL works.
+    presign_ttl: Duration,
+}
+
+/// One request for a file's bytes, as the HTTP layer received it.
+#[derive(Clone, Debug)]
+pub struct FileRequest {
+    pub password: String,
+    pub file: FileId,
+    pub ranges: RangeRequest,
+    pub client: Client,
+    /// A HEAD: the headers a GET would get, and nothing else.
+    pub head: bool,
+    /// The connection can send a local file with `sendfile` (else local files stream).
+    pub sendfile: bool,
+}
+
+/// The answer to a file request: what to send and how. The service decides; the HTTP layer
+/// maps it to a response and only reports back how many bytes went out.
+#[derive(Debug)]
+pub struct Download {
+    pub name: String,
+    pub content_type: String,
+    /// Size of the whole file.
+    pub size: u64,
+    /// Strong ETag: the content's SHA-256.
+    pub etag: String,
+    /// The bytes of the file this answer is about: all of it, or the one range asked for.
+    pub range: Range<u64>,
+    /// Whether `range` answers a Range request (206) rather than the whole file (200).
+    pub partial: bool,
+    pub delivery: Delivery,
+}
+
+/// How the bytes of a [`Download`] reach the buyer.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Headers only: a HEAD (decided by the rules but neither charged nor logged, as it
+    /// sends no bytes), or an empty range.
+    Headers,
+    /// A 302 to a presigned URL of the store for the whole file, which was charged in
+    /// full: the bytes do not pass through Dropgate, so nothing less can be counted. A
+    /// ranged request never gets one (the URL would fetch any range, any number of times
+    /// while it lives), it is streamed instead.
+    Redirect(String),
+    /// The bytes, counted as the connection takes them: call
+    /// [`DownloadService::finish`] with the count when the body ends or is dropped.
+    Body { source: BodySource, ticket: Ticket },
+}
+
+/// Where a body's bytes come from.
+pub enum BodySource {
+    /// A small file's range, from memory.
+    Memory(Bytes),
+    /// An open file on local disk for `sendfile`, to be sent from `range.start`.
+    LocalFile(std::fs::File),
+    /// A stream of the range from the store.
+    Stream(BoxStream<'static, Result<Bytes, BlobError>>),
+}
+
+impl std::fmt::Debug for BodySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory(bytes) => write!(f, "Memory({} bytes)", bytes.len()),
+            Self::LocalFile(_) => f.write_str("LocalFile"),
+            Self::Stream(_) => f.write_str("Stream"),
+        }
+    }
 }
 
 impl DownloadService {
-    pub fn new(store: Store, key: DownloadKey) -> Self {
-        Self { store, key }
+    pub fn new(store: Store, key: DownloadKey, blobs: Blobs, presign_ttl: Duration) -> Self {
+        Self {
+            store,
+            key,
+            blobs,
+            presign_ttl,
+        }
+    }
+
+    /// Answers a file request: decides it with the rules, charges what a GET will send
+    /// (see [`Delivery`] for what each way of sending costs) and opens its bytes.
+    pub async fn request(&self, request: FileRequest, now: Timestamp) -> Result<Download, Refusal> {
+        if request.head {
+            return self.head(request, now).await;
+        }
+        let ticket = self
+            .begin(
+                &request.password,
+                request.file,
+                request.ranges,
+                request.client,
+                now,
+            )
+            .await?;
+        let (range, partial) = span(&ticket.answer, ticket.size);
+        let download = |delivery| Download {
+            name: ticket.name.clone(),
+            content_type: ticket.content_type.clone(),
+            size: ticket.size,
+            etag: ticket.etag.clone(),
+            range: range.clone(),
+            partial,
+            delivery,
+        };
+        if range.is_empty() {
+            return Ok(download(Delivery::Headers));
+        }
+        let opened = if self.blobs.presigns() && !partial {
+            self.presign(&ticket).await.map(Delivery::Redirect)
+        } else {
+            self.open(&ticket, range.clone(), request.sendfile)
+                .await
+                .map(|source| Delivery::Body {
+                    source,
+                    ticket: ticket.clone(),
+                })
+        };
+        match opened {
+            Ok(delivery) => Ok(download(delivery)),
+            Err(e) => {
+                // Nothing went out: the whole charge is given back.
+                self.finish(&ticket, 0).await?;
+                Err(Refusal::Unreadable(e))
+            }
+        }
+    }
+
+    /// A HEAD: the same lookups and rules as a GET in a read transaction, so it writes
+    /// nothing (no charge, no log entry, no country lock or block).
+    async fn head(&self, request: FileRequest, now: Timestamp) -> Result<Download, Refusal> {
+        let password = DownloadPassword::parse(&request.password).map_err(|_| Refusal::NotFound)?;
+        let digest = self.key.digest(&password);
+        let FileRequest {
+            file,
+            ranges,
+            client,
+            ..
+        } = request;
+        let found = self
+            .store
+            .run(move |s| s.read(|tx| find(tx, &digest, file, &ranges)))
+            .await??;
+        found
+            .grant
+            .authorize(found.order_status, &found.attempt(&client), now)
+            .map_err(Refusal::Denied)?;
+        let (range, partial) = span(&found.answer, found.record.size);
+        Ok(Download {
+            name: found.record.name,
+            content_type: found.record.content_type,
+            size: found.record.size,
+            etag: found.etag,
+            range,
+            partial,
+            delivery: Delivery::Headers,
+        })
+    }
+
+    /// A presigned URL for the whole file, with its real name and type signed in.
+    async fn presign(&self, ticket: &Ticket) -> Result<String, BlobError> {
+        self.blobs
+            .presigned_get(
+                &ticket.storage_key,
+                &content_disposition(&ticket.name),
+                &ticket.content_type,
+                self.presign_ttl,
+            )
+            .await?
+            .ok_or_else(|| BlobError::Source("this store does not presign".into()))
+    }
+
+    /// The bytes of `range`: a small local file from memory, a larger one for `sendfile`
+    /// when the connection can, anything else as a stream.
+    async fn open(
+        &self,
+        ticket: &Ticket,
+        range: Range<u64>,
+        sendfile: bool,
+    ) -> Result<BodySource, BlobError> {
+        let key = &ticket.storage_key;
+        if let Some(bytes) = self.blobs.small_local(key, ticket.size).await? {
+            // The range was checked against the recorded size, which the bytes match.
+            let part = bytes.slice(index(range.start)..index(range.end));
+            return Ok(BodySource::Memory(part));
+        }
+        if sendfile && let Some(file) = self.blobs.open_local(key, &range).await? {
+            return Ok(BodySource::LocalFile(file));
+        }
+        Ok(BodySource::Stream(self.blobs.read(key, range).await?))
     }
 
     /// Gives back reservations left by builds that counted downloads in progress apart
@@ -223,29 +417,40 @@ impl DownloadService {
     }
 }
 
-/// The download transaction: finds the grant and file, decides with the rules, and
-/// charges the bytes and logs the attempt (or logs the refusal and any block).
-fn decide_and_reserve(
-    tables: &mut DownloadTables<'_>,
+/// A file request matched to its grant and file, before the rules are applied.
+struct Found {
+    grant_id: GrantId,
+    file: FileId,
+    grant: Grant,
+    order_status: domain::OrderStatus,
+    record: FileRecord,
+    etag: String,
+    answer: RangeAnswer,
+    requested: u64,
+}
+
+/// Finds the grant and the file a request names and decides its range. `Ok(Err(_))` is a
+/// request declined before the rules (unknown password or file, bad range), which is never
+/// recorded; `Err` is a storage failure.
+fn find(
+    reads: &impl DeliveryReads,
     digest: &[u8; 32],
     file: FileId,
     ranges: &RangeRequest,
-    client: &Client,
-    now: Timestamp,
-) -> Result<Decision, StoreError> {
-    let Some(gid) = tables.grant_by_digest(digest)? else {
-        return Ok(Decision::Declined(Refusal::NotFound));
+) -> Result<Result<Found, Refusal>, StoreError> {
+    let Some(gid) = reads.grant_by_digest(digest)? else {
+        return Ok(Err(Refusal::NotFound));
     };
-    let Some(mut grant) = tables.grant(gid)? else {
-        return Ok(Decision::Declined(Refusal::NotFound));
+    let Some(grant) = reads.grant(gid)? else {
+        return Ok(Err(Refusal::NotFound));
     };
     if grant.password_digest != *digest {
-        return Ok(Decision::Declined(Refusal::NotFound));
+        return Ok(Err(Refusal::NotFound));
     }
-    let Some(record) = file_of(tables, &grant.product_id, file)? else {
-        return Ok(Decision::Declined(Refusal::NotFound));
+    let Some(record) = file_of(reads, &grant.product_id, file)? else {
+        return Ok(Err(Refusal::NotFound));
     };
-    let order = tables
+    let order = reads
         .order(grant.order_id)?
         .ok_or_else(|| corrupt("order of a grant"))?;
     let etag = format!("\"{}\"", hex::encode(record.sha256));
@@ -263,17 +468,56 @@ fn decide_and_reserve(
         RangeAnswer::Full => record.size,
         RangeAnswer::Partial(parts) => parts.iter().map(|r| r.end() - r.start() + 1).sum(),
         RangeAnswer::Unsatisfiable => {
-            return Ok(Decision::Declined(Refusal::RangeNotSatisfiable {
-                len: record.size,
-            }));
+            return Ok(Err(Refusal::RangeNotSatisfiable { len: record.size }));
         }
     };
-    let attempt = Attempt {
-        country: client.country,
-        file_size: record.size,
-        counted_bytes: grant.counted(file),
-        requested_bytes: requested,
+    Ok(Ok(Found {
+        grant_id: gid,
+        file,
+        grant,
+        order_status: order.status,
+        record,
+        etag,
+        answer,
+        requested,
+    }))
+}
+
+impl Found {
+    fn attempt(&self, client: &Client) -> Attempt {
+        Attempt {
+            country: client.country,
+            file_size: self.record.size,
+            counted_bytes: self.grant.counted(self.file),
+            requested_bytes: self.requested,
+        }
+    }
+}
+
+/// The download transaction: finds the grant and file, decides with the rules, and
+/// charges the bytes and logs the attempt (or logs the refusal and any block).
+fn decide_and_reserve(
+    tables: &mut DownloadTables<'_>,
+    digest: &[u8; 32],
+    file: FileId,
+    ranges: &RangeRequest,
+    client: &Client,
+    now: Timestamp,
+) -> Result<Decision, StoreError> {
+    let found = match find(tables, digest, file, ranges)? {
+        Ok(found) => found,
+        Err(refusal) => return Ok(Decision::Declined(refusal)),
     };
+    let attempt = found.attempt(client);
+    let Found {
+        grant_id: gid,
+        mut grant,
+        order_status,
+        record,
+        etag,
+        answer,
+        ..
+    } = found;
     let sighting = Sighting {
         at: now,
         ip: client.ip,
@@ -289,7 +533,7 @@ fn decide_and_reserve(
         bytes: 0,
         outcome: Outcome::Allowed,
     };
-    match grant.authorize(order.status, &attempt, now) {
+    match grant.authorize(order_status, &attempt, now) {
         Ok(permit) => {
             // Charged up front: a download that completes (the usual case)
             // needs no second write, and a crash mid-way errs in the seller's
@@ -323,17 +567,56 @@ fn decide_and_reserve(
 }
 
 fn file_of(
-    tables: &DownloadTables<'_>,
+    reads: &impl DeliveryReads,
     product: &ProductId,
     file: FileId,
 ) -> Result<Option<FileRecord>, StoreError> {
-    let Some(p) = tables.product(product)? else {
+    let Some(p) = reads.product(product)? else {
         return Ok(None);
     };
     if !p.files.contains(&file) {
         return Ok(None);
     }
-    tables.file(file)
+    reads.file(file)
+}
+
+/// The bytes an answer covers and whether it is a partial (206) answer.
+fn span(answer: &RangeAnswer, size: u64) -> (Range<u64>, bool) {
+    match answer {
+        RangeAnswer::Partial(parts) if parts.len() == 1 => {
+            (*parts[0].start()..*parts[0].end() + 1, true)
+        }
+        _ => (0..size, false),
+    }
+}
+
+/// A small file's offset (at most 64 KiB) as an index.
+fn index(offset: u64) -> usize {
+    usize::try_from(offset).unwrap_or(usize::MAX)
+}
+
+/// `attachment` with an ASCII fallback name and the real name in RFC 6266/5987 `filename*`.
+pub fn content_disposition(name: &str) -> String {
+    use std::fmt::Write as _;
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            let _ = write!(encoded, "%{b:02X}");
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -346,6 +629,19 @@ fn corrupt(what: &'static str) -> StoreError {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn content_disposition_keeps_the_real_name_safely() {
+        assert_eq!(
+            content_disposition("book.pdf"),
+            "attachment; filename=\"book.pdf\"; filename*=UTF-8''book.pdf"
+        );
+        assert_eq!(
+            content_disposition("Rüst \"2e\".pdf"),
+            "attachment; filename=\"R_st _2e_.pdf\"; filename*=UTF-8''R%C3%BCst%20%222e%22.pdf"
+        );
+        assert!(!content_disposition("a\r\nSet-Cookie: x").contains('\n'));
+    }
     use crate::blobs::Blobs;
     use crate::services::{Actor, CatalogService, OrderService};
     use crate::store::delivery::OrderSource;
@@ -373,7 +669,8 @@ pub(crate) mod tests {
     pub(crate) async fn fixture(max_downloads: u32, country_lock: bool) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
-        let catalog = CatalogService::new(store.clone(), Blobs::in_memory(), 1 << 20);
+        let blobs = Blobs::in_memory();
+        let catalog = CatalogService::new(store.clone(), blobs.clone(), 1 << 20);
         let product = NewProduct {
             product_id: "ebook".into(),
             name: "The Book".into(),
@@ -414,7 +711,7 @@ pub(crate) mod tests {
             .await
             .unwrap();
         Fixture {
-            downloads: DownloadService::new(store.clone(), key),
+            downloads: DownloadService::new(store.clone(), key, blobs.clone(), Duration::from_secs(60)),
             store,
             orders,
             password: created.issued[0].password.clone(),

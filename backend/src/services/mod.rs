@@ -20,7 +20,8 @@ pub use audit::Actor;
 pub use catalog::CatalogService;
 pub use desk::DeskService;
 pub use downloads::{
-    BuyerPage, Client, DownloadService, FileOffer, GrantPage, RangeRequest, Refusal, Ticket,
+    BodySource, BuyerPage, Client, Delivery, Download, DownloadService, FileOffer, FileRequest,
+    GrantPage, RangeRequest, Refusal, Ticket, content_disposition,
 };
 pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};

@@ -698,6 +698,54 @@ impl<'tx> DownloadTables<'tx> {
     }
 }
 
+/// What the download path reads: one trait over the batch's open tables (a GET, which
+/// then writes) and a read transaction (a HEAD and the buyer page, which write nothing),
+/// so both decide from the same lookups.
+pub trait DeliveryReads {
+    /// The grant a password digest (current or replaced) belongs to.
+    fn grant_by_digest(&self, digest: &[u8; 32]) -> Result<Option<GrantId>, StoreError>;
+    fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
+    fn product(&self, id: &ProductId) -> Result<Option<ProductRecord>, StoreError>;
+    fn file(&self, id: FileId) -> Result<Option<FileRecord>, StoreError>;
+    fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError>;
+}
+
+impl DeliveryReads for DownloadTables<'_> {
+    fn grant_by_digest(&self, digest: &[u8; 32]) -> Result<Option<GrantId>, StoreError> {
+        Self::grant_by_digest(self, digest)
+    }
+    fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        Self::grant(self, id)
+    }
+    fn product(&self, id: &ProductId) -> Result<Option<ProductRecord>, StoreError> {
+        Self::product(self, id)
+    }
+    fn file(&self, id: FileId) -> Result<Option<FileRecord>, StoreError> {
+        Self::file(self, id)
+    }
+    fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        Self::order(self, id)
+    }
+}
+
+impl DeliveryReads for ReadTransaction {
+    fn grant_by_digest(&self, digest: &[u8; 32]) -> Result<Option<GrantId>, StoreError> {
+        grant_by_digest(self, digest)
+    }
+    fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        grant(self, id)
+    }
+    fn product(&self, id: &ProductId) -> Result<Option<ProductRecord>, StoreError> {
+        product(self, id)
+    }
+    fn file(&self, id: FileId) -> Result<Option<FileRecord>, StoreError> {
+        file(self, id)
+    }
+    fn order(&self, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+        order(self, id)
+    }
+}
+
 /// Writes a journaled batch's rows again (crash recovery). The values are absolute, so
 /// applying a batch that is already in the file changes nothing.
 pub(super) fn replay(tx: &WriteTransaction, ops: &[JournalOp]) -> Result<(), StoreError> {

@@ -1,9 +1,10 @@
 //! `GET|HEAD /d/{password}/{file_id}`: the bytes of a product file.
 //!
-//! The service decides and reserves; this handler sends the bytes and settles the
-//! reservation with what was sent when the body ends or the client goes away. Files on
-//! local disk go out with `sendfile` (the kernel counts what it took); other stores stream
-//! with constant memory, counted as they are handed to the connection.
+//! Transport only: the download service decides the request, charges it and says how its
+//! bytes go out ([`Delivery`]); this handler maps that to HTTP and reports back how many
+//! bytes the connection took, when the body ends or the client goes away. Files on local
+//! disk go out with `sendfile` (the kernel counts what it took); other bodies are counted
+//! as they are handed to the connection.
 
 use super::HttpState;
 use super::sendfile::{FileJob, SendfileSlot, mark_body};
@@ -12,14 +13,15 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use backend::blobs::BlobError;
-use backend::services::{Client, DownloadService, RangeRequest, Refusal, Ticket};
+use backend::services::{
+    BodySource, Client, Delivery, Download, DownloadService, FileRequest, RangeRequest, Refusal,
+    Ticket, content_disposition,
+};
 use bytes::Bytes;
 use domain::FileId;
-use domain::range::RangeAnswer;
 use futures::{Stream, StreamExt};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -43,140 +45,83 @@ pub async fn file(
             .and_then(|v: &HeaderValue| v.to_str().ok())
             .map(str::to_owned)
     };
-    let client = Client {
-        ip,
-        country: state.geo.country(ip),
-        user_agent: header_text(header::USER_AGENT).unwrap_or_default(),
+    let request = FileRequest {
+        password,
+        file,
+        ranges: RangeRequest {
+            range: header_text(header::RANGE),
+            if_range: header_text(header::IF_RANGE),
+        },
+        client: Client {
+            ip,
+            country: state.geo.country(ip),
+            user_agent: header_text(header::USER_AGENT).unwrap_or_default(),
+        },
+        head: method == Method::HEAD,
+        sendfile: sendfile.is_some(),
     };
-    let ranges = RangeRequest {
-        range: header_text(header::RANGE),
-        if_range: header_text(header::IF_RANGE),
-    };
-    let ticket = match state
+    let download = match state
         .downloads
-        .begin(&password, file, ranges, client, backend::clock::now())
+        .request(request, backend::clock::now())
         .await
     {
-        Ok(ticket) => ticket,
+        Ok(download) => download,
         Err(refusal) => return refusal_response(refusal),
     };
-
-    let (status, range, content_range) = match &ticket.answer {
-        RangeAnswer::Partial(parts) if parts.len() == 1 => {
-            let r = parts[0].clone();
-            (
-                StatusCode::PARTIAL_CONTENT,
-                *r.start()..*r.end() + 1,
-                Some(format!("bytes {}-{}/{}", r.start(), r.end(), ticket.size)),
-            )
-        }
-        _ => (StatusCode::OK, 0..ticket.size, None),
+    let status = if download.partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
     };
-    let length = range.end - range.start;
-    let response_headers = file_headers(&ticket, length, content_range);
-    if method == Method::HEAD || length == 0 {
-        let _ = state.downloads.finish(&ticket, 0).await;
-        return (status, response_headers).into_response();
-    }
-    if state.blobs.presigns() {
-        return redirect_to_store(&state, ticket, length).await;
-    }
-    let body = match (
-        state
-            .blobs
-            .small_local(&ticket.storage_key, ticket.size)
-            .await,
-        sendfile,
-    ) {
-        (Ok(Some(bytes)), _) => Ok(small_file_body(&state, ticket, &bytes, range)),
-        (Err(e), _) => {
-            settle_later(state.downloads.clone(), ticket, 0);
-            Err(e)
-        }
-        (Ok(None), Some(axum::Extension(slot))) => {
-            send_local_file(&state, &slot, ticket, range).await
-        }
-        (Ok(None), None) => stream_file(&state, ticket, range).await,
-    };
-    match body {
-        Ok(body) => (status, response_headers, body).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "file missing from storage");
-            plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The file could not be read. The seller has been told.",
-            )
+    let response_headers = file_headers(&download);
+    let range = download.range;
+    match download.delivery {
+        Delivery::Headers => (status, response_headers).into_response(),
+        Delivery::Redirect(url) => redirect(&url),
+        Delivery::Body { source, ticket } => {
+            let downloads = state.downloads.clone();
+            let body = match (source, sendfile) {
+                (BodySource::LocalFile(file), Some(axum::Extension(slot))) => {
+                    let length = range.end - range.start;
+                    slot.arm(FileJob::new(
+                        file,
+                        range.start,
+                        length,
+                        Box::new(move |sent| settle_later(downloads, ticket, sent)),
+                    ));
+                    Body::from_stream(mark_body(length))
+                }
+                (BodySource::Memory(bytes), _) => metered(
+                    futures::stream::once(async move { Ok::<Bytes, BlobError>(bytes) }),
+                    ticket,
+                    downloads,
+                ),
+                (BodySource::Stream(stream), _) => metered(stream, ticket, downloads),
+                (BodySource::LocalFile(_), None) => {
+                    // The service opens a file for `sendfile` only when asked to.
+                    settle_later(downloads, ticket, 0);
+                    return refusal_response(Refusal::Unreadable(BlobError::Source(
+                        "a local file without a sendfile connection".into(),
+                    )));
+                }
+            };
+            (status, response_headers, body).into_response()
         }
     }
 }
 
-/// A body sent by the connection with `sendfile`, for stores on local disk; other stores
-/// stream. The connection settles the ticket with the bytes the kernel accepted.
-async fn send_local_file(
-    state: &HttpState,
-    slot: &SendfileSlot,
+/// A body counted as it is handed to the connection.
+fn metered(
+    stream: impl Stream<Item = Result<Bytes, BlobError>> + Send + 'static,
     ticket: Ticket,
-    range: std::ops::Range<u64>,
-) -> Result<Body, BlobError> {
-    let file = match state.blobs.open_local(&ticket.storage_key, &range).await {
-        Ok(Some(file)) => file,
-        Ok(None) => return stream_file(state, ticket, range).await,
-        Err(e) => {
-            settle_later(state.downloads.clone(), ticket, 0);
-            return Err(e);
-        }
-    };
-    let length = range.end - range.start;
-    let downloads = state.downloads.clone();
-    slot.arm(FileJob::new(
-        file,
-        range.start,
-        length,
-        Box::new(move |sent| settle_later(downloads, ticket, sent)),
-    ));
-    Ok(Body::from_stream(mark_body(length)))
-}
-
-/// A small file's range from memory, counted like a stream when handed to the connection.
-fn small_file_body(
-    state: &HttpState,
-    ticket: Ticket,
-    bytes: &Bytes,
-    range: std::ops::Range<u64>,
+    downloads: DownloadService,
 ) -> Body {
-    // The range was checked against the recorded size, which the cached bytes match.
-    let part = bytes.slice(usize_of(range.start)..usize_of(range.end));
     Body::from_stream(Metered {
-        inner: Box::pin(futures::stream::once(async move { Ok(part) })),
+        inner: Box::pin(stream),
         sent: 0,
         ticket: Some(ticket),
-        downloads: state.downloads.clone(),
+        downloads,
     })
-}
-
-/// A small file's offset (at most 64 KiB) as an index.
-fn usize_of(offset: u64) -> usize {
-    usize::try_from(offset).unwrap_or(usize::MAX)
-}
-
-/// A body streamed from the object store, counted as it is handed to the connection.
-async fn stream_file(
-    state: &HttpState,
-    ticket: Ticket,
-    range: std::ops::Range<u64>,
-) -> Result<Body, BlobError> {
-    match state.blobs.read(&ticket.storage_key, range).await {
-        Ok(stream) => Ok(Body::from_stream(Metered {
-            inner: Box::pin(stream),
-            sent: 0,
-            ticket: Some(ticket),
-            downloads: state.downloads.clone(),
-        })),
-        Err(e) => {
-            settle_later(state.downloads.clone(), ticket, 0);
-            Err(e)
-        }
-    }
 }
 
 /// Settles `ticket` with `sent` bytes in the background: called where a download ends,
@@ -198,32 +143,9 @@ fn settle_later(downloads: DownloadService, ticket: Ticket, sent: u64) {
     }
 }
 
-/// S3: a 302 to a short-lived presigned URL. The bytes do not pass through us, so what the
-/// request asked for is spent now (the buyer's browser sends the same Range to S3).
-async fn redirect_to_store(state: &HttpState, ticket: Ticket, length: u64) -> Response {
-    let signed = state
-        .blobs
-        .presigned_get(
-            &ticket.storage_key,
-            &content_disposition(&ticket.name),
-            &ticket.content_type,
-            state.presign_ttl,
-        )
-        .await;
-    let location = match signed {
-        Ok(Some(url)) => HeaderValue::from_str(&url).map_err(|e| e.to_string()),
-        Ok(None) => Err("this store does not presign".to_owned()),
-        Err(e) => Err(e.to_string()),
-    };
-    let spent = if location.is_ok() { length } else { 0 };
-    if let Err(e) = state.downloads.finish(&ticket, spent).await {
-        tracing::error!(error = %e, "could not settle a download");
-        return plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The download could not start. Please try again.",
-        );
-    }
-    match location {
+/// A 302 to a presigned URL of the store.
+fn redirect(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
         Ok(location) => (
             StatusCode::FOUND,
             [
@@ -236,7 +158,7 @@ async fn redirect_to_store(state: &HttpState, ticket: Ticket, length: u64) -> Re
         )
             .into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "could not presign a download URL");
+            tracing::error!(error = %e, "a presigned URL is not a valid header value");
             plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The download could not start. Please try again.",
@@ -260,6 +182,13 @@ fn refusal_response(refusal: Refusal) -> Response {
             }
             r
         }
+        Refusal::Unreadable(e) => {
+            tracing::error!(error = %e, "file missing from storage");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The file could not be read. The seller has been told.",
+            )
+        }
         Refusal::Service(e) => {
             tracing::error!(error = %e, "download failed");
             plain(
@@ -271,49 +200,35 @@ fn refusal_response(refusal: Refusal) -> Response {
 }
 
 /// Headers of a file response: type, length, strong ETag, ranges, no caching, real name.
-fn file_headers(ticket: &Ticket, length: u64, content_range: Option<String>) -> HeaderMap {
+fn file_headers(download: &Download) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let mut set = |name, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name, v);
         }
     };
-    set(header::CONTENT_TYPE, ticket.content_type.clone());
-    set(header::CONTENT_LENGTH, length.to_string());
-    set(header::ETAG, ticket.etag.clone());
+    let range = &download.range;
+    set(header::CONTENT_TYPE, download.content_type.clone());
+    set(header::CONTENT_LENGTH, (range.end - range.start).to_string());
+    set(header::ETAG, download.etag.clone());
     set(header::ACCEPT_RANGES, "bytes".to_owned());
     set(header::CACHE_CONTROL, "private, no-store".to_owned());
     set(
         header::CONTENT_DISPOSITION,
-        content_disposition(&ticket.name),
+        content_disposition(&download.name),
     );
-    if let Some(cr) = content_range {
-        set(header::CONTENT_RANGE, cr);
+    if download.partial {
+        set(
+            header::CONTENT_RANGE,
+            format!(
+                "bytes {}-{}/{}",
+                range.start,
+                range.end.saturating_sub(1),
+                download.size
+            ),
+        );
     }
     headers
-}
-
-/// `attachment` with an ASCII fallback name and the real name in RFC 6266/5987 `filename*`.
-fn content_disposition(name: &str) -> String {
-    let fallback: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut encoded = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            let _ = write!(encoded, "%{b:02X}");
-        }
-    }
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 fn not_found() -> Response {
@@ -361,21 +276,5 @@ impl Drop for Metered {
         if let Some(ticket) = self.ticket.take() {
             settle_later(self.downloads.clone(), ticket, self.sent);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn content_disposition_keeps_the_real_name_safely() {
-        assert_eq!(
-            super::content_disposition("book.pdf"),
-            "attachment; filename=\"book.pdf\"; filename*=UTF-8''book.pdf"
-        );
-        assert_eq!(
-            super::content_disposition("Rüst \"2e\".pdf"),
-            "attachment; filename=\"R_st _2e_.pdf\"; filename*=UTF-8''R%C3%BCst%20%222e%22.pdf"
-        );
-        assert!(!super::content_disposition("a\r\nSet-Cookie: x").contains('\n'));
     }
 }

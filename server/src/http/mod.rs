@@ -62,8 +62,6 @@ pub struct HttpServices {
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Arc<[IpNet]>,
-    /// Lifetime of presigned S3 download URLs.
-    pub presign_ttl: std::time::Duration,
     pub https: bool,
 }
 
