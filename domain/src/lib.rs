@@ -19,10 +19,10 @@ pub mod time;
 pub mod wire;
 
 pub use email::{Email, EmailError};
+pub use grant::{Grant, GrantState};
 pub use ids::{AdminId, ApiTokenId, FileId, GrantId, OrderId, ProductId};
 pub use order::OrderStatus;
 pub use password::DownloadPassword;
-pub use grant::{Grant, GrantState};
 pub use rules::{Attempt, AttemptOutcome, CountryCode, Denied, GrantFacts, Permit, authorize};
 pub use secret::{NewPassword, PasswordPolicyError};
 pub use time::Timestamp;

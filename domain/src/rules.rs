@@ -348,7 +348,10 @@ mod tests {
             assert!(d.explain().ends_with('.'), "{d:?}");
             assert_eq!(AttemptOutcome::from_code(d.outcome().as_str()), d.outcome());
         }
-        assert_eq!(AttemptOutcome::from_code("made_up"), AttemptOutcome::Refused);
+        assert_eq!(
+            AttemptOutcome::from_code("made_up"),
+            AttemptOutcome::Refused
+        );
     }
 
     #[test]

@@ -3,97 +3,42 @@
 
 mod common;
 
-use common::{TestApp, spawn_app, spawn_app_with};
+use common::{Shop, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const FILE: &[u8] = &[42u8; 10_000];
 
-struct Shop {
-    app: TestApp,
-    token: String,
-    http: reqwest::Client,
+/// A product with one 10 000-byte file; returns its file id.
+async fn product(shop: &Shop, id: &str, max_downloads: u32) -> u64 {
+    product_with(shop, id, max_downloads, FILE).await
 }
 
-impl Shop {
-    async fn open() -> Self {
-        Self::with(spawn_app().await).await
-    }
+/// A product (31 days) with one file of `content` under a non-ASCII name; returns its id.
+async fn product_with(shop: &Shop, id: &str, max_downloads: u32, content: &[u8]) -> u64 {
+    let file = shop
+        .product_with_file(
+            json!({"product_id": id, "name": "The Book", "max_downloads": max_downloads, "download_days": 31}),
+            "Das%20Buch%20%C3%BC.pdf",
+            content,
+        )
+        .await;
+    assert_eq!(file["size"], content.len());
+    assert_eq!(file["name"], "Das Buch ü.pdf");
+    file["file_id"].as_u64().unwrap()
+}
 
-    async fn with(app: TestApp) -> Self {
-        let (_, token) = app
-            .access()
-            .create_api_token(
-                "tests",
-                backend::services::Actor::System,
-                backend::clock::now(),
-            )
-            .await
-            .unwrap();
-        Self {
-            app,
-            token,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, self.app.url(path))
-            .bearer_auth(&self.token)
-    }
-
-    /// A product with one 10 000-byte file; returns its file id.
-    async fn product(&self, id: &str, max_downloads: u32) -> u64 {
-        self.product_with(id, max_downloads, FILE).await
-    }
-
-    /// A product with one file of `content`; returns its file id.
-    async fn product_with(&self, id: &str, max_downloads: u32, content: &[u8]) -> u64 {
-        let r = self
-            .api(reqwest::Method::POST, "/api/v1/products")
-            .json(&json!({"product_id": id, "name": "The Book", "max_downloads": max_downloads, "download_days": 31}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap()
-        );
-        let r = self
-            .api(
-                reqwest::Method::PUT,
-                &format!("/api/v1/products/{id}/files/Das%20Buch%20%C3%BC.pdf"),
-            )
-            .header("content-type", "application/pdf")
-            .body(content.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap()
-        );
-        let file: Value = r.json().await.unwrap();
-        assert_eq!(file["size"], content.len());
-        assert_eq!(file["name"], "Das Buch ü.pdf");
-        file["file_id"].as_u64().unwrap()
-    }
-
-    async fn order(&self, products: &[&str]) -> Value {
-        let r = self
-            .api(reqwest::Method::POST, "/api/v1/orders")
-            .json(&json!({"email": "buyer@example.com", "name": "Bea", "product_ids": products, "transaction_id": format!("tx-{}", rand_suffix())}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        r.json().await.unwrap()
-    }
+/// An order by Bea with a fresh transaction ID.
+async fn order_of(shop: &Shop, products: &[&str]) -> Value {
+    let (status, created) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "buyer@example.com", "name": "Bea", "product_ids": products, "transaction_id": format!("tx-{}", rand_suffix())})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
 }
 
 fn rand_suffix() -> u128 {
@@ -190,8 +135,8 @@ async fn the_api_needs_a_valid_token_and_answers_errors_in_json() {
 #[tokio::test]
 async fn order_then_download_with_ranges_and_the_limit() {
     let shop = Shop::open().await;
-    let file = shop.product("ebook", 1).await;
-    let order = shop.order(&["ebook"]).await;
+    let file = product(&shop, "ebook", 1).await;
+    let order = order_of(&shop, &["ebook"]).await;
     let url = order["issued"][0]["url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&shop.app.base), "{url}");
     assert_eq!(order["order_number"].as_str().unwrap().len(), 17);
@@ -242,7 +187,7 @@ async fn order_then_download_with_ranges_and_the_limit() {
     );
 
     // Unsatisfiable ranges say the length.
-    let shop2 = shop.order(&["ebook"]).await;
+    let shop2 = order_of(&shop, &["ebook"]).await;
     let url2 = format!("{}/{file}", shop2["issued"][0]["url"].as_str().unwrap());
     let r = client
         .get(&url2)
@@ -275,10 +220,10 @@ async fn a_large_file_goes_out_by_sendfile_whole_and_in_ranges() {
         .map(|i| u8::try_from((i * 7 + i / 251) % 256).unwrap())
         .collect();
     let len = content.len();
-    let file = shop.product_with("big", 3, &content).await;
+    let file = product_with(&shop, "big", 3, &content).await;
     let url = |order: &Value| format!("{}/{file}", order["issued"][0]["url"].as_str().unwrap());
     let client = reqwest::Client::new();
-    let file_url = url(&shop.order(&["big"]).await);
+    let file_url = url(&order_of(&shop, &["big"]).await);
 
     let head = client.head(&file_url).send().await.unwrap();
     assert_eq!(head.headers()["content-length"], len.to_string().as_str());
@@ -329,7 +274,7 @@ async fn a_large_file_goes_out_by_sendfile_whole_and_in_ranges() {
     assert!(cut.chunk().await.unwrap().is_some());
     drop(cut);
     let again = client
-        .get(url(&shop.order(&["big"]).await))
+        .get(url(&order_of(&shop, &["big"]).await))
         .send()
         .await
         .unwrap();
@@ -343,8 +288,8 @@ async fn a_large_file_goes_out_by_sendfile_whole_and_in_ranges() {
 #[tokio::test]
 async fn sixty_four_parallel_downloads_never_exceed_one_file() {
     let shop = Shop::open().await;
-    let file = shop.product("ebook", 1).await;
-    let order = shop.order(&["ebook"]).await;
+    let file = product(&shop, "ebook", 1).await;
+    let order = order_of(&shop, &["ebook"]).await;
     let file_url = format!("{}/{file}", order["issued"][0]["url"].as_str().unwrap());
     let mut tasks = Vec::new();
     for _ in 0..64 {
@@ -380,8 +325,8 @@ async fn sixty_four_parallel_downloads_never_exceed_one_file() {
 #[tokio::test]
 async fn refunds_revoke_and_tricks_in_paths_find_nothing() {
     let shop = Shop::open().await;
-    let file = shop.product("ebook", 3).await;
-    let order = shop.order(&["ebook"]).await;
+    let file = product(&shop, "ebook", 3).await;
+    let order = order_of(&shop, &["ebook"]).await;
     let url = order["issued"][0]["url"].as_str().unwrap().to_owned();
     let password = order["issued"][0]["password"].as_str().unwrap().to_owned();
     let client = reqwest::Client::builder()
@@ -492,8 +437,8 @@ async fn uploads_over_the_limit_are_refused_and_leave_nothing() {
 #[tokio::test]
 async fn the_buyer_page_shows_the_files_or_says_why_not_without_javascript() {
     let shop = Shop::open().await;
-    let file = shop.product("ebook", 3).await;
-    let order = shop.order(&["ebook"]).await;
+    let file = product(&shop, "ebook", 3).await;
+    let order = order_of(&shop, &["ebook"]).await;
     let url = order["issued"][0]["url"].as_str().unwrap().to_owned();
     let page = reqwest::get(&url).await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -561,8 +506,8 @@ async fn the_buyer_page_shows_the_files_or_says_why_not_without_javascript() {
 #[tokio::test]
 async fn deleting_what_buyers_still_need_asks_for_force_and_leaves_no_orphans() {
     let shop = Shop::open().await;
-    let file = shop.product("ebook", 3).await;
-    shop.order(&["ebook"]).await;
+    let file = product(&shop, "ebook", 3).await;
+    order_of(&shop, &["ebook"]).await;
     let refused = shop
         .api(
             reqwest::Method::DELETE,
@@ -609,5 +554,42 @@ async fn deleting_what_buyers_still_need_asks_for_force_and_leaves_no_orphans() 
             .status(),
         StatusCode::NOT_FOUND
     );
+    shop.app.stop().await;
+}
+
+/// A HEAD is answered by the same rules as a GET but writes nothing: 300 of them, allowed
+/// or refused, leave the use log and the count as they were (each used to be a log entry
+/// and a durable write).
+#[tokio::test]
+async fn head_requests_cost_nothing_and_log_nothing() {
+    let shop = Shop::open().await;
+    let file = product(&shop, "ebook", 1).await;
+    let order = order_of(&shop, &["ebook"]).await;
+    let file_url = format!("{}/{file}", order["issued"][0]["url"].as_str().unwrap());
+    let grant = order["grants"][0]["grant_id"].as_u64().unwrap();
+    let usage = || async {
+        let (_, g) = shop
+            .call(reqwest::Method::GET, &format!("/api/v1/grants/{grant}"), None)
+            .await;
+        (
+            g["files"][0]["downloads_used"].as_f64().unwrap(),
+            g["uses"].as_array().unwrap().len(),
+        )
+    };
+    for _ in 0..150 {
+        let head = shop.http.head(&file_url).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(head.headers()["content-length"], "10000");
+    }
+    assert_eq!(usage().await, (0.0, 0));
+
+    // The one download, then HEADs that a GET would be refused for.
+    let got = shop.http.get(&file_url).send().await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().len(), FILE.len());
+    for _ in 0..150 {
+        let head = shop.http.head(&file_url).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(usage().await, (1.0, 1));
     shop.app.stop().await;
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestApp, spawn_app_with};
+use common::Shop;
 use domain::net::IpNet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -18,8 +18,8 @@ fn fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-async fn shop(trusted_proxy: bool) -> (TestApp, String) {
-    shop_with(|c| {
+async fn shop(trusted_proxy: bool) -> Shop {
+    Shop::open_with(|c| {
         c.geoip_db = Some(fixture("countries-iplocation.mmdb"));
         if trusted_proxy {
             c.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
@@ -28,52 +28,16 @@ async fn shop(trusted_proxy: bool) -> (TestApp, String) {
     .await
 }
 
-async fn shop_with(adjust: impl FnOnce(&mut server::Config)) -> (TestApp, String) {
-    let app = spawn_app_with(adjust).await;
-    let (_, token) = app
-        .access()
-        .create_api_token(
-            "tests",
-            backend::services::Actor::System,
-            backend::clock::now(),
-        )
-        .await
-        .unwrap();
-    (app, token)
-}
-
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut r = reqwest::Client::new()
-        .request(method, app.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// Creates a product (3 downloads, 31 days, country lock) with one file and an order.
-async fn order(app: &TestApp, token: &str) -> (String, u64, Value) {
-    call(app, token, Method::POST, "/api/v1/products", Some(json!({"product_id": "ebook", "name": "The Book", "max_downloads": 3, "download_days": 31}))).await;
-    let file: Value = reqwest::Client::new()
-        .put(app.url("/api/v1/products/ebook/files/book.pdf"))
-        .bearer_auth(token)
-        .body(vec![1u8; 1000])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (status, created) = call(app, token, Method::POST, "/api/v1/orders", Some(json!({"email": "bea@example.com", "name": "Bea", "product_ids": ["ebook"], "transaction_id": "PAY-1"}))).await;
+async fn order(shop: &Shop) -> (String, u64, Value) {
+    let file = shop
+        .product_with_file(
+            json!({"product_id": "ebook", "name": "The Book", "max_downloads": 3, "download_days": 31}),
+            "book.pdf",
+            &[1u8; 1000],
+        )
+        .await;
+    let (status, created) = shop.call(Method::POST, "/api/v1/orders", Some(json!({"email": "bea@example.com", "name": "Bea", "product_ids": ["ebook"], "transaction_id": "PAY-1"}))).await;
     assert_eq!(status, StatusCode::CREATED);
     (
         created["issued"][0]["url"].as_str().unwrap().to_owned(),
@@ -100,8 +64,8 @@ async fn download_from(url: &str, file: u64, ip: &str) -> (StatusCode, String) {
 #[tokio::test]
 #[allow(clippy::too_many_lines)] // one story, told in the order a vendor lives it
 async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_expires() {
-    let (app, token) = shop(true).await;
-    let (url, file, created) = order(&app, &token).await;
+    let shop = shop(true).await;
+    let (url, file, created) = order(&shop).await;
     let password = created["issued"][0]["password"]
         .as_str()
         .unwrap()
@@ -131,14 +95,9 @@ async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_
         json!({"transaction_id": "PAY-1"}),
         json!({"email": "BEA@example.com"}),
     ] {
-        let (status, found) = call(
-            &app,
-            &token,
-            Method::POST,
-            "/api/v1/grants/lookup",
-            Some(query.clone()),
-        )
-        .await;
+        let (status, found) = shop
+            .call(Method::POST, "/api/v1/grants/lookup", Some(query.clone()))
+            .await;
         assert_eq!(status, StatusCode::OK, "{query}");
         let g = &found[0];
         assert_eq!(g["status"], "blocked", "{query}");
@@ -163,25 +122,23 @@ async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_
         assert_eq!(g["uses"][0]["bytes"], 100);
         assert_eq!(g["uses"][0]["file"], "book.pdf");
     }
-    let (status, _) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/api/v1/grants/lookup",
-        Some(json!({"order_id": "123", "email": "x@example.com"})),
-    )
-    .await;
+    let (status, _) = shop
+        .call(
+            Method::POST,
+            "/api/v1/grants/lookup",
+            Some(json!({"order_id": "123", "email": "x@example.com"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Unblock: the lock is cleared, so the next country becomes the lock.
-    let (status, g) = call(
-        &app,
-        &token,
-        Method::POST,
-        &format!("/api/v1/grants/{grant}/unblock"),
-        None,
-    )
-    .await;
+    let (status, g) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/grants/{grant}/unblock"),
+            None,
+        )
+        .await;
     assert_eq!(
         (status, g["status"].as_str()),
         (StatusCode::OK, Some("active"))
@@ -193,14 +150,9 @@ async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_
     assert_eq!(download_from(&url, file, US).await.0, StatusCode::FORBIDDEN);
 
     // Reset: a new 31-day window, counts, lock and block cleared.
-    let (_, g) = call(
-        &app,
-        &token,
-        Method::POST,
-        &format!("/api/v1/grants/{grant}/reset"),
-        None,
-    )
-    .await;
+    let (_, g) = shop
+        .call(Method::POST, &format!("/api/v1/grants/{grant}/reset"), None)
+        .await;
     assert_eq!(g["status"], "active");
     assert!(g["locked"].is_null() && g["blocked_by"].is_null());
     let until = g["valid_until"].as_i64().unwrap();
@@ -215,28 +167,26 @@ async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_
     );
 
     // Expire: ends now.
-    let (_, g) = call(
-        &app,
-        &token,
-        Method::POST,
-        &format!("/api/v1/grants/{grant}/expire"),
-        None,
-    )
-    .await;
+    let (_, g) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/grants/{grant}/expire"),
+            None,
+        )
+        .await;
     assert_eq!(g["status"], "expired");
     let (status, text) = download_from(&url, file, US).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(text.contains("ended"), "{text}");
 
     // The audit log has every action.
-    let (_, audit) = call(
-        &app,
-        &token,
-        Method::GET,
-        &format!("/api/v1/audit?target=grant:{grant}"),
-        None,
-    )
-    .await;
+    let (_, audit) = shop
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?target=grant:{grant}"),
+            None,
+        )
+        .await;
     let actions: Vec<&str> = audit
         .as_array()
         .unwrap()
@@ -247,13 +197,13 @@ async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_
         actions,
         vec!["grant.expire", "grant.reset", "grant.unblock"]
     );
-    app.stop().await;
+    shop.app.stop().await;
 }
 
 #[tokio::test]
 async fn resend_rotates_the_password_and_send_password_reaches_any_address() {
-    let (app, token) = shop(true).await;
-    let (old_url, file, created) = order(&app, &token).await;
+    let shop = shop(true).await;
+    let (old_url, file, created) = order(&shop).await;
     let old_password = created["issued"][0]["password"]
         .as_str()
         .unwrap()
@@ -264,14 +214,13 @@ async fn resend_rotates_the_password_and_send_password_reaches_any_address() {
         StatusCode::PARTIAL_CONTENT
     );
 
-    let (status, issued) = call(
-        &app,
-        &token,
-        Method::POST,
-        &format!("/api/v1/grants/{grant}/resend"),
-        None,
-    )
-    .await;
+    let (status, issued) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/grants/{grant}/resend"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let new_url = issued["url"].as_str().unwrap();
     assert_ne!(new_url, old_url);
@@ -285,25 +234,23 @@ async fn resend_rotates_the_password_and_send_password_reaches_any_address() {
         StatusCode::PARTIAL_CONTENT,
         "the lock and counts carry over"
     );
-    let (_, found) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/api/v1/grants/lookup",
-        Some(json!({"password": old_password})),
-    )
-    .await;
+    let (_, found) = shop
+        .call(
+            Method::POST,
+            "/api/v1/grants/lookup",
+            Some(json!({"password": old_password})),
+        )
+        .await;
     assert_eq!(found[0]["replaced"], true);
     assert_eq!(found[0]["uses"].as_array().unwrap().len(), 2);
 
-    let (status, gift) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/api/v1/products/ebook/send-password",
-        Some(json!({"email": "friend@example.com", "name": "Fred"})),
-    )
-    .await;
+    let (status, gift) = shop
+        .call(
+            Method::POST,
+            "/api/v1/products/ebook/send-password",
+            Some(json!({"email": "friend@example.com", "name": "Fred"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(gift["source"], "complimentary");
     assert_eq!(gift["status"], "confirmed");
@@ -313,31 +260,29 @@ async fn resend_rotates_the_password_and_send_password_reaches_any_address() {
             .0,
         StatusCode::PARTIAL_CONTENT
     );
-    let (status, _) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/api/v1/products/nope/send-password",
-        Some(json!({"email": "friend@example.com"})),
-    )
-    .await;
+    let (status, _) = shop
+        .call(
+            Method::POST,
+            "/api/v1/products/nope/send-password",
+            Some(json!({"email": "friend@example.com"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/api/v1/products/ebook/send-password",
-        Some(json!({"email": "not-an-address"})),
-    )
-    .await;
+    let (status, _) = shop
+        .call(
+            Method::POST,
+            "/api/v1/products/ebook/send-password",
+            Some(json!({"email": "not-an-address"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    app.stop().await;
+    shop.app.stop().await;
 }
 
 #[tokio::test]
 async fn forwarded_for_from_an_untrusted_peer_cannot_fake_a_country() {
-    let (app, token) = shop(false).await;
-    let (url, file, _) = order(&app, &token).await;
+    let shop = shop(false).await;
+    let (url, file, _) = order(&shop).await;
     // Without a trusted proxy the header is ignored: the peer (loopback) has no country,
     // so no country is locked and nothing can be blocked.
     assert_eq!(
@@ -348,14 +293,13 @@ async fn forwarded_for_from_an_untrusted_peer_cannot_fake_a_country() {
         download_from(&url, file, GB).await.0,
         StatusCode::PARTIAL_CONTENT
     );
-    let (_, found) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/api/v1/grants/lookup",
-        Some(json!({"email": "bea@example.com"})),
-    )
-    .await;
+    let (_, found) = shop
+        .call(
+            Method::POST,
+            "/api/v1/grants/lookup",
+            Some(json!({"email": "bea@example.com"})),
+        )
+        .await;
     assert!(found[0]["locked"].is_null());
     assert!(
         found[0]["uses"]
@@ -364,7 +308,7 @@ async fn forwarded_for_from_an_untrusted_peer_cannot_fake_a_country() {
             .iter()
             .all(|u| u["ip"] == "127.0.0.1")
     );
-    app.stop().await;
+    shop.app.stop().await;
 }
 
 #[tokio::test]
@@ -373,28 +317,27 @@ async fn the_embedded_database_locks_countries_with_no_setup() {
         server::geoip::has_embedded_database(),
         "this build has no embedded DB-IP database: run the tests with `cargo xtask test`, which fetches it"
     );
-    let (app, token) = shop_with(|c| {
+    let shop = Shop::open_with(|c| {
         c.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
     })
     .await;
-    let (url, file, _) = order(&app, &token).await;
+    let (url, file, _) = order(&shop).await;
     assert_eq!(
         download_from(&url, file, US).await.0,
         StatusCode::PARTIAL_CONTENT
     );
     let (status, body) = download_from(&url, file, GB).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (_, found) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/api/v1/grants/lookup",
-        Some(json!({"email": "bea@example.com"})),
-    )
-    .await;
+    let (_, found) = shop
+        .call(
+            Method::POST,
+            "/api/v1/grants/lookup",
+            Some(json!({"email": "bea@example.com"})),
+        )
+        .await;
     assert_eq!(found[0]["locked"]["country"], "US", "{found}");
     assert_eq!(found[0]["status"], "blocked", "{found}");
-    app.stop().await;
+    shop.app.stop().await;
 }
 
 #[tokio::test]
@@ -402,13 +345,13 @@ async fn a_replaced_geoip_file_is_used_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("countries.mmdb");
     std::fs::copy(fixture("countries-iplocation.mmdb"), &db).unwrap();
-    let (app, token) = shop_with(|c| {
+    let shop = Shop::open_with(|c| {
         c.geoip_db = Some(db.clone());
         c.geoip_reload_interval = std::time::Duration::from_millis(100);
         c.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()];
     })
     .await;
-    let (url, file, _) = order(&app, &token).await;
+    let (url, file, _) = order(&shop).await;
     // 8.8.8.8 is in the US: the grant locks to the US.
     assert_eq!(
         download_from(&url, file, US).await.0,
@@ -432,15 +375,14 @@ async fn a_replaced_geoip_file_is_used_without_a_restart() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let (_, found) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/api/v1/grants/lookup",
-        Some(json!({"email": "bea@example.com"})),
-    )
-    .await;
+    let (_, found) = shop
+        .call(
+            Method::POST,
+            "/api/v1/grants/lookup",
+            Some(json!({"email": "bea@example.com"})),
+        )
+        .await;
     assert_eq!(found[0]["locked"]["country"], "US", "{found}");
     assert_eq!(found[0]["blocked_by"]["country"], "CA", "{found}");
-    app.stop().await;
+    shop.app.stop().await;
 }

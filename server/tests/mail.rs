@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{TestApp, spawn_app_with};
+use common::{TestApp, api_token, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::config::{SmtpConfig, SmtpSecurity, StorageLocation};
@@ -182,18 +182,6 @@ fn fast_retries(config: &mut server::Config) {
     config.mail_policy.send_timeout = Duration::from_secs(5);
 }
 
-async fn token(app: &TestApp) -> String {
-    app.access()
-        .create_api_token(
-            "tests",
-            backend::services::Actor::System,
-            backend::clock::now(),
-        )
-        .await
-        .unwrap()
-        .1
-}
-
 async fn call(
     app: &TestApp,
     token: &str,
@@ -201,29 +189,19 @@ async fn call(
     path: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let r = reqwest::Client::new()
-        .request(method, app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    common::call_api(app, token, method, path, Some(body)).await
 }
 
 /// A product with one small file.
 async fn product(app: &TestApp, token: &str) {
-    let (status, _) = call(app, token, Method::POST, "/api/v1/products", json!({"product_id": "ebook", "name": "The Rust Book", "max_downloads": 3, "download_days": 31})).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let r = reqwest::Client::new()
-        .put(app.url("/api/v1/products/ebook/files/book.pdf"))
-        .bearer_auth(token)
-        .body(vec![7u8; 500])
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    common::product_with_file(
+        app,
+        token,
+        json!({"product_id": "ebook", "name": "The Rust Book", "max_downloads": 3, "download_days": 31}),
+        "book.pdf",
+        &[7u8; 500],
+    )
+    .await;
 }
 
 async fn order(app: &TestApp, token: &str, email: &str, extra: Value) -> Value {
@@ -291,7 +269,7 @@ async fn purchase_mail_reaches_buyer_and_seller_with_working_links() {
         fast_retries(c);
     })
     .await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     let created = order(&app, &token, "bea@example.com", json!({})).await;
     let url = created["issued"][0]["url"].as_str().unwrap().to_owned();
@@ -399,7 +377,7 @@ async fn a_temporary_refusal_is_retried_with_the_same_message_id() {
     })
     .await;
     let admin = app.create_first_admin("owner@example.com").await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     order(&app, &token, "bea@example.com", json!({})).await;
     let mails = sink.wait_for(2).await;
@@ -434,7 +412,7 @@ async fn a_permanent_refusal_fails_shows_on_the_dashboard_and_retry_now_sends_it
     })
     .await;
     let admin = app.create_first_admin("owner@example.com").await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     order(&app, &token, "bea@example.com", json!({})).await;
     let failed = wait_state(&admin, &app, "bea@example.com", "failed").await;
@@ -482,7 +460,7 @@ async fn without_smtp_mail_waits_readable_and_goes_out_after_a_restart_with_smtp
     };
     let app = spawn_app_with(same_dir.clone()).await;
     let admin = app.create_first_admin("owner@example.com").await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     let created = order(&app, &token, "bea@example.com", json!({})).await;
     let url = created["issued"][0]["url"].as_str().unwrap().to_owned();
@@ -549,7 +527,7 @@ async fn a_send_cut_off_by_a_stop_is_sent_again_once_with_the_same_message_id() 
     };
     let app = spawn_app_with(same.clone()).await;
     let admin = app.create_first_admin("owner@example.com").await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     // A pending order sends nothing; confirming it sends the buyer's mail.
     let created = order(
@@ -620,7 +598,7 @@ async fn names_cannot_add_headers_and_every_mail_has_one_recipient() {
         fast_retries(c);
     })
     .await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     // Line breaks in a name or an address are refused before anything is written.
     for (field, value) in [
@@ -673,7 +651,7 @@ async fn mail_queued_while_smtp_is_down_arrives_once_when_it_is_back() {
     })
     .await;
     let admin = app.create_first_admin("owner@example.com").await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     for n in 0..ORDERS {
         order(&app, &token, &format!("buyer{n}@example.com"), json!({})).await;
@@ -734,7 +712,7 @@ async fn a_server_that_hangs_is_timed_out_and_the_mail_retried() {
     })
     .await;
     let admin = app.create_first_admin("owner@example.com").await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     order(&app, &token, "bea@example.com", json!({})).await;
     let retrying = wait_state(&admin, &app, "bea@example.com", "retrying").await;
@@ -773,7 +751,7 @@ async fn tls_settings_against_a_plain_server_say_why_and_send_nothing() {
         })
         .await;
         let admin = app.create_first_admin("owner@example.com").await;
-        let token = token(&app).await;
+        let token = api_token(&app).await;
         product(&app, &token).await;
         order(&app, &token, "bea@example.com", json!({})).await;
         let waiting = wait_state(&admin, &app, "bea@example.com", "retrying").await;
@@ -839,7 +817,7 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
         quick_form(c);
     })
     .await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     let first = order(&app, &token, "bea@example.com", json!({})).await;
     let second = order(
@@ -1034,7 +1012,7 @@ async fn self_service_timing_does_not_reveal_known_addresses() {
         c.self_service.per_client.max_failures = 1000;
     })
     .await;
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     let mut first_links = Vec::new();
     for n in 0..3 {
@@ -1150,7 +1128,7 @@ async fn templates_are_checked_with_their_line_previewed_and_used_for_new_mail()
     .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
-    let token = token(&app).await;
+    let token = api_token(&app).await;
     product(&app, &token).await;
     let created = order(&app, &token, "bea@example.com", json!({})).await;
     let mails = sink.wait_for(2).await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::spawn_app;
+use common::{Shop, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -154,39 +154,18 @@ async fn every_documented_operation_is_served_and_every_reference_resolves() {
 
 #[tokio::test]
 async fn the_schemas_name_exactly_the_fields_real_answers_carry() {
-    let app = spawn_app().await;
-    let doc = document(&app).await;
-    let client = reqwest::Client::new();
-    let (_, token) = app
-        .access()
-        .create_api_token(
-            "tests",
-            backend::services::Actor::System,
-            backend::clock::now(),
+    let shop = Shop::open().await;
+    let doc = document(&shop.app).await;
+    let (_, product) = shop
+        .call(
+            Method::POST,
+            "/api/v1/products",
+            Some(json!({"product_id": "ebook", "name": "E-book", "max_downloads": 3, "download_days": 0})),
         )
-        .await
-        .unwrap();
-    let call = |method: Method, path: &str, body: Value| {
-        client
-            .request(method, app.url(path))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-    };
-    let product: Value = call(
-        Method::POST,
-        "/api/v1/products",
-        json!({"product_id": "ebook", "name": "E-book", "max_downloads": 3, "download_days": 0}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+        .await;
     assert_eq!(keys(&product), schema_fields(&doc, "ProductView"));
-    let file: Value = client
-        .put(app.url("/api/v1/products/ebook/files/book.pdf"))
-        .bearer_auth(&token)
+    let file: Value = shop
+        .api(Method::PUT, "/api/v1/products/ebook/files/book.pdf")
         .body("pdf bytes")
         .send()
         .await
@@ -195,41 +174,27 @@ async fn the_schemas_name_exactly_the_fields_real_answers_carry() {
         .await
         .unwrap();
     assert_eq!(keys(&file), schema_fields(&doc, "FileView"));
-    let order: Value = call(
-        Method::POST,
-        "/api/v1/orders",
-        json!({"email": "ann@example.com", "product_ids": ["ebook"]}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let (_, order) = shop
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "ann@example.com", "product_ids": ["ebook"]})),
+        )
+        .await;
     assert_eq!(keys(&order), schema_fields(&doc, "CreatedOrder"));
     assert_eq!(
         keys(&order["issued"][0]),
         schema_fields(&doc, "IssuedGrant")
     );
-    let found: Value = call(
-        Method::POST,
-        "/api/v1/grants/lookup",
-        json!({"email": "ann@example.com"}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let (_, found) = shop
+        .call(
+            Method::POST,
+            "/api/v1/grants/lookup",
+            Some(json!({"email": "ann@example.com"})),
+        )
+        .await;
     assert_eq!(keys(&found[0]), schema_fields(&doc, "GrantDetail"));
-    let audit: Value = client
-        .get(app.url("/api/v1/audit"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, audit) = shop.call(Method::GET, "/api/v1/audit", None).await;
     assert_eq!(keys(&audit[0]), schema_fields(&doc, "AuditEntry"));
-    app.stop().await;
+    shop.app.stop().await;
 }

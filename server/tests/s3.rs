@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestApp, spawn_app_with};
+use common::{Shop, TestApp, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -132,20 +132,8 @@ async fn a_wrong_secret_is_found_at_start() {
 #[allow(clippy::too_many_lines)] // one story: upload, redirect, tamper, expire, budget, delete
 async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
     let s3 = start_s3().await;
-    let app = shop_on(&s3, SECRET_KEY).await.unwrap();
-    let (_, token) = app
-        .access()
-        .create_api_token(
-            "tests",
-            backend::services::Actor::System,
-            backend::clock::now(),
-        )
-        .await
-        .unwrap();
-    let api = reqwest::Client::new();
-    let created = api
-        .post(app.url("/api/v1/products"))
-        .bearer_auth(&token)
+    let shop = Shop::with(shop_on(&s3, SECRET_KEY).await.unwrap()).await;
+    let created = shop.api(reqwest::Method::POST, "/api/v1/products")
         .json(&json!({"product_id": "album", "name": "Album", "max_downloads": 1, "download_days": 0}))
         .send()
         .await
@@ -156,9 +144,11 @@ async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
     let content: Vec<u8> = (0..7 * 1024 * 1024u32)
         .map(|i| (i * 7 % 251) as u8)
         .collect();
-    let upload = api
-        .put(app.url("/api/v1/products/album/files/Album%20(24-bit).zip"))
-        .bearer_auth(&token)
+    let upload = shop
+        .api(
+            reqwest::Method::PUT,
+            "/api/v1/products/album/files/Album%20(24-bit).zip",
+        )
         .body(content.clone())
         .send()
         .await
@@ -178,9 +168,8 @@ async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
         "the real name must not be the key"
     );
 
-    let order: Value = api
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&token)
+    let order: Value = shop
+        .api(reqwest::Method::POST, "/api/v1/orders")
         .json(&json!({"email": "ann@example.com", "product_ids": ["album"]}))
         .send()
         .await
@@ -241,11 +230,11 @@ async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
     assert!(refused.text().await.unwrap().contains("download"));
 
     // Deleting the file (forced: the buyer's grant still exists) removes the object.
-    let deleted = api
-        .delete(app.url(&format!(
-            "/api/v1/products/album/files/{file_id}?force=true"
-        )))
-        .bearer_auth(&token)
+    let deleted = shop
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/products/album/files/{file_id}?force=true"),
+        )
         .send()
         .await
         .unwrap();
@@ -256,7 +245,7 @@ async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
             .all(|p| !p.starts_with(s3.root.path().join(BUCKET).join("store/v1"))),
         "object left behind"
     );
-    app.stop().await;
+    shop.app.stop().await;
 }
 
 /// A ranged request is never answered with a presigned URL: such a URL fetches any range
@@ -266,20 +255,9 @@ async fn files_live_in_s3_and_downloads_redirect_to_short_lived_signed_urls() {
 #[tokio::test]
 async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
     let s3 = start_s3().await;
-    let app = shop_on(&s3, SECRET_KEY).await.unwrap();
-    let (_, token) = app
-        .access()
-        .create_api_token(
-            "tests",
-            backend::services::Actor::System,
-            backend::clock::now(),
-        )
-        .await
-        .unwrap();
-    let api = reqwest::Client::new();
-    let created = api
-        .post(app.url("/api/v1/products"))
-        .bearer_auth(&token)
+    let shop = Shop::with(shop_on(&s3, SECRET_KEY).await.unwrap()).await;
+    let created = shop
+        .api(reqwest::Method::POST, "/api/v1/products")
         .json(&json!({"product_id": "raw", "name": "Raw", "max_downloads": 1, "download_days": 0}))
         .send()
         .await
@@ -287,9 +265,8 @@ async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
     assert_eq!(created.status(), StatusCode::CREATED);
     // Above the 64 KiB memory cache of local stores, so nothing but the store answers.
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    let upload = api
-        .put(app.url("/api/v1/products/raw/files/raw.bin"))
-        .bearer_auth(&token)
+    let upload = shop
+        .api(reqwest::Method::PUT, "/api/v1/products/raw/files/raw.bin")
         .body(content.clone())
         .send()
         .await
@@ -298,9 +275,8 @@ async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
     let file_id = upload.json::<Value>().await.unwrap()["file_id"]
         .as_u64()
         .unwrap();
-    let order: Value = api
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&token)
+    let order: Value = shop
+        .api(reqwest::Method::POST, "/api/v1/orders")
         .json(&json!({"email": "ann@example.com", "product_ids": ["raw"]}))
         .send()
         .await
@@ -311,9 +287,8 @@ async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
     let link = format!("{}/{file_id}", order["issued"][0]["url"].as_str().unwrap());
     let grant_id = order["grants"][0]["grant_id"].as_u64().unwrap();
     let usage = || async {
-        let grant: Value = api
-            .get(app.url(&format!("/api/v1/grants/{grant_id}")))
-            .bearer_auth(&token)
+        let grant: Value = shop
+            .api(reqwest::Method::GET, &format!("/api/v1/grants/{grant_id}"))
             .send()
             .await
             .unwrap()
@@ -333,7 +308,11 @@ async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
         .send()
         .await
         .unwrap();
-    assert_eq!(one.status(), StatusCode::PARTIAL_CONTENT, "no redirect for a range");
+    assert_eq!(
+        one.status(),
+        StatusCode::PARTIAL_CONTENT,
+        "no redirect for a range"
+    );
     assert!(one.headers().get("location").is_none());
     assert_eq!(one.headers()["content-range"], "bytes 0-0/300000");
     assert_eq!(one.bytes().await.unwrap().as_ref(), &content[..1]);
@@ -374,5 +353,5 @@ async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
         let again = again.send().await.unwrap();
         assert_eq!(again.status(), StatusCode::FORBIDDEN, "{range:?}");
     }
-    app.stop().await;
+    shop.app.stop().await;
 }

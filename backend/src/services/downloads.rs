@@ -13,11 +13,11 @@ use crate::store::delivery::{
     self as rows, DeliveryReads, DownloadTables, EventRecord, FileRecord, Grant, Outcome, Sighting,
 };
 use crate::store::{Store, StoreError};
+use bytes::Bytes;
 use domain::range::{self, RangeAnswer};
 use domain::rules::{Attempt, Denied};
 pub use domain::wire::{BuyerPage, FileOffer, GrantPage};
 use domain::{CountryCode, DownloadPassword, FileId, GrantId, ProductId, Timestamp};
-use bytes::Bytes;
 use futures::stream::BoxStream;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -711,7 +711,12 @@ pub(crate) mod tests {
             .await
             .unwrap();
         Fixture {
-            downloads: DownloadService::new(store.clone(), key, blobs.clone(), Duration::from_secs(60)),
+            downloads: DownloadService::new(
+                store.clone(),
+                key,
+                blobs.clone(),
+                Duration::from_secs(60),
+            ),
             store,
             orders,
             password: created.issued[0].password.clone(),

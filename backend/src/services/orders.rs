@@ -92,7 +92,13 @@ impl OrderService {
                                 format!("there is no product with the id {product_id}"),
                             )
                         })?;
-                        let grant = Grant::issue(order_id, product_id.clone(), product.rules(), *digest, now);
+                        let grant = Grant::issue(
+                            order_id,
+                            product_id.clone(),
+                            product.rules(),
+                            *digest,
+                            now,
+                        );
                         lines.push(LinkLine {
                             product_name: product.name.clone(),
                             url,

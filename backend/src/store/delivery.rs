@@ -9,7 +9,9 @@ use super::journal::JournalOp;
 use super::meta;
 pub use domain::grant::{FileLedger, Grant, GrantRules, Sighting};
 use domain::settings::truncated_ip;
-use domain::{AttemptOutcome, CountryCode, Email, FileId, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
+use domain::{
+    AttemptOutcome, CountryCode, Email, FileId, GrantId, OrderId, OrderStatus, ProductId, Timestamp,
+};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -485,11 +487,7 @@ pub fn insert_grant(tx: &WriteTransaction, record: &Grant) -> Result<GrantId, St
 }
 
 /// Overwrites a grant; indexes a new password digest if it changed.
-pub fn put_grant(
-    tx: &WriteTransaction,
-    id: GrantId,
-    record: &Grant,
-) -> Result<(), StoreError> {
+pub fn put_grant(tx: &WriteTransaction, id: GrantId, record: &Grant) -> Result<(), StoreError> {
     tx.open_table(GRANT_PASSWORDS)?
         .insert(record.password_digest.as_slice(), id.get())?;
     tx.open_table(GRANTS)?

@@ -209,7 +209,10 @@ fn file_headers(download: &Download) -> HeaderMap {
     };
     let range = &download.range;
     set(header::CONTENT_TYPE, download.content_type.clone());
-    set(header::CONTENT_LENGTH, (range.end - range.start).to_string());
+    set(
+        header::CONTENT_LENGTH,
+        (range.end - range.start).to_string(),
+    );
     set(header::ETAG, download.etag.clone());
     set(header::ACCEPT_RANGES, "bytes".to_owned());
     set(header::CACHE_CONTROL, "private, no-store".to_owned());

@@ -149,3 +149,128 @@ impl TestApp {
         self.handle.take().expect("running")
     }
 }
+
+/// A new API token for tests on a running app.
+pub async fn api_token(app: &TestApp) -> String {
+    app.access()
+        .create_api_token(
+            "tests",
+            backend::services::Actor::System,
+            backend::clock::now(),
+        )
+        .await
+        .expect("an API token")
+        .1
+}
+
+/// An API call with the token and an optional JSON body: its status and JSON answer
+/// (null if none).
+pub async fn call_api(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, app.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the app answers");
+    let status = response.status();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Creates a product from its JSON (`product_id`, `name`, rules) and uploads one file
+/// named `file_name` (URL-encoded) with `content`; returns the file's JSON.
+pub async fn product_with_file(
+    app: &TestApp,
+    token: &str,
+    product: serde_json::Value,
+    file_name: &str,
+    content: &[u8],
+) -> serde_json::Value {
+    let id = product["product_id"]
+        .as_str()
+        .expect("product_id")
+        .to_owned();
+    let (status, answer) = call_api(
+        app,
+        token,
+        reqwest::Method::POST,
+        "/api/v1/products",
+        Some(product),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{answer}");
+    let response = reqwest::Client::new()
+        .put(app.url(&format!("/api/v1/products/{id}/files/{file_name}")))
+        .bearer_auth(token)
+        .body(content.to_vec())
+        .send()
+        .await
+        .expect("the app answers");
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    response.json().await.expect("a file as JSON")
+}
+
+/// A running shop with an API token, and the calls most HTTP tests start with.
+pub struct Shop {
+    pub app: TestApp,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Shop {
+    /// A shop on the default configuration.
+    pub async fn open() -> Self {
+        Self::with(spawn_app().await).await
+    }
+
+    /// A shop on an adjusted configuration.
+    pub async fn open_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::with(spawn_app_with(adjust).await).await
+    }
+
+    /// A shop on a running app: creates an API token.
+    pub async fn with(app: TestApp) -> Self {
+        let token = api_token(&app).await;
+        Self {
+            app,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A request to the app with the token.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    /// See [`call_api`].
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        call_api(&self.app, &self.token, method, path, body).await
+    }
+
+    /// See [`product_with_file`].
+    pub async fn product_with_file(
+        &self,
+        product: serde_json::Value,
+        file_name: &str,
+        content: &[u8],
+    ) -> serde_json::Value {
+        product_with_file(&self.app, &self.token, product, file_name, content).await
+    }
+}
