@@ -3,7 +3,6 @@
 
 use crate::error::AppError;
 use backend::AccessService;
-use domain::Timestamp;
 use domain::wire::SessionUser;
 use http::header::{CONTENT_SECURITY_POLICY, COOKIE, SET_COOKIE};
 use http::{HeaderValue, request::Parts};
@@ -25,12 +24,9 @@ pub struct UiState {
     pub self_service: backend::services::SelfService,
     /// For the audit log, read directly (it has no service of its own).
     pub store: backend::Store,
-    pub started_at: Timestamp,
+    pub dashboard: backend::services::DashboardService,
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
-    /// The GeoIP database in use, in words, and the credit its licence asks for.
-    pub geoip_database: String,
-    pub geoip_credit: Option<domain::wire::Credit>,
 }
 
 /// The client's IP as the server resolved it (trusted proxies applied); a request extension.
@@ -94,6 +90,36 @@ pub async fn require_admin() -> Result<backend::services::Actor, AppError> {
         id: user.admin_id,
         email: user.email.to_string(),
     })
+}
+
+/// The body of a server function that reads: runs it with the server state once the
+/// session is checked, and gives an error its HTTP status (see [`respond`]).
+pub async fn as_user<T, Body, Done>(body: Body) -> Result<T, AppError>
+where
+    Body: FnOnce(UiState) -> Done,
+    Done: std::future::Future<Output = Result<T, AppError>>,
+{
+    let result = async {
+        require_user().await?;
+        body(state()?).await
+    }
+    .await;
+    respond(result)
+}
+
+/// The body of a server function that changes something: as [`as_user`], and it gets
+/// the signed-in admin as the audit log names them.
+pub async fn as_admin<T, Body, Done>(body: Body) -> Result<T, AppError>
+where
+    Body: FnOnce(UiState, backend::services::Actor) -> Done,
+    Done: std::future::Future<Output = Result<T, AppError>>,
+{
+    let result = async {
+        let actor = require_admin().await?;
+        body(state()?, actor).await
+    }
+    .await;
+    respond(result)
 }
 
 /// The client's IP for throttling and logs.

@@ -42,6 +42,16 @@ pub struct Geo {
     pub attribution: Option<Attribution>,
 }
 
+impl Geo {
+    /// The licence's credit as the UI shows it.
+    pub fn credit(&self) -> Option<domain::wire::Credit> {
+        self.attribution.as_ref().map(|a| domain::wire::Credit {
+            text: a.text.to_owned(),
+            url: a.url.to_owned(),
+        })
+    }
+}
+
 /// Opens the configured database, logging which one and its build date. A `--geoip-db` file
 /// is checked for changes every `reload_every` while the returned lookup is alive.
 pub fn open(path: Option<&Path>, reload_every: Duration) -> Result<Geo, String> {

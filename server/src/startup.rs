@@ -162,16 +162,17 @@ impl Application {
             desk,
             activity: backend::services::ActivityService::new(store.clone()),
             settings: settings.clone(),
+            dashboard: backend::services::DashboardService::new(
+                store.clone(),
+                outbox.clone(),
+                backend::clock::now(),
+                geo.description.clone(),
+                geo.credit(),
+            ),
             outbox,
             self_service,
             store,
-            started_at: backend::clock::now(),
             secure_cookies: public_url.starts_with("https://"),
-            geoip_database: geo.description.clone(),
-            geoip_credit: geo.attribution.as_ref().map(|a| domain::wire::Credit {
-                text: a.text.to_owned(),
-                url: a.url.to_owned(),
-            }),
         };
         let (router, render_threads) = build_router(state, ui, local_addr, config.max_body_bytes)?;
         Ok(Self {

@@ -569,7 +569,11 @@ async fn head_requests_cost_nothing_and_log_nothing() {
     let grant = order["grants"][0]["grant_id"].as_u64().unwrap();
     let usage = || async {
         let (_, g) = shop
-            .call(reqwest::Method::GET, &format!("/api/v1/grants/{grant}"), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/grants/{grant}"),
+                None,
+            )
             .await;
         (
             g["files"][0]["downloads_used"].as_f64().unwrap(),

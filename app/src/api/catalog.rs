@@ -10,47 +10,32 @@ use leptos::server_fn::codec::Json;
 /// Every product with its files.
 #[server(prefix = "/rpc", endpoint = "products")]
 pub async fn list_products() -> Result<Vec<ProductView>, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            Ok(state()?.catalog.list().await?)
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move { Ok(state.catalog.list().await?) }).await
 }
 
 /// One product.
 #[server(prefix = "/rpc", endpoint = "product")]
 pub async fn get_product(product_id: String) -> Result<ProductView, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            let id = domain::ProductId::parse(&product_id).map_err(|_| AppError::Refused {
-                status: 404,
-                message: format!("There is no product {product_id}."),
-            })?;
-            Ok(state()?.catalog.get(id).await?)
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move {
+        let id = domain::ProductId::parse(&product_id).map_err(|_| AppError::Refused {
+            status: 404,
+            message: format!("There is no product {product_id}."),
+        })?;
+        Ok(state.catalog.get(id).await?)
+    })
+    .await
 }
 
 /// Creates a product.
 #[server(prefix = "/rpc", endpoint = "product-create", input = Json)]
 pub async fn create_product(input: NewProduct) -> Result<ProductView, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .catalog
-                .create(input, actor, backend::clock::now())
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .catalog
+            .create(input, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }
 
 /// Changes a product's name or rules.
@@ -59,41 +44,33 @@ pub async fn update_product(
     product_id: String,
     patch: ProductPatch,
 ) -> Result<ProductView, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
-                field: "product_id".into(),
-                message: m,
-            })?;
-            Ok(state()?
-                .catalog
-                .update(id, patch, actor, backend::clock::now())
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
+            field: "product_id".into(),
+            message: m,
+        })?;
+        Ok(state
+            .catalog
+            .update(id, patch, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }
 
 /// Deletes a product and its files; refused while buyers can download it unless `force`.
 #[server(prefix = "/rpc", endpoint = "product-delete")]
 pub async fn delete_product(product_id: String, force: bool) -> Result<(), AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
-                field: "product_id".into(),
-                message: m,
-            })?;
-            Ok(state()?
-                .catalog
-                .delete(id, force, actor, backend::clock::now())
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
+            field: "product_id".into(),
+            message: m,
+        })?;
+        Ok(state
+            .catalog
+            .delete(id, force, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }
 
 /// Deletes one file of a product; refused while buyers can download it unless `force`.
@@ -103,25 +80,21 @@ pub async fn delete_product_file(
     file_id: u64,
     force: bool,
 ) -> Result<(), AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
-                field: "product_id".into(),
-                message: m,
-            })?;
-            Ok(state()?
-                .catalog
-                .delete_file(
-                    id,
-                    domain::FileId::new(file_id),
-                    force,
-                    actor,
-                    backend::clock::now(),
-                )
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
+            field: "product_id".into(),
+            message: m,
+        })?;
+        Ok(state
+            .catalog
+            .delete_file(
+                id,
+                domain::FileId::new(file_id),
+                force,
+                actor,
+                backend::clock::now(),
+            )
+            .await?)
+    })
+    .await
 }

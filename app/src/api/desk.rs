@@ -22,50 +22,46 @@ pub async fn desk_lookup(
     value: String,
     product: String,
 ) -> Result<Vec<GrantDetail>, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            let value = value.trim().to_owned();
-            if value.is_empty() {
+    crate::server::as_user(|state| async move {
+        let value = value.trim().to_owned();
+        if value.is_empty() {
+            return Err(AppError::Invalid {
+                field: "value".into(),
+                message: "Type what to search for.".into(),
+            });
+        }
+        let mut query = domain::wire::GrantLookup::default();
+        match by.as_str() {
+            "password" => query.password = Some(value),
+            "order_id" => query.order_id = Some(value),
+            "order_number" => query.order_number = Some(value),
+            "transaction_id" => query.transaction_id = Some(value),
+            "email" => query.email = Some(value),
+            _ => {
                 return Err(AppError::Invalid {
-                    field: "value".into(),
-                    message: "Type what to search for.".into(),
+                    field: "by".into(),
+                    message: "Choose what to search by.".into(),
                 });
             }
-            let mut query = domain::wire::GrantLookup::default();
-            match by.as_str() {
-                "password" => query.password = Some(value),
-                "order_id" => query.order_id = Some(value),
-                "order_number" => query.order_number = Some(value),
-                "transaction_id" => query.transaction_id = Some(value),
-                "email" => query.email = Some(value),
-                _ => {
-                    return Err(AppError::Invalid {
-                        field: "by".into(),
-                        message: "Choose what to search by.".into(),
-                    });
-                }
-            }
-            let found = state()?
-                .desk
-                .lookup(query, backend::clock::now())
-                .await
-                .map_err(|e| match AppError::from(e) {
-                    AppError::Invalid { message, .. } => AppError::Invalid {
-                        field: "value".into(),
-                        message,
-                    },
-                    other => other,
-                })?;
-            let product = product.trim();
-            Ok(found
-                .into_iter()
-                .filter(|g| product.is_empty() || g.product_id.as_str() == product)
-                .collect())
         }
-        .await,
-    )
+        let found = state
+            .desk
+            .lookup(query, backend::clock::now())
+            .await
+            .map_err(|e| match AppError::from(e) {
+                AppError::Invalid { message, .. } => AppError::Invalid {
+                    field: "value".into(),
+                    message,
+                },
+                other => other,
+            })?;
+        let product = product.trim();
+        Ok(found
+            .into_iter()
+            .filter(|g| product.is_empty() || g.product_id.as_str() == product)
+            .collect())
+    })
+    .await
 }
 
 /// What a desk action produced: the grant as it is now, and for a resend the new link.
@@ -78,32 +74,28 @@ pub struct GrantActionDone {
 /// `reset`, `unblock`, `expire` or `resend` on one grant.
 #[server(prefix = "/rpc", endpoint = "desk-action")]
 pub async fn grant_action(grant_id: u64, action: String) -> Result<GrantActionDone, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            let desk = state()?.desk;
-            let id = domain::GrantId::new(grant_id);
-            let now = backend::clock::now();
-            let (grant, issued) = match action.as_str() {
-                "reset" => (desk.reset(id, actor, now).await?, None),
-                "unblock" => (desk.unblock(id, actor, now).await?, None),
-                "expire" => (desk.expire(id, actor, now).await?, None),
-                "resend" => {
-                    let issued = desk.resend(id, actor, now).await?;
-                    (desk.grant(id, now).await?, Some(issued))
-                }
-                other => {
-                    return Err(AppError::Invalid {
-                        field: "action".into(),
-                        message: format!("There is no desk action {other}."),
-                    });
-                }
-            };
-            Ok(GrantActionDone { grant, issued })
+    crate::server::as_admin(|state, actor| async move {
+        let desk = state.desk;
+        let id = domain::GrantId::new(grant_id);
+        let now = backend::clock::now();
+        if action == "resend" {
+            let issued = desk.resend(id, actor, now).await?;
+            let grant = desk.grant(id, now).await?;
+            return Ok(GrantActionDone {
+                grant,
+                issued: Some(issued),
+            });
         }
-        .await,
-    )
+        let action =
+            backend::services::GrantAction::parse(&action).ok_or_else(|| AppError::Invalid {
+                field: "action".into(),
+                message: format!("There is no desk action {action}."),
+            })?;
+        let grant = desk.act(id, action, actor, now).await?;
+        let issued = None;
+        Ok(GrantActionDone { grant, issued })
+    })
+    .await
 }
 
 /// A complimentary confirmed order of one product for any address.
@@ -113,26 +105,22 @@ pub async fn send_new_password(
     email: String,
     name: String,
 ) -> Result<CreatedOrder, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            if product_id.trim().is_empty() {
-                return Err(AppError::Invalid {
-                    field: "product_id".into(),
-                    message: "Choose the product to send.".into(),
-                });
-            }
-            Ok(state()?
-                .desk
-                .send_password(
-                    product_id.trim(),
-                    domain::wire::SendPassword { email, name },
-                    actor,
-                    backend::clock::now(),
-                )
-                .await?)
+    crate::server::as_admin(|state, actor| async move {
+        if product_id.trim().is_empty() {
+            return Err(AppError::Invalid {
+                field: "product_id".into(),
+                message: "Choose the product to send.".into(),
+            });
         }
-        .await,
-    )
+        Ok(state
+            .desk
+            .send_password(
+                product_id.trim(),
+                domain::wire::SendPassword { email, name },
+                actor,
+                backend::clock::now(),
+            )
+            .await?)
+    })
+    .await
 }

@@ -117,42 +117,14 @@ pub async fn create_first_admin(
 /// The dashboard's figures.
 #[server(prefix = "/rpc", endpoint = "dashboard")]
 pub async fn load_dashboard() -> Result<DashboardFigures, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            let state = state()?;
-            let mut figures = state
-                .access
-                .dashboard(backend::clock::now(), state.started_at)
-                .await?;
-            figures.geoip_database.clone_from(&state.geoip_database);
-            let mail = state.outbox.page(None, None, 1).await?;
-            let count = |name: &str| {
-                mail.counts
-                    .iter()
-                    .find(|(s, _)| s == name)
-                    .map_or(0, |(_, n)| *n)
-            };
-            figures.mails_failed = count("failed");
-            figures.mails_waiting = count("queued") + count("retrying") + count("sending");
-            figures.smtp_configured = mail.smtp.is_some();
-            figures.geoip_credit.clone_from(&state.geoip_credit);
-            Ok(figures)
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move {
+        Ok(state.dashboard.figures(backend::clock::now()).await?)
+    })
+    .await
 }
 
 /// Staff accounts and API tokens.
 #[server(prefix = "/rpc", endpoint = "access")]
 pub async fn load_access() -> Result<AccessOverview, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            Ok(state()?.access.access_overview().await?)
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move { Ok(state.access.access_overview().await?) }).await
 }

@@ -49,41 +49,37 @@ impl SearchKind {
 /// One page of orders (newest first, older than `before`), or the orders matching `search`.
 #[server(prefix = "/rpc", endpoint = "orders")]
 pub async fn list_orders(search: String, before: Option<String>) -> Result<OrderPage, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            let orders = state()?.orders;
-            let search = search.trim().to_owned();
-            if search.is_empty() {
-                return Ok(orders.page(before, ORDERS_PER_PAGE).await?);
-            }
-            let mut query = backend::services::OrderQuery::default();
-            match SearchKind::of(&search) {
-                SearchKind::OrderId => query.order_id = Some(search),
-                SearchKind::OrderNumber => query.order_number = Some(search),
-                SearchKind::Email => query.email = Some(search),
-                SearchKind::TransactionId => query.transaction_id = Some(search),
-            }
-            let found = orders
-                .search(query)
-                .await
-                .map_err(|e| match AppError::from(e) {
-                    // The search box is the one field; say so in its terms.
-                    AppError::Invalid { message, .. } => AppError::Invalid {
-                        field: "search".into(),
-                        message,
-                    },
-                    other => other,
-                })?;
-            Ok(OrderPage {
-                total: found.len() as u64,
-                orders: found,
-                next_before: None,
-            })
+    crate::server::as_user(|state| async move {
+        let orders = state.orders;
+        let search = search.trim().to_owned();
+        if search.is_empty() {
+            return Ok(orders.page(before, ORDERS_PER_PAGE).await?);
         }
-        .await,
-    )
+        let mut query = backend::services::OrderQuery::default();
+        match SearchKind::of(&search) {
+            SearchKind::OrderId => query.order_id = Some(search),
+            SearchKind::OrderNumber => query.order_number = Some(search),
+            SearchKind::Email => query.email = Some(search),
+            SearchKind::TransactionId => query.transaction_id = Some(search),
+        }
+        let found = orders
+            .search(query)
+            .await
+            .map_err(|e| match AppError::from(e) {
+                // The search box is the one field; say so in its terms.
+                AppError::Invalid { message, .. } => AppError::Invalid {
+                    field: "search".into(),
+                    message,
+                },
+                other => other,
+            })?;
+        Ok(OrderPage {
+            total: found.len() as u64,
+            orders: found,
+            next_before: None,
+        })
+    })
+    .await
 }
 
 #[cfg(feature = "ssr")]
@@ -97,56 +93,44 @@ fn parse_order_id(text: &str) -> Result<domain::OrderId, AppError> {
 /// One order with its grants.
 #[server(prefix = "/rpc", endpoint = "order")]
 pub async fn get_order(order_id: String) -> Result<OrderView, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            Ok(state()?.orders.get(parse_order_id(&order_id)?).await?)
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move {
+        Ok(state.orders.get(parse_order_id(&order_id)?).await?)
+    })
+    .await
 }
 
 /// Creates an order by hand; its links are shown once.
 #[server(prefix = "/rpc", endpoint = "order-create", input = Json)]
 pub async fn create_order(input: NewOrder) -> Result<CreatedOrder, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .orders
-                .create(
-                    input,
-                    backend::store::delivery::OrderSource::Admin,
-                    actor,
-                    backend::clock::now(),
-                )
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .orders
+            .create(
+                input,
+                backend::store::delivery::OrderSource::Admin,
+                actor,
+                backend::clock::now(),
+            )
+            .await?)
+    })
+    .await
 }
 
 /// Edits email, name or status (a refund revokes every grant).
 #[server(prefix = "/rpc", endpoint = "order-update", input = Json)]
 pub async fn update_order(order_id: String, patch: OrderPatch) -> Result<OrderView, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .orders
-                .update(
-                    parse_order_id(&order_id)?,
-                    patch,
-                    actor,
-                    backend::clock::now(),
-                )
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .orders
+            .update(
+                parse_order_id(&order_id)?,
+                patch,
+                actor,
+                backend::clock::now(),
+            )
+            .await?)
+    })
+    .await
 }
 
 /// Moves the order's grant for `from` to the product `to`.
@@ -156,21 +140,17 @@ pub async fn exchange_product(
     from: String,
     to: String,
 ) -> Result<OrderView, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .orders
-                .exchange(
-                    parse_order_id(&order_id)?,
-                    &from,
-                    &to,
-                    actor,
-                    backend::clock::now(),
-                )
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .orders
+            .exchange(
+                parse_order_id(&order_id)?,
+                &from,
+                &to,
+                actor,
+                backend::clock::now(),
+            )
+            .await?)
+    })
+    .await
 }

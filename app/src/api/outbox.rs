@@ -12,89 +12,53 @@ pub const OUTBOX_PAGE: usize = 50;
 /// Newest mails first, optionally in one state; `before` continues an earlier page.
 #[server(prefix = "/rpc", endpoint = "outbox")]
 pub async fn load_outbox(state: String, before: Option<u64>) -> Result<OutboxPage, AppError> {
-    use crate::server::{require_user, respond};
-    respond(
-        async move {
-            require_user().await?;
-            let filter = Some(state.as_str()).filter(|s| !s.is_empty());
-            Ok(crate::server::state()?
-                .outbox
-                .page(filter, before, OUTBOX_PAGE)
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_user(|ui| async move {
+        let filter = Some(state.as_str()).filter(|s| !s.is_empty());
+        Ok(ui.outbox.page(filter, before, OUTBOX_PAGE).await?)
+    })
+    .await
 }
 
 /// One mail as sent.
 #[server(prefix = "/rpc", endpoint = "mail")]
 pub async fn load_mail(id: u64) -> Result<MailDetail, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            Ok(state()?.outbox.get(id).await?)
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move { Ok(state.outbox.get(id).await?) }).await
 }
 
 /// Tries a waiting or failed mail now.
 #[server(prefix = "/rpc", endpoint = "mail-retry")]
 pub async fn retry_mail(id: u64) -> Result<MailSummary, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .outbox
-                .retry_now(id, actor, backend::clock::now())
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .outbox
+            .retry_now(id, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }
 
 /// Queues the test mail.
 #[server(prefix = "/rpc", endpoint = "mail-test")]
 pub async fn send_test_mail(email: String) -> Result<MailSummary, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .outbox
-                .send_test(&email, actor, backend::clock::now())
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .outbox
+            .send_test(&email, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }
 
 /// Every kind of mail with its template.
 #[server(prefix = "/rpc", endpoint = "mail-templates")]
 pub async fn load_templates() -> Result<Vec<MailTemplateView>, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            Ok(state()?.outbox.templates().await?)
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move { Ok(state.outbox.templates().await?) }).await
 }
 
 /// The mail a template makes from sample data, or where it is broken.
 #[server(prefix = "/rpc", endpoint = "mail-template-preview", input = Json)]
 pub async fn preview_template(source: TemplateSource) -> Result<ComposedMail, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            Ok(state()?.outbox.preview(&source)?)
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move { Ok(state.outbox.preview(&source)?) }).await
 }
 
 /// Saves a template (`None` restores the default); a broken one is refused whole.
@@ -103,15 +67,11 @@ pub async fn save_template(
     kind: MailKind,
     source: Option<TemplateSource>,
 ) -> Result<MailTemplateView, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .outbox
-                .save_template(kind, source, actor, backend::clock::now())
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .outbox
+            .save_template(kind, source, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }

@@ -18,30 +18,19 @@ pub struct CreatedToken {
 /// The store's settings in force.
 #[server(prefix = "/rpc", endpoint = "settings")]
 pub async fn load_settings() -> Result<StoreSettings, AppError> {
-    use crate::server::{require_user, respond, state};
-    respond(
-        async move {
-            require_user().await?;
-            Ok(state()?.settings.current())
-        }
-        .await,
-    )
+    crate::server::as_user(|state| async move { Ok(state.settings.current()) }).await
 }
 
 /// Saves the store's settings; a refused field changes nothing.
 #[server(prefix = "/rpc", endpoint = "settings-save", input = Json)]
 pub async fn save_settings(input: StoreSettings) -> Result<StoreSettings, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .settings
-                .update(input, actor, backend::clock::now())
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .settings
+            .update(input, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }
 
 /// Adds a staff account with a first password the new admin changes after signing in.
@@ -51,26 +40,21 @@ pub async fn create_admin_account(
     name: String,
     password: String,
 ) -> Result<domain::AdminId, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            let email = domain::Email::parse(&email).map_err(|e| AppError::Invalid {
-                field: "email".into(),
-                message: e.to_string(),
-            })?;
-            let password =
-                domain::NewPassword::parse(&password).map_err(|e| AppError::Invalid {
-                    field: "password".into(),
-                    message: e.to_string(),
-                })?;
-            Ok(state()?
-                .access
-                .create_admin(email, name, password, actor, backend::clock::now())
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        let email = domain::Email::parse(&email).map_err(|e| AppError::Invalid {
+            field: "email".into(),
+            message: e.to_string(),
+        })?;
+        let password = domain::NewPassword::parse(&password).map_err(|e| AppError::Invalid {
+            field: "password".into(),
+            message: e.to_string(),
+        })?;
+        Ok(state
+            .access
+            .create_admin(email, name, password, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }
 
 /// Removes another admin's account and signs them out.
@@ -139,40 +123,32 @@ pub async fn change_own_password(
 /// Creates an API token; its secret is shown once.
 #[server(prefix = "/rpc", endpoint = "token-create")]
 pub async fn create_token(name: String) -> Result<CreatedToken, AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            let (id, secret) = state()?
-                .access
-                .create_api_token(&name, actor, backend::clock::now())
-                .await?;
-            Ok(CreatedToken {
-                id,
-                name: name.trim().to_owned(),
-                secret,
-            })
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        let (id, secret) = state
+            .access
+            .create_api_token(&name, actor, backend::clock::now())
+            .await?;
+        Ok(CreatedToken {
+            id,
+            name: name.trim().to_owned(),
+            secret,
+        })
+    })
+    .await
 }
 
 /// Revokes an API token at once.
 #[server(prefix = "/rpc", endpoint = "token-revoke")]
 pub async fn revoke_token(token_id: u64) -> Result<(), AppError> {
-    use crate::server::{require_admin, respond, state};
-    respond(
-        async move {
-            let actor = require_admin().await?;
-            Ok(state()?
-                .access
-                .revoke_api_token(
-                    domain::ApiTokenId::new(token_id),
-                    actor,
-                    backend::clock::now(),
-                )
-                .await?)
-        }
-        .await,
-    )
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .access
+            .revoke_api_token(
+                domain::ApiTokenId::new(token_id),
+                actor,
+                backend::clock::now(),
+            )
+            .await?)
+    })
+    .await
 }

@@ -9,7 +9,7 @@ use crate::store::access::{
     self as rows, AdminRecord, ApiTokenRecord, CreateAdminError, SessionRecord, SetupTokenRecord,
 };
 use crate::store::{Store, StoreError};
-use domain::wire::{AccessOverview, AdminSummary, ApiTokenSummary, DashboardFigures, SessionUser};
+use domain::wire::{AccessOverview, AdminSummary, ApiTokenSummary, SessionUser};
 use domain::{AdminId, ApiTokenId, Email, NewPassword, Timestamp};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -606,45 +606,6 @@ impl AccessService {
     }
 
     // ---- overviews ----
-
-    /// The figures the dashboard shows at this stage.
-    pub async fn dashboard(
-        &self,
-        now: Timestamp,
-        started_at: Timestamp,
-    ) -> Result<DashboardFigures, ServiceError> {
-        self.store
-            .run(move |s| {
-                let (admins, active_sessions, api_tokens_active) = s.read(|tx| {
-                    let tokens = rows::api_tokens(tx)?;
-                    Ok((
-                        rows::admin_count(tx)?,
-                        rows::active_session_count(tx, now)?,
-                        tokens
-                            .iter()
-                            .filter(|(_, t)| t.revoked_at.is_none())
-                            .count() as u64,
-                    ))
-                })?;
-                Ok::<_, StoreError>(DashboardFigures {
-                    admins,
-                    active_sessions,
-                    api_tokens_active,
-                    database_bytes: s.file_size(),
-                    server_started_at: started_at,
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    // Filled in by the UI layer, which knows the database in use.
-                    geoip_database: String::new(),
-                    geoip_credit: None,
-                    // Filled in by the UI layer from the outbox.
-                    mails_failed: 0,
-                    mails_waiting: 0,
-                    smtp_configured: false,
-                })
-            })
-            .await
-            .map_err(ServiceError::from)
-    }
 
     /// Staff accounts and API tokens.
     pub async fn access_overview(&self) -> Result<AccessOverview, ServiceError> {

@@ -19,6 +19,30 @@ use domain::{DownloadPassword, Email, GrantId, OrderId, ProductId, Timestamp};
 use redb::{ReadTransaction, WriteTransaction};
 use std::time::Duration;
 
+/// A desk action on one grant that changes only the grant (resend also mails, and
+/// [`DeskService::resend`] answers with the new password instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantAction {
+    /// A fresh window and budget: [`domain::Grant::reset`].
+    Reset,
+    /// [`domain::Grant::unblock`].
+    Unblock,
+    /// [`domain::Grant::expire`].
+    Expire,
+}
+
+impl GrantAction {
+    /// The action's name in URLs and forms.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "reset" => Some(Self::Reset),
+            "unblock" => Some(Self::Unblock),
+            "expire" => Some(Self::Expire),
+            _ => None,
+        }
+    }
+}
+
 /// The vendor's support desk.
 #[derive(Clone, Debug)]
 pub struct DeskService {
@@ -132,6 +156,21 @@ impl DeskService {
                 StoreError::Corrupt { kind: "grant", .. } => not_found(id),
                 other => other.into(),
             })
+    }
+
+    /// Applies `action` to a grant, audited; answers with the grant as it is after.
+    pub async fn act(
+        &self,
+        id: GrantId,
+        action: GrantAction,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<GrantDetail, ServiceError> {
+        match action {
+            GrantAction::Reset => self.reset(id, actor, now).await,
+            GrantAction::Unblock => self.unblock(id, actor, now).await,
+            GrantAction::Expire => self.expire(id, actor, now).await,
+        }
     }
 
     /// A fresh window from now (the settings' reset window, 31 days unless changed); ledger,

@@ -6,6 +6,7 @@ mod access;
 mod activity;
 pub mod audit;
 mod catalog;
+mod dashboard;
 mod desk;
 mod downloads;
 mod error;
@@ -18,7 +19,8 @@ pub use access::{AccessConfig, AccessService, NewSession};
 pub use activity::ActivityService;
 pub use audit::Actor;
 pub use catalog::CatalogService;
-pub use desk::DeskService;
+pub use dashboard::DashboardService;
+pub use desk::{DeskService, GrantAction};
 pub use downloads::{
     BodySource, BuyerPage, Client, Delivery, Download, DownloadService, FileOffer, FileRequest,
     GrantPage, RangeRequest, Refusal, Ticket, content_disposition,

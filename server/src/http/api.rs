@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use backend::ServiceError;
 use backend::services::audit::{AuditEntry, read_audit};
-use backend::services::{Actor, OrderQuery};
+use backend::services::{Actor, GrantAction, OrderQuery};
 use backend::store::delivery::OrderSource;
 use domain::wire::{
     CreatedOrder, FileView, GrantDetail, GrantLookup, IssuedGrant, NewOrder, NewProduct,
@@ -694,6 +694,20 @@ async fn get_grant(
     Ok(Json(s.desk.grant(grant_id(&id)?, backend::clock::now()).await?).into_response())
 }
 
+/// The body of the grant-action endpoints: the action, audited, and the grant after it.
+async fn act_on_grant(
+    s: &HttpState,
+    actor: Actor,
+    id: &str,
+    action: GrantAction,
+) -> ApiResult<Json<GrantDetail>> {
+    let grant = s
+        .desk
+        .act(grant_id(id)?, action, actor, backend::clock::now())
+        .await?;
+    Ok(Json(grant))
+}
+
 #[utoipa::path(post, path = "/api/v1/grants/{grant_id}/reset", tag = "desk",
     params(("grant_id" = u64, Path, description = "The grant's id")),
     responses((status = 200, description = "A new window from now (31 days by default); the byte ledger, country lock and block are cleared", body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
@@ -703,11 +717,7 @@ async fn reset_grant(
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<GrantDetail>> {
-    Ok(Json(
-        s.desk
-            .reset(grant_id(&id)?, actor, backend::clock::now())
-            .await?,
-    ))
+    act_on_grant(&s, actor, &id, GrantAction::Reset).await
 }
 
 #[utoipa::path(post, path = "/api/v1/grants/{grant_id}/unblock", tag = "desk",
@@ -719,11 +729,7 @@ async fn unblock_grant(
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<GrantDetail>> {
-    Ok(Json(
-        s.desk
-            .unblock(grant_id(&id)?, actor, backend::clock::now())
-            .await?,
-    ))
+    act_on_grant(&s, actor, &id, GrantAction::Unblock).await
 }
 
 #[utoipa::path(post, path = "/api/v1/grants/{grant_id}/expire", tag = "desk",
@@ -735,11 +741,7 @@ async fn expire_grant(
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<GrantDetail>> {
-    Ok(Json(
-        s.desk
-            .expire(grant_id(&id)?, actor, backend::clock::now())
-            .await?,
-    ))
+    act_on_grant(&s, actor, &id, GrantAction::Expire).await
 }
 
 #[utoipa::path(post, path = "/api/v1/grants/{grant_id}/resend", tag = "desk",
