@@ -6,7 +6,9 @@
 
 use backend::Store;
 use backend::services::{OrderQuery, OrderService};
-use backend::store::delivery::{self as rows, OrderRecord, OrderSource};
+use backend::store;
+use backend::store::orders::OrderRecord;
+use backend::store::orders::OrderSource;
 use domain::{Email, OrderId, OrderStatus, Timestamp};
 use std::time::{Duration, Instant};
 
@@ -39,7 +41,7 @@ fn fill(store: &Store, orders: u32) -> Result<(), backend::StoreError> {
                     created_at: at,
                     updated_at: at,
                 };
-                rows::put_order(tx, order_id(i), &record, None)?;
+                store::orders::put_order(tx, order_id(i), &record, None)?;
             }
             Ok::<_, backend::StoreError>(())
         })?;

@@ -138,7 +138,6 @@ impl Application {
             config.self_service,
         );
         let desk = DeskService::new(store.clone(), key, orders.clone(), settings.clone());
-        release_stale_reservations(&downloads).await?;
 
         let state = HttpState::new(HttpServices {
             store: store.clone(),
@@ -278,18 +277,6 @@ fn build_router(
         max_body_bytes,
     );
     Ok((router, render_threads))
-}
-
-/// Gives back what downloads cut off by the previous run had reserved but not sent.
-async fn release_stale_reservations(downloads: &DownloadService) -> Result<(), StartupError> {
-    let released = downloads.release_stale_reservations().await?;
-    if released > 0 {
-        tracing::info!(
-            grants = released,
-            "gave back download reservations left by the previous run"
-        );
-    }
-    Ok(())
 }
 
 /// The mailer the services queue mail with, the outbox screen's service, and the worker

@@ -107,7 +107,7 @@ pub async fn create_order(input: NewOrder) -> Result<CreatedOrder, AppError> {
             .orders
             .create(
                 input,
-                backend::store::delivery::OrderSource::Admin,
+                backend::store::orders::OrderSource::Admin,
                 actor,
                 backend::clock::now(),
             )

@@ -6,8 +6,9 @@ pub mod smtp;
 pub mod worker;
 
 use crate::services::SettingsService;
-use crate::store::delivery::{Grant, OrderRecord};
-use crate::store::{StoreError, delivery as rows, meta, outbox};
+use crate::store::grants::Grant;
+use crate::store::orders::OrderRecord;
+use crate::store::{StoreError, catalog, meta, outbox};
 use domain::mail::{
     LinkLine, MailFacts, MailKind, MailState, MailTemplate, TemplateSource, header_text,
 };
@@ -89,7 +90,7 @@ impl Mailer {
         grant: &Grant,
         url: String,
     ) -> Result<LinkLine, StoreError> {
-        let product_name = rows::product_in(tx, &grant.product_id)?
+        let product_name = catalog::product(tx, &grant.product_id)?
             .map_or_else(|| grant.product_id.to_string(), |p| p.name);
         Ok(LinkLine {
             product_name,
@@ -258,7 +259,7 @@ impl Mailer {
 
 /// The template of a kind: the seller's if saved (and still valid), else the default.
 pub fn template_in(tx: &WriteTransaction, kind: MailKind) -> Result<MailTemplate, StoreError> {
-    if let Some(custom) = meta::mail_templates_in(tx)?.get(&kind) {
+    if let Some(custom) = meta::mail_templates(tx)?.get(&kind) {
         match custom.checked() {
             Ok(t) => return Ok(t),
             // Saving checks templates, so this means a newer build's syntax; the default

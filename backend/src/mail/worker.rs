@@ -142,7 +142,7 @@ impl OutboxWorker {
             .run(move |s| {
                 s.write(|tx| {
                     let now = crate::clock::now();
-                    let Some(before) = outbox::mail_in(tx, id)? else {
+                    let Some(before) = outbox::mail(tx, id)? else {
                         return Ok(None);
                     };
                     if !before.state.is_pending() || before.next_attempt_at.is_none_or(|t| t > now)
@@ -208,7 +208,7 @@ impl OutboxWorker {
             .run(move |s| {
                 s.write(|tx| {
                     let now = crate::clock::now();
-                    let Some(before) = outbox::mail_in(tx, id)? else {
+                    let Some(before) = outbox::mail(tx, id)? else {
                         return Ok(());
                     };
                     let after = settled(&before, outcome, &retry, now);
@@ -268,7 +268,7 @@ pub async fn recover_interrupted(store: &Store, now: Timestamp) -> Result<usize,
         .run(move |s| {
             s.write(|tx| {
                 let mut recovered = 0;
-                for (id, before) in outbox::pending_in(tx)? {
+                for (id, before) in outbox::pending(tx)? {
                     if before.state != MailState::Sending {
                         continue;
                     }

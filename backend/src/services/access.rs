@@ -94,7 +94,7 @@ impl AccessService {
         self.store
             .run(move |s| {
                 s.write(|tx| {
-                    if rows::admin_count_in(tx)? > 0 {
+                    if rows::admin_count(tx)? > 0 {
                         rows::clear_setup_token(tx)?;
                         return Ok(None);
                     }
@@ -295,7 +295,7 @@ impl AccessService {
     ) -> Result<NewSession, ServiceError> {
         let found = self
             .store
-            .run(move |s| s.write(|tx| rows::admin_in(tx, admin_id)))
+            .run(move |s| s.write(|tx| rows::admin(tx, admin_id)))
             .await?
             .ok_or_else(|| ServiceError::Unauthorized("your account no longer exists".into()))?;
         let stored_hash = found.password_hash.clone();
@@ -320,7 +320,7 @@ impl AccessService {
             .store
             .run(move |s| {
                 s.write(|tx| {
-                    let mut record = rows::admin_in(tx, admin_id)?.ok_or_else(|| {
+                    let mut record = rows::admin(tx, admin_id)?.ok_or_else(|| {
                         ServiceError::Unauthorized("your account no longer exists".into())
                     })?;
                     record.password_hash = password_hash;
@@ -656,7 +656,7 @@ fn setup_link_refused() -> ServiceError {
 }
 
 fn valid_setup_token(tx: &redb::WriteTransaction, candidate: &str) -> Result<bool, StoreError> {
-    if rows::admin_count_in(tx)? > 0 {
+    if rows::admin_count(tx)? > 0 {
         return Ok(false);
     }
     Ok(rows::setup_token(tx)?

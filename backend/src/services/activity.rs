@@ -4,8 +4,10 @@
 
 use super::ServiceError;
 use super::desk::sighting;
+use crate::store;
 use crate::store::Store;
-use crate::store::delivery::{self as rows, EventRecord, Outcome};
+use crate::store::events::EventRecord;
+use crate::store::events::Outcome;
 use domain::wire::{ActivityFilter, ActivityPage, ActivityRow, BlockedGrant, DailyDownloads};
 use domain::{AttemptOutcome, CountryCode, GrantId, OrderId, ProductId, Timestamp};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -55,14 +57,14 @@ impl ActivityService {
                         grants
                             .entry(g)
                             .or_insert_with(|| {
-                                rows::grant(tx, g)
+                                store::grants::grant(tx, g)
                                     .ok()
                                     .flatten()
                                     .map(|r| (r.order_id, r.product_id))
                             })
                             .clone()
                     };
-                    let (events, resume) = rows::walk_events(
+                    let (events, resume) = store::events::walk_events(
                         tx,
                         before,
                         SCAN,
@@ -83,7 +85,7 @@ impl ActivityService {
                                 files
                                     .entry(f)
                                     .or_insert_with(|| {
-                                        rows::file(tx, f).ok().flatten().map(|r| r.name)
+                                        store::catalog::file(tx, f).ok().flatten().map(|r| r.name)
                                     })
                                     .clone()
                             });
@@ -117,10 +119,14 @@ impl ActivityService {
             .store
             .run(move |s| {
                 s.read(|tx| {
-                    Ok(
-                        rows::walk_events(tx, None, CHART_SCAN, |_| true, |e, _| e.at < first_day)?
-                            .0,
-                    )
+                    Ok(store::events::walk_events(
+                        tx,
+                        None,
+                        CHART_SCAN,
+                        |_| true,
+                        |e, _| e.at < first_day,
+                    )?
+                    .0)
                 })
             })
             .await?;
@@ -188,7 +194,7 @@ fn row(
 
 /// Grants refused recently for a second country that are still blocked, newest first.
 fn blocked_grants(tx: &redb::ReadTransaction) -> Result<Vec<BlockedGrant>, crate::StoreError> {
-    let (refusals, _) = rows::walk_events(
+    let (refusals, _) = store::events::walk_events(
         tx,
         None,
         BLOCKED_SCAN,
@@ -202,11 +208,11 @@ fn blocked_grants(tx: &redb::ReadTransaction) -> Result<Vec<BlockedGrant>, crate
         .filter(|g| seen.insert(*g))
         .collect();
     let mut out = Vec::new();
-    for (id, g) in rows::still_blocked(tx, candidates)? {
+    for (id, g) in store::grants::still_blocked(tx, candidates)? {
         let Some(blocked_by) = g.blocked_by.as_ref().map(sighting) else {
             continue;
         };
-        let email = rows::order(tx, g.order_id)?.map(|o| o.email);
+        let email = store::orders::order(tx, g.order_id)?.map(|o| o.email);
         if let Some(email) = email {
             out.push(BlockedGrant {
                 grant_id: id,

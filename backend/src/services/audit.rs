@@ -2,7 +2,8 @@
 //! written in the same transaction as the change itself.
 
 use super::ServiceError;
-use crate::store::delivery::{self as rows, AuditRecord};
+use crate::store;
+use crate::store::audit::AuditRecord;
 use crate::store::{Store, StoreError};
 use domain::{AdminId, ApiTokenId, Timestamp};
 use serde::Serialize;
@@ -36,7 +37,7 @@ pub fn record_audit<B: Serialize, A: Serialize>(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let json = |v: Option<String>| v.unwrap_or_else(|| "null".to_owned());
-    rows::insert_audit(
+    store::audit::insert_audit(
         tx,
         &AuditRecord {
             at: now,
@@ -76,7 +77,7 @@ pub async fn read_audit(
     target: Option<String>,
 ) -> Result<Vec<AuditEntry>, ServiceError> {
     let rows = store
-        .run(move |s| s.read(|tx| rows::audit(tx, usize::MAX)))
+        .run(move |s| s.read(|tx| store::audit::audit(tx, usize::MAX)))
         .await?;
     Ok(rows
         .into_iter()

@@ -3,8 +3,10 @@
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
 use crate::blobs::{BlobError, Blobs};
+use crate::store;
 use crate::store::Store;
-use crate::store::delivery::{self as rows, FileRecord, ProductRecord};
+use crate::store::catalog::FileRecord;
+use crate::store::catalog::ProductRecord;
 use bytes::Bytes;
 use domain::wire::{FileView, NewProduct, ProductPatch, ProductView};
 use domain::{FileId, ProductId, Timestamp};
@@ -52,12 +54,12 @@ impl CatalogService {
         self.store
             .run(move |s| {
                 s.write(|tx| {
-                    if rows::product_in(tx, &id)?.is_some() {
+                    if store::catalog::product(tx, &id)?.is_some() {
                         return Err(ServiceError::Conflict(format!(
                             "a product with the id {id} already exists"
                         )));
                     }
-                    rows::put_product(tx, &id, &record)?;
+                    store::catalog::put_product(tx, &id, &record)?;
                     record_audit(
                         tx,
                         &actor,
@@ -78,13 +80,17 @@ impl CatalogService {
         self.store
             .run(move |s| {
                 s.read(|tx| {
-                    let Some(product) = rows::product(tx, &id)? else {
+                    let Some(product) = store::catalog::product(tx, &id)? else {
                         return Ok(None);
                     };
                     let files = product
                         .files
                         .iter()
-                        .filter_map(|f| rows::file(tx, *f).transpose().map(|r| r.map(|r| (*f, r))))
+                        .filter_map(|f| {
+                            store::catalog::file(tx, *f)
+                                .transpose()
+                                .map(|r| r.map(|r| (*f, r)))
+                        })
                         .collect::<Result<Vec<_>, _>>()?;
                     Ok(Some(view(&id, &product, files)))
                 })
@@ -96,7 +102,7 @@ impl CatalogService {
 
     /// Every product, by id.
     pub async fn list(&self) -> Result<Vec<ProductView>, ServiceError> {
-        let ids = self.store.run(|s| s.read(rows::products)).await?;
+        let ids = self.store.run(|s| s.read(store::catalog::products)).await?;
         let mut out = Vec::with_capacity(ids.len());
         for (id, _) in ids {
             out.push(self.get(id).await?);
@@ -117,7 +123,7 @@ impl CatalogService {
         self.store
             .run(move |s| {
                 s.write(|tx| {
-                    let before = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    let before = store::catalog::product(tx, &id)?.ok_or_else(|| not_found(&id))?;
                     let mut after = before.clone();
                     if let Some(name) = name {
                         after.name = name;
@@ -126,7 +132,7 @@ impl CatalogService {
                     after.download_days = patch.download_days.unwrap_or(after.download_days);
                     after.country_lock = patch.country_lock.unwrap_or(after.country_lock);
                     after.updated_at = now;
-                    rows::put_product(tx, &id, &after)?;
+                    store::catalog::put_product(tx, &id, &after)?;
                     record_audit(
                         tx,
                         &actor,
@@ -169,7 +175,7 @@ impl CatalogService {
         let exists = {
             let id = id.clone();
             self.store
-                .run(move |s| s.read(|tx| rows::product(tx, &id)))
+                .run(move |s| s.read(|tx| store::catalog::product(tx, &id)))
                 .await?
                 .is_some()
         };
@@ -202,11 +208,12 @@ impl CatalogService {
             .store
             .run(move |s| {
                 s.write(|tx| {
-                    let mut product = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
-                    let file_id = rows::insert_file(tx, &record)?;
+                    let mut product =
+                        store::catalog::product(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    let file_id = store::catalog::insert_file(tx, &record)?;
                     product.files.push(file_id);
                     product.updated_at = now;
-                    rows::put_product(tx, &id, &product)?;
+                    store::catalog::put_product(tx, &id, &product)?;
                     let shown = file_view(file_id, &record);
                     record_audit(
                         tx,
@@ -240,20 +247,21 @@ impl CatalogService {
             .store
             .run(move |s| {
                 s.write(|tx| {
-                    let mut product = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    let mut product =
+                        store::catalog::product(tx, &id)?.ok_or_else(|| not_found(&id))?;
                     refuse_if_live(tx, &id, force, now)?;
                     let Some(pos) = product.files.iter().position(|f| *f == file) else {
                         return Err(ServiceError::NotFound(format!(
                             "product {id} has no file {file}"
                         )));
                     };
-                    let record = rows::file_in(tx, file)?.ok_or_else(|| {
+                    let record = store::catalog::file(tx, file)?.ok_or_else(|| {
                         ServiceError::NotFound(format!("product {id} has no file {file}"))
                     })?;
                     product.files.remove(pos);
                     product.updated_at = now;
-                    rows::put_product(tx, &id, &product)?;
-                    rows::remove_file(tx, file)?;
+                    store::catalog::put_product(tx, &id, &product)?;
+                    store::catalog::remove_file(tx, file)?;
                     record_audit(
                         tx,
                         &actor,
@@ -287,16 +295,17 @@ impl CatalogService {
             .store
             .run(move |s| {
                 s.write(|tx| {
-                    let product = rows::product_in(tx, &id)?.ok_or_else(|| not_found(&id))?;
+                    let product =
+                        store::catalog::product(tx, &id)?.ok_or_else(|| not_found(&id))?;
                     refuse_if_live(tx, &id, force, now)?;
                     let mut keys = Vec::new();
                     for file in &product.files {
-                        if let Some(record) = rows::file_in(tx, *file)? {
+                        if let Some(record) = store::catalog::file(tx, *file)? {
                             keys.push(record.storage_key);
                         }
-                        rows::remove_file(tx, *file)?;
+                        store::catalog::remove_file(tx, *file)?;
                     }
-                    rows::remove_product(tx, &id)?;
+                    store::catalog::remove_product(tx, &id)?;
                     record_audit(
                         tx,
                         &actor,
@@ -330,7 +339,7 @@ fn refuse_if_live(
     if force {
         return Ok(());
     }
-    let live = rows::live_grants_for_product(tx, id, now)?;
+    let live = store::grants::live_grants_for_product(tx, id, now)?;
     if live > 0 {
         return Err(ServiceError::Conflict(format!(
             "{live} buyer{} can still download {id}; deleting would break their links. Add force=true to delete anyway",

@@ -8,7 +8,10 @@ use super::orders::OrderService;
 use super::settings::SettingsService;
 use crate::auth::download_key::DownloadKey;
 use crate::mail::{About, Mailer};
-use crate::store::delivery::{self as rows, Grant, OrderSource, Sighting};
+use crate::store;
+use crate::store::grants::Grant;
+use crate::store::grants::Sighting;
+use crate::store::orders::OrderSource;
 use crate::store::{Store, StoreError};
 use domain::mail::MailKind;
 use domain::wire::{
@@ -115,15 +118,16 @@ impl DeskService {
                 s.read(|tx| {
                     let mut found: Vec<(GrantId, bool)> = Vec::new();
                     if let Some(d) = digest
-                        && let Some(g) = rows::grant_by_digest(tx, &d)?
+                        && let Some(g) = store::grants::grant_by_digest(tx, &d)?
                     {
-                        let current = rows::grant(tx, g)?.is_some_and(|r| r.password_digest == d);
+                        let current =
+                            store::grants::grant(tx, g)?.is_some_and(|r| r.password_digest == d);
                         found.push((g, !current));
                     }
                     // Exactly one key is given (checked above), so "every key" is that key.
-                    let orders = rows::orders_matching(
+                    let orders = store::orders::orders_matching(
                         tx,
-                        &rows::OrderKeys {
+                        &store::orders::OrderKeys {
                             email: email.as_ref(),
                             order_id,
                             order_number: query.order_number.as_deref(),
@@ -131,7 +135,7 @@ impl DeskService {
                         },
                     )?;
                     for o in orders {
-                        if let Some(order) = rows::order(tx, o)? {
+                        if let Some(order) = store::orders::order(tx, o)? {
                             found.extend(order.grants.iter().map(|g| (*g, false)));
                         }
                     }
@@ -242,7 +246,7 @@ impl DeskService {
                     Ok(())
                 },
                 move |tx, grant| {
-                    let order = rows::order_in(tx, grant.order_id)?.ok_or_else(|| {
+                    let order = store::orders::order(tx, grant.order_id)?.ok_or_else(|| {
                         ServiceError::Internal(format!("order of grant {id} missing"))
                     })?;
                     let line = Mailer::link_line(tx, grant, mail_url)?;
@@ -317,10 +321,10 @@ impl DeskService {
         self.store
             .run(move |s| {
                 s.write(|tx| {
-                    let before = rows::grant_in(tx, id)?.ok_or_else(|| not_found(id))?;
+                    let before = store::grants::grant(tx, id)?.ok_or_else(|| not_found(id))?;
                     let mut after = before.clone();
                     apply(&mut after)?;
-                    rows::put_grant(tx, id, &after)?;
+                    store::grants::put_grant(tx, id, &after)?;
                     then(tx, &after)?;
                     record_audit(
                         tx,
@@ -369,19 +373,19 @@ fn detail(
     replaced: bool,
     now: Timestamp,
 ) -> Result<GrantDetail, StoreError> {
-    let g = rows::grant(tx, id)?.ok_or(StoreError::Corrupt {
+    let g = store::grants::grant(tx, id)?.ok_or(StoreError::Corrupt {
         kind: "grant",
         detail: format!("{id} missing"),
     })?;
-    let order = rows::order(tx, g.order_id)?.ok_or(StoreError::Corrupt {
+    let order = store::orders::order(tx, g.order_id)?.ok_or(StoreError::Corrupt {
         kind: "order",
         detail: format!("of grant {id}"),
     })?;
-    let product = rows::product(tx, &g.product_id)?;
+    let product = store::catalog::product(tx, &g.product_id)?;
     let mut sizes = Vec::new();
     let mut files = Vec::new();
     for fid in product.iter().flat_map(|p| &p.files) {
-        if let Some(f) = rows::file(tx, *fid)? {
+        if let Some(f) = store::catalog::file(tx, *fid)? {
             sizes.push((*fid, f.size));
             files.push(FileUsage {
                 file_id: *fid,
@@ -392,7 +396,7 @@ fn detail(
     }
     let names: std::collections::HashMap<_, _> =
         files.iter().map(|f| (f.file_id, f.name.clone())).collect();
-    let uses = rows::grant_events(tx, id)?
+    let uses = store::events::grant_events(tx, id)?
         .into_iter()
         .map(|e| UseView {
             at: e.at,

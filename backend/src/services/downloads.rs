@@ -9,9 +9,14 @@
 use super::ServiceError;
 use crate::auth::download_key::DownloadKey;
 use crate::blobs::{BlobError, Blobs};
-use crate::store::delivery::{
-    self as rows, DeliveryReads, DownloadTables, EventRecord, FileRecord, Grant, Outcome, Sighting,
-};
+use crate::store;
+use crate::store::catalog::FileRecord;
+use crate::store::download_tables::DeliveryReads;
+use crate::store::download_tables::DownloadTables;
+use crate::store::events::EventRecord;
+use crate::store::events::Outcome;
+use crate::store::grants::Grant;
+use crate::store::grants::Sighting;
 use crate::store::{Store, StoreError};
 use bytes::Bytes;
 use domain::range::{self, RangeAnswer};
@@ -287,15 +292,6 @@ impl DownloadService {
         Ok(BodySource::Stream(self.blobs.read(key, range).await?))
     }
 
-    /// Gives back reservations left by builds that counted downloads in progress apart
-    /// (this one charges them up front, see `begin`), so that such a data file upgrades cleanly.
-    pub async fn release_stale_reservations(&self) -> Result<u64, ServiceError> {
-        Ok(self
-            .store
-            .run(|s| s.write(rows::release_all_reservations))
-            .await?)
-    }
-
     /// The buyer page for a password, at `now`.
     pub async fn page(&self, password: &str, now: Timestamp) -> Result<BuyerPage, ServiceError> {
         let Ok(password) = DownloadPassword::parse(password) else {
@@ -305,25 +301,25 @@ impl DownloadService {
         self.store
             .run(move |s| {
                 s.read(|tx| {
-                    let Some(gid) = rows::grant_by_digest(tx, &digest)? else {
+                    let Some(gid) = store::grants::grant_by_digest(tx, &digest)? else {
                         return Ok(BuyerPage::Unknown);
                     };
-                    let Some(grant) = rows::grant(tx, gid)? else {
+                    let Some(grant) = store::grants::grant(tx, gid)? else {
                         return Ok(BuyerPage::Unknown);
                     };
                     if grant.password_digest != digest {
                         return Ok(BuyerPage::Unknown);
                     }
-                    let order = rows::order(tx, grant.order_id)?
+                    let order = store::orders::order(tx, grant.order_id)?
                         .ok_or_else(|| corrupt("order of a grant"))?;
-                    let product = rows::product(tx, &grant.product_id)?;
+                    let product = store::catalog::product(tx, &grant.product_id)?;
                     let product_name = product
                         .as_ref()
                         .map_or_else(|| grant.product_id.to_string(), |p| p.name.clone());
                     let mut sizes = Vec::new();
                     let mut files = Vec::new();
                     for fid in product.iter().flat_map(|p| &p.files) {
-                        if let Some(f) = rows::file(tx, *fid)? {
+                        if let Some(f) = store::catalog::file(tx, *fid)? {
                             sizes.push((*fid, f.size));
                             files.push(FileOffer {
                                 file_id: *fid,
@@ -644,7 +640,7 @@ pub(crate) mod tests {
     }
     use crate::blobs::Blobs;
     use crate::services::{Actor, CatalogService, OrderService};
-    use crate::store::delivery::OrderSource;
+    use crate::store::orders::OrderSource;
     use bytes::Bytes;
     use domain::wire::{NewOrder, NewProduct, OrderPatch};
     use std::time::Duration;
@@ -913,7 +909,7 @@ pub(crate) mod tests {
         let grant = f
             .store
             .read(|tx| {
-                rows::grant_by_digest(
+                store::grants::grant_by_digest(
                     tx,
                     &f.downloads
                         .key
@@ -922,7 +918,10 @@ pub(crate) mod tests {
             })
             .unwrap()
             .unwrap();
-        let logged = f.store.read(|tx| rows::grant_events(tx, grant)).unwrap();
+        let logged = f
+            .store
+            .read(|tx| store::events::grant_events(tx, grant))
+            .unwrap();
         assert_eq!(logged.len(), 40, "the 40 attempts that reached the rules");
         assert_eq!(
             f.store.split_batches(),
@@ -991,7 +990,7 @@ pub(crate) mod tests {
         let grant = f
             .downloads
             .store
-            .read(|tx| rows::grant(tx, GrantId::new(1)))
+            .read(|tx| store::grants::grant(tx, GrantId::new(1)))
             .unwrap()
             .unwrap();
         let locked = grant.locked.unwrap();
@@ -1007,7 +1006,7 @@ pub(crate) mod tests {
         let events = f
             .downloads
             .store
-            .read(|tx| rows::grant_events(tx, GrantId::new(1)))
+            .read(|tx| store::events::grant_events(tx, GrantId::new(1)))
             .unwrap();
         let outcomes: Vec<_> = events.iter().map(|e| e.outcome.clone()).collect();
         assert_eq!(
@@ -1129,7 +1128,14 @@ pub(crate) mod tests {
         // The server dies before this one settles: after the restart nothing is given back,
         // so the buyer cannot turn crashes into free downloads.
         let _lost = attempt().await.unwrap();
-        assert_eq!(f.downloads.release_stale_reservations().await.unwrap(), 0);
+        let reopened_ledger = f
+            .downloads
+            .store
+            .read(|tx| crate::store::grants::grant(tx, GrantId::new(1)))
+            .unwrap()
+            .unwrap()
+            .counted(f.file);
+        assert_eq!(reopened_ledger, 2 * SIZE);
         assert!(matches!(attempt().await, Err(Refusal::Denied(_))));
     }
 
@@ -1138,14 +1144,14 @@ pub(crate) mod tests {
         let store = f.downloads.store.clone();
         store
             .read(|tx| {
-                let grant = rows::grant_by_digest(
+                let grant = store::grants::grant_by_digest(
                     tx,
                     &f.downloads
                         .key
                         .digest(&DownloadPassword::parse(&f.password).unwrap()),
                 )?
                 .unwrap();
-                Ok(rows::grant_events(tx, grant)?
+                Ok(store::events::grant_events(tx, grant)?
                     .into_iter()
                     .filter(|e| e.outcome == Outcome::Allowed)
                     .map(|e| e.bytes)

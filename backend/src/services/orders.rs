@@ -5,7 +5,10 @@ use super::ServiceError;
 use super::audit::{Actor, record_audit};
 use crate::auth::download_key::DownloadKey;
 use crate::mail::{About, Mailer};
-use crate::store::delivery::{self as rows, Grant, OrderRecord, OrderSource};
+use crate::store;
+use crate::store::grants::Grant;
+use crate::store::orders::OrderRecord;
+use crate::store::orders::OrderSource;
 use crate::store::{Store, outbox};
 use domain::mail::{LinkLine, MailKind};
 use domain::password::RANDOM_BYTES;
@@ -74,7 +77,7 @@ impl OrderService {
             .run(move |s| {
                 s.write(|tx| {
                     if let Some(t) = &transaction_id
-                        && let Some(existing) = rows::order_by_transaction_in(tx, t)?
+                        && let Some(existing) = store::orders::order_by_transaction(tx, t)?
                     {
                         return Err(ServiceError::Conflict(format!(
                             "order {existing} already has the transaction id {t}"
@@ -86,12 +89,13 @@ impl OrderService {
                     let mut lines = Vec::new();
                     for ((product_id, digest), url) in products.iter().zip(&digests).zip(mail_urls)
                     {
-                        let product = rows::product_in(tx, product_id)?.ok_or_else(|| {
-                            ServiceError::invalid(
-                                "product_ids",
-                                format!("there is no product with the id {product_id}"),
-                            )
-                        })?;
+                        let product =
+                            store::catalog::product(tx, product_id)?.ok_or_else(|| {
+                                ServiceError::invalid(
+                                    "product_ids",
+                                    format!("there is no product with the id {product_id}"),
+                                )
+                            })?;
                         let grant = Grant::issue(
                             order_id,
                             product_id.clone(),
@@ -105,7 +109,7 @@ impl OrderService {
                             max_downloads: grant.max_downloads,
                             valid_until: grant.valid_until,
                         });
-                        grants.push(rows::insert_grant(tx, &grant)?);
+                        grants.push(store::grants::insert_grant(tx, &grant)?);
                     }
                     let record = OrderRecord {
                         order_number,
@@ -118,7 +122,7 @@ impl OrderService {
                         created_at: now,
                         updated_at: now,
                     };
-                    rows::put_order(tx, order_id, &record, None)?;
+                    store::orders::put_order(tx, order_id, &record, None)?;
                     if record.status == OrderStatus::Confirmed {
                         queue_order_mail(&mailer, tx, order_id, &record, lines, now)?;
                     }
@@ -160,7 +164,7 @@ impl OrderService {
             .store
             .run(move |s| {
                 s.read(|tx| {
-                    rows::order(tx, id)?
+                    store::orders::order(tx, id)?
                         .map(|record| order_view_read(tx, id, &record))
                         .transpose()
                 })
@@ -180,8 +184,8 @@ impl OrderService {
         self.store
             .run(move |s| {
                 s.read(|tx| {
-                    let total = rows::order_count(tx)?;
-                    let mut page = rows::order_page(tx, before.as_deref(), limit + 1)?;
+                    let total = store::orders::order_count(tx)?;
+                    let mut page = store::orders::order_page(tx, before.as_deref(), limit + 1)?;
                     let more = page.len() > limit;
                     page.truncate(limit);
                     let next_before = more
@@ -223,19 +227,19 @@ impl OrderService {
             .store
             .run(move |s| {
                 s.read(|tx| {
-                    let keys = rows::OrderKeys {
+                    let keys = store::orders::OrderKeys {
                         email: email.as_ref(),
                         order_id,
                         order_number: query.order_number.as_deref(),
                         transaction_id: query.transaction_id.as_deref(),
                     };
                     if keys.is_empty() {
-                        return Ok(rows::recent_orders(tx, 100)?
+                        return Ok(store::orders::recent_orders(tx, 100)?
                             .into_iter()
                             .map(|(id, _)| id)
                             .collect());
                     }
-                    rows::orders_matching(tx, &keys)
+                    store::orders::orders_matching(tx, &keys)
                 })
             })
             .await?;
@@ -279,7 +283,8 @@ impl OrderService {
             .store
             .run(move |s| {
                 s.write(|tx| {
-                    let before = rows::order_in(tx, id)?.ok_or_else(|| order_not_found(id))?;
+                    let before =
+                        store::orders::order(tx, id)?.ok_or_else(|| order_not_found(id))?;
                     let mut after = before.clone();
                     if let Some(email) = email {
                         after.email = email;
@@ -297,7 +302,7 @@ impl OrderService {
                         }
                     }
                     after.updated_at = now;
-                    rows::put_order(tx, id, &after, Some(&before))?;
+                    store::orders::put_order(tx, id, &after, Some(&before))?;
                     if after.status == OrderStatus::Confirmed
                         && before.status != OrderStatus::Confirmed
                     {
@@ -342,11 +347,11 @@ impl OrderService {
                 s.write(|tx| {
                     let mut lines = Vec::new();
                     let mut name = String::new();
-                    for order_id in rows::orders_by_email_in(tx, &email)? {
+                    for order_id in store::orders::orders_by_email(tx, &email)? {
                         if only.is_some_and(|o| o != order_id) {
                             continue;
                         }
-                        let Some(order) = rows::order_in(tx, order_id)? else {
+                        let Some(order) = store::orders::order(tx, order_id)? else {
                             continue;
                         };
                         if !order.status.allows_downloads() {
@@ -406,8 +411,8 @@ impl OrderService {
         self.store
             .run(move |s| {
                 s.write(|tx| {
-                    let order = rows::order_in(tx, id)?.ok_or_else(|| order_not_found(id))?;
-                    let product = rows::product_in(tx, &to)?.ok_or_else(|| {
+                    let order = store::orders::order(tx, id)?.ok_or_else(|| order_not_found(id))?;
+                    let product = store::catalog::product(tx, &to)?.ok_or_else(|| {
                         ServiceError::invalid(
                             "to_product_id",
                             format!("there is no product with the id {to}"),
@@ -415,7 +420,7 @@ impl OrderService {
                     })?;
                     let mut found = None;
                     for g in &order.grants {
-                        let grant = rows::grant_in(tx, *g)?
+                        let grant = store::grants::grant(tx, *g)?
                             .ok_or_else(|| ServiceError::Internal(format!("grant {g} missing")))?;
                         if grant.product_id == from && grant.revoked_at.is_none() {
                             found = Some((*g, grant));
@@ -430,7 +435,7 @@ impl OrderService {
                     })?;
                     let mut after = before.clone();
                     after.exchange(to.clone(), product.rules());
-                    rows::put_grant(tx, gid, &after)?;
+                    store::grants::put_grant(tx, gid, &after)?;
                     record_audit(
                         tx,
                         &actor,
@@ -541,8 +546,8 @@ fn mail_first_confirmation(
     now: Timestamp,
 ) -> Result<(), ServiceError> {
     if order.source == OrderSource::Import
-        || outbox::order_has_mail_in(tx, order_id, MailKind::Purchase)?
-        || outbox::order_has_mail_in(tx, order_id, MailKind::NewPassword)?
+        || outbox::order_has_mail(tx, order_id, MailKind::Purchase)?
+        || outbox::order_has_mail(tx, order_id, MailKind::NewPassword)?
     {
         return Ok(());
     }
@@ -562,7 +567,7 @@ fn renew_links(
 ) -> Result<Vec<LinkLine>, ServiceError> {
     let mut lines = Vec::new();
     for gid in grants {
-        let Some(mut grant) = rows::grant_in(tx, *gid)? else {
+        let Some(mut grant) = store::grants::grant(tx, *gid)? else {
             continue;
         };
         if !renew(&grant) {
@@ -570,7 +575,7 @@ fn renew_links(
         }
         let password = fresh_password();
         grant.rotate(key.digest(&password));
-        rows::put_grant(tx, *gid, &grant)?;
+        store::grants::put_grant(tx, *gid, &grant)?;
         lines.push(Mailer::link_line(tx, &grant, mailer.link(&password))?);
     }
     Ok(lines)
@@ -591,9 +596,9 @@ fn revoke_grants(
     now: Timestamp,
 ) -> Result<(), ServiceError> {
     for g in grants {
-        if let Some(mut grant) = rows::grant_in(tx, *g)? {
+        if let Some(mut grant) = store::grants::grant(tx, *g)? {
             grant.revoke(now);
-            rows::put_grant(tx, *g, &grant)?;
+            store::grants::put_grant(tx, *g, &grant)?;
         }
     }
     Ok(())
@@ -604,7 +609,7 @@ fn unused_order_id(tx: &WriteTransaction) -> Result<OrderId, ServiceError> {
     let mut rng = rand::rng();
     for _ in 0..1000 {
         let id = OrderId::new(rng.random_range(OrderId::MIN..=OrderId::MAX)).expect("in range");
-        if !rows::order_exists(tx, id)? {
+        if !store::orders::order_exists(tx, id)? {
             return Ok(id);
         }
     }
@@ -620,7 +625,7 @@ fn unused_order_number(tx: &WriteTransaction, now: Timestamp) -> Result<String, 
             "{:04}{:02}{:02}{:02}{:02}{:02}{:03}",
             c.year, c.month, c.day, c.hour, c.minute, c.second, c.millisecond
         );
-        if !rows::order_number_taken(tx, &number)? {
+        if !store::orders::order_number_taken(tx, &number)? {
             return Ok(number);
         }
         at = at.plus(Duration::from_millis(1));
@@ -647,7 +652,7 @@ fn order_view(
     id: OrderId,
     o: &OrderRecord,
 ) -> Result<OrderView, crate::store::StoreError> {
-    build_view(id, o, |g| rows::grant_in(tx, g))
+    build_view(id, o, |g| store::grants::grant(tx, g))
 }
 
 /// [`order_view`] in a read transaction.
@@ -656,7 +661,7 @@ fn order_view_read(
     id: OrderId,
     o: &OrderRecord,
 ) -> Result<OrderView, crate::store::StoreError> {
-    build_view(id, o, |g| rows::grant(tx, g))
+    build_view(id, o, |g| store::grants::grant(tx, g))
 }
 
 fn build_view(

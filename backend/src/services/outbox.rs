@@ -117,7 +117,7 @@ impl OutboxService {
             .store
             .run(move |s| {
                 s.write(|tx| {
-                    let before = outbox::mail_in(tx, id)?.ok_or_else(|| not_found(id))?;
+                    let before = outbox::mail(tx, id)?.ok_or_else(|| not_found(id))?;
                     match before.state {
                         MailState::Sent => {
                             return Err(ServiceError::Conflict(format!(
@@ -179,7 +179,7 @@ impl OutboxService {
                         Some(&to.as_str()),
                         now,
                     )?;
-                    let mail = outbox::mail_in(tx, id)?
+                    let mail = outbox::mail(tx, id)?
                         .ok_or_else(|| ServiceError::Internal("queued mail missing".into()))?;
                     Ok::<_, ServiceError>((id, mail))
                 })
@@ -229,7 +229,7 @@ impl OutboxService {
         self.store
             .run(move |s| {
                 s.write(|tx| {
-                    let mut all = meta::mail_templates_in(tx)?;
+                    let mut all = meta::mail_templates(tx)?;
                     let before = all.get(&kind).cloned();
                     match saved {
                         Some(t) => all.insert(kind, t),

@@ -3,7 +3,7 @@
 
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
-use crate::store::delivery as rows;
+use crate::store;
 use crate::store::{Store, meta};
 use domain::Timestamp;
 use domain::settings::StoreSettings;
@@ -97,7 +97,9 @@ impl SettingsService {
             let (_, events, done) = self
                 .store
                 .run(move |s| {
-                    s.write(|tx| rows::shorten_event_ips_before(tx, cutoff, RETENTION_BATCH))
+                    s.write(|tx| {
+                        store::events::shorten_event_ips_before(tx, cutoff, RETENTION_BATCH)
+                    })
                 })
                 .await?;
             shortened.events += events;
@@ -107,7 +109,7 @@ impl SettingsService {
         }
         shortened.grants = self
             .store
-            .run(move |s| s.write(|tx| rows::shorten_sighting_ips_before(tx, cutoff)))
+            .run(move |s| s.write(|tx| store::grants::shorten_sighting_ips_before(tx, cutoff)))
             .await?;
         Ok(shortened)
     }
@@ -145,7 +147,10 @@ impl SettingsService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::delivery::{EventRecord, Grant, Outcome, Sighting};
+    use crate::store::events::EventRecord;
+    use crate::store::events::Outcome;
+    use crate::store::grants::Grant;
+    use crate::store::grants::Sighting;
     use domain::{CountryCode, GrantId, OrderId, ProductId};
     use std::net::IpAddr;
 
@@ -219,7 +224,7 @@ mod tests {
         let store = Store::in_memory().unwrap();
         let grant = store
             .write(|tx| {
-                rows::insert_grant(
+                store::grants::insert_grant(
                     tx,
                     &Grant {
                         order_id: OrderId::new(1_234_567).unwrap(),
@@ -242,13 +247,13 @@ mod tests {
         store
             .write(|tx| {
                 for i in 0..5_000 {
-                    rows::insert_event(
+                    store::events::insert_event(
                         tx,
                         &event(day(1).plus(Duration::from_millis(i)), "8.8.8.8"),
                     )?;
                 }
                 for n in [40, 50, 55] {
-                    rows::insert_event(tx, &event(day(n), "81.2.69.142"))?;
+                    store::events::insert_event(tx, &event(day(n), "81.2.69.142"))?;
                 }
                 Ok::<_, crate::store::StoreError>(())
             })
@@ -266,8 +271,8 @@ mod tests {
         let (events, g) = store
             .read(|tx| {
                 Ok((
-                    rows::grant_events(tx, GrantId::new(1))?,
-                    rows::grant(tx, grant)?,
+                    store::events::grant_events(tx, GrantId::new(1))?,
+                    store::grants::grant(tx, grant)?,
                 ))
             })
             .unwrap();

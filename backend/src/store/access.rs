@@ -3,13 +3,11 @@
 //! Secrets (session cookies, API tokens, the setup token) are stored only as SHA-256 digests:
 //! they are 256-bit random values, so a digest is enough to make a stolen file useless.
 
-use super::StoreError;
 use super::codec::{self, Record};
 use super::meta::{self, META};
+use super::{Reader, StoreError};
 use domain::{AdminId, ApiTokenId, Email, Timestamp};
-use redb::{
-    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 /// key: admin id (u64); value: [`AdminRecord`].
@@ -172,18 +170,9 @@ pub fn remove_admin(
     Ok(Some(record))
 }
 
-/// Reads one admin inside a write transaction.
-pub fn admin_in(tx: &WriteTransaction, id: AdminId) -> Result<Option<AdminRecord>, StoreError> {
-    let admins = tx.open_table(ADMINS)?;
-    admins
-        .get(id.get())?
-        .map(|row| codec::decode(row.value()))
-        .transpose()
-}
-
 /// Reads one admin.
-pub fn admin(tx: &ReadTransaction, id: AdminId) -> Result<Option<AdminRecord>, StoreError> {
-    let admins = tx.open_table(ADMINS)?;
+pub fn admin(tx: &impl Reader, id: AdminId) -> Result<Option<AdminRecord>, StoreError> {
+    let admins = tx.table(ADMINS)?;
     admins
         .get(id.get())?
         .map(|row| codec::decode(row.value()))
@@ -191,8 +180,8 @@ pub fn admin(tx: &ReadTransaction, id: AdminId) -> Result<Option<AdminRecord>, S
 }
 
 /// Every admin, by id.
-pub fn admins(tx: &ReadTransaction) -> Result<Vec<(AdminId, AdminRecord)>, StoreError> {
-    let table = tx.open_table(ADMINS)?;
+pub fn admins(tx: &impl Reader) -> Result<Vec<(AdminId, AdminRecord)>, StoreError> {
+    let table = tx.table(ADMINS)?;
     table
         .iter()?
         .map(|row| {
@@ -202,14 +191,9 @@ pub fn admins(tx: &ReadTransaction) -> Result<Vec<(AdminId, AdminRecord)>, Store
         .collect()
 }
 
-/// How many admins exist, inside a write transaction.
-pub fn admin_count_in(tx: &WriteTransaction) -> Result<u64, StoreError> {
-    Ok(tx.open_table(ADMINS)?.len()?)
-}
-
 /// How many admins exist.
-pub fn admin_count(tx: &ReadTransaction) -> Result<u64, StoreError> {
-    Ok(tx.open_table(ADMINS)?.len()?)
+pub fn admin_count(tx: &impl Reader) -> Result<u64, StoreError> {
+    Ok(tx.table(ADMINS)?.len()?)
 }
 
 // ---- sessions ----
@@ -224,11 +208,8 @@ pub fn insert_session(
     Ok(())
 }
 
-pub fn session(
-    tx: &ReadTransaction,
-    digest: &[u8; 32],
-) -> Result<Option<SessionRecord>, StoreError> {
-    let table = tx.open_table(SESSIONS)?;
+pub fn session(tx: &impl Reader, digest: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+    let table = tx.table(SESSIONS)?;
     table
         .get(digest.as_slice())?
         .map(|row| codec::decode(row.value()))
@@ -263,8 +244,8 @@ pub fn prune_sessions(
 }
 
 /// Sessions that have not expired.
-pub fn active_session_count(tx: &ReadTransaction, now: Timestamp) -> Result<u64, StoreError> {
-    let table = tx.open_table(SESSIONS)?;
+pub fn active_session_count(tx: &impl Reader, now: Timestamp) -> Result<u64, StoreError> {
+    let table = tx.table(SESSIONS)?;
     let mut count = 0;
     for row in table.iter()? {
         let (_, v) = row?;
@@ -311,17 +292,17 @@ pub fn update_api_token(
 }
 
 pub fn api_token_by_digest(
-    tx: &ReadTransaction,
+    tx: &impl Reader,
     digest: &[u8; 32],
 ) -> Result<Option<(ApiTokenId, ApiTokenRecord)>, StoreError> {
     let Some(id) = tx
-        .open_table(API_TOKEN_DIGESTS)?
+        .table(API_TOKEN_DIGESTS)?
         .get(digest.as_slice())?
         .map(|g| g.value())
     else {
         return Ok(None);
     };
-    let table = tx.open_table(API_TOKENS)?;
+    let table = tx.table(API_TOKENS)?;
     let row = table.get(id)?.ok_or_else(|| StoreError::Corrupt {
         kind: "API token",
         detail: format!("digest index points at missing token {id}"),
@@ -329,8 +310,8 @@ pub fn api_token_by_digest(
     Ok(Some((ApiTokenId::new(id), codec::decode(row.value())?)))
 }
 
-pub fn api_tokens(tx: &ReadTransaction) -> Result<Vec<(ApiTokenId, ApiTokenRecord)>, StoreError> {
-    let table = tx.open_table(API_TOKENS)?;
+pub fn api_tokens(tx: &impl Reader) -> Result<Vec<(ApiTokenId, ApiTokenRecord)>, StoreError> {
+    let table = tx.table(API_TOKENS)?;
     table
         .iter()?
         .map(|row| {

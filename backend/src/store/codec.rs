@@ -5,6 +5,7 @@
 //! makes a row from a newer release an explicit error rather than garbage.
 
 use super::StoreError;
+use redb::ReadableTable;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -56,6 +57,14 @@ pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
         });
     }
     Ok(record)
+}
+
+/// A record by key from a table of encoded records.
+pub(super) fn get<K: redb::Key + 'static, R: Record>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: impl std::borrow::Borrow<K::SelfType<'static>>,
+) -> Result<Option<R>, StoreError> {
+    table.get(key)?.map(|row| decode(row.value())).transpose()
 }
 
 #[cfg(test)]

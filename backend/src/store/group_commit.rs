@@ -28,7 +28,7 @@
 //! from one job to the next: opening a redb table costs a lookup and a few allocations,
 //! and a download touched seven of them, a sixth of the writer's time at 1 KiB downloads.
 
-use super::delivery::DownloadTables;
+use super::download_tables::DownloadTables;
 use super::journal::{Journal, JournalOp};
 use super::{Store, StoreError, meta};
 use futures::channel::oneshot;
@@ -553,7 +553,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn jobs_on_the_shared_download_tables_and_on_the_raw_transaction_mix_in_a_batch() {
-        use crate::store::delivery::{self, EventRecord, Outcome};
+        use crate::store::events;
+        use crate::store::events::EventRecord;
+        use crate::store::events::Outcome;
         use domain::{GrantId, Timestamp};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
@@ -578,7 +580,7 @@ mod tests {
                         if i % 2 == 0 {
                             batch.downloads()?.insert_event(&event(i))
                         } else {
-                            delivery::insert_event(batch.tx(), &event(i))
+                            events::insert_event(batch.tx(), &event(i))
                         }
                     })
                     .await
@@ -596,7 +598,7 @@ mod tests {
             "one sequence number each"
         );
         let mut logged: Vec<u64> = store
-            .read(|tx| delivery::grant_events(tx, grant))
+            .read(|tx| events::grant_events(tx, grant))
             .unwrap()
             .into_iter()
             .map(|e| e.bytes)
@@ -654,8 +656,8 @@ mod tests {
         }
     }
 
-    fn event(grant: u64, bytes: u64, user_agent: String) -> crate::store::delivery::EventRecord {
-        crate::store::delivery::EventRecord {
+    fn event(grant: u64, bytes: u64, user_agent: String) -> crate::store::events::EventRecord {
+        crate::store::events::EventRecord {
             at: domain::Timestamp::from_unix_millis(1_800_000_000_000),
             grant: domain::GrantId::new(grant),
             file: None,
@@ -663,13 +665,13 @@ mod tests {
             country: None,
             user_agent,
             bytes,
-            outcome: crate::store::delivery::Outcome::Allowed,
+            outcome: crate::store::events::Outcome::Allowed,
         }
     }
 
     fn logged_bytes(store: &Store, grant: u64) -> Vec<u64> {
         let mut bytes: Vec<u64> = store
-            .read(|tx| crate::store::delivery::grant_events(tx, domain::GrantId::new(grant)))
+            .read(|tx| crate::store::events::grant_events(tx, domain::GrantId::new(grant)))
             .unwrap()
             .into_iter()
             .map(|e| e.bytes)
@@ -738,7 +740,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn replay_never_puts_back_what_a_later_durable_commit_changed() {
-        use crate::store::delivery::{self, Grant};
+        use crate::store::grants;
+        use crate::store::grants::Grant;
         let live = tempfile::tempdir().unwrap();
         let store = Store::open(&live.path().join("t.redb")).unwrap();
         let grant = |max_downloads: u32| Grant {
@@ -763,7 +766,7 @@ mod tests {
             .unwrap();
         // ...the seller then changes it in an ordinary, durable transaction...
         store
-            .write(|tx| delivery::put_grant(tx, id, &grant(2)))
+            .write(|tx| grants::put_grant(tx, id, &grant(2)))
             .unwrap();
         // ...and another download batch is journaled after that.
         store
@@ -778,10 +781,7 @@ mod tests {
         let crashed = tempfile::tempdir().unwrap();
         crash_image(live.path(), crashed.path(), true);
         let reopened = Store::open(&crashed.path().join("t.redb")).unwrap();
-        let after = reopened
-            .read(|tx| delivery::grant(tx, id))
-            .unwrap()
-            .unwrap();
+        let after = reopened.read(|tx| grants::grant(tx, id)).unwrap().unwrap();
         assert_eq!(after.max_downloads, 2, "the seller's change stands");
         assert_eq!(
             logged_bytes(&reopened, 5),

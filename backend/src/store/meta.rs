@@ -1,13 +1,13 @@
 //! The `meta` table: schema version, the server secret and id counters.
 
-use super::StoreError;
+use super::{Reader, StoreError};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 /// key: a fixed name (see the constants below); value: raw bytes whose layout the key defines.
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
 
 /// The schema version this build writes; see `migrations.rs` for the history.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Big-endian u32: the schema version of the file.
 pub(super) const KEY_SCHEMA_VERSION: &str = "schema_version";
@@ -203,19 +203,8 @@ fn decode_templates(raw: Option<&[u8]>) -> Result<domain::mail::TemplateOverride
 }
 
 /// The seller's mail templates.
-pub fn mail_templates(
-    tx: &redb::ReadTransaction,
-) -> Result<domain::mail::TemplateOverrides, StoreError> {
-    let table = tx.open_table(META)?;
-    let raw = table.get(KEY_MAIL_TEMPLATES)?;
-    decode_templates(raw.as_ref().map(redb::AccessGuard::value))
-}
-
-/// The seller's mail templates, read inside a write transaction.
-pub fn mail_templates_in(
-    tx: &WriteTransaction,
-) -> Result<domain::mail::TemplateOverrides, StoreError> {
-    let table = tx.open_table(META)?;
+pub fn mail_templates(tx: &impl Reader) -> Result<domain::mail::TemplateOverrides, StoreError> {
+    let table = tx.table(META)?;
     let raw = table.get(KEY_MAIL_TEMPLATES)?;
     decode_templates(raw.as_ref().map(redb::AccessGuard::value))
 }

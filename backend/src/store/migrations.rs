@@ -7,19 +7,44 @@
 //! 2. products, files, orders (+ number, transaction and email indexes), grants (+ password
 //!    index), download events (+ per-grant index), audit log.
 //! 3. the mail outbox (+ due, order and per-state count indexes).
+//! 4. no new table: gives back the bytes that builds before the journal kept apart as
+//!    `reserved` for downloads in progress (they charge downloads up front now); grant
+//!    records keep the field, always 0 from here on.
 
 use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
-use super::{Store, StoreError, access, delivery, outbox};
+use super::{Store, StoreError, access, audit, catalog, events, grants, orders, outbox};
 use rand::TryRngCore;
 use redb::{ReadableTable, WriteTransaction};
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-const MIGRATIONS: [(u32, Migration); 3] = [
+const MIGRATIONS: [(u32, Migration); 4] = [
     (1, initial_schema),
-    (2, delivery::create_tables),
+    (2, delivery_tables),
     (3, outbox::create_tables),
+    (4, release_reservations),
 ];
+
+/// Step 2: the tables of the catalog, orders, grants, events and audit log.
+fn delivery_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    catalog::create_tables(tx)?;
+    orders::create_tables(tx)?;
+    grants::create_tables(tx)?;
+    events::create_tables(tx)?;
+    audit::create_tables(tx)
+}
+
+/// Step 4: see the history above.
+fn release_reservations(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let released = grants::release_all_reservations(tx)?;
+    if released > 0 {
+        tracing::info!(
+            grants = released,
+            "gave back download reservations kept by an earlier build"
+        );
+    }
+    Ok(())
+}
 
 pub(super) fn run(store: &Store) -> Result<(), StoreError> {
     let path = store

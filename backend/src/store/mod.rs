@@ -10,15 +10,23 @@
 //!   `/healthz` reports it, for the supervisor to restart the process.
 
 pub mod access;
+pub mod audit;
+pub mod catalog;
 mod codec;
-pub mod delivery;
+pub mod download_tables;
+pub mod events;
+pub mod grants;
 mod group_commit;
 mod journal;
 pub mod meta;
 mod migrations;
+pub mod orders;
 pub mod outbox;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{
+    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, Value,
+    WriteTransaction,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +75,35 @@ redb_error_into_store_error!(
     redb::CommitError,
     redb::SetDurabilityError
 );
+
+/// Reads tables in a read transaction and in a write transaction alike, so that every
+/// lookup is written once and works wherever it is needed (a write that must decide from
+/// what it reads reads in its own transaction).
+pub trait Reader {
+    /// Opens a table for reading.
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        definition: TableDefinition<'_, K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_, StoreError>;
+}
+
+impl Reader for ReadTransaction {
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        definition: TableDefinition<'_, K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
+        Ok(self.open_table(definition)?)
+    }
+}
+
+impl Reader for WriteTransaction {
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        definition: TableDefinition<'_, K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
+        Ok(self.open_table(definition)?)
+    }
+}
 
 /// A handle to the open database; cheap to clone and shared by every service.
 #[derive(Clone)]
@@ -118,7 +155,7 @@ impl Store {
                     );
                     break;
                 }
-                delivery::replay(tx, &batch.ops)?;
+                download_tables::replay(tx, &batch.ops)?;
                 last = batch.seq;
                 replayed += 1;
             }

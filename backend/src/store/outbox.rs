@@ -5,12 +5,12 @@
 //! reading sent mail; per-state counters keep the dashboard's counts O(1); an order index
 //! lists an order's mails.
 
-use super::StoreError;
 use super::codec::{self, Record};
 use super::meta;
+use super::{Reader, StoreError};
 use domain::mail::{MailKind, MailState};
 use domain::{OrderId, Timestamp};
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 /// key: mail id; value: [`MailRecord`].
@@ -135,24 +135,17 @@ pub fn put(
     Ok(())
 }
 
-pub fn mail(tx: &ReadTransaction, id: u64) -> Result<Option<MailRecord>, StoreError> {
-    tx.open_table(OUTBOX)?
-        .get(id)?
-        .map(|row| codec::decode(row.value()))
-        .transpose()
-}
-
-pub fn mail_in(tx: &WriteTransaction, id: u64) -> Result<Option<MailRecord>, StoreError> {
-    tx.open_table(OUTBOX)?
+pub fn mail(tx: &impl Reader, id: u64) -> Result<Option<MailRecord>, StoreError> {
+    tx.table(OUTBOX)?
         .get(id)?
         .map(|row| codec::decode(row.value()))
         .transpose()
 }
 
 /// Ids of pending mails due at or before `now`, earliest first, at most `limit`.
-pub fn due(tx: &ReadTransaction, now: Timestamp, limit: usize) -> Result<Vec<u64>, StoreError> {
+pub fn due(tx: &impl Reader, now: Timestamp, limit: usize) -> Result<Vec<u64>, StoreError> {
     let end = due_key(now, u64::MAX);
-    let table = tx.open_table(OUTBOX_DUE)?;
+    let table = tx.table(OUTBOX_DUE)?;
     let mut ids = Vec::new();
     for row in table.range(..=end.as_slice())?.take(limit) {
         ids.push(id_of_due_key(row?.0.value())?);
@@ -161,8 +154,8 @@ pub fn due(tx: &ReadTransaction, now: Timestamp, limit: usize) -> Result<Vec<u64
 }
 
 /// When the earliest pending mail is due, if any.
-pub fn next_due(tx: &ReadTransaction) -> Result<Option<Timestamp>, StoreError> {
-    let table = tx.open_table(OUTBOX_DUE)?;
+pub fn next_due(tx: &impl Reader) -> Result<Option<Timestamp>, StoreError> {
+    let table = tx.table(OUTBOX_DUE)?;
     let Some(row) = table.first()? else {
         return Ok(None);
     };
@@ -174,9 +167,9 @@ pub fn next_due(tx: &ReadTransaction) -> Result<Option<Timestamp>, StoreError> {
 }
 
 /// Every pending mail (for recovery at start: mails left "sending" by a crash).
-pub fn pending_in(tx: &WriteTransaction) -> Result<Vec<(u64, MailRecord)>, StoreError> {
+pub fn pending(tx: &impl Reader) -> Result<Vec<(u64, MailRecord)>, StoreError> {
     let keys: Vec<u64> = {
-        let table = tx.open_table(OUTBOX_DUE)?;
+        let table = tx.table(OUTBOX_DUE)?;
         table
             .iter()?
             .map(|row| id_of_due_key(row?.0.value()))
@@ -184,7 +177,7 @@ pub fn pending_in(tx: &WriteTransaction) -> Result<Vec<(u64, MailRecord)>, Store
     };
     let mut out = Vec::with_capacity(keys.len());
     for id in keys {
-        if let Some(m) = mail_in(tx, id)? {
+        if let Some(m) = mail(tx, id)? {
             out.push((id, m));
         }
     }
@@ -212,13 +205,13 @@ pub type MailPage = (Vec<(u64, MailRecord)>, Option<u64>);
 /// Mails newest first below `before` (from the newest when `None`) in one of `states`
 /// (all when empty), reading at most `scan` rows; also where to resume.
 pub fn page(
-    tx: &ReadTransaction,
+    tx: &impl Reader,
     states: &[MailState],
     before: Option<u64>,
     limit: usize,
     scan: usize,
 ) -> Result<MailPage, StoreError> {
-    let table = tx.open_table(OUTBOX)?;
+    let table = tx.table(OUTBOX)?;
     let rows = match before {
         Some(b) => table.range(..b)?,
         None => table.iter()?,
@@ -239,13 +232,10 @@ pub fn page(
 }
 
 /// An order's mails, oldest first.
-pub fn for_order(
-    tx: &ReadTransaction,
-    order: OrderId,
-) -> Result<Vec<(u64, MailRecord)>, StoreError> {
+pub fn for_order(tx: &impl Reader, order: OrderId) -> Result<Vec<(u64, MailRecord)>, StoreError> {
     let start = order_key(order, 0);
     let end = order_key(order, u64::MAX);
-    let index = tx.open_table(OUTBOX_ORDERS)?;
+    let index = tx.table(OUTBOX_ORDERS)?;
     let mut out = Vec::new();
     for row in index.range(start.as_slice()..=end.as_slice())? {
         let key = row?.0.value().to_vec();
@@ -258,15 +248,15 @@ pub fn for_order(
 }
 
 /// Whether an order already has a mail of this kind (written in this transaction or before).
-pub fn order_has_mail_in(
-    tx: &WriteTransaction,
+pub fn order_has_mail(
+    tx: &impl Reader,
     order: OrderId,
     kind: MailKind,
 ) -> Result<bool, StoreError> {
     let start = order_key(order, 0);
     let end = order_key(order, u64::MAX);
     let ids: Vec<u64> = {
-        let index = tx.open_table(OUTBOX_ORDERS)?;
+        let index = tx.table(OUTBOX_ORDERS)?;
         index
             .range(start.as_slice()..=end.as_slice())?
             .map(|row| {
@@ -278,7 +268,7 @@ pub fn order_has_mail_in(
             .collect::<Result<_, StoreError>>()?
     };
     for id in ids {
-        if mail_in(tx, id)?.is_some_and(|m| m.kind == kind) {
+        if mail(tx, id)?.is_some_and(|m| m.kind == kind) {
             return Ok(true);
         }
     }
@@ -286,8 +276,8 @@ pub fn order_has_mail_in(
 }
 
 /// How many mails are in each state.
-pub fn counts(tx: &ReadTransaction) -> Result<Vec<(MailState, u64)>, StoreError> {
-    let table = tx.open_table(OUTBOX_COUNTS)?;
+pub fn counts(tx: &impl Reader) -> Result<Vec<(MailState, u64)>, StoreError> {
+    let table = tx.table(OUTBOX_COUNTS)?;
     MailState::ALL
         .into_iter()
         .map(|s| Ok((s, table.get(s.as_str())?.map_or(0, |v| v.value()))))
@@ -295,6 +285,6 @@ pub fn counts(tx: &ReadTransaction) -> Result<Vec<(MailState, u64)>, StoreError>
 }
 
 /// The seller's own templates (kinds not present use the defaults).
-pub fn templates(tx: &ReadTransaction) -> Result<domain::mail::TemplateOverrides, StoreError> {
+pub fn templates(tx: &impl Reader) -> Result<domain::mail::TemplateOverrides, StoreError> {
     meta::mail_templates(tx)
 }

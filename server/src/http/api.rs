@@ -15,7 +15,7 @@ use axum::{Extension, Json};
 use backend::ServiceError;
 use backend::services::audit::{AuditEntry, read_audit};
 use backend::services::{Actor, GrantAction, OrderQuery};
-use backend::store::delivery::OrderSource;
+use backend::store::orders::OrderSource;
 use domain::wire::{
     CreatedOrder, FileView, GrantDetail, GrantLookup, IssuedGrant, NewOrder, NewProduct,
     OrderPatch, OrderView, ProductPatch, ProductView, SendPassword,

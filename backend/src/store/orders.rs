@@ -1,0 +1,252 @@
+//! Orders and the indexes they are found by (order number, transaction ID, email).
+
+use super::Reader;
+use super::StoreError;
+use super::codec::{self, Record, get};
+use domain::{Email, GrantId, OrderId, OrderStatus, Timestamp};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+/// key: 7-digit order id; value: [`OrderRecord`].
+pub(super) const ORDERS: TableDefinition<u32, &[u8]> = TableDefinition::new("orders-1");
+/// key: order number (17 digits); value: order id.
+pub(super) const ORDER_NUMBERS: TableDefinition<&str, u32> =
+    TableDefinition::new("order_numbers-1");
+/// key: payment transaction id; value: order id.
+pub(super) const ORDER_TRANSACTIONS: TableDefinition<&str, u32> =
+    TableDefinition::new("order_transactions-1");
+/// key: normalised email, 0x00, order id (u32 BE); value: empty. Prefix scans find an
+/// address's orders.
+pub(super) const ORDER_EMAILS: TableDefinition<&[u8], ()> = TableDefinition::new("order_emails-1");
+
+/// Creates this part's tables (schema step 2).
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(ORDERS)?;
+    tx.open_table(ORDER_NUMBERS)?;
+    tx.open_table(ORDER_TRANSACTIONS)?;
+    tx.open_table(ORDER_EMAILS)?;
+    Ok(())
+}
+
+/// Where an order came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderSource {
+    Webhook,
+    Api,
+    Admin,
+    Import,
+    Complimentary,
+}
+
+/// A sale record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_number: String,
+    pub transaction_id: Option<String>,
+    pub email: Email,
+    pub name: String,
+    pub status: OrderStatus,
+    pub source: OrderSource,
+    pub grants: Vec<GrantId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+impl Record for OrderRecord {
+    const KIND: &'static str = "order";
+    const VERSION: u8 = 1;
+}
+
+fn email_key(email: &Email, order: OrderId) -> Vec<u8> {
+    let mut key = email.as_str().as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&order.get().to_be_bytes());
+    key
+}
+
+pub fn order_exists(tx: &impl Reader, id: OrderId) -> Result<bool, StoreError> {
+    Ok(tx.table(ORDERS)?.get(id.get())?.is_some())
+}
+
+pub fn order_number_taken(tx: &impl Reader, number: &str) -> Result<bool, StoreError> {
+    Ok(tx.table(ORDER_NUMBERS)?.get(number)?.is_some())
+}
+
+/// Writes an order and keeps its indexes in step (`previous` is the record being replaced).
+pub fn put_order(
+    tx: &WriteTransaction,
+    id: OrderId,
+    record: &OrderRecord,
+    previous: Option<&OrderRecord>,
+) -> Result<(), StoreError> {
+    let mut emails = tx.open_table(ORDER_EMAILS)?;
+    if let Some(old) = previous {
+        if old.email != record.email {
+            emails.remove(email_key(&old.email, id).as_slice())?;
+        }
+    } else {
+        tx.open_table(ORDER_NUMBERS)?
+            .insert(record.order_number.as_str(), id.get())?;
+        if let Some(t) = &record.transaction_id {
+            tx.open_table(ORDER_TRANSACTIONS)?
+                .insert(t.as_str(), id.get())?;
+        }
+    }
+    emails.insert(email_key(&record.email, id).as_slice(), ())?;
+    tx.open_table(ORDERS)?
+        .insert(id.get(), codec::encode(record).as_slice())?;
+    Ok(())
+}
+
+pub fn order(tx: &impl Reader, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+    get(&tx.table(ORDERS)?, id.get())
+}
+
+pub fn order_by_number(tx: &impl Reader, number: &str) -> Result<Option<OrderId>, StoreError> {
+    Ok(tx
+        .table(ORDER_NUMBERS)?
+        .get(number)?
+        .and_then(|g| OrderId::new(g.value())))
+}
+
+pub fn order_by_transaction(
+    tx: &impl Reader,
+    transaction_id: &str,
+) -> Result<Option<OrderId>, StoreError> {
+    Ok(tx
+        .table(ORDER_TRANSACTIONS)?
+        .get(transaction_id)?
+        .and_then(|g| OrderId::new(g.value())))
+}
+
+pub fn orders_by_email(tx: &impl Reader, email: &Email) -> Result<Vec<OrderId>, StoreError> {
+    orders_by_email_from(&tx.table(ORDER_EMAILS)?, email)
+}
+
+fn orders_by_email_from(
+    table: &impl ReadableTable<&'static [u8], ()>,
+    email: &Email,
+) -> Result<Vec<OrderId>, StoreError> {
+    let mut prefix = email.as_str().as_bytes().to_vec();
+    prefix.push(0);
+    let mut end = prefix.clone();
+    *end.last_mut().expect("non-empty") = 1;
+    let mut ids = Vec::new();
+    for row in table.range(prefix.as_slice()..end.as_slice())? {
+        let key = row?.0.value().to_vec();
+        let raw: [u8; 4] = key[key.len() - 4..]
+            .try_into()
+            .map_err(|_| StoreError::Corrupt {
+                kind: "email index",
+                detail: "short key".into(),
+            })?;
+        ids.extend(OrderId::new(u32::from_be_bytes(raw)));
+    }
+    Ok(ids)
+}
+
+/// The keys orders are found by; every key given must match.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OrderKeys<'a> {
+    pub email: Option<&'a Email>,
+    pub order_id: Option<OrderId>,
+    pub order_number: Option<&'a str>,
+    pub transaction_id: Option<&'a str>,
+}
+
+impl OrderKeys<'_> {
+    /// Whether no key is given.
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.order_id.is_none()
+            && self.order_number.is_none()
+            && self.transaction_id.is_none()
+    }
+}
+
+/// Orders matching every given key; none when no key is given.
+pub fn orders_matching(tx: &impl Reader, keys: &OrderKeys<'_>) -> Result<Vec<OrderId>, StoreError> {
+    let mut sets: Vec<Vec<OrderId>> = Vec::new();
+    if let Some(email) = keys.email {
+        sets.push(orders_by_email(tx, email)?);
+    }
+    if let Some(id) = keys.order_id {
+        sets.push(order(tx, id)?.map(|_| id).into_iter().collect());
+    }
+    if let Some(number) = keys.order_number {
+        sets.push(order_by_number(tx, number.trim())?.into_iter().collect());
+    }
+    if let Some(transaction) = keys.transaction_id {
+        sets.push(
+            order_by_transaction(tx, transaction.trim())?
+                .into_iter()
+                .collect(),
+        );
+    }
+    let Some(first) = sets.pop() else {
+        return Ok(Vec::new());
+    };
+    Ok(first
+        .into_iter()
+        .filter(|id| sets.iter().all(|set| set.contains(id)))
+        .collect())
+}
+
+/// The most recent orders first, at most `limit`.
+pub fn recent_orders(
+    tx: &impl Reader,
+    limit: usize,
+) -> Result<Vec<(OrderId, OrderRecord)>, StoreError> {
+    let table = tx.table(ORDERS)?;
+    let mut all = table
+        .iter()?
+        .map(|row| {
+            let (k, v) = row?;
+            Ok((
+                OrderId::new(k.value()),
+                codec::decode::<OrderRecord>(v.value())?,
+            ))
+        })
+        .filter_map(|r: Result<(Option<OrderId>, OrderRecord), StoreError>| {
+            r.map(|(id, o)| id.map(|id| (id, o))).transpose()
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    all.sort_by_key(|(_, order)| std::cmp::Reverse(order.created_at));
+    all.truncate(limit);
+    Ok(all)
+}
+
+/// Orders newest first whose order number sorts before `before` (from the newest when
+/// `None`), at most `limit`. Order numbers are timestamps, so their index is the
+/// chronological index: a page costs `limit` lookups however many orders there are.
+pub fn order_page(
+    tx: &impl Reader,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(OrderId, OrderRecord)>, StoreError> {
+    let numbers = tx.table(ORDER_NUMBERS)?;
+    let orders = tx.table(ORDERS)?;
+    let rows = match before {
+        Some(b) => numbers.range::<&str>(..b)?,
+        None => numbers.iter()?,
+    };
+    let mut out = Vec::with_capacity(limit);
+    for row in rows.rev() {
+        if out.len() == limit {
+            break;
+        }
+        let Some(id) = OrderId::new(row?.1.value()) else {
+            continue;
+        };
+        if let Some(record) = get::<u32, OrderRecord>(&orders, id.get())? {
+            out.push((id, record));
+        }
+    }
+    Ok(out)
+}
+
+/// How many orders there are.
+pub fn order_count(tx: &impl Reader) -> Result<u64, StoreError> {
+    use redb::ReadableTableMetadata;
+    Ok(tx.table(ORDERS)?.len()?)
+}
