@@ -180,7 +180,28 @@ pub(super) struct Queue {
     /// The download journal of an on-disk store. Only the drain task locks it (one runs at
     /// a time), while it holds a write transaction or runs a checkpoint.
     journal: Mutex<Option<JournalState>>,
+    #[cfg(test)]
+    write_points: Mutex<Option<WritePointHook>>,
 }
+
+/// The places between the writes of a batch where a crash leaves the files in a state of
+/// their own; the fault-injection tests take a copy of the files at each of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum WritePoint {
+    /// A transaction is about to commit.
+    BeforeCommit,
+    /// It committed: durably, or (a download batch) visible but relying on the journal.
+    Committed,
+    /// A batch's rows are in the journal (flushed unless lazily durable); its callers are
+    /// answered next.
+    JournalWritten,
+    /// After a checkpoint: a new journal epoch, the old records scrubbed.
+    EpochStarted,
+}
+
+/// What the fault-injection tests run at each [`WritePoint`].
+#[cfg(test)]
+pub(super) type WritePointHook = Box<dyn FnMut(WritePoint) + Send>;
 
 /// The journal and when its current epoch got its first record.
 pub(super) struct JournalState {
@@ -201,6 +222,34 @@ struct QueueState {
 }
 
 impl Store {
+    /// Marks a [`WritePoint`]: the fault-injection tests copy the files here.
+    #[cfg(test)]
+    pub(super) fn at(&self, point: WritePoint) {
+        let mut hook = self
+            .queue
+            .write_points
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(hook) = hook.as_mut() {
+            hook(point);
+        }
+    }
+
+    #[cfg(not(test))]
+    #[inline]
+    #[allow(clippy::unused_self)] // the test build's twin reads the hook from `self`
+    pub(super) fn at(&self, _point: WritePoint) {}
+
+    /// Runs `hook` at every [`WritePoint`] from now on.
+    #[cfg(test)]
+    pub(super) fn on_write_points(&self, hook: WritePointHook) {
+        *self
+            .queue
+            .write_points
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
     /// Runs `job` in a write transaction shared with other queued jobs, and answers after
     /// the commit. `job` may run twice (see the module docs), so it must only depend on the
     /// transaction and what it captured.
@@ -331,7 +380,7 @@ impl Store {
                         let jobs = batch.len() as u64;
                         if let Err(e) = self.commit_jobs(tx, journal, durable, jobs) {
                             for job in &mut batch {
-                                job.fail(StoreError::Join(format!("commit failed: {e}")));
+                                job.fail(StoreError::Commit(e.to_string()));
                             }
                         }
                         return batch;
@@ -406,6 +455,7 @@ impl Store {
             self.poison(&e);
             return Err(e);
         }
+        self.at(WritePoint::JournalWritten);
         state.first_record_at.get_or_insert_with(Instant::now);
         self.queue.journaled.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -429,7 +479,7 @@ impl Store {
 
     /// Makes every journaled batch durable in redb (one durable commit) and empties the
     /// journal. A failure leaves the journal as it was, to be tried again.
-    fn checkpoint(&self) {
+    pub(super) fn checkpoint(&self) {
         let mut guard = self.lock_journal();
         let Some(state) = guard.as_mut() else {
             return;
@@ -446,6 +496,7 @@ impl Store {
                     tracing::warn!(error = %e, "download journal could not be scrubbed");
                 }
                 self.queue.checkpoints.fetch_add(1, Ordering::Relaxed);
+                self.at(WritePoint::EpochStarted);
             }
             Err(e) => tracing::warn!(error = %e, "download journal checkpoint failed"),
         }

@@ -127,6 +127,44 @@ mod tests {
         assert_eq!(store.write(meta::schema_version).unwrap(), SCHEMA_VERSION);
     }
 
+    /// A data file of schema 3 with bytes kept apart as `reserved` (as builds before the
+    /// journal did for downloads in progress) opens with them given back, once.
+    #[test]
+    fn migration_4_gives_back_old_reservations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let file = domain::FileId::new(3);
+        let id = domain::GrantId::new(8);
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|tx| {
+                let mut grant = domain::grant::Grant::issue(
+                    domain::OrderId::new(1_234_567).unwrap(),
+                    domain::ProductId::parse("book").unwrap(),
+                    domain::grant::GrantRules {
+                        download_days: 0,
+                        max_downloads: 2,
+                        country_lock: false,
+                    },
+                    [1; 32],
+                    domain::Timestamp::from_unix_millis(1_800_000_000_000),
+                );
+                grant.ledger.push(domain::grant::FileLedger {
+                    file,
+                    delivered: 100,
+                    reserved: 900,
+                });
+                grants::put_grant(tx, id, &grant)?;
+                meta::set_schema_version(tx, 3)
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let grant = store.read(|tx| grants::grant(tx, id)).unwrap().unwrap();
+        assert_eq!((grant.counted(file), grant.ledger[0].reserved), (100, 0));
+        assert_eq!(store.write(meta::schema_version).unwrap(), 4);
+    }
+
     #[test]
     fn a_second_process_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,8 @@ pub mod access;
 pub mod audit;
 pub mod catalog;
 mod codec;
+#[cfg(test)]
+mod crash_tests;
 pub mod download_tables;
 pub mod events;
 pub mod grants;
@@ -32,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use codec::Record;
+use group_commit::WritePoint;
 pub use group_commit::{Batch, WriteStats};
 pub use meta::SCHEMA_VERSION;
 
@@ -58,6 +61,10 @@ pub enum StoreError {
     Join(String),
     #[error("download journal: {0}")]
     Journal(String),
+    /// A commit failed: nothing of its transaction was kept, and the store refuses
+    /// writes until the process restarts (see [`Store::is_poisoned`]).
+    #[error("a write could not be committed: {0}")]
+    Commit(String),
 }
 
 macro_rules! redb_error_into_store_error {
@@ -72,7 +79,6 @@ redb_error_into_store_error!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError,
     redb::SetDurabilityError
 );
 
@@ -249,11 +255,14 @@ impl Store {
 
     /// Commits; a failure poisons the store (redb refuses writes until reopened).
     fn commit_checked(&self, tx: WriteTransaction) -> Result<(), StoreError> {
+        self.at(WritePoint::BeforeCommit);
         tx.commit().map_err(|e| {
-            let e = StoreError::from(e);
+            let e = StoreError::Commit(e.to_string());
             self.poison(&e);
             e
-        })
+        })?;
+        self.at(WritePoint::Committed);
+        Ok(())
     }
 
     /// Refuses every later write: after a failed commit (or journal write) the state in
