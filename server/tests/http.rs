@@ -352,6 +352,52 @@ async fn wrong_email_and_wrong_password_get_the_same_answer_and_are_throttled() 
     app.stop().await;
 }
 
+/// 30 wrong passwords sent at once for one account: the limit is 5, and an attempt is
+/// counted before its password is checked, so 5 are judged and 25 throttled (before, all
+/// 30 were judged). The setup link and "change my password" count the same way.
+#[tokio::test]
+async fn concurrent_guesses_are_counted_before_they_are_judged() {
+    let app = spawn_app().await;
+    app.create_first_admin("owner@example.com").await;
+    let guesses = (0..30).map(|_| {
+        let client = app.client();
+        let app = &app;
+        async move {
+            app.login(&client, "owner@example.com", "not the password")
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let judged = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((judged, throttled), (5, 25), "{statuses:?}");
+
+    // Wrong setup links from one client: 20 answered, then throttled.
+    let client = app.client();
+    let mut setup = Vec::new();
+    for _ in 0..21 {
+        let r = client
+            .post(app.url("/rpc/setup"))
+            .form(&[
+                ("token", "not-the-link"),
+                ("email", "eve@example.com"),
+                ("name", "Eve"),
+                ("password", "a long enough password"),
+                ("confirm", "a long enough password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        setup.push(r.status().as_u16());
+    }
+    // 5 sign-in failures of this client are in its window too: 15 more, then 429.
+    assert!(setup[..15].iter().all(|s| *s != 429), "{setup:?}");
+    assert!(setup[15..].iter().all(|s| *s == 429), "{setup:?}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn failures_are_also_throttled_per_ip_across_accounts() {
     let app = spawn_app().await;
@@ -624,5 +670,73 @@ async fn data_survives_a_restart_on_the_same_directory() {
             .status(),
         200
     );
+    app.stop().await;
+}
+
+/// The `redb` commits counted in `/metrics`.
+async fn redb_commits(app: &common::TestApp) -> u64 {
+    let text = app.text("/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("dropgate_store_redb_commits_total "))
+        .expect("the commit counter")
+        .parse()
+        .unwrap()
+}
+
+/// Anonymous requests that change nothing commit nothing: wrong sign-ins (known and unknown
+/// addresses), setup-link checks and self-service requests for addresses with nothing to
+/// renew read in read transactions. Each used to be a durable commit.
+#[tokio::test]
+async fn anonymous_requests_that_change_nothing_commit_nothing() {
+    let app = spawn_app_with(|c| {
+        c.self_service.min_fill = std::time::Duration::from_millis(300);
+    })
+    .await;
+    app.create_first_admin("owner@example.com").await;
+    let before = redb_commits(&app).await;
+    let client = app.client();
+    for i in 0..4 {
+        let who = if i % 2 == 0 {
+            "owner@example.com"
+        } else {
+            "nobody@example.com"
+        };
+        assert_eq!(
+            app.login(&client, who, "not the password").await.status(),
+            401
+        );
+        let status = client
+            .post(app.url("/rpc/setup-status"))
+            .form(&[("token", "not-a-link")])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let page = app.text("/resend").await;
+    let from = page.find("name=\"shown\" value=\"").expect("a form stamp") + 20;
+    let stamp = page[from..from + page[from..].find('"').unwrap()].to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    for i in 0..3 {
+        let r = client
+            .post(app.url("/resend"))
+            .form(&[
+                ("email", format!("stranger{i}@example.com").as_str()),
+                ("order_id", ""),
+                ("website", ""),
+                ("shown", stamp.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_redirection(), "{}", r.status());
+        assert!(
+            !r.headers()["location"].to_str().unwrap().contains("error"),
+            "{:?}",
+            r.headers()["location"]
+        );
+    }
+    assert_eq!(redb_commits(&app).await, before);
     app.stop().await;
 }

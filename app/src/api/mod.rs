@@ -81,7 +81,7 @@ pub async fn create_first_admin(
     password: String,
     confirm: String,
 ) -> Result<SessionUser, AppError> {
-    use crate::server::{respond, set_session_cookie, state};
+    use crate::server::{client_ip, respond, set_session_cookie, state};
     use domain::{Email, NewPassword};
     let invalid = |field: &str, message: String| AppError::Invalid {
         field: field.into(),
@@ -101,7 +101,14 @@ pub async fn create_first_admin(
             let state = state()?;
             let session = state
                 .access
-                .create_first_admin(token, email, name, password, backend::clock::now())
+                .create_first_admin(
+                    token,
+                    email,
+                    name,
+                    password,
+                    client_ip(),
+                    backend::clock::now(),
+                )
                 .await?;
             set_session_cookie(
                 &session.token,

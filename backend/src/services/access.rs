@@ -3,7 +3,7 @@
 
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
-use crate::auth::throttle::{Throttle, ThrottlePolicy};
+use crate::auth::throttle::{self, Throttle, ThrottlePolicy};
 use crate::auth::{password, token};
 use crate::store::access::{
     self as rows, AdminRecord, ApiTokenRecord, CreateAdminError, SessionRecord, SetupTokenRecord,
@@ -116,7 +116,7 @@ impl AccessService {
     /// Whether `setup_token` would still create the first admin.
     pub async fn setup_token_is_valid(&self, setup_token: String) -> Result<bool, ServiceError> {
         self.store
-            .run(move |s| s.write(|tx| valid_setup_token(tx, &setup_token)))
+            .run(move |s| s.read(|tx| valid_setup_token(tx, &setup_token)))
             .await
             .map_err(ServiceError::from)
     }
@@ -128,9 +128,16 @@ impl AccessService {
         email: Email,
         name: String,
         password: NewPassword,
+        client: IpAddr,
         now: Timestamp,
     ) -> Result<NewSession, ServiceError> {
         let name = parse_name(&name)?;
+        // Guesses of the link count with the client's sign-in failures.
+        let client = throttle::client_key(client);
+        self.inner
+            .ip_throttle
+            .acquire(&client, now)
+            .map_err(|retry_after| ServiceError::TooManyAttempts { retry_after })?;
         // The link is checked before the password is hashed: a stranger guessing links (or
         // posting to an install that has its admin) costs a digest compare, not an argon2
         // computation. It is checked again, atomically, when the admin is written.
@@ -174,6 +181,7 @@ impl AccessService {
                 })
             })
             .await?;
+        self.inner.ip_throttle.forgive(&client, now);
         tracing::info!(admin = %user.email, "first admin created through the setup link");
         Ok(NewSession {
             token: session_secret,
@@ -293,16 +301,25 @@ impl AccessService {
         new_password: NewPassword,
         now: Timestamp,
     ) -> Result<NewSession, ServiceError> {
+        // Wrong current passwords count like wrong sign-ins of the account (a stolen
+        // session must not become an unthrottled password oracle).
+        let account = format!("admin:{admin_id}");
+        self.inner
+            .account_throttle
+            .acquire(&account, now)
+            .map_err(|retry_after| ServiceError::TooManyAttempts { retry_after })?;
         let found = self
             .store
-            .run(move |s| s.write(|tx| rows::admin(tx, admin_id)))
+            .run(move |s| s.read(|tx| rows::admin(tx, admin_id)))
             .await?
             .ok_or_else(|| ServiceError::Unauthorized("your account no longer exists".into()))?;
         let stored_hash = found.password_hash.clone();
         let matches = password::off_runtime(move || password::verify(&stored_hash, &current))
             .await
             .map_err(ServiceError::Internal)?;
-        if !matches {
+        if matches {
+            self.inner.account_throttle.clear(&account);
+        } else {
             return Err(ServiceError::invalid(
                 "current",
                 "This is not your current password.",
@@ -371,21 +388,22 @@ impl AccessService {
         ip: IpAddr,
         now: Timestamp,
     ) -> Result<NewSession, ServiceError> {
-        let account_key = email_text.trim().to_lowercase();
-        let ip_key = ip.to_string();
+        let account_key = throttle::account_key(email_text);
+        let ip_key = throttle::client_key(ip);
         let inner = &self.inner;
-        for (throttle, key) in [
-            (&inner.account_throttle, &account_key),
-            (&inner.ip_throttle, &ip_key),
-        ] {
-            if let Err(retry_after) = throttle.check(key, now) {
-                return Err(ServiceError::TooManyAttempts { retry_after });
-            }
-        }
+        // Counted before the password is checked, so concurrent guesses see each other.
+        throttle::acquire_all(
+            &[
+                (&inner.account_throttle, &account_key),
+                (&inner.ip_throttle, &ip_key),
+            ],
+            now,
+        )
+        .map_err(|retry_after| ServiceError::TooManyAttempts { retry_after })?;
         let found = match Email::parse(email_text) {
             Ok(email) => {
                 self.store
-                    .run(move |s| s.write(|tx| rows::admin_by_email(tx, &email)))
+                    .run(move |s| s.read(|tx| rows::admin_by_email(tx, &email)))
                     .await?
             }
             Err(_) => None,
@@ -402,10 +420,9 @@ impl AccessService {
         .await
         .map_err(ServiceError::Internal)?;
         let Some((admin_id, mut record)) = found.filter(|_| matches) else {
-            inner.account_throttle.record_failure(&account_key, now);
-            inner.ip_throttle.record_failure(&ip_key, now);
             return Err(ServiceError::Unauthorized(WRONG_CREDENTIALS.into()));
         };
+        inner.ip_throttle.forgive(&ip_key, now);
         inner.account_throttle.clear(&account_key);
 
         let session_secret = token::random_secret();
@@ -655,7 +672,7 @@ fn setup_link_refused() -> ServiceError {
     )
 }
 
-fn valid_setup_token(tx: &redb::WriteTransaction, candidate: &str) -> Result<bool, StoreError> {
+fn valid_setup_token(tx: &impl crate::store::Reader, candidate: &str) -> Result<bool, StoreError> {
     if rows::admin_count(tx)? > 0 {
         return Ok(false);
     }
@@ -735,7 +752,14 @@ mod tests {
         assert!(!svc.setup_token_is_valid("wrong".into()).await.unwrap());
         let email = Email::parse("owner@example.com").unwrap();
         let session = svc
-            .create_first_admin(token.clone(), email.clone(), "Owner".into(), pw(), t(1))
+            .create_first_admin(
+                token.clone(),
+                email.clone(),
+                "Owner".into(),
+                pw(),
+                IpAddr::from([192, 0, 2, 1]),
+                t(1),
+            )
             .await
             .unwrap();
         assert_eq!(session.user.email, email);
@@ -749,6 +773,7 @@ mod tests {
                 Email::parse("x@example.com").unwrap(),
                 String::new(),
                 pw(),
+                IpAddr::from([192, 0, 2, 1]),
                 t(3),
             )
             .await;
@@ -1011,5 +1036,35 @@ mod tests {
         svc.login("a@example.com", "a brand new passphrase".into(), ip, t(6))
             .await
             .unwrap();
+    }
+
+    /// A stolen session must not become a password oracle: wrong current passwords are
+    /// throttled like wrong sign-ins (5 per 15 minutes), counted before the check.
+    #[tokio::test]
+    async fn wrong_current_passwords_are_throttled() {
+        let svc = service();
+        let id = admin(&svc, "a@example.com").await;
+        let new_password = NewPassword::parse("a brand new passphrase").unwrap();
+        for _ in 0..5 {
+            let wrong = svc
+                .change_own_password(id, "not it".into(), new_password.clone(), t(2))
+                .await;
+            assert!(
+                matches!(wrong, Err(ServiceError::Invalid { .. })),
+                "{wrong:?}"
+            );
+        }
+        let sixth = svc
+            .change_own_password(
+                id,
+                "correct horse battery staple".into(),
+                new_password,
+                t(3),
+            )
+            .await;
+        assert!(
+            matches!(sixth, Err(ServiceError::TooManyAttempts { .. })),
+            "{sixth:?}"
+        );
     }
 }

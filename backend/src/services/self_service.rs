@@ -5,7 +5,7 @@
 
 use super::{OrderService, ServiceError};
 use crate::auth::form_stamp::{FormStamps, StampError};
-use crate::auth::throttle::{Throttle, ThrottlePolicy};
+use crate::auth::throttle::{self, Throttle, ThrottlePolicy};
 use domain::{Email, OrderId, Timestamp};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -125,17 +125,16 @@ impl SelfService {
             Err(StampError::TooQuick) => return Err(LinkRefusal::TooQuick),
             Err(StampError::Stale) => return Err(LinkRefusal::Stale),
         }
-        let client = input.client.to_string();
-        for (throttle, key) in [
-            (&self.per_client, client.as_str()),
-            (&self.per_email, email.as_str()),
-        ] {
-            throttle
-                .check(key, now)
-                .map_err(|retry_after| LinkRefusal::TooMany { retry_after })?;
-        }
-        self.per_client.record_failure(&client, now);
-        self.per_email.record_failure(email.as_str(), now);
+        // Counted before anything is looked up, so parallel requests see each other.
+        let client = throttle::client_key(input.client);
+        throttle::acquire_all(
+            &[
+                (&self.per_client, client.as_str()),
+                (&self.per_email, email.as_str()),
+            ],
+            now,
+        )
+        .map_err(|retry_after| LinkRefusal::TooMany { retry_after })?;
         if !input.honeypot.trim().is_empty() {
             tracing::info!(client = %input.client, "self-service request with the honeypot filled; ignored");
             return Ok(());

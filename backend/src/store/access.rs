@@ -133,17 +133,17 @@ pub fn update_admin(
 
 /// Finds an admin by email inside a write transaction.
 pub fn admin_by_email(
-    tx: &WriteTransaction,
+    tx: &impl Reader,
     email: &Email,
 ) -> Result<Option<(AdminId, AdminRecord)>, StoreError> {
     let Some(id) = tx
-        .open_table(ADMIN_EMAILS)?
+        .table(ADMIN_EMAILS)?
         .get(email.as_str())?
         .map(|g| g.value())
     else {
         return Ok(None);
     };
-    let admins = tx.open_table(ADMINS)?;
+    let admins = tx.table(ADMINS)?;
     let row = admins.get(id)?.ok_or_else(|| StoreError::Corrupt {
         kind: "admin",
         detail: format!("email index points at missing admin {id}"),
@@ -329,8 +329,8 @@ pub fn set_setup_token(tx: &WriteTransaction, record: &SetupTokenRecord) -> Resu
     Ok(())
 }
 
-pub fn setup_token(tx: &WriteTransaction) -> Result<Option<SetupTokenRecord>, StoreError> {
-    let table = tx.open_table(META)?;
+pub fn setup_token(tx: &impl Reader) -> Result<Option<SetupTokenRecord>, StoreError> {
+    let table = tx.table(META)?;
     table
         .get(KEY_SETUP_TOKEN)?
         .map(|row| codec::decode(row.value()))

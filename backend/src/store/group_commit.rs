@@ -50,6 +50,8 @@ pub struct WriteStats {
     pub checkpoints: u64,
     /// Batches split because a job failed.
     pub split_batches: u64,
+    /// Every redb commit since open, grouped or not.
+    pub redb_commits: u64,
 }
 
 /// What a grouped job writes through: the batch's transaction, and the download tables
@@ -177,6 +179,8 @@ pub(super) struct Queue {
     /// Commits made durable by the journal rather than by redb, and journal checkpoints.
     journaled: AtomicU64,
     checkpoints: AtomicU64,
+    /// Every redb commit (see [`Store::count_commit`]).
+    redb_commits: AtomicU64,
     /// The download journal of an on-disk store. Only the drain task locks it (one runs at
     /// a time), while it holds a write transaction or runs a checkpoint.
     journal: Mutex<Option<JournalState>>,
@@ -222,6 +226,11 @@ struct QueueState {
 }
 
 impl Store {
+    /// Counts a redb commit (see [`WriteStats::redb_commits`]).
+    pub(super) fn count_commit(&self) {
+        self.queue.redb_commits.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Marks a [`WritePoint`]: the fault-injection tests copy the files here.
     #[cfg(test)]
     pub(super) fn at(&self, point: WritePoint) {
@@ -314,6 +323,7 @@ impl Store {
             journaled: q.journaled.load(Ordering::Relaxed),
             checkpoints: q.checkpoints.load(Ordering::Relaxed),
             split_batches: q.split_batches.load(Ordering::Relaxed),
+            redb_commits: q.redb_commits.load(Ordering::Relaxed),
         }
     }
 

@@ -261,6 +261,7 @@ impl Store {
             self.poison(&e);
             e
         })?;
+        self.count_commit();
         self.at(WritePoint::Committed);
         Ok(())
     }

@@ -196,6 +196,11 @@ fn render_write_stats(out: &mut String, w: &backend::store::WriteStats) {
             w.checkpoints,
         ),
         (
+            "dropgate_store_redb_commits_total",
+            "Every redb commit, grouped or not (reads commit nothing).",
+            w.redb_commits,
+        ),
+        (
             "dropgate_store_split_batches_total",
             "Batches rerun one job at a time because a job failed.",
             w.split_batches,
