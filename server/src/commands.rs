@@ -83,9 +83,8 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
 
 fn open_access(args: &StoreArgs) -> Result<AccessService, CommandError> {
     let data_dir = crate::config::resolve_data_dir(args)?;
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| CommandError::Failed(format!("cannot create {}: {e}", data_dir.display())))?;
     let config = Config::for_data_dir(&data_dir);
+    crate::startup::create_dirs(&config).map_err(|e| CommandError::Failed(e.to_string()))?;
     match Store::open(&config.database_path()) {
         Ok(store) => Ok(AccessService::new(store, AccessConfig::default())),
         Err(StoreError::AlreadyOpen { path }) => Err(CommandError::Failed(format!(

@@ -58,8 +58,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => commands::serve(Config::from_args(&args)?).await,
-            Command::Admin { action } => commands::admin(action).await,
-            Command::Token { action } => commands::token(action).await,
+            Command::Admin { action } => {
+                server::telemetry::init_for_commands();
+                commands::admin(action).await
+            }
+            Command::Token { action } => {
+                server::telemetry::init_for_commands();
+                commands::token(action).await
+            }
         }
     });
     match result {

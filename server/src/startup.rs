@@ -68,8 +68,14 @@ pub struct Application {
 /// How often buyers' IPs past the retention period are shortened.
 const IP_RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The data dir, and the file dir when files are on local disk.
-fn create_dirs(config: &Config) -> Result<(), StartupError> {
+/// The data dir, and the file dir when files are on local disk, readable by this user
+/// only: they hold the password-hashing key, buyers' data and mails with working links.
+///
+/// The process's umask becomes 077, so everything it creates from here on (the database,
+/// the journal, product files, directories) is 0600/0700 whatever the service manager set;
+/// what an earlier version left readable to others is tightened, with a log line.
+pub(crate) fn create_dirs(config: &Config) -> Result<(), StartupError> {
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let mut dirs = vec![&config.data_dir];
     if let StorageLocation::Local(dir) = &config.storage {
         dirs.push(dir);
@@ -79,8 +85,35 @@ fn create_dirs(config: &Config) -> Result<(), StartupError> {
             path: dir.display().to_string(),
             source,
         })?;
+        tighten(dir, 0o700);
+    }
+    let database = config.database_path();
+    for file in [database.clone(), backend::store::journal_path(&database)] {
+        tighten(&file, 0o600);
     }
     Ok(())
+}
+
+/// Takes the group's and others' access away from `path` (if it exists).
+fn tighten(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let current = meta.permissions().mode() & 0o777;
+    // No permission bit for the group or others (the low six bits).
+    if current.trailing_zeros() >= 6 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            was = format!("{current:o}"),
+            now = format!("{mode:o}"),
+            "made readable by this user only (it was open to others)"
+        ),
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not tighten permissions"),
+    }
 }
 
 impl Application {

@@ -5,6 +5,17 @@ use crate::config::LogFormat;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+/// Logging for the one-shot commands (`admin`, `token`): warnings and errors only, on
+/// stderr, so that what a command prints on stdout (a new token) stays clean.
+pub fn init_for_commands() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new("warn"))
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Installs the global subscriber; later calls (tests starting several apps) are no-ops.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()

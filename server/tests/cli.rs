@@ -274,3 +274,42 @@ fn a_second_process_on_the_same_data_dir_is_told_why() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// The data dir holds the password-hashing key, buyers' data and mails with working links:
+/// it is the user's alone. A new one is created 0700 with 0600 files (the umask the service
+/// manager gives does not matter); one an earlier version left open is tightened at start.
+#[test]
+fn data_at_rest_is_readable_by_its_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh");
+    let data = fresh.to_str().unwrap();
+    let out = dropgate(&["token", "create", "--data-dir", data, "--name", "ci"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("dropgate.redb")), 0o600);
+    assert_eq!(mode(&fresh.join("dropgate.redb.journal")), 0o600);
+    assert_eq!(mode(&fresh.join("files")), 0o700);
+
+    // As an earlier version left it: open to everyone.
+    for (path, open) in [
+        (fresh.clone(), 0o755),
+        (fresh.join("dropgate.redb"), 0o644),
+        (fresh.join("dropgate.redb.journal"), 0o644),
+        (fresh.join("files"), 0o755),
+    ] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(open)).unwrap();
+    }
+    let out = dropgate(&["token", "list", "--data-dir", data], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("made readable by this user only"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("dropgate.redb")), 0o600);
+    assert_eq!(mode(&fresh.join("dropgate.redb.journal")), 0o600);
+    assert_eq!(mode(&fresh.join("files")), 0o700);
+}

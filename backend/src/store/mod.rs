@@ -82,6 +82,11 @@ redb_error_into_store_error!(
     redb::SetDurabilityError
 );
 
+/// The download journal's file beside a database file (`shop.redb` → `shop.redb.journal`).
+pub fn journal_path(database: &Path) -> PathBuf {
+    journal::path_for(database)
+}
+
 /// Reads tables in a read transaction and in a write transaction alike, so that every
 /// lookup is written once and works wherever it is needed (a write that must decide from
 /// what it reads reads in its own transaction).
