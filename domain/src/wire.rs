@@ -215,10 +215,30 @@ pub struct OrderPatch {
 #[serde(deny_unknown_fields)]
 pub struct GrantLookup {
     pub password: Option<String>,
+    /// The 7-digit order ID, as a string or as the number orders carry (`4033421`).
+    #[serde(default, deserialize_with = "string_or_number")]
     pub order_id: Option<String>,
     pub order_number: Option<String>,
     pub transaction_id: Option<String>,
     pub email: Option<String>,
+}
+
+/// An optional field that takes a JSON string or a whole number (kept as its digits).
+fn string_or_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Text(String),
+        Number(u64),
+    }
+    Ok(
+        Option::<Given>::deserialize(deserializer)?.map(|given| match given {
+            Given::Text(text) => text,
+            Given::Number(number) => number.to_string(),
+        }),
+    )
 }
 
 /// Where a grant was used from.

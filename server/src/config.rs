@@ -24,7 +24,17 @@ pub enum LogFormat {
     Json,
 }
 
-/// How the SMTP connection is secured.
+impl From<SmtpSecurity> for backend::mail::worker::SmtpSecurity {
+    fn from(security: SmtpSecurity) -> Self {
+        match security {
+            SmtpSecurity::Starttls => Self::StartTls,
+            SmtpSecurity::Tls => Self::Tls,
+            SmtpSecurity::None => Self::None,
+        }
+    }
+}
+
+/// How the SMTP connection is secured, as flags and the config file name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpSecurity {
@@ -36,16 +46,8 @@ pub enum SmtpSecurity {
     None,
 }
 
-/// Outgoing mail settings.
-#[derive(Debug, Clone)]
-pub struct SmtpConfig {
-    pub host: String,
-    pub port: u16,
-    pub security: SmtpSecurity,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub from: String,
-}
+/// Outgoing mail settings: the backend's, which parsing here produces.
+pub use backend::mail::worker::SmtpSettings as SmtpConfig;
 
 /// Where product files are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,33 +90,6 @@ pub struct Config {
     pub mail_policy: backend::mail::worker::WorkerPolicy,
     /// Rate limits and bot checks of the buyer's self-service form.
     pub self_service: backend::services::SelfServicePolicy,
-}
-
-impl SmtpConfig {
-    /// The address part of `from` ("Shop <shop@example.com>" → "shop@example.com").
-    pub fn from_address(&self) -> &str {
-        self.from
-            .rsplit_once('<')
-            .map_or(self.from.as_str(), |(_, a)| a.trim_end_matches('>'))
-            .trim()
-    }
-
-    /// The backend's view of these settings.
-    pub fn to_backend(&self) -> backend::mail::worker::SmtpSettings {
-        use backend::mail::worker::SmtpSecurity as S;
-        backend::mail::worker::SmtpSettings {
-            host: self.host.clone(),
-            port: self.port,
-            security: match self.security {
-                SmtpSecurity::Starttls => S::StartTls,
-                SmtpSecurity::Tls => S::Tls,
-                SmtpSecurity::None => S::None,
-            },
-            username: self.username.clone(),
-            password: self.password.clone(),
-            from: self.from.clone(),
-        }
-    }
 }
 
 impl Config {
@@ -344,7 +319,7 @@ fn smtp_config(args: &ServeArgs, file: FileSmtp) -> Result<Option<SmtpConfig>, C
     Ok(Some(SmtpConfig {
         host,
         port,
-        security,
+        security: security.into(),
         username,
         password,
         from,

@@ -112,7 +112,9 @@ fn tighten(path: &std::path::Path, mode: u32) {
             now = format!("{mode:o}"),
             "made readable by this user only (it was open to others)"
         ),
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not tighten permissions"),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not tighten permissions");
+        }
     }
 }
 
@@ -325,11 +327,7 @@ fn build_mail(
         public_url,
         config.smtp.as_ref().map(|s| s.from_address().to_owned()),
     );
-    let sender = config
-        .smtp
-        .as_ref()
-        .map(|smtp| SmtpSender::new(&smtp.to_backend()))
-        .transpose()?;
+    let sender = config.smtp.as_ref().map(SmtpSender::new).transpose()?;
     let outbox = OutboxService::new(
         store.clone(),
         mailer.clone(),

@@ -285,7 +285,10 @@ fn data_at_rest_is_readable_by_its_user_only() {
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join("fresh");
     let data = fresh.to_str().unwrap();
-    let out = dropgate(&["token", "create", "--data-dir", data, "--name", "ci"], None);
+    let out = dropgate(
+        &["token", "create", "--data-dir", data, "--name", "ci"],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(mode(&fresh), 0o700);
     assert_eq!(mode(&fresh.join("dropgate.redb")), 0o600);

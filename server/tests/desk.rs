@@ -91,6 +91,8 @@ async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_
     for query in [
         json!({"password": password.to_lowercase()}),
         json!({"order_id": order_id}),
+        // The order ID as orders return it, a number.
+        json!({"order_id": created["order_id"]}),
         json!({"order_number": order_number}),
         json!({"transaction_id": "PAY-1"}),
         json!({"email": "BEA@example.com"}),

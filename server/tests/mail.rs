@@ -10,10 +10,11 @@
 
 mod common;
 
+use backend::mail::worker::SmtpSecurity;
 use common::{TestApp, api_token, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use server::config::{SmtpConfig, SmtpSecurity, StorageLocation};
+use server::config::{SmtpConfig, StorageLocation};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -740,7 +741,7 @@ async fn tls_settings_against_a_plain_server_say_why_and_send_nothing() {
     let sink = SmtpSink::start().await;
     for (security, expected) in [
         (SmtpSecurity::Tls, "TLS with SMTP localhost"),
-        (SmtpSecurity::Starttls, "STARTTLS"),
+        (SmtpSecurity::StartTls, "STARTTLS"),
     ] {
         let mut smtp = sink.config();
         smtp.host = "localhost".into();

@@ -35,7 +35,7 @@ pub enum SmtpSecurity {
 }
 
 /// Where and how to send mail.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
@@ -44,6 +44,30 @@ pub struct SmtpSettings {
     pub password: Option<String>,
     /// The envelope and default `From` address.
     pub from: String,
+}
+
+impl SmtpSettings {
+    /// The address part of `from` ("Shop <shop@example.com>" → "shop@example.com").
+    pub fn from_address(&self) -> &str {
+        self.from
+            .rsplit_once('<')
+            .map_or(self.from.as_str(), |(_, a)| a.trim_end_matches('>'))
+            .trim()
+    }
+}
+
+/// Written by hand so that the password never reaches a log or an error message.
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 /// Why the SMTP settings cannot be used.
@@ -282,5 +306,28 @@ impl AsyncWrite for TlsStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_not_in_debug_output() {
+        let settings = SmtpSettings {
+            host: "smtp.example.com".into(),
+            port: 587,
+            security: SmtpSecurity::StartTls,
+            username: Some("shop".into()),
+            password: Some("hunter2-very-secret".into()),
+            from: "shop@example.com".into(),
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("smtp.example.com"),
+            "{shown}"
+        );
     }
 }
