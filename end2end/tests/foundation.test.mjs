@@ -89,3 +89,27 @@ test('first run: setup link, sign out, sign in, dashboard, client-side navigatio
 
   assert.deepEqual(errors, [], 'no console errors (CSP violations, panics)');
 });
+
+test('the WASM bundle, embedded only gzipped, reaches clients with and without gzip', async (t) => {
+  const { get } = await import('node:http');
+  const { gunzipSync } = await import('node:zlib');
+  const server = await startServer();
+  t.after(() => server.stop());
+  const raw = (encoding) => new Promise((resolve, reject) => {
+    get(`${server.baseUrl}/pkg/dropgate_bg.wasm`, { headers: { 'accept-encoding': encoding } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    }).on('error', reject);
+  });
+  const gzipped = await raw('gzip');
+  assert.equal(gzipped.status, 200);
+  assert.equal(gzipped.headers['content-encoding'], 'gzip');
+  const plain = await raw('identity');
+  assert.equal(plain.status, 200);
+  assert.equal(plain.headers['content-encoding'], undefined);
+  assert.equal(plain.headers['content-type'], 'application/wasm');
+  assert.deepEqual(plain.body.subarray(0, 4), Buffer.from([0, 0x61, 0x73, 0x6d]), 'a WASM module');
+  assert.ok(gunzipSync(gzipped.body).equals(plain.body), 'the same bytes either way');
+  assert.equal(plain.headers.etag, gzipped.headers.etag);
+});

@@ -1,7 +1,7 @@
 //! The site's static files, embedded in the binary at build time (see `build.rs`), served
 //! from memory with ETags and pre-compressed gzip bodies when the client accepts them.
 
-use axum::body::Body;
+use std::sync::OnceLock;
 use axum::response::{IntoResponse, Response};
 use http::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
@@ -13,9 +13,33 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 pub struct EmbeddedAsset {
     pub url: &'static str,
     pub content_type: &'static str,
-    pub body: &'static [u8],
+    pub body: Body,
     pub gzip: Option<&'static [u8]>,
     pub etag: &'static str,
+}
+
+/// An embedded file's bytes as they are.
+#[derive(Debug)]
+pub enum Body {
+    Embedded(&'static [u8]),
+    /// Embedded only gzipped (a large file): decompressed on first need, then kept.
+    FromGzip(OnceLock<Vec<u8>>),
+}
+
+impl EmbeddedAsset {
+    /// The file's bytes, uncompressed.
+    pub fn plain(&'static self) -> &'static [u8] {
+        match &self.body {
+            Body::Embedded(bytes) => bytes,
+            Body::FromGzip(cell) => cell.get_or_init(|| {
+                let gzip = self.gzip.unwrap_or_default();
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gzip), &mut plain)
+                    .expect("the embedded gzip copy was made at build time");
+                plain
+            }),
+        }
+    }
 }
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -50,12 +74,12 @@ pub fn respond(asset: &'static EmbeddedAsset, headers: &HeaderMap) -> Response {
         });
     let mut response = match (asset.gzip, accepts_gzip) {
         (Some(gzip), true) => {
-            let mut r = Response::new(Body::from(gzip));
+            let mut r = Response::new(axum::body::Body::from(gzip));
             r.headers_mut()
                 .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             r
         }
-        _ => Response::new(Body::from(asset.body)),
+        _ => Response::new(axum::body::Body::from(asset.plain())),
     };
     let h = response.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));

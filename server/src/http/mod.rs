@@ -99,7 +99,7 @@ pub fn router(
             "/favicon.ico",
             get(|| async { Redirect::permanent("/favicon.svg") }),
         );
-    for asset in assets::ASSETS {
+    for asset in &assets::ASSETS {
         operations = operations.route(
             asset.url,
             get(move |headers: HeaderMap| async move { assets::respond(asset, &headers) }),
