@@ -45,10 +45,7 @@ pub async fn update_product(
     patch: ProductPatch,
 ) -> Result<ProductView, AppError> {
     crate::server::as_admin(|state, actor| async move {
-        let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
-            field: "product_id".into(),
-            message: m,
-        })?;
+        let id = parse_product_id(&product_id)?;
         Ok(state
             .catalog
             .update(id, patch, actor, backend::clock::now())
@@ -61,10 +58,7 @@ pub async fn update_product(
 #[server(prefix = "/rpc", endpoint = "product-delete")]
 pub async fn delete_product(product_id: String, force: bool) -> Result<(), AppError> {
     crate::server::as_admin(|state, actor| async move {
-        let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
-            field: "product_id".into(),
-            message: m,
-        })?;
+        let id = parse_product_id(&product_id)?;
         Ok(state
             .catalog
             .delete(id, force, actor, backend::clock::now())
@@ -81,10 +75,7 @@ pub async fn delete_product_file(
     force: bool,
 ) -> Result<(), AppError> {
     crate::server::as_admin(|state, actor| async move {
-        let id = domain::ProductId::parse(&product_id).map_err(|m| AppError::Invalid {
-            field: "product_id".into(),
-            message: m,
-        })?;
+        let id = parse_product_id(&product_id)?;
         Ok(state
             .catalog
             .delete_file(
@@ -97,4 +88,13 @@ pub async fn delete_product_file(
             .await?)
     })
     .await
+}
+
+/// A product slug from a form, or the field's error.
+#[cfg(feature = "ssr")]
+fn parse_product_id(text: &str) -> Result<domain::ProductId, AppError> {
+    domain::ProductId::parse(text).map_err(|message| AppError::Invalid {
+        field: "product_id".into(),
+        message,
+    })
 }

@@ -1,12 +1,12 @@
 //! The site's static files, embedded in the binary at build time (see `build.rs`), served
 //! from memory with ETags and pre-compressed gzip bodies when the client accepts them.
 
-use std::sync::OnceLock;
 use axum::response::{IntoResponse, Response};
 use http::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
 };
 use http::{HeaderMap, HeaderValue, StatusCode};
+use std::sync::OnceLock;
 
 /// One embedded file.
 #[derive(Debug)]
