@@ -106,6 +106,12 @@ pub struct ServeArgs {
     /// Seconds a client has to send its request headers [default: 20].
     #[arg(long, env = "DROPGATE_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
     pub header_read_timeout: Option<u64>,
+    /// Seconds a client has to send a whole request body, uploads excepted [default: 30].
+    #[arg(long, env = "DROPGATE_BODY_READ_TIMEOUT", value_name = "SECONDS")]
+    pub body_read_timeout: Option<u64>,
+    /// Connections served at once; at the cap new ones wait to be accepted [default: 4096].
+    #[arg(long, env = "DROPGATE_MAX_CONNECTIONS", value_name = "COUNT")]
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -75,6 +75,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A client must send its request headers within this time.
     pub header_read_timeout: Duration,
+    /// Time a client has to send a whole request body (product uploads excepted).
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
     /// Largest accepted request body outside file uploads.
     pub max_body_bytes: usize,
     /// Largest product file upload.
@@ -106,6 +110,8 @@ impl Config {
             geoip_reload_interval: Duration::from_secs(10),
             log_format: LogFormat::Human,
             header_read_timeout: Duration::from_secs(20),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
             max_body_bytes: 1024 * 1024,
             upload_limit_bytes: 10 * 1024 * 1024 * 1024,
             reset_days: 31,
@@ -208,15 +214,55 @@ impl Config {
             .log_format
             .or(file.log_format)
             .unwrap_or(LogFormat::Human);
-        if let Some(secs) = args.header_read_timeout.or(file.header_read_timeout) {
-            if secs == 0 || secs > 3600 {
+        config.apply_connection_limits(
+            args,
+            file.header_read_timeout,
+            file.body_read_timeout,
+            file.max_connections,
+        )?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// The header and body deadlines and the connection cap from flags or the file.
+    fn apply_connection_limits(
+        &mut self,
+        args: &ServeArgs,
+        file_header_read: Option<u64>,
+        file_body_read: Option<u64>,
+        file_max_connections: Option<usize>,
+    ) -> Result<(), ConfigError> {
+        let seconds = |given: Option<u64>, what: &str| -> Result<Option<Duration>, ConfigError> {
+            given
+                .map(|secs| {
+                    if (1..=3600).contains(&secs) {
+                        Ok(Duration::from_secs(secs))
+                    } else {
+                        Err(ConfigError(format!(
+                            "{what}: give a number of seconds from 1 to 3600"
+                        )))
+                    }
+                })
+                .transpose()
+        };
+        let header = args.header_read_timeout.or(file_header_read);
+        if let Some(timeout) = seconds(header, "header read timeout")? {
+            self.header_read_timeout = timeout;
+        }
+        let body = args.body_read_timeout.or(file_body_read);
+        if let Some(timeout) = seconds(body, "body read timeout")? {
+            self.body_read_timeout = timeout;
+        }
+        if let Some(max) = args.max_connections.or(file_max_connections) {
+            if !(16..=1_000_000).contains(&max) {
                 return Err(ConfigError(
-                    "header read timeout: give a number of seconds from 1 to 3600".into(),
+                    "max connections: give a number from 16 to 1000000".into(),
                 ));
             }
-            config.header_read_timeout = Duration::from_secs(secs);
+            self.max_connections = max;
         }
-        Ok(config)
+        Ok(())
     }
 }
 
@@ -247,6 +293,8 @@ struct FileConfig {
     geoip_db: Option<PathBuf>,
     log_format: Option<LogFormat>,
     header_read_timeout: Option<u64>,
+    body_read_timeout: Option<u64>,
+    max_connections: Option<usize>,
     upload_limit: Option<u64>,
     mail_retry_days: Option<u32>,
     smtp: Option<FileSmtp>,

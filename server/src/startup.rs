@@ -270,7 +270,11 @@ impl Application {
         http::serve::serve(
             self.listener,
             self.router,
-            self.config.header_read_timeout,
+            http::serve::Limits {
+                header_read: self.config.header_read_timeout,
+                body_read: self.config.body_read_timeout,
+                max_connections: self.config.max_connections,
+            },
             self.config.shutdown_grace,
             shutdown,
         )

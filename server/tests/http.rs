@@ -740,3 +740,84 @@ async fn anonymous_requests_that_change_nothing_commit_nothing() {
     assert_eq!(redb_commits(&app).await, before);
     app.stop().await;
 }
+
+/// Ten clients that send their headers, then a form one byte every half second: each gets
+/// a 408 once the body deadline (2 s here, 30 s by default) has passed, and its connection
+/// is closed. Before, they held their connections as long as they liked.
+#[tokio::test]
+async fn bodies_that_dribble_in_are_cut_off() {
+    let app = spawn_app_with(|c| c.body_read_timeout = Duration::from_secs(2)).await;
+    let started = Instant::now();
+    let clients = (0..10).map(|_| {
+        let addr = app.addr;
+        async move {
+            let mut slow = TcpStream::connect(addr).await.unwrap();
+            slow.write_all(
+                b"POST /resend HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            let mut answer = Vec::new();
+            for _ in 0..40 {
+                if slow.write_all(b"e").await.is_err() {
+                    break;
+                }
+                let mut buf = [0u8; 1024];
+                match tokio::time::timeout(Duration::from_millis(500), slow.read(&mut buf)).await {
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+            }
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    });
+    for answer in futures::future::join_all(clients).await {
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // A form sent at a normal pace is unaffected.
+    assert_eq!(
+        reqwest::get(app.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    app.stop().await;
+}
+
+/// At the connection cap the server stops accepting: a new client waits (in the kernel's
+/// listen queue) until an open connection closes, then is served.
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_one() {
+    let app = spawn_app_with(|c| {
+        c.max_connections = 2;
+        c.header_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut open = TcpStream::connect(app.addr).await.unwrap();
+        open.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(open);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = tokio::spawn({
+        let url = app.url("/healthz");
+        async move { reqwest::get(url).await.unwrap().status() }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!waiting.is_finished(), "served beyond the cap");
+    drop(held.pop());
+    let status = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert_eq!(status, 200);
+    drop(held);
+    app.stop().await;
+}

@@ -25,6 +25,10 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
     let route = request.extensions().get::<MatchedPath>().cloned();
     let ip = client_ip_of(&state, &request);
     request.extensions_mut().insert(ClientIp(ip));
+    let body_timed_out = request
+        .extensions()
+        .get::<super::serve::BodyTimedOut>()
+        .cloned();
     let mut response = if refuses_cross_site(&request) {
         (StatusCode::FORBIDDEN, "Cross-site requests are refused.").into_response()
     } else if let Some(visit) = admin_page_visit(&request)
@@ -34,6 +38,15 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
     } else {
         answer_or_500(&method, route.as_ref(), next, request).await
     };
+    if body_timed_out.is_some_and(|flag| flag.is_set()) {
+        // Whatever the handler made of the failed read, the client was too slow.
+        response = (
+            StatusCode::REQUEST_TIMEOUT,
+            [(http::header::CONNECTION, "close")],
+            "The request took too long to arrive.",
+        )
+            .into_response();
+    }
     add_security_headers(&state, &mut response);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
