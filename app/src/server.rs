@@ -33,8 +33,34 @@ pub struct UiState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// Name of the session cookie.
+/// Name of the session cookie on plain http (a local trial).
 pub const SESSION_COOKIE: &str = "dg_session";
+/// Name of the session cookie on https: the `__Host-` prefix makes browsers refuse it
+/// unless it is `Secure`, for `Path=/` and without a `Domain`, so no subdomain or plain-http
+/// page can set or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-dg_session";
+
+/// The session cookie's name on this server.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The session cookie's value in request headers, if any.
+pub fn session_cookie_in(headers: &http::HeaderMap, secure: bool) -> Option<String> {
+    let wanted = session_cookie_name(secure);
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, value)| value.to_owned())
+}
 
 /// The server state, or an error if the server forgot to provide it.
 pub fn state() -> Result<UiState, AppError> {
@@ -58,16 +84,8 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
 
 /// The value of the session cookie of the current request.
 pub fn session_cookie() -> Option<String> {
-    let parts = request_parts()?;
-    parts
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    let secure = state().ok()?.secure_cookies;
+    session_cookie_in(&request_parts()?.headers, secure)
 }
 
 /// The signed-in admin, or `SignedOut`. Every admin server function starts with this: the
@@ -132,17 +150,19 @@ pub fn client_ip() -> IpAddr {
 /// Sets the session cookie: HttpOnly, SameSite=Strict, Secure on https.
 pub fn set_session_cookie(token: &str, max_age_secs: u64, secure: bool) {
     let secure = if secure { "; Secure" } else { "" };
+    let name = session_cookie_name(!secure.is_empty());
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
     );
     append_cookie(&cookie);
 }
 
 /// Deletes the session cookie in the browser.
 pub fn clear_session_cookie(secure: bool) {
+    let name = session_cookie_name(secure);
     let secure = if secure { "; Secure" } else { "" };
     append_cookie(&format!(
-        "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+        "{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
     ));
 }
 

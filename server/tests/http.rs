@@ -303,13 +303,28 @@ async fn cookies_are_secure_behind_an_https_public_url() {
         .send()
         .await
         .unwrap();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // On https the name carries the `__Host-` prefix: Secure, Path=/, no Domain.
+    assert!(cookie.starts_with("__Host-dg_session="), "{cookie}");
     assert!(
-        response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .contains("; Secure")
+        cookie.contains("; Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
     );
     assert!(response.headers().contains_key("strict-transport-security"));
+    // The session works under that name.
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let me = app
+        .client()
+        .post(app.url("/rpc/session"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "{}", me.text().await.unwrap());
     app.stop().await;
 }
 

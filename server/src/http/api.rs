@@ -260,7 +260,7 @@ pub async fn require_token_or_session(
         return require_token(State(state), request, next).await;
     }
     let headers = request.headers();
-    let cookie = super::middleware::session_cookie(headers).filter(|_| {
+    let cookie = app::server::session_cookie_in(headers, state.https).filter(|_| {
         headers.contains_key(header::ORIGIN) && !super::middleware::is_cross_site(headers)
     });
     let Some(cookie) = cookie else {

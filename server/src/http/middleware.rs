@@ -3,7 +3,7 @@
 
 use super::HttpState;
 use super::serve::peer_of;
-use app::server::{ClientIp, SESSION_COOKIE};
+use app::server::{ClientIp, session_cookie_in};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -31,7 +31,7 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
         .cloned();
     let mut response = if refuses_cross_site(&request) {
         (StatusCode::FORBIDDEN, "Cross-site requests are refused.").into_response()
-    } else if let Some(visit) = admin_page_visit(&request)
+    } else if let Some(visit) = admin_page_visit(&request, state.https)
         && let Some(redirect) = admin_session_gate(&state, visit).await
     {
         redirect
@@ -171,18 +171,6 @@ pub fn is_cross_site(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The admin session cookie's value, if the request carries one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
 /// Admin pages are only rendered for a valid session: the server decides, not the UI.
 /// Signed-out visitors are sent to the sign-in page; signed-in ones skip it. `None` lets
 /// the request through.
@@ -209,12 +197,15 @@ async fn admin_session_gate(
 
 /// For a visit to a gated admin page: whether it is the sign-in page, and the session
 /// cookie. Taken out before any await, because a future holding `&Request` is not `Send`.
-fn admin_page_visit(request: &Request) -> Option<(bool, Option<String>)> {
+fn admin_page_visit(request: &Request, https: bool) -> Option<(bool, Option<String>)> {
     let path = request.uri().path();
     let is_admin_page =
         request.method() == Method::GET && (path == "/admin" || path.starts_with("/admin/"));
     if !is_admin_page || path == "/admin/setup" {
         return None;
     }
-    Some((path == "/admin/login", session_cookie(request.headers())))
+    Some((
+        path == "/admin/login",
+        session_cookie_in(request.headers(), https),
+    ))
 }
