@@ -186,6 +186,7 @@ impl Application {
             geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: config.trusted_proxies.clone().into(),
+            untrusted_proxy_warning: Arc::new(std::sync::Once::new()),
             https: public_url.starts_with("https://"),
         });
         let ui = UiState {

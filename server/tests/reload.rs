@@ -435,3 +435,34 @@ async fn a_panic_costs_only_its_own_request() {
     );
     assert!(!log.contains("has not run a task"), "{log}");
 }
+
+/// A reverse proxy on the same host forwards clients but was not made trusted: the log
+/// says so once (the country lock is off then), however many requests come.
+#[tokio::test]
+async fn an_untrusted_local_proxy_is_pointed_out_once() {
+    let mut server = Server::start();
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        let answer = client
+            .get(server.url("/healthz"))
+            .header("x-forwarded-for", "203.0.113.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let started = Instant::now();
+    let mut warnings = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        warnings = server
+            .log_text()
+            .matches("no --trusted-proxy is set")
+            .count();
+        if warnings > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(warnings, 1, "{}", server.log_text());
+    server.assert_healthy();
+}

@@ -94,11 +94,22 @@ async fn answer_or_500(
 /// The client's IP: the TCP peer, or what a trusted proxy says it forwarded.
 fn client_ip_of(state: &HttpState, request: &Request) -> IpAddr {
     let peer = peer_of(request).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
-    let forwarded = request
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
+    let forwarded = request.headers().get_all("x-forwarded-for");
+    if state.trusted_proxies.is_empty()
+        && forwarded.iter().next().is_some()
+        && domain::net::is_internal(peer)
+    {
+        // A proxy on this host or network forwards clients, but none is trusted: every
+        // client then has the proxy's address, so the country lock never locks and all
+        // clients share one throttle. Said once per run.
+        state.untrusted_proxy_warning.call_once(|| {
+            tracing::warn!(
+                %peer,
+                "requests from a proxy carry X-Forwarded-For but no --trusted-proxy is set: buyers' addresses (and countries) are not known, so the country lock is off and every client shares the proxy's limits; set --trusted-proxy to the proxy's address"
+            );
+        });
+    }
+    let forwarded = forwarded.iter().filter_map(|v| v.to_str().ok());
     domain::net::client_ip(peer, forwarded, &state.trusted_proxies)
 }
 

@@ -62,6 +62,8 @@ pub struct HttpServices {
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Arc<[IpNet]>,
+    /// Warns once when a local proxy forwards clients but is not trusted.
+    pub untrusted_proxy_warning: Arc<std::sync::Once>,
     pub https: bool,
 }
 
