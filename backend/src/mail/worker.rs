@@ -238,6 +238,9 @@ fn settled(
             after.server_reply = Some(reply);
             after.sent_at = Some(now);
             after.next_attempt_at = None;
+            // Delivered: the stored copy keeps what the seller reads, not working links.
+            after.text = domain::mail::redact_links(&before.text);
+            after.html = domain::mail::redact_links(&before.html);
         }
         Attempt::Refused(error) => {
             after.state = MailState::Failed;
@@ -320,13 +323,16 @@ mod tests {
     #[test]
     fn an_accepted_mail_is_sent_and_never_due_again() {
         let now = Timestamp::from_unix_millis(5);
+        let mut sending = record(1);
+        sending.text = "Your book: https://dl.example.com/d/7K3Q-M9XD-4TZP-W2HB-R5NC".into();
         let after = settled(
-            &record(1),
+            &sending,
             Attempt::Accepted("250 OK".into()),
             &RetryPolicy::default(),
             now,
         );
         assert_eq!(after.state, MailState::Sent);
+        assert_eq!(after.text, "Your book: https://dl.example.com/d/7K3Q…");
         assert_eq!(after.sent_at, Some(now));
         assert_eq!(after.next_attempt_at, None);
         assert_eq!(after.server_reply.as_deref(), Some("250 OK"));
