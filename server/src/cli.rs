@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Connections served at once; at the cap new ones wait to be accepted [default: 4096].
     #[arg(long, env = "DROPGATE_MAX_CONNECTIONS", value_name = "COUNT")]
     pub max_connections: Option<usize>,
+    /// Bearer token that opens /metrics to clients outside this host's network (clients on
+    /// the host or its private network need none) [default: none].
+    #[arg(long, env = "DROPGATE_METRICS_TOKEN", value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -79,6 +79,9 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// Connections served at once; more wait in the listen queue.
     pub max_connections: usize,
+    /// Opens `/metrics` to clients outside this host's network that send it as a Bearer
+    /// token (clients on the host or its private network need none).
+    pub metrics_token: Option<String>,
     /// Largest accepted request body outside file uploads.
     pub max_body_bytes: usize,
     /// Largest product file upload.
@@ -112,6 +115,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(20),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            metrics_token: None,
             max_body_bytes: 1024 * 1024,
             upload_limit_bytes: 10 * 1024 * 1024 * 1024,
             reset_days: 31,
@@ -214,6 +218,14 @@ impl Config {
             .log_format
             .or(file.log_format)
             .unwrap_or(LogFormat::Human);
+        if let Some(token) = args.metrics_token.clone().or(file.metrics_token) {
+            if token.trim().len() < 16 {
+                return Err(ConfigError(
+                    "metrics token: use at least 16 characters".into(),
+                ));
+            }
+            config.metrics_token = Some(token.trim().to_owned());
+        }
         config.apply_connection_limits(
             args,
             file.header_read_timeout,
@@ -295,6 +307,7 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     body_read_timeout: Option<u64>,
     max_connections: Option<usize>,
+    metrics_token: Option<String>,
     upload_limit: Option<u64>,
     mail_retry_days: Option<u32>,
     smtp: Option<FileSmtp>,

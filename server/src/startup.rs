@@ -187,6 +187,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: config.trusted_proxies.clone().into(),
             untrusted_proxy_warning: Arc::new(std::sync::Once::new()),
+            metrics_token: config.metrics_token.as_deref().map(Arc::from),
             https: public_url.starts_with("https://"),
         });
         let ui = UiState {

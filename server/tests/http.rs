@@ -836,3 +836,39 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
     drop(held);
     app.stop().await;
 }
+
+/// `/metrics` shows sales volume: clients on the host or its private network read it,
+/// public ones (here named by a trusted proxy) only with the metrics token.
+#[tokio::test]
+async fn metrics_are_for_the_shops_own_network_or_a_token() {
+    let app = spawn_app_with(|c| {
+        c.trusted_proxies = vec![domain::net::IpNet::parse("127.0.0.1").unwrap()];
+        c.metrics_token = Some("a-long-metrics-token".into());
+    })
+    .await;
+    let status = |client: &'static str, token: Option<&'static str>| {
+        let url = app.url("/metrics");
+        async move {
+            let mut request = reqwest::Client::new()
+                .get(url)
+                .header("x-forwarded-for", client);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(status("203.0.113.5", None).await, 404);
+    assert_eq!(status("203.0.113.5", Some("not-the-token")).await, 404);
+    assert_eq!(
+        status("203.0.113.5", Some("a-long-metrics-token")).await,
+        200
+    );
+    assert_eq!(
+        status("10.0.0.7", None).await,
+        200,
+        "a Prometheus beside the shop"
+    );
+    assert_eq!(status("127.0.0.1", None).await, 200);
+    app.stop().await;
+}

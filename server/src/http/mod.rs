@@ -62,6 +62,8 @@ pub struct HttpServices {
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Arc<[IpNet]>,
+    /// A Bearer token that opens `/metrics` to clients outside this host's network.
+    pub metrics_token: Option<Arc<str>>,
     /// Warns once when a local proxy forwards clients but is not trusted.
     pub untrusted_proxy_warning: Arc<std::sync::Once>,
     pub https: bool,
@@ -167,7 +169,31 @@ async fn healthz(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
-async fn metrics_text(State(state): State<HttpState>) -> Response {
+/// `/metrics` shows sales volume, so it answers only clients on this host or network (a
+/// Prometheus beside it), or anyone with `--metrics-token` as a Bearer token; everyone else
+/// gets the 404 of a path that does not exist. The client is the one the trusted proxies
+/// name, so a public client behind the shop's own reverse proxy is refused too.
+async fn metrics_text(
+    State(state): State<HttpState>,
+    client: Option<axum::Extension<app::server::ClientIp>>,
+    headers: HeaderMap,
+) -> Response {
+    let internal = client.is_some_and(|c| domain::net::is_internal(c.0.0));
+    let token_matches = state.metrics_token.as_deref().is_some_and(|expected| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    given.as_bytes(),
+                    expected.as_bytes(),
+                ))
+            })
+    });
+    if !internal && !token_matches {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     (
         [
             (
