@@ -109,10 +109,22 @@ pub struct FileView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    /// The product's slug: lower-case letters, digits and inner hyphens.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$",
+            min_length = 1,
+            max_length = 64
+        )
+    )]
     pub product_id: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
+    /// Downloads per file; 0 for unlimited.
     #[serde(default)]
     pub max_downloads: u32,
+    /// Days the links work; 0 for unlimited.
     #[serde(default)]
     pub download_days: u32,
     #[serde(default = "default_true")]
@@ -124,6 +136,7 @@ pub struct NewProduct {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: Option<String>,
     pub max_downloads: Option<u32>,
     pub download_days: Option<u32>,
@@ -141,13 +154,19 @@ fn default_true() -> bool {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     #[serde(default)]
     pub name: String,
+    /// Product slugs, at least one.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub product_ids: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
     #[serde(default)]
     pub transaction_id: Option<String>,
     /// `pending`, `on_hold` or `confirmed` (default).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(pending|on_hold|confirmed)$"))]
     #[serde(default)]
     pub status: Option<String>,
 }
@@ -202,8 +221,15 @@ pub struct CreatedOrder {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrderPatch {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub name: Option<String>,
+    /// The next status, as the state machine allows it.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(pending|on_hold|confirmed|refunded|cancelled)$")
+    )]
     pub status: Option<String>,
 }
 
@@ -214,12 +240,19 @@ pub struct OrderPatch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantLookup {
+    /// A download password as mailed (dashes and case do not matter).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub password: Option<String>,
     /// The 7-digit order ID, as a string or as the number orders carry (`4033421`).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[1-9][0-9]{6}$"))]
     #[serde(default, deserialize_with = "string_or_number")]
     pub order_id: Option<String>,
+    /// The 17-digit order number (`YYYYMMDDHHMMSSmmm`).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{17}$"))]
     pub order_number: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
     pub transaction_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: Option<String>,
 }
 
@@ -301,7 +334,9 @@ pub struct GrantDetail {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendPassword {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     #[serde(default)]
     pub name: String,
 }

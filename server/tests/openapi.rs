@@ -198,3 +198,91 @@ async fn the_schemas_name_exactly_the_fields_real_answers_carry() {
     assert_eq!(keys(&audit[0]), schema_fields(&doc, "AuditEntry"));
     shop.app.stop().await;
 }
+
+/// The document declares the constraints the API enforces, at their very boundary: a
+/// client generated from it (or a fuzzer) builds requests the API accepts, and what the
+/// document allows one step past the limit the API refuses.
+#[tokio::test]
+async fn the_documented_limits_are_the_enforced_ones() {
+    let shop = Shop::open().await;
+    let doc = document(&shop.app).await;
+    let schema =
+        |name: &str, field: &str| doc["components"]["schemas"][name]["properties"][field].clone();
+    let product_id = schema("NewProduct", "product_id");
+    assert_eq!(product_id["maxLength"], 64);
+    assert!(
+        product_id["pattern"]
+            .as_str()
+            .unwrap()
+            .starts_with("^[a-z0-9]")
+    );
+    assert_eq!(schema("NewProduct", "name")["maxLength"], 200);
+    assert_eq!(schema("NewOrder", "email")["format"], "email");
+    assert_eq!(schema("NewOrder", "product_ids")["minItems"], 1);
+    assert_eq!(schema("NewOrder", "transaction_id")["maxLength"], 128);
+    assert!(
+        schema("NewOrder", "status")["pattern"]
+            .as_str()
+            .unwrap()
+            .contains("on_hold")
+    );
+    assert_eq!(
+        schema("GrantLookup", "order_id")["pattern"],
+        "^[1-9][0-9]{6}$"
+    );
+    assert_eq!(
+        schema("GrantLookup", "order_number")["pattern"],
+        "^[0-9]{17}$"
+    );
+
+    let create = |id: String, name: String| {
+        let shop = &shop;
+        async move {
+            shop.call(
+                Method::POST,
+                "/api/v1/products",
+                Some(json!({"product_id": id, "name": name})),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(
+        create("a".repeat(64), "n".repeat(200)).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        create("b".repeat(65), "Book".into()).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        create("c".into(), "n".repeat(201)).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        create("-d".into(), "Book".into()).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let order = |body: Value| {
+        let shop = &shop;
+        async move {
+            shop.call(Method::POST, "/api/v1/orders", Some(body))
+                .await
+                .0
+        }
+    };
+    let product = "a".repeat(64);
+    assert_eq!(
+        order(json!({"email": "ann@example.com", "product_ids": [], })).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        order(json!({"email": "ann@example.com", "product_ids": [product], "transaction_id": "t".repeat(129)})).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        order(json!({"email": "ann@example.com", "product_ids": [product], "transaction_id": "t".repeat(128), "status": "on_hold"})).await,
+        StatusCode::CREATED
+    );
+    shop.app.stop().await;
+}
