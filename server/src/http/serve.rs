@@ -17,7 +17,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use http_body::Frame;
+use http_body::{Body as _, Frame};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -88,7 +88,9 @@ pub async fn serve(
         let body_read = limits.body_read;
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let timed_out = BodyTimedOut::default();
-            let mut request = if is_upload(&request) {
+            // No timer for a request without a body (most are downloads and pages) or for
+            // an upload, which may take as long as the file needs.
+            let mut request = if is_upload(&request) || request.body().is_end_stream() {
                 request.map(Body::new)
             } else {
                 let flag = timed_out.clone();
