@@ -5,6 +5,18 @@
 use std::fmt;
 use std::net::IpAddr;
 
+/// The network a client is counted by: its IPv4 address, or the /64 of an IPv6 one (a
+/// single IPv6 client commonly has a whole /64 to pick addresses from). An IPv4-mapped
+/// IPv6 address counts as its IPv4 address.
+pub fn client_net(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else { return ip };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let s = v6.segments();
+    IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+}
+
 /// An IP network in CIDR form (`10.0.0.0/8`, `::1/128`, or a bare address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpNet {

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Longest store or sender name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
-/// Longest reset window and IP retention, in days (ten years).
+/// Longest reset window, IP retention and log retention, in days (ten years).
 pub const MAX_DAYS: u32 = 3650;
 
 /// What the seller configures in the admin's Settings screen.
@@ -28,6 +28,18 @@ pub struct StoreSettings {
     /// ([`truncated_ip`]); countries stay, so the country lock keeps working. 0 keeps them
     /// in full.
     pub ip_retention_days: u32,
+    /// Download log entries older than this many days are removed (the grants' counts and
+    /// country locks are kept on the grants, so no rule changes). 0 keeps them all.
+    #[serde(default = "default_event_retention_days")]
+    pub event_retention_days: u32,
+}
+
+/// How long a new store keeps its download log: a year, longer than card networks allow
+/// for a chargeback, so the log is there when a dispute needs it.
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 365;
+
+fn default_event_retention_days() -> u32 {
+    DEFAULT_EVENT_RETENTION_DAYS
 }
 
 /// A setting that cannot be saved: which field and why, in words for the seller.
@@ -47,6 +59,7 @@ impl StoreSettings {
             sender_email: String::new(),
             reset_days,
             ip_retention_days: 90,
+            event_retention_days: DEFAULT_EVENT_RETENTION_DAYS,
         }
     }
 
@@ -81,12 +94,19 @@ impl StoreSettings {
                 &format!("Keep full IP addresses at most {MAX_DAYS} days, or 0 to keep them."),
             ));
         }
+        if self.event_retention_days > MAX_DAYS {
+            return Err(error(
+                "event_retention_days",
+                &format!("Keep the download log at most {MAX_DAYS} days, or 0 to keep it all."),
+            ));
+        }
         Ok(Self {
             store_name,
             sender_name,
             sender_email,
             reset_days: self.reset_days,
             ip_retention_days: self.ip_retention_days,
+            event_retention_days: self.event_retention_days,
         })
     }
 
@@ -158,6 +178,7 @@ mod tests {
             sender_email: " Sales@Example.COM ".into(),
             reset_days: 31,
             ip_retention_days: 90,
+            event_retention_days: 365,
         }
     }
 

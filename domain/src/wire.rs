@@ -294,6 +294,16 @@ pub struct UseView {
     pub bytes: u64,
     /// `allowed` or the refusal code (`second_country`, `limit_reached`, …).
     pub outcome: crate::AttemptOutcome,
+    /// Attempts this entry stands for: repeated refusals (same file, address and reason,
+    /// minutes apart) are folded into one entry.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// When the last of them was made (`at` for a single attempt).
+    pub last_at: Timestamp,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Usage of one file.
@@ -420,6 +430,11 @@ pub struct ActivityRow {
     pub bytes: u64,
     /// `allowed` or the refusal code.
     pub outcome: crate::AttemptOutcome,
+    /// Attempts this entry stands for (see [`UseView::count`]).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// When the last of them was made.
+    pub last_at: Timestamp,
 }
 
 /// A grant blocked by a second country, waiting for the seller's decision.

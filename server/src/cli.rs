@@ -109,6 +109,26 @@ pub struct ServeArgs {
     /// Seconds a client has to send a whole request body, uploads excepted [default: 30].
     #[arg(long, env = "DROPGATE_BODY_READ_TIMEOUT", value_name = "SECONDS")]
     pub body_read_timeout: Option<u64>,
+    /// Seconds a response may wait for a client that takes no bytes (a stalled download)
+    /// before its connection is closed [default: 60].
+    #[arg(long, env = "DROPGATE_SEND_TIMEOUT", value_name = "SECONDS")]
+    pub send_timeout: Option<u64>,
+    /// Requests a minute one download link may make to /d/ (pages and files; a burst of as
+    /// many is allowed), 0 = no limit [default: 240].
+    #[arg(
+        long,
+        env = "DROPGATE_DOWNLOAD_RATE_PER_LINK",
+        value_name = "PER_MINUTE"
+    )]
+    pub download_rate_per_link: Option<u32>,
+    /// Requests a minute one client (IPv4 address or IPv6 /64) may make to /d/, 0 = no
+    /// limit [default: 600].
+    #[arg(
+        long,
+        env = "DROPGATE_DOWNLOAD_RATE_PER_CLIENT",
+        value_name = "PER_MINUTE"
+    )]
+    pub download_rate_per_client: Option<u32>,
     /// Connections served at once; at the cap new ones wait to be accepted [default: 4096].
     #[arg(long, env = "DROPGATE_MAX_CONNECTIONS", value_name = "COUNT")]
     pub max_connections: Option<usize>,

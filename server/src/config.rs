@@ -58,6 +58,24 @@ pub enum StorageLocation {
     S3(backend::blobs::S3Settings),
 }
 
+/// Requests a minute to `/d/` (the buyer page and its files) one link and one client may
+/// make; `None` is no limit. A burst of as many requests is allowed at once, so a download
+/// manager that opens a dozen connections per file is not held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadRates {
+    pub per_link: Option<u32>,
+    pub per_client: Option<u32>,
+}
+
+impl Default for DownloadRates {
+    fn default() -> Self {
+        Self {
+            per_link: Some(240),
+            per_client: Some(600),
+        }
+    }
+}
+
 /// The validated configuration of `dropgate serve`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -79,6 +97,10 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// Connections served at once; more wait in the listen queue.
     pub max_connections: usize,
+    /// Time a response may wait for a client that takes no bytes.
+    pub send_timeout: Duration,
+    /// Requests a minute to /d/ per link and per client (`None`: no limit).
+    pub download_rates: DownloadRates,
     /// Opens `/metrics` to clients outside this host's network that send it as a Bearer
     /// token (clients on the host or its private network need none).
     pub metrics_token: Option<String>,
@@ -115,6 +137,8 @@ impl Config {
             header_read_timeout: Duration::from_secs(20),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            send_timeout: Duration::from_secs(60),
+            download_rates: DownloadRates::default(),
             metrics_token: None,
             max_body_bytes: 1024 * 1024,
             upload_limit_bytes: 10 * 1024 * 1024 * 1024,
@@ -148,9 +172,10 @@ impl Config {
             .store
             .data_dir
             .clone()
-            .or(file.data_dir)
+            .or_else(|| file.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from("./dropgate-data"));
         let mut config = Self::for_data_dir(&data_dir);
+        config.apply_connection_limits(args, &file)?;
 
         if let Some(bind) = args.bind.clone().or(file.bind) {
             config.bind = bind.parse().map_err(|_| {
@@ -226,24 +251,17 @@ impl Config {
             }
             config.metrics_token = Some(token.trim().to_owned());
         }
-        config.apply_connection_limits(
-            args,
-            file.header_read_timeout,
-            file.body_read_timeout,
-            file.max_connections,
-        )?;
         Ok(config)
     }
 }
 
 impl Config {
-    /// The header and body deadlines and the connection cap from flags or the file.
+    /// The header, body and send deadlines, the connection cap and the `/d/` request rates
+    /// from flags or the file.
     fn apply_connection_limits(
         &mut self,
         args: &ServeArgs,
-        file_header_read: Option<u64>,
-        file_body_read: Option<u64>,
-        file_max_connections: Option<usize>,
+        file: &FileConfig,
     ) -> Result<(), ConfigError> {
         let seconds = |given: Option<u64>, what: &str| -> Result<Option<Duration>, ConfigError> {
             given
@@ -258,15 +276,35 @@ impl Config {
                 })
                 .transpose()
         };
-        let header = args.header_read_timeout.or(file_header_read);
+        let header = args.header_read_timeout.or(file.header_read_timeout);
         if let Some(timeout) = seconds(header, "header read timeout")? {
             self.header_read_timeout = timeout;
         }
-        let body = args.body_read_timeout.or(file_body_read);
+        let body = args.body_read_timeout.or(file.body_read_timeout);
         if let Some(timeout) = seconds(body, "body read timeout")? {
             self.body_read_timeout = timeout;
         }
-        if let Some(max) = args.max_connections.or(file_max_connections) {
+        let send = args.send_timeout.or(file.send_timeout);
+        if let Some(timeout) = seconds(send, "send timeout")? {
+            self.send_timeout = timeout;
+        }
+        let rate = |given: Option<u32>, default: Option<u32>| match given {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => default,
+        };
+        self.download_rates = DownloadRates {
+            per_link: rate(
+                args.download_rate_per_link.or(file.download_rate_per_link),
+                self.download_rates.per_link,
+            ),
+            per_client: rate(
+                args.download_rate_per_client
+                    .or(file.download_rate_per_client),
+                self.download_rates.per_client,
+            ),
+        };
+        if let Some(max) = args.max_connections.or(file.max_connections) {
             if !(16..=1_000_000).contains(&max) {
                 return Err(ConfigError(
                     "max connections: give a number from 16 to 1000000".into(),
@@ -307,6 +345,9 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     body_read_timeout: Option<u64>,
     max_connections: Option<usize>,
+    send_timeout: Option<u64>,
+    download_rate_per_link: Option<u32>,
+    download_rate_per_client: Option<u32>,
     metrics_token: Option<String>,
     upload_limit: Option<u64>,
     mail_retry_days: Option<u32>,

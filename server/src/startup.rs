@@ -63,6 +63,8 @@ pub struct Application {
     settings: SettingsService,
     /// The outbox worker, when SMTP is configured.
     mail_worker: Option<OutboxWorker>,
+    /// The `/d/` request rates, swept of idle keys while the server runs.
+    download_limits: Arc<http::download_limits::DownloadLimits>,
 }
 
 /// How often buyers' IPs past the retention period are shortened.
@@ -127,17 +129,7 @@ impl Application {
             .await
             .map_err(|e| StoreError::Join(e.to_string()))??;
 
-        let listener =
-            TcpListener::bind(config.bind)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: config.bind,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+        let (listener, local_addr) = bind(config.bind).await?;
         let public_url = config
             .public_url
             .clone()
@@ -174,7 +166,11 @@ impl Application {
         );
         let desk = DeskService::new(store.clone(), key, orders.clone(), settings.clone());
 
+        let download_limits = Arc::new(http::download_limits::DownloadLimits::new(
+            config.download_rates,
+        ));
         let state = HttpState::new(HttpServices {
+            download_limits: Arc::clone(&download_limits),
             store: store.clone(),
             access: access.clone(),
             catalog: catalog.clone(),
@@ -222,6 +218,7 @@ impl Application {
             access,
             settings,
             mail_worker,
+            download_limits,
         })
     }
 
@@ -267,7 +264,8 @@ impl Application {
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
         let retention = self
             .settings
-            .spawn_retention_job(IP_RETENTION_INTERVAL, jobs_stopped);
+            .spawn_retention_job(IP_RETENTION_INTERVAL, jobs_stopped.clone());
+        let sweeps = spawn_sweeps(Arc::clone(&self.download_limits), jobs_stopped);
         let mail = self.mail_worker.map(OutboxWorker::spawn);
         http::serve::serve(
             self.listener,
@@ -276,6 +274,7 @@ impl Application {
                 header_read: self.config.header_read_timeout,
                 body_read: self.config.body_read_timeout,
                 max_connections: self.config.max_connections,
+                send: self.config.send_timeout,
             },
             self.config.shutdown_grace,
             shutdown,
@@ -285,6 +284,7 @@ impl Application {
         // so nothing holds the store and the same data dir can be opened again at once.
         let _ = stop_jobs.send(true);
         let _ = retention.await;
+        let _ = sweeps.await;
         if let Some(mail) = mail {
             // Cut off mid-send as a crash would: the mail stays "sending" and goes out again,
             // with the same Message-ID, at the next start.
@@ -292,6 +292,30 @@ impl Application {
             let _ = mail.await;
         }
     }
+}
+
+/// The listening socket and the address it got (the port is the OS's pick for port 0).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let bound = |source| StartupError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bound)?;
+    let local_addr = listener.local_addr().map_err(bound)?;
+    Ok((listener, local_addr))
+}
+
+/// Forgets idle `/d/` rate keys every [`http::download_limits::SWEEP_EVERY`] until `stop`.
+fn spawn_sweeps(
+    limits: Arc<http::download_limits::DownloadLimits>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(http::download_limits::SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => limits.sweep(),
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+    })
 }
 
 /// The router, with the embedded site's Leptos options set in code (not from `LEPTOS_*`).

@@ -15,7 +15,18 @@ fn start(data: &str) -> (Child, String) {
 /// Starts the server and also returns what it logged before it listened.
 fn start_with_log(data: &str) -> (Child, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dropgate"))
-        .args(["serve", "--data-dir", data, "--bind", "127.0.0.1:0"])
+        // No /d/ rate limits: the tests hammer one link to load the journal.
+        .args([
+            "serve",
+            "--data-dir",
+            data,
+            "--bind",
+            "127.0.0.1:0",
+            "--download-rate-per-link",
+            "0",
+            "--download-rate-per-client",
+            "0",
+        ])
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

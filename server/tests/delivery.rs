@@ -9,6 +9,13 @@ use serde_json::{Value, json};
 
 const FILE: &[u8] = &[42u8; 10_000];
 
+fn no_rate_limits() -> server::config::DownloadRates {
+    server::config::DownloadRates {
+        per_link: None,
+        per_client: None,
+    }
+}
+
 /// A product with one 10 000-byte file; returns its file id.
 async fn product(shop: &Shop, id: &str, max_downloads: u32) -> u64 {
     product_with(shop, id, max_downloads, FILE).await
@@ -562,7 +569,8 @@ async fn deleting_what_buyers_still_need_asks_for_force_and_leaves_no_orphans() 
 /// and a durable write).
 #[tokio::test]
 async fn head_requests_cost_nothing_and_log_nothing() {
-    let shop = Shop::open().await;
+    // More requests than a link may make a minute: the rates are not what this is about.
+    let shop = Shop::open_with(|c| c.download_rates = no_rate_limits()).await;
     let file = product(&shop, "ebook", 1).await;
     let order = order_of(&shop, &["ebook"]).await;
     let file_url = format!("{}/{file}", order["issued"][0]["url"].as_str().unwrap());
@@ -595,5 +603,178 @@ async fn head_requests_cost_nothing_and_log_nothing() {
         assert_eq!(head.status(), StatusCode::FORBIDDEN);
     }
     assert_eq!(usage().await, (1.0, 1));
+    shop.app.stop().await;
+}
+
+/// A link past its rate gets 429 with `Retry-After`, before the store is asked (no log
+/// entry, no charge); other links still work until the client's own rate is spent.
+#[tokio::test]
+async fn a_link_or_a_client_past_its_rate_waits() {
+    let shop = Shop::open_with(|c| {
+        c.download_rates = server::config::DownloadRates {
+            per_link: Some(20),
+            per_client: Some(50),
+        };
+    })
+    .await;
+    let file = product(&shop, "ebook", 1).await;
+    let order = order_of(&shop, &["ebook"]).await;
+    let link = order["issued"][0]["url"].as_str().unwrap().to_owned();
+    let file_url = format!("{link}/{file}");
+    let grant = order["grants"][0]["grant_id"].as_u64().unwrap();
+
+    let mut statuses = Vec::new();
+    for n in 0..30 {
+        // The page and the file count against the same link.
+        let url = if n % 2 == 0 { &link } else { &file_url };
+        let r = shop.http.head(url).send().await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=3).contains(&wait), "Retry-After {wait}");
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        10,
+        "{statuses:?}"
+    );
+    let limited = shop.http.get(&file_url).send().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.text().await.unwrap().contains("try again"));
+    let (_, g) = shop
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/grants/{grant}"),
+            None,
+        )
+        .await;
+    assert_eq!(g["files"][0]["downloads_used"].as_f64(), Some(0.0));
+    assert_eq!(
+        g["uses"].as_array().unwrap().len(),
+        0,
+        "refused before the store"
+    );
+
+    // Made-up links from the same client: 404 until the client's rate (50) is spent.
+    let mut made_up = Vec::new();
+    for n in 0..25 {
+        let r = shop
+            .http
+            .get(shop.app.url(&format!("/d/MADE-UP-{n}")))
+            .send()
+            .await
+            .unwrap();
+        made_up.push(r.status().as_u16());
+    }
+    assert!(made_up[..19].iter().all(|&s| s == 404), "{made_up:?}");
+    assert!(made_up[20..].iter().all(|&s| s == 429), "{made_up:?}");
+    // The rest of the shop is not rate limited.
+    assert_eq!(
+        shop.http
+            .get(shop.app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    shop.app.stop().await;
+}
+
+/// A script retrying a link that is used up leaves one log entry with a count, not one
+/// entry (and one durable write of a new row) per attempt.
+#[tokio::test]
+async fn repeated_refusals_fold_into_one_log_entry() {
+    let shop = Shop::open().await;
+    let file = product(&shop, "ebook", 1).await;
+    let order = order_of(&shop, &["ebook"]).await;
+    let file_url = format!("{}/{file}", order["issued"][0]["url"].as_str().unwrap());
+    let grant = order["grants"][0]["grant_id"].as_u64().unwrap();
+    let got = shop.http.get(&file_url).send().await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().len(), FILE.len());
+    for _ in 0..100 {
+        let r = shop.http.get(&file_url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    let (_, g) = shop
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/grants/{grant}"),
+            None,
+        )
+        .await;
+    let uses = g["uses"].as_array().unwrap();
+    let entries: Vec<(&str, u64)> = uses
+        .iter()
+        .map(|u| (u["outcome"].as_str().unwrap(), u["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(entries, vec![("allowed", 1), ("limit_reached", 100)]);
+    assert!(uses[1]["last_at"].as_i64() >= uses[1]["at"].as_i64());
+    shop.app.stop().await;
+}
+
+/// A client that asks for a file and then takes no bytes (a reader stalled at zero window)
+/// is cut off after the send timeout, and the download is charged only what the socket
+/// took. Before, such a connection stayed open as long as the client liked.
+#[tokio::test]
+async fn a_download_that_stalls_is_cut_off_and_charged_what_was_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let shop = Shop::open_with(|c| c.send_timeout = std::time::Duration::from_secs(1)).await;
+    let content = vec![9u8; 24 << 20];
+    let file = product_with(&shop, "big", 1, &content).await;
+    let order = order_of(&shop, &["big"]).await;
+    let grant = order["grants"][0]["grant_id"].as_u64().unwrap();
+    let url = reqwest::Url::parse(&format!(
+        "{}/{file}",
+        order["issued"][0]["url"].as_str().unwrap()
+    ))
+    .unwrap();
+
+    // A small receive window, a request, then nothing read for three times the timeout.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let request = format!("GET {} HTTP/1.1\r\nHost: {addr}\r\n\r\n", url.path());
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut received),
+    )
+    .await
+    .expect("the server closed the connection");
+    // Closed by the server: an orderly end or a reset, before the whole file came.
+    assert!(
+        read.is_err() || received.len() < content.len(),
+        "{}",
+        received.len()
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, g) = shop
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/grants/{grant}"),
+            None,
+        )
+        .await;
+    let used = g["files"][0]["downloads_used"].as_f64().unwrap();
+    assert!(
+        used < 0.5,
+        "charged what the socket took, not the file: {used}"
+    );
+    assert_eq!(g["status"], "active", "the download can be made again");
     shop.app.stop().await;
 }

@@ -729,11 +729,15 @@ async fn anonymous_requests_that_change_nothing_commit_nothing() {
             .status();
         assert_eq!(status, 200);
     }
-    let page = app.text("/resend").await;
-    let from = page.find("name=\"shown\" value=\"").expect("a form stamp") + 20;
-    let stamp = page[from..from + page[from..].find('"').unwrap()].to_owned();
+    let mut stamps = Vec::new();
+    for _ in 0..3 {
+        // One stamp per post: each page's stamp is good for one.
+        let page = app.text("/resend").await;
+        let from = page.find("name=\"shown\" value=\"").expect("a form stamp") + 20;
+        stamps.push(page[from..from + page[from..].find('"').unwrap()].to_owned());
+    }
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    for i in 0..3 {
+    for (i, stamp) in stamps.iter().enumerate() {
         let r = client
             .post(app.url("/resend"))
             .form(&[

@@ -786,6 +786,15 @@ async fn form_stamp(app: &TestApp) -> String {
     html[from..from + html[from..].find('"').unwrap()].to_owned()
 }
 
+/// `n` stamps, one per page load, as a person gets one with each form they open.
+async fn form_stamps(app: &TestApp, n: usize) -> Vec<String> {
+    let mut stamps = Vec::with_capacity(n);
+    for _ in 0..n {
+        stamps.push(form_stamp(app).await);
+    }
+    stamps
+}
+
 /// Self-service limits for tests: the shop's defaults with a short minimum fill time.
 fn quick_form(config: &mut server::Config) {
     config.self_service.min_fill = Duration::from_millis(1500);
@@ -859,12 +868,24 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
         .await
         .unwrap();
     assert!(page.contains("wait a moment"), "the page explains it");
+    // Each stamp is good for one post: a person opens the form again for another.
+    let mut fresh = form_stamps(&app, 12).await;
     tokio::time::sleep(Duration::from_millis(1600)).await;
 
     let (known, known_took) =
         ask_for_links(&app, &[("email", "Bea@Example.com"), ("shown", &stamp)]).await;
-    let (unknown, unknown_took) =
-        ask_for_links(&app, &[("email", "nobody@example.com"), ("shown", &stamp)]).await;
+    // The same stamp again (a script replaying one page): answered as usual, not acted on.
+    let (replayed, _) =
+        ask_for_links(&app, &[("email", "bea@example.com"), ("shown", &stamp)]).await;
+    assert_eq!(replayed, "/resend?sent=1");
+    let (unknown, unknown_took) = ask_for_links(
+        &app,
+        &[
+            ("email", "nobody@example.com"),
+            ("shown", &fresh.pop().unwrap()),
+        ],
+    )
+    .await;
     assert_eq!(known, "/resend?sent=1");
     assert_eq!(
         unknown, known,
@@ -878,7 +899,7 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
     assert_eq!(
         sink.received().len(),
         5,
-        "nothing is mailed to an unknown address"
+        "nothing is mailed to an unknown address, nor for a replayed stamp"
     );
     let links = &mails[4];
     assert_eq!(links.envelope_to, ["bea@example.com"]);
@@ -906,7 +927,7 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
         &[
             ("email", "bea@example.com"),
             ("order_id", &second_id),
-            ("shown", &stamp),
+            ("shown", &fresh.pop().unwrap()),
         ],
     )
     .await;
@@ -930,7 +951,7 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
         &[
             ("email", "bea@example.com"),
             ("website", "http://spam.example"),
-            ("shown", &stamp),
+            ("shown", &fresh.pop().unwrap()),
         ],
     )
     .await;
@@ -948,7 +969,7 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
             [
                 ("email", "not an address"),
                 ("order_id", ""),
-                ("shown", &stamp),
+                ("shown", &fresh.pop().unwrap()),
             ],
             "/resend?error=email",
         ),
@@ -956,7 +977,7 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
             [
                 ("email", "bea@example.com"),
                 ("order_id", "12345"),
-                ("shown", &stamp),
+                ("shown", &fresh.pop().unwrap()),
             ],
             "/resend?error=order",
         ),
@@ -965,7 +986,14 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
     }
     // Three requests for one address in an hour (known, one order, the bot's); the fourth
     // is refused, with words that say so.
-    let (busy, _) = ask_for_links(&app, &[("email", "bea@example.com"), ("shown", &stamp)]).await;
+    let (busy, _) = ask_for_links(
+        &app,
+        &[
+            ("email", "bea@example.com"),
+            ("shown", &fresh.pop().unwrap()),
+        ],
+    )
+    .await;
     assert_eq!(busy, "/resend?error=busy");
     let page = reqwest::get(app.url(&busy))
         .await
@@ -985,7 +1013,10 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
         .client()
         .post(app.url("/resend"))
         .header("origin", "https://evil.example")
-        .form(&[("email", "bea@example.com"), ("shown", &stamp)])
+        .form(&[
+            ("email", "bea@example.com"),
+            ("shown", &fresh.pop().unwrap()),
+        ])
         .send()
         .await
         .unwrap();
@@ -1001,7 +1032,10 @@ async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_address
             .post(app.url("/resend"))
             .header("origin", "null")
             .header("sec-fetch-site", site)
-            .form(&[("email", "someone@example.com"), ("shown", &stamp)])
+            .form(&[
+                ("email", "someone@example.com"),
+                ("shown", &fresh.pop().unwrap()),
+            ])
             .send()
             .await
             .unwrap();
@@ -1034,15 +1068,25 @@ async fn self_service_timing_does_not_reveal_known_addresses() {
         .await;
         first_links.push(created["issued"][0]["url"].as_str().unwrap().to_owned());
     }
-    let stamp = form_stamp(&app).await;
+    let mut stamps = form_stamps(&app, 2 * SAMPLES).await;
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for n in 0..SAMPLES {
-        let (to, took) =
-            ask_for_links(&app, &[("email", "known@example.com"), ("shown", &stamp)]).await;
+        let (to, took) = ask_for_links(
+            &app,
+            &[
+                ("email", "known@example.com"),
+                ("shown", &stamps.pop().unwrap()),
+            ],
+        )
+        .await;
         assert_eq!(to, "/resend?sent=1");
         known.push(took);
         let stranger = format!("stranger{n}@example.com");
-        let (to, took) = ask_for_links(&app, &[("email", &stranger), ("shown", &stamp)]).await;
+        let (to, took) = ask_for_links(
+            &app,
+            &[("email", &stranger), ("shown", &stamps.pop().unwrap())],
+        )
+        .await;
         assert_eq!(to, "/resend?sent=1");
         unknown.push(took);
     }

@@ -2,7 +2,7 @@
 //! every few seconds, and the grants blocked by a second country that wait for a decision.
 
 use super::ErrorNote;
-use super::widgets::{country, outcome_words, value_of};
+use super::widgets::{attempt_time, country, outcome_with_count, value_of};
 use crate::api::{list_products, load_activity, load_geo_credit};
 use crate::format;
 use domain::wire::{ActivityFilter, ActivityRow, BlockedGrant};
@@ -195,14 +195,14 @@ fn AttemptTable(rows: Vec<ActivityRow>) -> impl IntoView {
                             let class = if r.outcome.is_allowed() { "ok" } else { "refused" };
                             view! {
                                 <tr class=class>
-                                    <td>{r.at.human()}</td>
+                                    <td>{attempt_time(r.at, r.count, r.last_at)}</td>
                                     <td>{r.order_id.map(|o| view! { <a href=format!("/admin/orders/{o}")>{o.to_string()}</a> })}</td>
                                     <td>{r.product_id.map(|p| p.to_string()).unwrap_or_default()}</td>
                                     <td>{r.file.unwrap_or_default()}</td>
                                     <td><code>{r.ip}</code></td>
                                     <td>{country(r.country.as_deref())}</td>
                                     <td>{format::bytes(r.bytes)}</td>
-                                    <td>{outcome_words(r.outcome)}</td>
+                                    <td>{outcome_with_count(r.outcome, r.count)}</td>
                                 </tr>
                             }
                         }).collect_view()}

@@ -5,8 +5,8 @@
 use super::ErrorNote;
 use super::orders::IssuedLinks;
 use super::widgets::{
-    ConfirmButton, FieldError, StateBadge, country, field_error, form_error, outcome_words,
-    path_segment, value_of,
+    ConfirmButton, FieldError, StateBadge, attempt_time, country, field_error, form_error,
+    outcome_with_count, path_segment, value_of,
 };
 use crate::api::{
     GrantAction, SEARCH_BY, SendNewPassword, desk_lookup, list_products, load_geo_credit,
@@ -284,12 +284,12 @@ fn Timeline(grant: RwSignal<GrantDetail>) -> impl IntoView {
                                             let class = if u.outcome.is_allowed() { "ok" } else { "refused" };
                                             view! {
                                                 <tr class=class>
-                                                    <td>{u.at.human()}</td>
+                                                    <td>{attempt_time(u.at, u.count, u.last_at)}</td>
                                                     <td><code>{u.ip.clone()}</code></td>
                                                     <td>{country(u.country.as_deref())}</td>
                                                     <td>{u.file.clone().unwrap_or_default()}</td>
                                                     <td>{format::bytes(u.bytes)}</td>
-                                                    <td>{outcome_words(u.outcome)}</td>
+                                                    <td>{outcome_with_count(u.outcome, u.count)}</td>
                                                 </tr>
                                             }
                                         }).collect_view()}

@@ -57,9 +57,16 @@ pub fn SettingsPage() -> impl IntoView {
 
 /// The form's fields as typed, checked with the rule the server applies on save.
 fn form_settings(
-    fields: [RwSignal<String>; 5],
+    fields: [RwSignal<String>; 6],
 ) -> Result<StoreSettings, domain::settings::SettingsError> {
-    let [store_name, sender_name, sender_email, reset_days, retention] = fields;
+    let [
+        store_name,
+        sender_name,
+        sender_email,
+        reset_days,
+        retention,
+        log_retention,
+    ] = fields;
     let days = |signal: RwSignal<String>, field: &'static str, what: &str| {
         parse_days(&signal.get(), what)
             .map_err(|message| domain::settings::SettingsError { field, message })
@@ -70,6 +77,7 @@ fn form_settings(
         sender_email: sender_email.get(),
         reset_days: days(reset_days, "reset_days", "The reset window")?,
         ip_retention_days: days(retention, "ip_retention_days", "IP retention")?,
+        event_retention_days: days(log_retention, "event_retention_days", "Log retention")?,
     }
     .checked()
 }
@@ -83,8 +91,16 @@ fn StoreForm(settings: StoreSettings) -> impl IntoView {
         RwSignal::new(settings.sender_email),
         RwSignal::new(settings.reset_days.to_string()),
         RwSignal::new(settings.ip_retention_days.to_string()),
+        RwSignal::new(settings.event_retention_days.to_string()),
     ];
-    let [store_name, sender_name, sender_email, reset_days, retention] = fields;
+    let [
+        store_name,
+        sender_name,
+        sender_email,
+        reset_days,
+        retention,
+        log_retention,
+    ] = fields;
     let last_error = move || save.value().get().and_then(Result::err);
     // A field's message: the check while typing first, then what the server said.
     let error_of = move |field: &'static str| {
@@ -127,6 +143,7 @@ fn StoreForm(settings: StoreSettings) -> impl IntoView {
                 {text_field("sender_email", "Sender address", "The address mails come from. Empty: the address in the server's mail configuration.", sender_email)}
                 {text_field("reset_days", "Reset window (days)", "How long a link works again after \"Reset\" on the password desk.", reset_days)}
                 {text_field("ip_retention_days", "Keep buyers' full IP addresses (days, 0 = always)", "Older addresses are shortened to their network every hour (81.2.69.142 becomes 81.2.69.0). Countries stay, so the country lock keeps working.", retention)}
+                {text_field("event_retention_days", "Keep the download log (days, 0 = always)", "Older entries of the download log are removed every hour. Download counts and country locks live on the links, so no limit changes.", log_retention)}
                 {move || general_error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
                 {move || saved().then(|| view! { <p class="notice ok" role="status">"Settings saved."</p> })}
                 <button type="submit" class="primary" disabled=move || save.pending().get() || form_settings(fields).is_err()>

@@ -108,6 +108,25 @@ pub fn state_words(state: &str) -> &'static str {
     }
 }
 
+/// The words for a log entry's outcome, with how many attempts it stands for when repeated
+/// refusals were folded into it ("refused: expired ×37").
+pub fn outcome_with_count(outcome: AttemptOutcome, count: u32) -> String {
+    if count > 1 {
+        format!("{} ×{count}", outcome_words(outcome))
+    } else {
+        outcome_words(outcome).to_owned()
+    }
+}
+
+/// When a log entry happened: its time, or the span of the attempts folded into it.
+pub fn attempt_time(at: domain::Timestamp, count: u32, last_at: domain::Timestamp) -> String {
+    if count > 1 && last_at != at {
+        format!("{} – {}", at.human(), last_at.human())
+    } else {
+        at.human()
+    }
+}
+
 /// The words for an attempt's outcome.
 pub fn outcome_words(outcome: AttemptOutcome) -> &'static str {
     match outcome {

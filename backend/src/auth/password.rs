@@ -1,8 +1,9 @@
 //! Staff password hashing with argon2id (the crate defaults: 19 MiB, t = 2, p = 1, an OWASP
 //! recommended setting). Hashing is deliberately slow, so it runs through [`off_runtime`]:
-//! on a blocking thread, and never more than [`HASHING_SLOTS`] at once, so that a burst of
-//! sign-in or setup attempts cannot take every blocking thread from the store (and with it
-//! the downloads). Every argon2 computation is counted for `/metrics`.
+//! on a pool of [`HASHING_THREADS`] threads of its own (rayon-core), never on tokio's
+//! blocking pool, so that a burst of sign-in or setup attempts waits for its turn there and
+//! cannot take a thread from the store (and with it the downloads). Every argon2
+//! computation is counted for `/metrics`.
 
 use argon2::Argon2;
 use argon2::password_hash::{
@@ -13,24 +14,41 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many argon2 computations may run at once (each takes 19 MiB and a core for tens of
-/// milliseconds); more wait their turn.
-pub const HASHING_SLOTS: usize = 2;
+/// milliseconds): the threads of the hashing pool. More wait in its queue.
+pub const HASHING_THREADS: usize = 2;
 
-static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_SLOTS);
 static COMPUTATIONS: AtomicU64 = AtomicU64::new(0);
 
-/// Runs password work (`hash`, `verify`) on a blocking thread, at most [`HASHING_SLOTS`]
-/// at a time. `Err` only if the work panicked.
+/// The hashing pool, started on first use.
+fn pool() -> Result<&'static rayon_core::ThreadPool, String> {
+    static POOL: OnceLock<Result<rayon_core::ThreadPool, String>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon_core::ThreadPoolBuilder::new()
+            .num_threads(HASHING_THREADS)
+            .thread_name(|i| format!("dropgate-hash-{i}"))
+            .build()
+            .map_err(|e| format!("could not start the password hashing threads: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// Runs password work (`hash`, `verify`) on the hashing pool and waits for it without
+/// holding a runtime thread. `Err` if the work panicked or the pool could not start.
 pub async fn off_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
-    let _slot = SLOTS
-        .acquire()
+    let (done, result) = tokio::sync::oneshot::channel();
+    pool()?.spawn(move || {
+        // rayon aborts the process on a panic in a spawned job: catch it here and hand it
+        // to the caller as an error instead.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .map_err(|_| "password hashing panicked".to_owned());
+        let _ = done.send(outcome);
+    });
+    result
         .await
-        .map_err(|_| "the password hashing slots are closed".to_owned())?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| e.to_string())
+        .map_err(|_| "the password hashing pool dropped a job".to_owned())?
 }
 
 /// How many argon2 computations (hashes and checks) this process has made.
@@ -85,7 +103,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn no_more_than_the_slots_run_at_once() {
+    async fn hashing_runs_on_its_own_threads_no_more_than_the_pool_at_once() {
         use std::sync::Arc;
         use std::sync::atomic::AtomicUsize;
         let running = Arc::new(AtomicUsize::new(0));
@@ -97,11 +115,20 @@ mod tests {
                 most.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 running.fetch_sub(1, Ordering::SeqCst);
+                std::thread::current().name().map(str::to_owned)
             }))
         });
         for job in jobs.collect::<Vec<_>>() {
-            job.await.unwrap().unwrap();
+            let thread = job.await.unwrap().unwrap().unwrap_or_default();
+            assert!(thread.starts_with("dropgate-hash-"), "ran on {thread}");
         }
-        assert_eq!(most.load(Ordering::SeqCst), HASHING_SLOTS);
+        assert_eq!(most.load(Ordering::SeqCst), HASHING_THREADS);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_hashing_is_an_error_not_an_abort() {
+        let failed = off_runtime(|| -> u8 { panic!("on purpose") }).await;
+        assert!(failed.is_err());
+        assert_eq!(off_runtime(|| 7).await.unwrap(), 7, "the pool still works");
     }
 }

@@ -41,15 +41,9 @@ pub const MAX_KEY_LEN: usize = 254;
 /// The key of a client: its IPv4 address, or the /64 network of an IPv6 one (a single
 /// IPv6 client commonly has a whole /64 to pick addresses from).
 pub fn client_key(ip: IpAddr) -> String {
-    match ip {
+    match domain::net::client_net(ip) {
         IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4.to_string();
-            }
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
+        IpAddr::V6(net) => format!("{net}/64"),
     }
 }
 

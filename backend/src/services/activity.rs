@@ -142,7 +142,7 @@ impl ActivityService {
             if let Some(counts) = per_day.get_mut(&day_label(e.at)) {
                 match e.outcome {
                     Outcome::Allowed => counts.0 += 1,
-                    Outcome::Refused(_) => counts.1 += 1,
+                    Outcome::Refused(_) => counts.1 += u64::from(e.count),
                 }
             }
         }
@@ -189,6 +189,8 @@ fn row(
         country: e.country.map(|c| c.to_string()),
         bytes: e.bytes,
         outcome: e.outcome.attempt(),
+        count: e.count,
+        last_at: e.last_at,
     }
 }
 

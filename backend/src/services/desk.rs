@@ -410,6 +410,8 @@ fn detail(
             }),
             bytes: e.bytes,
             outcome: e.outcome.attempt(),
+            count: e.count,
+            last_at: e.last_at,
         })
         .collect();
     let status = g.state(order.status, &sizes, now);

@@ -519,16 +519,14 @@ fn decide_and_reserve(
         ip: client.ip,
         country: client.country,
     };
-    let mut event = EventRecord {
-        at: now,
-        grant: gid,
-        file: Some(file),
-        ip: client.ip,
-        country: client.country,
-        user_agent: client.user_agent.chars().take(300).collect(),
-        bytes: 0,
-        outcome: Outcome::Allowed,
-    };
+    let mut event = EventRecord::attempt(
+        now,
+        gid,
+        Some(file),
+        client.ip,
+        client.country,
+        &client.user_agent,
+    );
     match grant.authorize(order_status, &attempt, now) {
         Ok(permit) => {
             // Charged up front: a download that completes (the usual case)
@@ -556,7 +554,17 @@ fn decide_and_reserve(
                 tables.update_grant(gid, &grant)?;
             }
             event.outcome = Outcome::of(denied.outcome());
-            tables.insert_event(&event)?;
+            // A refusal like the grant's last one (a script retrying an expired link) is
+            // counted on that entry instead of adding one.
+            let folded = tables
+                .latest_event_of(gid)?
+                .and_then(|(seq, mut last)| last.fold(&event).then_some((seq, last)));
+            match folded {
+                Some((seq, last)) => tables.put_event(seq, &last)?,
+                None => {
+                    tables.insert_event(&event)?;
+                }
+            }
             Ok(Decision::Denied(denied))
         }
     }
@@ -922,7 +930,16 @@ pub(crate) mod tests {
             .store
             .read(|tx| store::events::grant_events(tx, grant))
             .unwrap();
-        assert_eq!(logged.len(), 40, "the 40 attempts that reached the rules");
+        let attempts: u32 = logged.iter().map(|e| e.count).sum();
+        assert_eq!(attempts, 40, "the 40 attempts that reached the rules");
+        let allowed = logged
+            .iter()
+            .filter(|e| e.outcome == Outcome::Allowed)
+            .count();
+        assert_eq!(
+            allowed, 10,
+            "each download its own entry; refusals may fold"
+        );
         assert_eq!(
             f.store.split_batches(),
             0,

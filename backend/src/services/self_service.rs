@@ -1,10 +1,10 @@
 //! The buyer's self-service page: "send me my links again". The answer never says whether
 //! the address is known; rate limits per address and per client keep it from being used to
-//! flood a mailbox or to rotate a buyer's links all day, and a signed "form shown at" stamp
-//! with a honeypot field turns away scripts that post without a person behind them.
+//! flood a mailbox or to rotate a buyer's links all day, and a signed, single-use "form shown
+//! at" stamp with a honeypot field turns away scripts that post without a person behind them.
 
 use super::{OrderService, ServiceError};
-use crate::auth::form_stamp::{FormStamps, StampError};
+use crate::auth::form_stamp::{FormStamps, SpentStamps, StampError};
 use crate::auth::throttle::{self, Throttle, ThrottlePolicy};
 use domain::{Email, OrderId, Timestamp};
 use std::net::IpAddr;
@@ -80,6 +80,7 @@ pub enum LinkRefusal {
 pub struct SelfService {
     orders: OrderService,
     stamps: FormStamps,
+    spent: Arc<SpentStamps>,
     policy: SelfServicePolicy,
     per_email: Arc<Throttle>,
     per_client: Arc<Throttle>,
@@ -90,6 +91,7 @@ impl SelfService {
         Self {
             orders,
             stamps,
+            spent: Arc::new(SpentStamps::default()),
             policy,
             per_email: Arc::new(Throttle::new(policy.per_email)),
             per_client: Arc::new(Throttle::new(policy.per_client)),
@@ -116,7 +118,13 @@ impl SelfService {
             self.policy.min_fill,
             self.policy.max_form_age,
         ) {
-            Ok(()) => {}
+            Ok(stamp) => {
+                if !self.spent.spend(stamp, now.minus(self.policy.max_form_age)) {
+                    // Each page's stamp is good for one post: a replay is a script.
+                    tracing::info!(client = %input.client, "self-service request with a form stamp already used; ignored");
+                    return Ok(());
+                }
+            }
             Err(StampError::Forged) => {
                 // Not from our page: a script. It gets the usual answer and nothing happens.
                 tracing::info!(client = %input.client, "self-service request without a valid form stamp; ignored");

@@ -1,5 +1,6 @@
-//! The seller's store settings (name, mail sender, reset window, IP retention) and the job
-//! that removes buyers' IP addresses once the retention period has passed.
+//! The seller's store settings (name, mail sender, reset window, IP and log retention) and
+//! the job that shortens buyers' IP addresses, and removes download log entries, once their
+//! retention period has passed.
 
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
@@ -114,6 +115,29 @@ impl SettingsService {
         Ok(shortened)
     }
 
+    /// Removes download log entries whose last attempt is older than the log retention
+    /// period, a batch per write transaction; returns how many. Does nothing when it is 0.
+    pub async fn remove_expired_events(&self, now: Timestamp) -> Result<u64, ServiceError> {
+        let days = self.current().event_retention_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        let cutoff = now.minus(Duration::from_secs(u64::from(days) * 86_400));
+        let mut removed = 0;
+        loop {
+            let (batch, done) = self
+                .store
+                .run(move |s| {
+                    s.write(|tx| store::events::remove_events_before(tx, cutoff, RETENTION_BATCH))
+                })
+                .await?;
+            removed += batch;
+            if done {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// Runs the retention job now and then every `every`, until `stop` turns true or its
     /// sender is dropped. A run in progress finishes first, so when the task has ended no
     /// store work of it is left running (the store file can be reopened at once).
@@ -138,6 +162,14 @@ impl SettingsService {
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "IP retention job failed; will retry"),
+                }
+                match service.remove_expired_events(crate::clock::now()).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(
+                        removed,
+                        "removed download log entries past the log retention period"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "log retention job failed; will retry"),
                 }
             }
         })
@@ -178,6 +210,8 @@ mod tests {
             user_agent: "curl".into(),
             bytes: 0,
             outcome: Outcome::Allowed,
+            count: 1,
+            last_at: at,
         }
     }
 
@@ -309,5 +343,67 @@ mod tests {
             keep.shorten_expired_ips(day(400)).await.unwrap(),
             ShortenedIps::default()
         );
+    }
+
+    #[tokio::test]
+    async fn log_entries_past_the_retention_are_removed_but_never_the_newest() {
+        let store = Store::in_memory().unwrap();
+        // 4 500 old entries (more than one batch) of two grants, then 2 recent ones.
+        store
+            .write(|tx| {
+                for i in 0..4_500u64 {
+                    let mut e = event(day(1).plus(Duration::from_millis(i)), "8.8.8.8");
+                    e.grant = GrantId::new(1 + i % 2);
+                    store::events::insert_event(tx, &e)?;
+                }
+                for n in [50, 55] {
+                    store::events::insert_event(tx, &event(day(n), "81.2.69.142"))?;
+                }
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+        let settings = SettingsService::load(store.clone(), StoreSettings::initial(31))
+            .await
+            .unwrap();
+        let keep_30_days = StoreSettings {
+            event_retention_days: 30,
+            ..settings.current()
+        };
+        settings
+            .update(keep_30_days, Actor::System, day(0))
+            .await
+            .unwrap();
+        assert_eq!(
+            settings.remove_expired_events(day(60)).await.unwrap(),
+            4_500
+        );
+        let (one, two) = store
+            .read(|tx| {
+                Ok((
+                    store::events::grant_events(tx, GrantId::new(1))?,
+                    store::events::grant_events(tx, GrantId::new(2))?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(one.len(), 2, "the recent entries stay");
+        assert!(two.is_empty(), "the index goes with the entries");
+
+        // Years later everything is old: the newest entry stays, so numbering goes on.
+        assert_eq!(settings.remove_expired_events(day(900)).await.unwrap(), 1);
+        let next = store
+            .write(|tx| store::events::insert_event(tx, &event(day(901), "8.8.8.8")))
+            .unwrap();
+        assert_eq!(next, 4_503, "sequence numbers are never reused");
+
+        // 0 keeps the log.
+        let keep_all = StoreSettings {
+            event_retention_days: 0,
+            ..settings.current()
+        };
+        settings
+            .update(keep_all, Actor::System, day(0))
+            .await
+            .unwrap();
+        assert_eq!(settings.remove_expired_events(day(5_000)).await.unwrap(), 0);
     }
 }

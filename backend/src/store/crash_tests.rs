@@ -61,6 +61,8 @@ fn event(grant: u64, bytes: u64) -> events::EventRecord {
         user_agent: String::new(),
         bytes,
         outcome: events::Outcome::Allowed,
+        count: 1,
+        last_at: at(),
     }
 }
 

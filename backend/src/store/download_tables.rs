@@ -165,8 +165,9 @@ impl<'tx> DownloadTables<'tx> {
         get(self.orders.readable(), id.get())
     }
 
-    /// Appends an event under the next sequence number (events are never removed, so it
-    /// is one past the last key) and indexes it by grant; returns the number.
+    /// Appends an event under the next sequence number (one past the last key: the
+    /// retention job never removes the newest event) and indexes it by grant; returns the
+    /// number.
     pub fn insert_event(&mut self, record: &EventRecord) -> Result<u64, StoreError> {
         use redb::ReadableTable as _;
         let seq = self
@@ -184,6 +185,30 @@ impl<'tx> DownloadTables<'tx> {
 
     pub fn event(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
         get(self.events.readable(), seq)
+    }
+
+    /// A grant's newest event with its sequence number.
+    pub fn latest_event_of(
+        &self,
+        grant: GrantId,
+    ) -> Result<Option<(u64, EventRecord)>, StoreError> {
+        use redb::ReadableTable as _;
+        let start = grant_event_key(grant, 0);
+        let end = grant_event_key(grant, u64::MAX);
+        let Some(row) = self
+            .grant_events
+            .readable()
+            .range(start.as_slice()..=end.as_slice())?
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let key = row?.0.value().to_vec();
+        let seq = u64::from_be_bytes(key[8..16].try_into().map_err(|_| StoreError::Corrupt {
+            kind: "event index",
+            detail: "short key".into(),
+        })?);
+        Ok(self.event(seq)?.map(|event| (seq, event)))
     }
 
     pub fn put_event(&mut self, seq: u64, record: &EventRecord) -> Result<(), StoreError> {

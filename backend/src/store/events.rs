@@ -51,9 +51,13 @@ impl Outcome {
     }
 }
 
-/// One entry of the event log.
+/// Refusals of the same kind closer together than this fold into one entry.
+pub const FOLD_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// One entry of the event log: one attempt, or a run of refused attempts folded together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
+    /// When the (first) attempt was made.
     pub at: Timestamp,
     pub grant: GrantId,
     pub file: Option<FileId>,
@@ -62,10 +66,96 @@ pub struct EventRecord {
     pub user_agent: String,
     pub bytes: u64,
     pub outcome: Outcome,
+    /// Attempts this entry stands for (1 unless refusals were folded into it).
+    pub count: u32,
+    /// When the last of them was made (`at` for a single attempt).
+    pub last_at: Timestamp,
 }
 impl Record for EventRecord {
     const KIND: &'static str = "event";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+        /// Version 1: one entry per attempt.
+        #[derive(Deserialize)]
+        struct EventV1 {
+            at: Timestamp,
+            grant: GrantId,
+            file: Option<FileId>,
+            ip: IpAddr,
+            country: Option<CountryCode>,
+            user_agent: String,
+            bytes: u64,
+            outcome: Outcome,
+        }
+        if version != 1 {
+            return Err(StoreError::Corrupt {
+                kind: Self::KIND,
+                detail: format!("unknown record version {version} (this build writes 2)"),
+            });
+        }
+        let v1: EventV1 = postcard::from_bytes(payload).map_err(|e| StoreError::Corrupt {
+            kind: Self::KIND,
+            detail: e.to_string(),
+        })?;
+        Ok(Self {
+            at: v1.at,
+            grant: v1.grant,
+            file: v1.file,
+            ip: v1.ip,
+            country: v1.country,
+            user_agent: v1.user_agent,
+            bytes: v1.bytes,
+            outcome: v1.outcome,
+            count: 1,
+            last_at: v1.at,
+        })
+    }
+}
+
+impl EventRecord {
+    /// A single attempt at `at`.
+    pub fn attempt(
+        at: Timestamp,
+        grant: GrantId,
+        file: Option<FileId>,
+        ip: IpAddr,
+        country: Option<CountryCode>,
+        user_agent: &str,
+    ) -> Self {
+        Self {
+            at,
+            grant,
+            file,
+            ip,
+            country,
+            user_agent: user_agent.chars().take(300).collect(),
+            bytes: 0,
+            outcome: Outcome::Allowed,
+            count: 1,
+            last_at: at,
+        }
+    }
+
+    /// Folds a repeated refusal into this entry, if it is one: the same refusal of the same
+    /// file to the same address within [`FOLD_WINDOW`] of the last one. A script
+    /// retrying an expired link then leaves one entry with a count, not thousands. Allowed
+    /// downloads are never folded: each is a charge the seller sees with its own bytes.
+    pub fn fold(&mut self, next: &EventRecord) -> bool {
+        let repeats = matches!(self.outcome, Outcome::Refused(_))
+            && self.outcome == next.outcome
+            && self.grant == next.grant
+            && self.file == next.file
+            && self.ip == next.ip
+            && next.at >= self.last_at
+            && next.at.since(self.last_at) <= FOLD_WINDOW
+            && self.count < u32::MAX;
+        if repeats {
+            self.count += 1;
+            self.last_at = next.at;
+        }
+        repeats
+    }
 }
 
 /// Shortens the IP of events older than `cutoff` to its network, walking at most `limit` events from the
@@ -104,6 +194,43 @@ pub fn shorten_event_ips_before(
     drop(table);
     meta::set_ip_retention_cursor(tx, cursor)?;
     Ok((cursor, changed.len() as u64, reached_recent))
+}
+
+/// Removes events whose last attempt is older than `cutoff`, oldest first, at most `limit`
+/// per call. The newest event is always kept, so the next one is numbered on from it and
+/// sequence numbers are never reused (the IP job's cursor and the activity pages rely on
+/// that). Returns how many were removed and whether the walk reached events to keep.
+pub fn remove_events_before(
+    tx: &WriteTransaction,
+    cutoff: Timestamp,
+    limit: usize,
+) -> Result<(u64, bool), StoreError> {
+    let mut table = tx.open_table(EVENTS)?;
+    let newest = table.last()?.map(|(k, _)| k.value());
+    let mut doomed = Vec::new();
+    let mut reached_recent = true;
+    for row in table.iter()? {
+        let (k, v) = row?;
+        if Some(k.value()) == newest {
+            break;
+        }
+        if doomed.len() == limit {
+            reached_recent = false;
+            break;
+        }
+        let event: EventRecord = codec::decode(v.value())?;
+        // In the order written, so the first recent one ends the walk (as for IPs).
+        if event.last_at >= cutoff {
+            break;
+        }
+        doomed.push((k.value(), event.grant));
+    }
+    let mut index = tx.open_table(GRANT_EVENTS)?;
+    for (seq, grant) in &doomed {
+        table.remove(*seq)?;
+        index.remove(grant_event_key(*grant, *seq).as_slice())?;
+    }
+    Ok((doomed.len() as u64, reached_recent))
 }
 
 /// Appends an event in an ordinary write transaction (the download path appends through
@@ -184,4 +311,88 @@ pub fn walk_events(
         }
     }
     Ok((out, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(at_secs: i64, ip: [u8; 4], code: &str) -> EventRecord {
+        let mut e = EventRecord::attempt(
+            Timestamp::from_unix_millis(1_800_000_000_000 + at_secs * 1000),
+            GrantId::new(7),
+            Some(FileId::new(3)),
+            IpAddr::from(ip),
+            None,
+            "curl",
+        );
+        e.outcome = Outcome::Refused(code.into());
+        e
+    }
+
+    #[test]
+    fn only_the_same_refusal_from_the_same_address_soon_after_folds() {
+        let mut entry = refused(0, [192, 0, 2, 1], "expired");
+        assert!(entry.fold(&refused(30, [192, 0, 2, 1], "expired")));
+        assert!(
+            entry.fold(&refused(630, [192, 0, 2, 1], "expired")),
+            "10 min after the last"
+        );
+        assert_eq!(entry.count, 3);
+        assert_eq!(entry.last_at, refused(630, [192, 0, 2, 1], "expired").at);
+        assert!(
+            !entry.fold(&refused(1300, [192, 0, 2, 1], "expired")),
+            "too late"
+        );
+        assert!(
+            !entry.fold(&refused(640, [192, 0, 2, 2], "expired")),
+            "another address"
+        );
+        assert!(
+            !entry.fold(&refused(640, [192, 0, 2, 1], "limit_reached")),
+            "another reason"
+        );
+        let mut other_file = refused(640, [192, 0, 2, 1], "expired");
+        other_file.file = Some(FileId::new(4));
+        assert!(!entry.fold(&other_file));
+        assert_eq!(entry.count, 3);
+
+        let mut allowed = refused(0, [192, 0, 2, 1], "x");
+        allowed.outcome = Outcome::Allowed;
+        let mut again = allowed.clone();
+        again.at = allowed.at.plus(std::time::Duration::from_secs(1));
+        assert!(!allowed.fold(&again), "each download is its own entry");
+    }
+
+    #[test]
+    fn version_1_entries_read_as_single_attempts() {
+        #[derive(Serialize)]
+        struct EventV1 {
+            at: Timestamp,
+            grant: GrantId,
+            file: Option<FileId>,
+            ip: IpAddr,
+            country: Option<CountryCode>,
+            user_agent: String,
+            bytes: u64,
+            outcome: Outcome,
+        }
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        let mut row = vec![1u8];
+        row.extend(
+            postcard::to_stdvec(&EventV1 {
+                at,
+                grant: GrantId::new(2),
+                file: None,
+                ip: IpAddr::from([192, 0, 2, 9]),
+                country: None,
+                user_agent: "old".into(),
+                bytes: 42,
+                outcome: Outcome::Allowed,
+            })
+            .unwrap(),
+        );
+        let e: EventRecord = codec::decode(&row).unwrap();
+        assert_eq!((e.count, e.last_at, e.bytes), (1, at, 42));
+    }
 }

@@ -630,6 +630,8 @@ mod tests {
             user_agent: String::new(),
             bytes,
             outcome: Outcome::Allowed,
+            count: 1,
+            last_at: Timestamp::from_unix_millis(1_800_000_000_000),
         };
         let jobs = (0..200u64).map(|i| {
             let store = store.clone();
@@ -727,6 +729,8 @@ mod tests {
             user_agent,
             bytes,
             outcome: crate::store::events::Outcome::Allowed,
+            count: 1,
+            last_at: domain::Timestamp::from_unix_millis(1_800_000_000_000),
         }
     }
 

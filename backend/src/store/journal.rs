@@ -505,6 +505,8 @@ mod tests {
             user_agent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36".into(),
             bytes: 1024,
             outcome: Outcome::Allowed,
+            count: 1,
+            last_at: seen.at,
         };
         let batch: Vec<JournalOp> = (0..12u64)
             .flat_map(|i| {

@@ -83,10 +83,39 @@ struct StoreSettingsRecord {
     sender_email: String,
     reset_days: u32,
     ip_retention_days: u32,
+    event_retention_days: u32,
 }
 impl super::Record for StoreSettingsRecord {
     const KIND: &'static str = "store settings";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    /// Version 1 had no log retention: such a store keeps the default.
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct V1 {
+            store_name: String,
+            sender_name: String,
+            sender_email: String,
+            reset_days: u32,
+            ip_retention_days: u32,
+        }
+        let corrupt = |detail: String| StoreError::Corrupt {
+            kind: Self::KIND,
+            detail,
+        };
+        if version != 1 {
+            return Err(corrupt(format!("unknown record version {version}")));
+        }
+        let v1: V1 = postcard::from_bytes(payload).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Self {
+            store_name: v1.store_name,
+            sender_name: v1.sender_name,
+            sender_email: v1.sender_email,
+            reset_days: v1.reset_days,
+            ip_retention_days: v1.ip_retention_days,
+            event_retention_days: domain::settings::DEFAULT_EVENT_RETENTION_DAYS,
+        })
+    }
 }
 
 /// The saved store settings, if the seller ever saved them.
@@ -104,6 +133,7 @@ pub fn store_settings(
         sender_email: r.sender_email,
         reset_days: r.reset_days,
         ip_retention_days: r.ip_retention_days,
+        event_retention_days: r.event_retention_days,
     }))
 }
 
@@ -118,6 +148,7 @@ pub fn put_store_settings(
         sender_email: s.sender_email.clone(),
         reset_days: s.reset_days,
         ip_retention_days: s.ip_retention_days,
+        event_retention_days: s.event_retention_days,
     };
     tx.open_table(META)?
         .insert(KEY_STORE_SETTINGS, super::codec::encode(&record).as_slice())?;

@@ -29,7 +29,10 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
         .extensions()
         .get::<super::serve::BodyTimedOut>()
         .cloned();
-    let mut response = if refuses_cross_site(&request) {
+    let mut response = if let Err(too_fast) = state.download_limits.check(request.uri().path(), ip)
+    {
+        too_many_requests(too_fast.retry_after)
+    } else if refuses_cross_site(&request) {
         (StatusCode::FORBIDDEN, "Cross-site requests are refused.").into_response()
     } else if let Some(visit) = admin_page_visit(&request, state.https)
         && let Some(redirect) = admin_session_gate(&state, visit).await
@@ -56,6 +59,21 @@ pub async fn edge(State(state): State<HttpState>, mut request: Request, next: Ne
         .record(method.as_str(), route, status, elapsed);
     tracing::debug!(%method, %route, status, ?elapsed, "request");
     response
+}
+
+/// The answer to a `/d/` request past its rate: 429, and when to try again (whole seconds,
+/// at least one).
+fn too_many_requests(retry_after: std::time::Duration) -> Response {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (header::RETRY_AFTER, seconds.max(1).to_string()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        "Too many requests for this download link. Please wait a moment and try again.",
+    )
+        .into_response()
 }
 
 /// Runs the rest of the stack; a panic in it costs this request a 500 and nothing else.

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod assets;
 pub mod download;
+pub mod download_limits;
 pub mod metrics;
 pub mod middleware;
 pub mod render;
@@ -62,6 +63,8 @@ pub struct HttpServices {
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Arc<[IpNet]>,
+    /// Request rates on `/d/` per link and per client.
+    pub download_limits: Arc<download_limits::DownloadLimits>,
     /// A Bearer token that opens `/metrics` to clients outside this host's network.
     pub metrics_token: Option<Arc<str>>,
     /// Warns once when a local proxy forwards clients but is not trusted.

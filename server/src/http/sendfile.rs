@@ -23,8 +23,10 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 /// Size of one mark slice, so also the most bytes one `sendfile` call is asked for.
 const MARK_LEN: usize = 1 << 20;
@@ -119,20 +121,62 @@ impl SendfileSlot {
 /// fifth of its time waiting for room (≈1750 → ≈2100 MiB/s here). The cork comes off when
 /// the file range is done, and before any other bytes are written (a body dropped half
 /// way), so a response that follows never waits for the kernel's 200 ms cork timer.
+///
+/// It also ends a connection whose client stopped taking bytes: a write that makes no
+/// progress for `send_timeout` (a reader at zero window, or one that went away without a
+/// FIN) fails with `TimedOut`, so hyper closes the connection and the download settles
+/// what was sent. A slow client that keeps taking bytes is never cut.
 #[derive(Debug)]
 pub struct ConnectionIo {
     stream: TcpStream,
     slot: SendfileSlot,
     corked: bool,
+    send_timeout: Duration,
+    /// Started when a write finds the socket full; made once per connection, then reset.
+    stall: Option<Pin<Box<Sleep>>>,
+    /// Whether `stall` runs for the current wait.
+    stalled: bool,
 }
 
 impl ConnectionIo {
-    pub fn new(stream: TcpStream, slot: SendfileSlot) -> Self {
+    pub fn new(stream: TcpStream, slot: SendfileSlot, send_timeout: Duration) -> Self {
         Self {
             stream,
             slot,
             corked: false,
+            send_timeout,
+            stall: None,
+            stalled: false,
         }
+    }
+
+    /// Passes on a write's result, timing how long writes stay blocked: progress (or an
+    /// error) ends a wait; a wait longer than `send_timeout` becomes a `TimedOut` error.
+    fn watch(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if polled.is_ready() {
+            self.stalled = false;
+            return polled;
+        }
+        let deadline = tokio::time::Instant::now() + self.send_timeout;
+        let timer = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.stalled {
+            timer.as_mut().reset(deadline);
+            self.stalled = true;
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            self.stalled = false;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took no bytes for the send timeout",
+            )));
+        }
+        Poll::Pending
     }
 
     /// Corks or uncorks the socket. A failure only costs speed, so it is not an error.
@@ -212,11 +256,13 @@ impl AsyncWrite for ConnectionIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if is_mark(buf) {
-            return this.poll_sendfile(cx, buf.len());
-        }
-        this.set_cork(false);
-        Pin::new(&mut this.stream).poll_write(cx, buf)
+        let polled = if is_mark(buf) {
+            this.poll_sendfile(cx, buf.len())
+        } else {
+            this.set_cork(false);
+            Pin::new(&mut this.stream).poll_write(cx, buf)
+        };
+        this.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -229,13 +275,15 @@ impl AsyncWrite for ConnectionIo {
             Some(first) => &bufs[first..],
             None => return Poll::Ready(Ok(0)),
         };
-        if is_mark(&bufs[0]) {
-            return this.poll_sendfile(cx, bufs[0].len());
-        }
-        this.set_cork(false);
-        // Plain bytes up to the first mark go out in one writev.
-        let plain = bufs.iter().position(|b| is_mark(b)).unwrap_or(bufs.len());
-        Pin::new(&mut this.stream).poll_write_vectored(cx, &bufs[..plain])
+        let polled = if is_mark(&bufs[0]) {
+            this.poll_sendfile(cx, bufs[0].len())
+        } else {
+            this.set_cork(false);
+            // Plain bytes up to the first mark go out in one writev.
+            let plain = bufs.iter().position(|b| is_mark(b)).unwrap_or(bufs.len());
+            Pin::new(&mut this.stream).poll_write_vectored(cx, &bufs[..plain])
+        };
+        this.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -284,7 +332,7 @@ mod tests {
             range.end - range.start,
             Box::new(move |sent| ended_tx.send(sent).unwrap()),
         ));
-        let mut io = ConnectionIo::new(server, slot);
+        let mut io = ConnectionIo::new(server, slot, Duration::from_secs(60));
         let writer = tokio::spawn(async move {
             io.write_all(b"head;").await.unwrap();
             let mut body = Box::pin(mark_body(range.end - range.start));
@@ -309,7 +357,7 @@ mod tests {
     #[tokio::test]
     async fn a_mark_without_a_file_is_an_error_never_the_mark_bytes() {
         let (mut client, server) = pair().await;
-        let mut io = ConnectionIo::new(server, SendfileSlot::default());
+        let mut io = ConnectionIo::new(server, SendfileSlot::default(), Duration::from_secs(60));
         let error = io.write_all(&MARK[..10]).await.unwrap_err();
         assert!(error.to_string().contains("without its file"), "{error}");
         drop(io);
@@ -331,7 +379,7 @@ mod tests {
             Box::new(move |sent| ended_tx.send(sent).unwrap()),
         ));
         drop(client);
-        let mut io = ConnectionIo::new(server, slot);
+        let mut io = ConnectionIo::new(server, slot, Duration::from_secs(60));
         let mut body = Box::pin(mark_body(content.len() as u64));
         let mut failed = false;
         while let Some(chunk) = body.next().await {
@@ -351,7 +399,7 @@ mod tests {
         let content = vec![3u8; 300_000];
         let (mut client, server) = pair().await;
         let slot = SendfileSlot::default();
-        let mut io = ConnectionIo::new(server, slot.clone());
+        let mut io = ConnectionIo::new(server, slot.clone(), Duration::from_secs(60));
         let corked = |io: &ConnectionIo| rustix::net::sockopt::tcp_cork(&io.stream).unwrap();
         let reader = tokio::spawn(async move {
             let mut received = Vec::new();
@@ -393,5 +441,39 @@ mod tests {
         let received = reader.await.unwrap();
         assert_eq!(received.len(), 5 + content.len() + 500 + 5);
         assert!(received.ends_with(b";next"));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_off_after_the_send_timeout() {
+        let content = vec![5u8; 32 << 20];
+        let (client, server) = pair().await;
+        let slot = SendfileSlot::default();
+        let (ended_tx, ended_rx) = std::sync::mpsc::channel();
+        slot.arm(FileJob::new(
+            file_with(&content),
+            0,
+            content.len() as u64,
+            Box::new(move |sent| ended_tx.send(sent).unwrap()),
+        ));
+        let mut io = ConnectionIo::new(server, slot, Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let mut body = Box::pin(mark_body(content.len() as u64));
+        let mut error = None;
+        while let Some(chunk) = body.next().await {
+            if let Err(e) = io.write_all(&chunk.unwrap()).await {
+                error = Some(e);
+                break;
+            }
+        }
+        let error = error.expect("a write to a client that reads nothing stalls and fails");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(io);
+        let sent = ended_rx.recv().unwrap();
+        assert!(
+            sent < content.len() as u64,
+            "only what the socket took: {sent}"
+        );
+        drop(client);
     }
 }

@@ -8,6 +8,8 @@
 //! - a request body must arrive within [`Limits::body_read`] (product uploads excepted:
 //!   they are long by nature and stream to storage); a client that dribbles a form a byte at
 //!   a time gets a 408 and its connection is closed;
+//! - a response whose client takes no bytes for [`Limits::send`] (a download stalled at
+//!   zero window) is cut off, and the download settles what was sent;
 //! - at most [`Limits::max_connections`] connections are served at once; at the cap the
 //!   server stops accepting until one closes, so new clients wait in the kernel's listen
 //!   queue (and time out there if it stays full) while the open ones are served.
@@ -40,6 +42,8 @@ pub struct Limits {
     pub body_read: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Time a response may wait for a client that takes no bytes (see [`ConnectionIo`]).
+    pub send: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
@@ -84,7 +88,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let slot = SendfileSlot::default();
-        let io = ConnectionIo::new(stream, slot.clone());
+        let io = ConnectionIo::new(stream, slot.clone(), limits.send);
         let body_read = limits.body_read;
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let timed_out = BodyTimedOut::default();
