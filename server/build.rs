@@ -4,8 +4,8 @@
 //! render but do not hydrate, and it says so at start.
 //!
 //! It also embeds the GeoIP country database pinned in `geoip.pin` (from
-//! `$DROPGATE_GEOIP_MMDB`, default `target/tools/geoip/package/<file>`), after checking its
-//! SHA-256: a different file fails the build. Without the file the server builds with no
+//! `$DROPGATE_GEOIP_MMDB`, default `target/tools/geoip/package/<file>`), gzipped, after
+//! checking its SHA-256: a different file fails the build. Without the file the server builds with no
 //! embedded database and says so at start.
 
 use std::collections::hash_map::DefaultHasher;
@@ -125,7 +125,6 @@ fn main() {
 
 /// Writes `geoip.rs`: `EMBEDDED_GEOIP: Option<EmbeddedGeoip>` from the pinned database.
 fn embed_geoip(root: &Path, manifest: &Path, out_dir: &Path) {
-    use sha2::{Digest, Sha256};
     let pin_file = manifest.join("geoip.pin");
     println!("cargo:rerun-if-changed={}", pin_file.display());
     println!("cargo:rerun-if-env-changed=DROPGATE_GEOIP_MMDB");
@@ -144,21 +143,14 @@ fn embed_geoip(root: &Path, manifest: &Path, out_dir: &Path) {
         PathBuf::from,
     );
     println!("cargo:rerun-if-changed={}", db.display());
-    let code = if let Ok(bytes) = std::fs::read(&db) {
-        let actual = hex(&Sha256::digest(&bytes));
-        assert!(
-            actual == field("sha256"),
-            "{} has SHA-256 {actual}, but geoip.pin expects {} ({} {}): refusing to embed it",
-            db.display(),
-            field("sha256"),
-            field("package"),
-            field("version"),
-        );
+    let beside = gz_path(&db);
+    println!("cargo:rerun-if-changed={}", beside.display());
+    let code = if let Some(gz) = gzipped_database(&db, &beside, &field("sha256"), out_dir) {
         format!(
-            "Some(EmbeddedGeoip {{ package: {:?}, version: {:?}, bytes: include_bytes!({:?}) }})",
+            "Some(EmbeddedGeoip {{ package: {:?}, version: {:?}, gzipped: include_bytes!({:?}) }})",
             field("package"),
             field("version"),
-            db.display().to_string()
+            gz.display().to_string()
         )
     } else {
         if std::env::var("PROFILE").as_deref() == Ok("release") {
@@ -174,6 +166,37 @@ fn embed_geoip(root: &Path, manifest: &Path, out_dir: &Path) {
         format!("/// The database embedded at build time, if any.\npub static EMBEDDED_GEOIP: Option<EmbeddedGeoip> = {code};\n"),
     )
     .expect("write generated geoip.rs");
+}
+
+/// The pinned database gzipped: the `.gz` beside it (made by the xtask with `gzip -9`)
+/// when it unpacks to the pinned bytes, else the database compressed here. `None` when there
+/// is no database. A database (or `.gz`) whose SHA-256 differs from the pin fails the build.
+fn gzipped_database(db: &Path, beside: &Path, pinned: &str, out_dir: &Path) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read as _;
+    if let Ok(gz) = std::fs::read(beside) {
+        let mut unpacked = Vec::new();
+        let read = flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut unpacked);
+        if read.is_ok() && hex(&Sha256::digest(&unpacked)) == pinned {
+            return Some(beside.to_path_buf());
+        }
+        println!(
+            "cargo:warning={} does not unpack to the pinned database: compressing the database here",
+            beside.display()
+        );
+    }
+    let bytes = std::fs::read(db).ok()?;
+    let actual = hex(&Sha256::digest(&bytes));
+    assert!(
+        actual == pinned,
+        "{} has SHA-256 {actual}, but geoip.pin expects {pinned}: refusing to embed it",
+        db.display(),
+    );
+    let out = out_dir.join("geoip.mmdb.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&bytes).expect("gzip in memory");
+    std::fs::write(&out, encoder.finish().expect("gzip in memory")).expect("write geoip.mmdb.gz");
+    Some(out)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -348,6 +348,9 @@ impl TemplateSource {
 /// One product's download in a mail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkLine {
+    /// The grant the link opens (none in the editor's sample), so a mail that could not be
+    /// delivered can be sent again with a fresh link for it.
+    pub grant: Option<crate::GrantId>,
     pub product_name: String,
     pub url: String,
     /// 0 = unlimited.
@@ -461,6 +464,7 @@ impl MailFacts {
             order_number: "20261122143012417".to_owned(),
             transaction_id: "pi_3Q8sample".to_owned(),
             links: vec![LinkLine {
+                grant: None,
                 product_name: "Sample product".to_owned(),
                 url: format!("{public_url}/d/7K3Q-M9XD-4TZP-W2HB-R5NC"),
                 max_downloads: 3,
@@ -630,12 +634,14 @@ mod tests {
             transaction_id: String::new(),
             links: vec![
                 LinkLine {
+                    grant: None,
                     product_name: "Rust & You".into(),
                     url: "https://shop.test/d/AAAA-BBBB".into(),
                     max_downloads: 3,
                     valid_until: Some(Timestamp::from_unix_millis(1_798_761_600_000)),
                 },
                 LinkLine {
+                    grant: None,
                     product_name: "Extras".into(),
                     url: "https://shop.test/d/CCCC-DDDD".into(),
                     max_downloads: 0,

@@ -124,6 +124,8 @@ impl Application {
     /// Opens the store in the data dir, binds the listener and builds the router.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         create_dirs(&config)?;
+        // Unpacking the embedded GeoIP database takes a moment: it runs while the store opens.
+        let geo = open_geo(&config);
         let db_path = config.database_path();
         let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
             .await
@@ -142,7 +144,9 @@ impl Application {
             .map(|token| format!("{public_url}/admin/setup?token={token}"));
 
         let blobs = open_blobs(&config).await?;
-        let geo = crate::geoip::open(config.geoip_db.as_deref(), config.geoip_reload_interval)
+        let geo = geo
+            .await
+            .map_err(|e| StartupError::Geo(e.to_string()))?
             .map_err(StartupError::Geo)?;
         let key = store.download_key()?;
         let catalog = CatalogService::new(store.clone(), blobs.clone(), config.upload_limit_bytes);
@@ -157,7 +161,8 @@ impl Application {
             domain::settings::StoreSettings::initial(config.reset_days),
         )
         .await?;
-        let (mailer, outbox, mail_worker) = build_mail(&config, &store, &settings, &public_url)?;
+        let (mailer, outbox, mail_worker) =
+            build_mail(&config, &store, &key, &settings, &public_url)?;
         let orders = OrderService::new(store.clone(), key.clone(), mailer);
         let self_service = backend::services::SelfService::new(
             orders.clone(),
@@ -294,6 +299,12 @@ impl Application {
     }
 }
 
+/// Opens the GeoIP database on a blocking thread.
+fn open_geo(config: &Config) -> tokio::task::JoinHandle<Result<crate::geoip::Geo, String>> {
+    let (file, reload_every) = (config.geoip_db.clone(), config.geoip_reload_interval);
+    tokio::task::spawn_blocking(move || crate::geoip::open(file.as_deref(), reload_every))
+}
+
 /// The listening socket and the address it got (the port is the OS's pick for port 0).
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
     let bound = |source| StartupError::Bind { addr, source };
@@ -349,6 +360,7 @@ fn build_router(
 fn build_mail(
     config: &Config,
     store: &Store,
+    key: &backend::auth::download_key::DownloadKey,
     settings: &SettingsService,
     public_url: &str,
 ) -> Result<(Mailer, OutboxService, Option<OutboxWorker>), StartupError> {
@@ -361,6 +373,7 @@ fn build_mail(
     let outbox = OutboxService::new(
         store.clone(),
         mailer.clone(),
+        key.clone(),
         sender.as_ref().map(|s| format!("{s:?}")),
     );
     let worker = sender.map(|s| OutboxWorker::new(store.clone(), s, config.mail_policy, &mailer));

@@ -423,8 +423,17 @@ async fn a_permanent_refusal_fails_shows_on_the_dashboard_and_retry_now_sends_it
     let admin = app.create_first_admin("owner@example.com").await;
     let token = api_token(&app).await;
     product(&app, &token).await;
-    order(&app, &token, "bea@example.com", json!({})).await;
+    let created = order(&app, &token, "bea@example.com", json!({})).await;
+    let old_url = created["issued"][0]["url"].as_str().unwrap().to_owned();
     let failed = wait_state(&admin, &app, "bea@example.com", "failed").await;
+    // Settled: the stored copy no longer holds a working link.
+    let detail = rpc(&admin, &app, "mail", &[("id", &failed["id"].to_string())]).await;
+    let stored = detail["text"].as_str().unwrap();
+    assert!(!stored.contains(&old_url), "{stored}");
+    assert!(stored.contains(&format!(
+        "{}…",
+        &old_url[..old_url.find("/d/").unwrap() + 7]
+    )));
     assert!(
         failed["last_error"].as_str().unwrap().contains("550"),
         "{failed}"
@@ -447,7 +456,13 @@ async fn a_permanent_refusal_fails_shows_on_the_dashboard_and_retry_now_sends_it
     .await;
     assert_eq!(retried["state"], "retrying");
     wait_state(&admin, &app, "bea@example.com", "sent").await;
-    assert_eq!(sink.wait_for(1).await[0].envelope_to, ["bea@example.com"]);
+    let sent = &sink.wait_for(1).await[0];
+    assert_eq!(sent.envelope_to, ["bea@example.com"]);
+    // Sent again with a fresh link, which works; the one that never arrived does not.
+    let new_url = links_in(sent).pop().expect("the mail carries a link");
+    assert_ne!(new_url, old_url);
+    assert_eq!(page_status(&new_url).await, StatusCode::OK);
+    assert_eq!(page_status(&old_url).await, StatusCode::NOT_FOUND);
     // A sent mail is not sent twice.
     let again = admin
         .post(app.url("/rpc/mail-retry"))

@@ -12,7 +12,7 @@ use crate::store::{StoreError, catalog, meta, outbox};
 use domain::mail::{
     LinkLine, MailFacts, MailKind, MailState, MailTemplate, TemplateSource, header_text,
 };
-use domain::{Email, OrderId, Timestamp};
+use domain::{Email, GrantId, OrderId, Timestamp};
 use rand::TryRngCore;
 use redb::WriteTransaction;
 use std::sync::Arc;
@@ -87,12 +87,14 @@ impl Mailer {
     /// One product's line in a mail, for a grant and its buyer link.
     pub fn link_line(
         tx: &WriteTransaction,
+        id: GrantId,
         grant: &Grant,
         url: String,
     ) -> Result<LinkLine, StoreError> {
         let product_name = catalog::product(tx, &grant.product_id)?
             .map_or_else(|| grant.product_id.to_string(), |p| p.name);
         Ok(LinkLine {
+            grant: Some(id),
             product_name,
             url,
             max_downloads: grant.max_downloads,
@@ -233,6 +235,7 @@ impl Mailer {
         let mail = template.compose(facts);
         let settings = self.settings.current();
         let record = outbox::MailRecord {
+            links: links_to_renew(kind, facts),
             kind,
             to_email: to.to_string(),
             to_name: header_text(to_name),
@@ -255,6 +258,50 @@ impl Mailer {
         };
         outbox::insert(tx, &record)
     }
+}
+
+impl Mailer {
+    /// Writes `mail` anew with fresh `links` (its old ones were removed when it failed):
+    /// the same kind, recipient and order, composed from the current template.
+    pub fn recompose(
+        &self,
+        tx: &WriteTransaction,
+        mail: &mut outbox::MailRecord,
+        links: Vec<LinkLine>,
+    ) -> Result<(), StoreError> {
+        let to = Email::parse(&mail.to_email).map_err(|e| StoreError::Corrupt {
+            kind: "mail",
+            detail: format!("recipient: {e}"),
+        })?;
+        let order = match mail.order {
+            Some(id) => crate::store::orders::order(tx, id)?.map(|record| (id, record)),
+            None => None,
+        };
+        let about = order.as_ref().map(|(order_id, order)| About {
+            order_id: *order_id,
+            order,
+        });
+        let mut facts = self.facts(about, &to, links);
+        if about.is_none() {
+            facts.buyer_name.clone_from(&mail.to_name);
+        }
+        let composed = template_in(tx, mail.kind)?.compose(&facts);
+        mail.subject = composed.subject;
+        mail.text = composed.text;
+        mail.html = composed.html;
+        mail.links = links_to_renew(mail.kind, &facts);
+        Ok(())
+    }
+}
+
+/// The grants whose links a mail to the buyer carries, renewed if it has to be sent again
+/// after failing. None for the seller's notice: its links are the buyer's, which must not
+/// change because the seller's copy did not arrive.
+fn links_to_renew(kind: MailKind, facts: &MailFacts) -> Vec<GrantId> {
+    if kind == MailKind::VendorNotice {
+        return Vec::new();
+    }
+    facts.links.iter().filter_map(|l| l.grant).collect()
 }
 
 /// The template of a kind: the seller's if saved (and still valid), else the default.

@@ -238,9 +238,6 @@ fn settled(
             after.server_reply = Some(reply);
             after.sent_at = Some(now);
             after.next_attempt_at = None;
-            // Delivered: the stored copy keeps what the seller reads, not working links.
-            after.text = domain::mail::redact_links(&before.text);
-            after.html = domain::mail::redact_links(&before.html);
         }
         Attempt::Refused(error) => {
             after.state = MailState::Failed;
@@ -261,6 +258,12 @@ fn settled(
                 ));
             }
         }
+    }
+    if matches!(after.state, MailState::Sent | MailState::Failed) {
+        // Settled: the stored copy keeps what the seller reads, not working links. A
+        // failed mail sent again gets fresh ones (`OutboxService::retry_now`).
+        after.text = domain::mail::redact_links(&before.text);
+        after.html = domain::mail::redact_links(&before.html);
     }
     after
 }
@@ -317,6 +320,7 @@ mod tests {
             last_error: None,
             server_reply: None,
             sent_at: None,
+            links: vec![],
         }
     }
 
@@ -339,15 +343,35 @@ mod tests {
     }
 
     #[test]
-    fn a_permanent_refusal_fails_at_once() {
+    fn a_permanent_refusal_fails_at_once_and_keeps_no_working_link() {
+        let mut sending = record(1);
+        sending.text = "Your book: https://dl.example.com/d/7K3Q-M9XD-4TZP-W2HB-R5NC".into();
         let after = settled(
-            &record(1),
+            &sending,
             Attempt::Refused("550 no such user".into()),
             &RetryPolicy::default(),
             Timestamp::from_unix_millis(5),
         );
         assert_eq!(after.state, MailState::Failed);
         assert_eq!(after.last_error.as_deref(), Some("550 no such user"));
+        assert_eq!(after.text, "Your book: https://dl.example.com/d/7K3Q…");
+    }
+
+    #[test]
+    fn a_mail_still_being_retried_keeps_its_links() {
+        let mut sending = record(1);
+        sending.text = "https://dl.example.com/d/7K3Q-M9XD-4TZP-W2HB-R5NC".into();
+        let after = settled(
+            &sending,
+            Attempt::Failed("421 busy".into()),
+            &RetryPolicy::default(),
+            Timestamp::from_unix_millis(5),
+        );
+        assert_eq!(after.state, MailState::Retrying);
+        assert_eq!(
+            after.text, sending.text,
+            "it goes out as it is on the next attempt"
+        );
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl DeskService {
                     let order = store::orders::order(tx, grant.order_id)?.ok_or_else(|| {
                         ServiceError::Internal(format!("order of grant {id} missing"))
                     })?;
-                    let line = Mailer::link_line(tx, grant, mail_url)?;
+                    let line = Mailer::link_line(tx, id, grant, mail_url)?;
                     let about = About {
                         order_id: grant.order_id,
                         order: &order,

@@ -103,13 +103,15 @@ impl OrderService {
                             *digest,
                             now,
                         );
+                        let grant_id = store::grants::insert_grant(tx, &grant)?;
                         lines.push(LinkLine {
+                            grant: Some(grant_id),
                             product_name: product.name.clone(),
                             url,
                             max_downloads: grant.max_downloads,
                             valid_until: grant.valid_until,
                         });
-                        grants.push(store::grants::insert_grant(tx, &grant)?);
+                        grants.push(grant_id);
                     }
                     let record = OrderRecord {
                         order_number,
@@ -583,7 +585,7 @@ fn live_orders(
 /// Gives each of `grants` that `renew` accepts a fresh password (the old link stops
 /// working) and returns the mail lines with the new links. Only digests of passwords are
 /// stored, so mailing a link always means making a new one.
-fn renew_links(
+pub(crate) fn renew_links(
     tx: &WriteTransaction,
     key: &DownloadKey,
     mailer: &Mailer,
@@ -601,7 +603,7 @@ fn renew_links(
         let password = fresh_password();
         grant.rotate(key.digest(&password));
         store::grants::put_grant(tx, *gid, &grant)?;
-        lines.push(Mailer::link_line(tx, &grant, mailer.link(&password))?);
+        lines.push(Mailer::link_line(tx, *gid, &grant, mailer.link(&password))?);
     }
     Ok(lines)
 }

@@ -3,12 +3,39 @@
 
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
+use crate::auth::download_key::DownloadKey;
 use crate::mail::Mailer;
 use crate::store::outbox::{self, MailRecord};
 use crate::store::{Store, meta};
 use domain::mail::{ComposedMail, MailKind, MailState, TemplateError, TemplateSource};
 use domain::wire::{MailDetail, MailSummary, MailTemplateView, OutboxPage};
 use domain::{Email, Timestamp};
+
+/// Gives a failed mail fresh links for those of its grants that can still download, and
+/// writes it anew around them.
+fn relink(
+    tx: &redb::WriteTransaction,
+    key: &DownloadKey,
+    mailer: &Mailer,
+    mail: &mut MailRecord,
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    let live = |grant: &crate::store::grants::Grant| {
+        crate::store::orders::order(tx, grant.order_id)
+            .ok()
+            .flatten()
+            .is_some_and(|order| grant.is_live(order.status, now))
+    };
+    let grants = mail.links.clone();
+    let lines = super::orders::renew_links(tx, key, mailer, &grants, live)?;
+    if lines.is_empty() {
+        return Err(ServiceError::Conflict(
+            "the purchases in this mail can no longer be downloaded (refunded, revoked or expired), so there is nothing to send again".into(),
+        ));
+    }
+    mailer.recompose(tx, mail, lines)?;
+    Ok(())
+}
 
 /// Mails read per page request at most, so a filter that matches little stays quick.
 const PAGE_SCAN: usize = 5_000;
@@ -18,15 +45,18 @@ const PAGE_SCAN: usize = 5_000;
 pub struct OutboxService {
     store: Store,
     mailer: Mailer,
+    /// Gives fresh links to a failed mail sent again.
+    key: DownloadKey,
     /// The SMTP server in words; `None`: mail waits until SMTP is configured.
     smtp: Option<String>,
 }
 
 impl OutboxService {
-    pub fn new(store: Store, mailer: Mailer, smtp: Option<String>) -> Self {
+    pub fn new(store: Store, mailer: Mailer, key: DownloadKey, smtp: Option<String>) -> Self {
         Self {
             store,
             mailer,
+            key,
             smtp,
         }
     }
@@ -105,7 +135,9 @@ impl OutboxService {
     }
 
     /// Makes a waiting, retrying or failed mail due now (a failed one gets a fresh
-    /// give-up period). A sent mail is not sent twice.
+    /// give-up period). A sent mail is not sent twice. A failed mail's stored links were cut
+    /// short when it failed, so it is written anew with fresh links for the purchases that
+    /// can still be downloaded (the old links, never delivered, stop working).
     pub async fn retry_now(
         &self,
         id: u64,
@@ -113,6 +145,7 @@ impl OutboxService {
         now: Timestamp,
     ) -> Result<MailSummary, ServiceError> {
         let configured = self.smtp.is_some();
+        let (key, mailer) = (self.key.clone(), self.mailer.clone());
         let (id, mail) = self
             .store
             .run(move |s| {
@@ -134,6 +167,9 @@ impl OutboxService {
                     let mut after = before.clone();
                     if after.state == MailState::Failed {
                         after.state = MailState::Retrying;
+                        if !before.links.is_empty() {
+                            relink(tx, &key, &mailer, &mut after, now)?;
+                        }
                     }
                     after.retry_from = now;
                     after.next_attempt_at = Some(now);

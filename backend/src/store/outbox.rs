@@ -9,7 +9,7 @@ use super::codec::{self, Record};
 use super::meta;
 use super::{Reader, StoreError};
 use domain::mail::{MailKind, MailState};
-use domain::{OrderId, Timestamp};
+use domain::{GrantId, OrderId, Timestamp};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -61,10 +61,31 @@ pub struct MailRecord {
     /// What the SMTP server answered when it accepted the mail.
     pub server_reply: Option<String>,
     pub sent_at: Option<Timestamp>,
+    /// The grants whose links this mail carries to the buyer. Once the mail is settled its
+    /// stored links are cut short (see `domain::mail::redact_links`), so sending a failed
+    /// one again gives these grants fresh links. Last, so version 1 rows read as "none".
+    pub links: Vec<GrantId>,
 }
 impl Record for MailRecord {
     const KIND: &'static str = "mail";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    /// Version 1 is version 2 without `links` at the end: an empty list appended (one zero
+    /// byte, postcard's empty sequence) makes it a version 2 row.
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+        if version != 1 {
+            return Err(StoreError::Corrupt {
+                kind: Self::KIND,
+                detail: format!("unknown record version {version}"),
+            });
+        }
+        let mut v2 = payload.to_vec();
+        v2.push(0);
+        postcard::from_bytes(&v2).map_err(|e| StoreError::Corrupt {
+            kind: Self::KIND,
+            detail: e.to_string(),
+        })
+    }
 }
 
 fn due_key(at: Timestamp, id: u64) -> [u8; 16] {
