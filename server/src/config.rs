@@ -369,15 +369,19 @@ impl FileConfig {
     fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The file's settings from its text; `name` names the file in errors, with the line.
+    fn parse(text: &str, name: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
             let detail = e.message().to_owned();
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1);
             match line {
-                Some(line) => ConfigError(format!(
-                    "config file {} line {line}: {detail}",
-                    path.display()
-                )),
-                None => ConfigError(format!("config file {}: {detail}", path.display())),
+                Some(line) => ConfigError(format!("config file {name} line {line}: {detail}")),
+                None => ConfigError(format!("config file {name}: {detail}")),
             }
         })
     }
@@ -518,5 +522,109 @@ mod tests {
         assert!(parse_storage_url("s3://B").is_err());
         assert!(parse_storage_url("ftp://x").is_err());
         assert!(parse_storage_url("file://relative").is_err());
+    }
+
+    /// The configuration as `dropgate serve --config FILE` reads it.
+    fn serve_with_file(text: &str) -> Result<Config, ConfigError> {
+        use clap::Parser as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dropgate.toml");
+        std::fs::write(&file, text).unwrap();
+        let cli = crate::cli::Cli::try_parse_from([
+            "dropgate".as_ref(),
+            "serve".as_ref(),
+            "--config".as_ref(),
+            file.as_os_str(),
+        ])
+        .unwrap();
+        let crate::cli::Command::Serve(args) = cli.command else {
+            unreachable!("parsed as serve")
+        };
+        Config::from_args(&args)
+    }
+
+    #[test]
+    fn a_bad_file_value_is_named_with_its_line() {
+        let error = serve_with_file("bind = \"127.0.0.1:9000\"\nsend_timeout = 0\n").unwrap_err();
+        assert!(error.0.contains("send timeout"), "{error}");
+        let error = serve_with_file("bind = \"127.0.0.1:9000\"\nno_such_key = 1\n").unwrap_err();
+        assert!(error.0.contains("line 2"), "{error}");
+        let config =
+            serve_with_file("download_rate_per_link = 0\ndownload_rate_per_client = 30\n").unwrap();
+        assert_eq!(
+            config.download_rates,
+            DownloadRates {
+                per_link: None,
+                per_client: Some(30)
+            }
+        );
+    }
+
+    /// The keys of the file, with the kinds of value a person might write for them.
+    fn file_line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop::sample::select(vec![
+            "bind",
+            "public_url",
+            "trusted_proxies",
+            "storage_url",
+            "s3_endpoint",
+            "s3_region",
+            "log_format",
+            "header_read_timeout",
+            "body_read_timeout",
+            "send_timeout",
+            "max_connections",
+            "download_rate_per_link",
+            "download_rate_per_client",
+            "metrics_token",
+            "upload_limit",
+            "mail_retry_days",
+            "data_dir",
+            "unknown",
+        ]);
+        let value = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0u64..5000).prop_map(|n| n.to_string()),
+            "[ -~]{0,40}".prop_map(|s| format!("{s:?}")),
+            prop::sample::select(vec![
+                "\"127.0.0.1:0\"",
+                "\"[::1]:8080\"",
+                "\"https://dl.example.com\"",
+                "\"s3://bucket/prefix\"",
+                "\"file:///srv\"",
+                "\"json\"",
+                "true",
+                "[\"10.0.0.0/8\"]",
+                "[1, 2]",
+                "1.5",
+                "\"\"",
+            ])
+            .prop_map(str::to_owned),
+        ];
+        (key, value).prop_map(|(k, v)| format!("{k} = {v}"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text as the config file: a configuration or an error that names the file,
+        /// never a panic (the error's line number slices the text).
+        #[test]
+        fn any_file_text_parses_or_is_refused(text in "\\PC{0,200}") {
+            if let Err(e) = FileConfig::parse(&text, "f.toml") {
+                proptest::prop_assert!(e.0.starts_with("config file f.toml"));
+            }
+        }
+
+        /// Files made of real keys with odd values: `serve` starts or says what is wrong.
+        #[test]
+        fn odd_values_for_real_keys_are_refused_in_words(
+            lines in proptest::collection::vec(file_line(), 0..6)
+        ) {
+            if let Err(e) = serve_with_file(&lines.join("\n")) {
+                proptest::prop_assert!(!e.0.is_empty());
+            }
+        }
     }
 }
