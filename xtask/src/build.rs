@@ -1,6 +1,6 @@
 //! The build: WASM bundle → wasm-bindgen → wasm-opt → gzip → static server binary.
 
-use crate::{run_cmd, setup};
+use crate::{run_cmd_to, setup};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,14 +9,21 @@ use std::time::Instant;
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 
+/// Cargo's target dir for the release build (the WASM bundle and the server binary), apart
+/// from the dev and test artefacts in `target/`: the two share no compiled crate (other
+/// targets and profiles), and apart, `cargo xtask test` builds the release while clippy and
+/// the tests run, without one cargo waiting for the other's lock on the directory.
+const SHIP_DIR: &str = "target/ship";
+
 /// Builds everything and returns the path of the finished binary (`target/dropgate`).
-pub fn all(root: &Path) -> Result<PathBuf> {
+/// With `log`, the compilers' output goes to that file.
+pub fn all(root: &Path, log: Option<&Path>) -> Result<PathBuf> {
     let started = Instant::now();
     setup::build_tools()?;
     setup::geoip_db(root)?;
     let site = root.join("target/site");
-    bundle(root, &site)?;
-    let binary = server(root, &site)?;
+    bundle(root, &site, log)?;
+    let binary = server(root, &site, log)?;
     eprintln!(
         "xtask: built {} in {:.0?}",
         binary.display(),
@@ -53,17 +60,24 @@ const BUNDLE_FILES: [&str; 4] = [
 /// flags) are kept beside the bundle, and a bundle made from the same input is left as it
 /// is. Files are replaced only when their bytes differ, so an unchanged bundle keeps its
 /// modification times and the server binary that embeds it is not rebuilt.
-fn bundle(root: &Path, site: &Path) -> Result<()> {
-    run_cmd(Command::new("cargo").args([
-        "build",
-        "--package",
-        "frontend",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--profile",
-        "wasm-release",
-    ]))?;
-    let input = root.join("target/wasm32-unknown-unknown/wasm-release/frontend.wasm");
+fn bundle(root: &Path, site: &Path, log: Option<&Path>) -> Result<()> {
+    run_cmd_to(
+        Command::new("cargo")
+            .args([
+                "build",
+                "--package",
+                "frontend",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--profile",
+                "wasm-release",
+            ])
+            .env("CARGO_TARGET_DIR", root.join(SHIP_DIR)),
+        log,
+    )?;
+    let input = root
+        .join(SHIP_DIR)
+        .join("wasm32-unknown-unknown/wasm-release/frontend.wasm");
     let pkg = site.join("pkg");
     std::fs::create_dir_all(&pkg)?;
     let wasm_opt = setup::wasm_opt(root);
@@ -97,12 +111,13 @@ fn bundle(root: &Path, site: &Path) -> Result<()> {
     let wasm = staging.join("dropgate_bg.wasm");
     if let Some(wasm_opt) = wasm_opt {
         let optimised = staging.join("dropgate_bg.opt.wasm");
-        run_cmd(
+        run_cmd_to(
             Command::new(wasm_opt)
                 .args(WASM_OPT_FLAGS)
                 .arg(&wasm)
                 .arg("-o")
                 .arg(&optimised),
+            log,
         )?;
         std::fs::rename(&optimised, &wasm)?;
     }
@@ -174,8 +189,8 @@ fn gzip(file: &Path) -> Result<()> {
 }
 
 /// Builds the static server binary with the site embedded and copies it to target/dropgate.
-fn server(root: &Path, site: &Path) -> Result<PathBuf> {
-    run_cmd(
+fn server(root: &Path, site: &Path, log: Option<&Path>) -> Result<PathBuf> {
+    run_cmd_to(
         Command::new("cargo")
             .args([
                 "build",
@@ -187,9 +202,11 @@ fn server(root: &Path, site: &Path) -> Result<PathBuf> {
                 "--target",
                 MUSL,
             ])
+            .env("CARGO_TARGET_DIR", root.join(SHIP_DIR))
             .env("DROPGATE_SITE_DIR", site),
+        log,
     )?;
-    let built = root.join(format!("target/{MUSL}/release/dropgate"));
+    let built = root.join(SHIP_DIR).join(format!("{MUSL}/release/dropgate"));
     let out = root.join("target/dropgate");
     let same = std::fs::read(&built).ok() == std::fs::read(&out).ok();
     if !same {

@@ -32,9 +32,9 @@ fn run() -> Result<()> {
     let root = workspace_root();
     std::env::set_current_dir(&root).context("enter the workspace root")?;
     match command.as_str() {
-        "build" => build::all(&root).map(|_| ()),
+        "build" => build::all(&root, None).map(|_| ()),
         "run" => {
-            let binary = build::all(&root)?;
+            let binary = build::all(&root, None)?;
             let mut serve = vec!["serve".to_owned()];
             // `cargo xtask run -- --bind …` (the README's form) passes a `--` first.
             serve.extend(rest.into_iter().skip_while(|arg| arg == "--"));
@@ -46,7 +46,7 @@ fn run() -> Result<()> {
         }
         "test" => test::all(&root),
         "bench" => {
-            build::all(&root)?;
+            build::all(&root, None)?;
             run_cmd(Command::new("python3").arg("bench/startup.py"))?;
             run_cmd(Command::new("cargo").args([
                 "run",
@@ -81,8 +81,22 @@ fn workspace_root() -> PathBuf {
 
 /// Runs a command, failing with its command line if it does not succeed.
 fn run_cmd(cmd: &mut Command) -> Result<()> {
+    run_cmd_to(cmd, None)
+}
+
+/// Runs a command; with `log`, its output is appended to that file instead of shown (for a
+/// build running beside other steps, so the two outputs do not interleave).
+fn run_cmd_to(cmd: &mut Command, log: Option<&Path>) -> Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("xtask: $ {shown}");
+    if let Some(log) = log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("open {}", log.display()))?;
+        cmd.stdout(file.try_clone()?).stderr(file);
+    }
     let status = cmd
         .status()
         .with_context(|| format!("could not start {shown}"))?;

@@ -1,5 +1,5 @@
-//! The whole test suite, as CI runs it: formatting, clippy, unit and HTTP tests, the
-//! release build, then the browser tests against the built binary.
+//! The whole test suite, as CI runs it: formatting, clippy, unit and HTTP tests, and beside
+//! them the release build; then the browser tests against the built binary.
 
 use crate::{build, run_cmd, setup};
 use anyhow::Result;
@@ -12,6 +12,17 @@ pub fn all(root: &Path) -> Result<()> {
     setup::geoip_db(root)?;
     setup::s3_server(root)?;
     setup::smtp_server()?;
+    setup::build_tools()?;
+    // The release build runs beside the checks and tests (its own target dir, so neither
+    // cargo waits for the other): each fills the core the other leaves idle in its serial
+    // stretches, and the tests mostly wait on sockets. Its output goes to a log, shown
+    // when it fails.
+    let log = root.join("target/release-build.log");
+    let _ = std::fs::remove_file(&log);
+    let release = std::thread::spawn({
+        let (root, log) = (root.to_path_buf(), log.clone());
+        move || build::all(&root, Some(&log))
+    });
     run_cmd(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
     run_cmd(Command::new("cargo").args([
         "clippy",
@@ -22,7 +33,16 @@ pub fn all(root: &Path) -> Result<()> {
         "warnings",
     ]))?;
     run_cmd(Command::new("cargo").args(["test", "--workspace", "--exclude", "frontend"]))?;
-    let binary = build::all(root)?;
+    let binary = match release.join() {
+        Ok(Ok(binary)) => binary,
+        Ok(Err(error)) => {
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = output.lines().collect();
+            eprintln!("{}", lines[lines.len().saturating_sub(80)..].join("\n"));
+            return Err(error.context(format!("the release build failed (log: {})", log.display())));
+        }
+        Err(_) => anyhow::bail!("the release build thread panicked"),
+    };
     setup::browser_tools(root)?;
     run_cmd(
         Command::new("node")
