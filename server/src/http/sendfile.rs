@@ -161,12 +161,15 @@ impl ConnectionIo {
             self.stalled = false;
             return polled;
         }
-        let deadline = tokio::time::Instant::now() + self.send_timeout;
+        let send_timeout = self.send_timeout;
         let timer = self
             .stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(send_timeout)));
         if !self.stalled {
-            timer.as_mut().reset(deadline);
+            // The first blocked write of a wait starts the clock.
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + send_timeout);
             self.stalled = true;
         }
         if timer.as_mut().poll(cx).is_ready() {
