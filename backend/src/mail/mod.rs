@@ -258,9 +258,7 @@ impl Mailer {
         };
         outbox::insert(tx, &record)
     }
-}
 
-impl Mailer {
     /// Writes `mail` anew with fresh `links` (its old ones were removed when it failed):
     /// the same kind, recipient and order, composed from the current template.
     pub fn recompose(

@@ -11,32 +11,6 @@ use domain::mail::{ComposedMail, MailKind, MailState, TemplateError, TemplateSou
 use domain::wire::{MailDetail, MailSummary, MailTemplateView, OutboxPage};
 use domain::{Email, Timestamp};
 
-/// Gives a failed mail fresh links for those of its grants that can still download, and
-/// writes it anew around them.
-fn relink(
-    tx: &redb::WriteTransaction,
-    key: &DownloadKey,
-    mailer: &Mailer,
-    mail: &mut MailRecord,
-    now: Timestamp,
-) -> Result<(), ServiceError> {
-    let live = |grant: &crate::store::grants::Grant| {
-        crate::store::orders::order(tx, grant.order_id)
-            .ok()
-            .flatten()
-            .is_some_and(|order| grant.is_live(order.status, now))
-    };
-    let grants = mail.links.clone();
-    let lines = super::orders::renew_links(tx, key, mailer, &grants, live)?;
-    if lines.is_empty() {
-        return Err(ServiceError::Conflict(
-            "the purchases in this mail can no longer be downloaded (refunded, revoked or expired), so there is nothing to send again".into(),
-        ));
-    }
-    mailer.recompose(tx, mail, lines)?;
-    Ok(())
-}
-
 /// Mails read per page request at most, so a filter that matches little stays quick.
 const PAGE_SCAN: usize = 5_000;
 
@@ -331,4 +305,31 @@ fn summary(id: u64, m: &MailRecord, smtp_configured: bool) -> MailSummary {
         last_error: m.last_error.clone(),
         order_id: m.order,
     }
+}
+
+/// Gives a failed mail fresh links for those of its grants that can still download, and
+/// writes it anew around them.
+fn relink(
+    tx: &redb::WriteTransaction,
+    key: &DownloadKey,
+    mailer: &Mailer,
+    mail: &mut MailRecord,
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    // A grant whose order cannot be read is left out, like one that can no longer download.
+    let live = |grant: &crate::store::grants::Grant| {
+        crate::store::orders::order(tx, grant.order_id)
+            .ok()
+            .flatten()
+            .is_some_and(|order| grant.is_live(order.status, now))
+    };
+    let grants = mail.links.clone();
+    let lines = super::orders::renew_links(tx, key, mailer, &grants, live)?;
+    if lines.is_empty() {
+        return Err(ServiceError::Conflict(
+            "the purchases in this mail can no longer be downloaded (refunded, revoked or expired), so there is nothing to send again".into(),
+        ));
+    }
+    mailer.recompose(tx, mail, lines)?;
+    Ok(())
 }
