@@ -48,6 +48,16 @@ async fn order_of(shop: &Shop, products: &[&str]) -> Value {
     created
 }
 
+/// A grant as the password desk shows it (files with their counts, every use).
+async fn grant_detail(shop: &Shop, grant: u64) -> (StatusCode, Value) {
+    shop.call(
+        reqwest::Method::GET,
+        &format!("/api/v1/grants/{grant}"),
+        None,
+    )
+    .await
+}
+
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -578,13 +588,7 @@ async fn head_requests_cost_nothing_and_log_nothing() {
     let file_url = format!("{}/{file}", order["issued"][0]["url"].as_str().unwrap());
     let grant = order["grants"][0]["grant_id"].as_u64().unwrap();
     let usage = || async {
-        let (_, g) = shop
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/v1/grants/{grant}"),
-                None,
-            )
-            .await;
+        let (_, g) = grant_detail(&shop, grant).await;
         (
             g["files"][0]["downloads_used"].as_f64().unwrap(),
             g["uses"].as_array().unwrap().len(),
@@ -653,13 +657,7 @@ async fn a_link_or_a_client_past_its_rate_waits() {
     let limited = shop.http.get(&file_url).send().await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.text().await.unwrap().contains("try again"));
-    let (_, g) = shop
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/v1/grants/{grant}"),
-            None,
-        )
-        .await;
+    let (_, g) = grant_detail(&shop, grant).await;
     assert_eq!(g["files"][0]["downloads_used"].as_f64(), Some(0.0));
     assert_eq!(
         g["uses"].as_array().unwrap().len(),
@@ -708,13 +706,7 @@ async fn repeated_refusals_fold_into_one_log_entry() {
         let r = shop.http.get(&file_url).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
-    let (_, g) = shop
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/v1/grants/{grant}"),
-            None,
-        )
-        .await;
+    let (_, g) = grant_detail(&shop, grant).await;
     let uses = g["uses"].as_array().unwrap();
     let entries: Vec<(&str, u64)> = uses
         .iter()
@@ -765,13 +757,7 @@ async fn a_download_that_stalls_is_cut_off_and_charged_what_was_sent() {
     );
 
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (_, g) = shop
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/v1/grants/{grant}"),
-            None,
-        )
-        .await;
+    let (_, g) = grant_detail(&shop, grant).await;
     let used = g["files"][0]["downloads_used"].as_f64().unwrap();
     assert!(
         used < 0.5,

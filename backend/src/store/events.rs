@@ -71,23 +71,24 @@ pub struct EventRecord {
     /// When the last of them was made (`at` for a single attempt).
     pub last_at: Timestamp,
 }
+/// Version 1 of [`EventRecord`]: one entry per attempt, no count.
+#[derive(Serialize, Deserialize)]
+struct EventV1 {
+    at: Timestamp,
+    grant: GrantId,
+    file: Option<FileId>,
+    ip: IpAddr,
+    country: Option<CountryCode>,
+    user_agent: String,
+    bytes: u64,
+    outcome: Outcome,
+}
+
 impl Record for EventRecord {
     const KIND: &'static str = "event";
     const VERSION: u8 = 2;
 
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
-        /// Version 1: one entry per attempt.
-        #[derive(Deserialize)]
-        struct EventV1 {
-            at: Timestamp,
-            grant: GrantId,
-            file: Option<FileId>,
-            ip: IpAddr,
-            country: Option<CountryCode>,
-            user_agent: String,
-            bytes: u64,
-            outcome: Outcome,
-        }
         if version != 1 {
             return Err(StoreError::Corrupt {
                 kind: Self::KIND,
@@ -366,17 +367,6 @@ mod tests {
 
     #[test]
     fn version_1_entries_read_as_single_attempts() {
-        #[derive(Serialize)]
-        struct EventV1 {
-            at: Timestamp,
-            grant: GrantId,
-            file: Option<FileId>,
-            ip: IpAddr,
-            country: Option<CountryCode>,
-            user_agent: String,
-            bytes: u64,
-            outcome: Outcome,
-        }
         let at = Timestamp::from_unix_millis(1_800_000_000_000);
         let mut row = vec![1u8];
         row.extend(
