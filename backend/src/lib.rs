@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod clock;
 pub mod geo;
 pub mod mail;
+pub mod payments;
 pub mod services;
 pub mod store;
 

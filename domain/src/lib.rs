@@ -11,6 +11,7 @@ pub mod net;
 mod openapi;
 pub mod order;
 pub mod password;
+pub mod payment;
 pub mod range;
 pub mod rules;
 pub mod secret;

@@ -119,6 +119,8 @@ pub struct Config {
     pub mail_policy: backend::mail::worker::WorkerPolicy,
     /// Rate limits and bot checks of the buyer's self-service form.
     pub self_service: backend::services::SelfServicePolicy,
+    /// Timeout and retry schedule of outgoing webhook deliveries.
+    pub webhook_policy: backend::services::WebhookPolicy,
 }
 
 impl Config {
@@ -147,6 +149,7 @@ impl Config {
             presign_ttl: Duration::from_secs(60),
             mail_policy: backend::mail::worker::WorkerPolicy::default(),
             self_service: backend::services::SelfServicePolicy::default(),
+            webhook_policy: backend::services::WebhookPolicy::default(),
         }
     }
 

@@ -48,6 +48,8 @@ pub enum StartupError {
     Mail(#[from] backend::mail::worker::SmtpSetupError),
     #[error("cannot start the page render threads: {0}")]
     RenderThreads(std::io::Error),
+    #[error("{0}")]
+    Http(String),
 }
 
 /// A bound, ready-to-run server.
@@ -63,6 +65,8 @@ pub struct Application {
     settings: SettingsService,
     /// The outbox worker, when SMTP is configured.
     mail_worker: Option<OutboxWorker>,
+    /// Posts outgoing webhook deliveries.
+    webhook_worker: backend::services::WebhookWorker,
     /// The `/d/` request rates, swept of idle keys while the server runs.
     download_limits: Arc<http::download_limits::DownloadLimits>,
 }
@@ -169,7 +173,18 @@ impl Application {
             FormStamps::new(key.derive("self-service form")),
             config.self_service,
         );
-        let desk = DeskService::new(store.clone(), key, orders.clone(), settings.clone());
+        let desk = DeskService::new(store.clone(), key.clone(), orders.clone(), settings.clone());
+        let client = backend::payments::client::HttpClient::new().map_err(StartupError::Http)?;
+        let payments = backend::services::PaymentService::new(
+            store.clone(),
+            key,
+            orders.mailer().clone(),
+            client.clone(),
+            &public_url,
+        );
+        let webhooks = backend::services::WebhookService::new(store.clone());
+        let webhook_worker =
+            backend::services::WebhookWorker::new(store.clone(), client, config.webhook_policy);
 
         let download_limits = Arc::new(http::download_limits::DownloadLimits::new(
             config.download_rates,
@@ -183,6 +198,8 @@ impl Application {
             downloads: downloads.clone(),
             desk: desk.clone(),
             self_service: self_service.clone(),
+            payments: payments.clone(),
+            webhooks: webhooks.clone(),
             blobs,
             geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
@@ -223,6 +240,7 @@ impl Application {
             access,
             settings,
             mail_worker,
+            webhook_worker,
             download_limits,
         })
     }
@@ -272,6 +290,7 @@ impl Application {
             .spawn_retention_job(IP_RETENTION_INTERVAL, jobs_stopped.clone());
         let sweeps = spawn_sweeps(Arc::clone(&self.download_limits), jobs_stopped);
         let mail = self.mail_worker.map(OutboxWorker::spawn);
+        let webhooks = self.webhook_worker.spawn();
         http::serve::serve(
             self.listener,
             self.router,
@@ -290,6 +309,9 @@ impl Application {
         let _ = stop_jobs.send(true);
         let _ = retention.await;
         let _ = sweeps.await;
+        // A delivery cut off mid-post is posted again after its lease, with the same id.
+        webhooks.abort();
+        let _ = webhooks.await;
         if let Some(mail) = mail {
             // Cut off mid-send as a crash would: the mail stays "sending" and goes out again,
             // with the same Message-ID, at the next start.

@@ -217,11 +217,34 @@ impl OutboxWorker {
                         MailState::Failed => tracing::warn!(mail = id, to = %after.to_email, error = ?after.last_error, "mail failed for good"),
                         _ => tracing::info!(mail = id, error = ?after.last_error, next = ?after.next_attempt_at, "mail not sent; will retry"),
                     }
+                    if after.state == MailState::Failed {
+                        announce_failure(tx, id, &after, now)?;
+                    }
                     outbox::put(tx, id, &after, Some(&before))
                 })
             })
             .await
     }
+}
+
+/// Queues the `mail.failed` webhook event in the transaction that gives the mail up, so the
+/// seller's other systems hear of a buyer who did not get their links.
+fn announce_failure(
+    tx: &redb::WriteTransaction,
+    id: u64,
+    mail: &MailRecord,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let data = serde_json::json!({
+        "mail_id": id,
+        "kind": mail.kind,
+        "to": mail.to_email,
+        "subject": mail.subject,
+        "order_id": mail.order,
+        "attempts": mail.attempts,
+        "error": mail.last_error,
+    });
+    crate::store::webhooks::emit(tx, "mail.failed", &data, now).map(|_| ())
 }
 
 /// The record after an attempt: a pure decision, tested below.

@@ -13,6 +13,8 @@ use serde::Serialize;
 pub enum Actor {
     Admin { id: AdminId, email: String },
     ApiToken(ApiTokenId),
+    /// A verified payment notification of this provider.
+    Payment(domain::payment::Provider),
     System,
 }
 
@@ -21,6 +23,7 @@ impl std::fmt::Display for Actor {
         match self {
             Self::Admin { email, .. } => write!(f, "admin:{email}"),
             Self::ApiToken(id) => write!(f, "api-token:{id}"),
+            Self::Payment(provider) => write!(f, "payment:{}", provider.as_str()),
             Self::System => f.write_str("system"),
         }
     }

@@ -12,6 +12,8 @@ mod downloads;
 mod error;
 mod orders;
 mod outbox;
+mod payments;
+mod webhooks;
 mod self_service;
 mod settings;
 
@@ -28,5 +30,7 @@ pub use downloads::{
 pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};
 pub use outbox::OutboxService;
+pub use payments::{Incoming, PaymentService, Receipt};
+pub use webhooks::{WebhookPolicy, WebhookService, WebhookWorker};
 pub use self_service::{LinkRefusal, LinkRequest, SelfService, SelfServicePolicy};
 pub use settings::{SettingsService, ShortenedIps};

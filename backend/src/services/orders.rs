@@ -60,98 +60,23 @@ impl OrderService {
         actor: Actor,
         now: Timestamp,
     ) -> Result<CreatedOrder, ServiceError> {
-        let ValidOrder {
-            email,
-            name,
-            products,
-            transaction_id,
-            status,
-        } = validate(input)?;
-        let passwords: Vec<DownloadPassword> = products.iter().map(|_| fresh_password()).collect();
-        let digests: Vec<[u8; 32]> = passwords.iter().map(|p| self.key.digest(p)).collect();
-        let urls: Vec<String> = passwords.iter().map(|p| self.link(p)).collect();
+        let order = validate(input)?;
+        let key = self.key.clone();
         let mailer = self.mailer.clone();
-        let mail_urls = urls.clone();
-        let view = self
+        let (view, passwords) = self
             .store
-            .run(move |s| {
-                s.write(|tx| {
-                    if let Some(t) = &transaction_id
-                        && let Some(existing) = store::orders::order_by_transaction(tx, t)?
-                    {
-                        return Err(ServiceError::Conflict(format!(
-                            "order {existing} already has the transaction id {t}"
-                        )));
-                    }
-                    let order_id = unused_order_id(tx)?;
-                    let order_number = unused_order_number(tx, now)?;
-                    let mut grants = Vec::new();
-                    let mut lines = Vec::new();
-                    for ((product_id, digest), url) in products.iter().zip(&digests).zip(mail_urls)
-                    {
-                        let product =
-                            store::catalog::product(tx, product_id)?.ok_or_else(|| {
-                                ServiceError::invalid(
-                                    "product_ids",
-                                    format!("there is no product with the id {product_id}"),
-                                )
-                            })?;
-                        let grant = Grant::issue(
-                            order_id,
-                            product_id.clone(),
-                            product.rules(),
-                            *digest,
-                            now,
-                        );
-                        let grant_id = store::grants::insert_grant(tx, &grant)?;
-                        lines.push(LinkLine {
-                            grant: Some(grant_id),
-                            product_name: product.name.clone(),
-                            url,
-                            max_downloads: grant.max_downloads,
-                            valid_until: grant.valid_until,
-                        });
-                        grants.push(grant_id);
-                    }
-                    let record = OrderRecord {
-                        order_number,
-                        transaction_id,
-                        email,
-                        name,
-                        status,
-                        source,
-                        grants,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    store::orders::put_order(tx, order_id, &record, None)?;
-                    if record.status == OrderStatus::Confirmed {
-                        queue_order_mail(&mailer, tx, order_id, &record, lines, now)?;
-                    }
-                    let view = order_view(tx, order_id, &record)?;
-                    record_audit(
-                        tx,
-                        &actor,
-                        "order.create",
-                        &order_id.to_string(),
-                        None::<&()>,
-                        Some(&view),
-                        now,
-                    )?;
-                    Ok(view)
-                })
-            })
+            .run(move |s| s.write(|tx| create_in(tx, &mailer, &key, order, source, &actor, now)))
             .await?;
         self.mailer.wake();
         let issued = view
             .grants
             .iter()
-            .zip(passwords.iter().zip(urls))
-            .map(|(g, (p, url))| IssuedGrant {
+            .zip(passwords)
+            .map(|(g, p)| IssuedGrant {
                 grant_id: g.grant_id,
                 product_id: g.product_id.clone(),
                 password: p.display(),
-                url,
+                url: self.link(&p),
             })
             .collect();
         Ok(CreatedOrder {
@@ -285,43 +210,19 @@ impl OrderService {
             .store
             .run(move |s| {
                 s.write(|tx| {
-                    let before =
-                        store::orders::order(tx, id)?.ok_or_else(|| order_not_found(id))?;
-                    let mut after = before.clone();
-                    if let Some(email) = email {
-                        after.email = email;
-                    }
-                    if let Some(name) = name {
-                        after.name = name;
-                    }
-                    if let Some(to) = status.filter(|to| *to != before.status) {
-                        after.status = before
-                            .status
-                            .transition(to)
-                            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
-                        if to == OrderStatus::Refunded {
-                            revoke_grants(tx, &after.grants, now)?;
-                        }
-                    }
-                    after.updated_at = now;
-                    store::orders::put_order(tx, id, &after, Some(&before))?;
-                    if after.status == OrderStatus::Confirmed
-                        && before.status != OrderStatus::Confirmed
-                    {
-                        mail_first_confirmation(&mailer, &key, tx, id, &after, now)?;
-                    }
-                    let before_view = order_view(tx, id, &before)?;
-                    let view = order_view(tx, id, &after)?;
-                    record_audit(
+                    update_in(
                         tx,
+                        &mailer,
+                        &key,
+                        id,
+                        Change {
+                            email,
+                            name,
+                            status,
+                        },
                         &actor,
-                        "order.update",
-                        &id.to_string(),
-                        Some(&before_view),
-                        Some(&view),
                         now,
-                    )?;
-                    Ok::<_, ServiceError>(view)
+                    )
                 })
             })
             .await?;
@@ -450,8 +351,171 @@ impl OrderService {
     }
 }
 
+/// Creates an order with one grant (and one fresh password) per product inside the
+/// caller's transaction: the order, its grants, its mail, its outgoing webhook and its
+/// audit entry commit together. Returns the order and the clear passwords, in grant order.
+pub(crate) fn create_in(
+    tx: &WriteTransaction,
+    mailer: &Mailer,
+    key: &DownloadKey,
+    order: ValidOrder,
+    source: OrderSource,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<(OrderView, Vec<DownloadPassword>), ServiceError> {
+    let ValidOrder {
+        email,
+        name,
+        products,
+        transaction_id,
+        status,
+    } = order;
+    if let Some(t) = &transaction_id
+        && let Some(existing) = store::orders::order_by_transaction(tx, t)?
+    {
+        return Err(ServiceError::Conflict(format!(
+            "order {existing} already has the transaction id {t}"
+        )));
+    }
+    let order_id = unused_order_id(tx)?;
+    let order_number = unused_order_number(tx, now)?;
+    let mut grants = Vec::new();
+    let mut lines = Vec::new();
+    let mut passwords = Vec::new();
+    for product_id in &products {
+        let product = store::catalog::product(tx, product_id)?.ok_or_else(|| {
+            ServiceError::invalid(
+                "product_ids",
+                format!("there is no product with the id {product_id}"),
+            )
+        })?;
+        let password = fresh_password();
+        let grant = Grant::issue(
+            order_id,
+            product_id.clone(),
+            product.rules(),
+            key.digest(&password),
+            now,
+        );
+        let grant_id = store::grants::insert_grant(tx, &grant)?;
+        lines.push(LinkLine {
+            grant: Some(grant_id),
+            product_name: product.name.clone(),
+            url: mailer.link(&password),
+            max_downloads: grant.max_downloads,
+            valid_until: grant.valid_until,
+        });
+        grants.push(grant_id);
+        passwords.push(password);
+    }
+    let record = OrderRecord {
+        order_number,
+        transaction_id,
+        email,
+        name,
+        status,
+        source,
+        grants,
+        created_at: now,
+        updated_at: now,
+    };
+    store::orders::put_order(tx, order_id, &record, None)?;
+    if record.status == OrderStatus::Confirmed {
+        queue_order_mail(mailer, tx, order_id, &record, lines, now)?;
+    }
+    let view = order_view(tx, order_id, &record)?;
+    announce_status(tx, &view, now)?;
+    record_audit(
+        tx,
+        actor,
+        "order.create",
+        &order_id.to_string(),
+        None::<&()>,
+        Some(&view),
+        now,
+    )?;
+    Ok((view, passwords))
+}
+
+/// An edit of an order, checked.
+#[derive(Debug, Default)]
+pub(crate) struct Change {
+    pub email: Option<Email>,
+    pub name: Option<String>,
+    pub status: Option<OrderStatus>,
+}
+
+/// Edits an order inside the caller's transaction, under the status state machine: a
+/// refund revokes every grant, a first confirmation mails the buyer, and every change of
+/// status goes out as a webhook event.
+pub(crate) fn update_in(
+    tx: &WriteTransaction,
+    mailer: &Mailer,
+    key: &DownloadKey,
+    id: OrderId,
+    change: Change,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<OrderView, ServiceError> {
+    let before = store::orders::order(tx, id)?.ok_or_else(|| order_not_found(id))?;
+    let mut after = before.clone();
+    if let Some(email) = change.email {
+        after.email = email;
+    }
+    if let Some(name) = change.name {
+        after.name = name;
+    }
+    if let Some(to) = change.status.filter(|to| *to != before.status) {
+        after.status = before
+            .status
+            .transition(to)
+            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        if to == OrderStatus::Refunded {
+            revoke_grants(tx, &after.grants, now)?;
+        }
+    }
+    after.updated_at = now;
+    store::orders::put_order(tx, id, &after, Some(&before))?;
+    if after.status == OrderStatus::Confirmed && before.status != OrderStatus::Confirmed {
+        mail_first_confirmation(mailer, key, tx, id, &after, now)?;
+    }
+    let before_view = order_view(tx, id, &before)?;
+    let view = order_view(tx, id, &after)?;
+    if after.status != before.status {
+        announce_status(tx, &view, now)?;
+    }
+    record_audit(
+        tx,
+        actor,
+        "order.update",
+        &id.to_string(),
+        Some(&before_view),
+        Some(&view),
+        now,
+    )?;
+    Ok(view)
+}
+
+/// Queues the outgoing webhook of an order's status (`order.confirmed`, `order.on_hold`,
+/// `order.refunded`; the other statuses have no event).
+fn announce_status(
+    tx: &WriteTransaction,
+    view: &OrderView,
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    let event = match view.status {
+        OrderStatus::Confirmed => "order.confirmed",
+        OrderStatus::OnHold => "order.on_hold",
+        OrderStatus::Refunded => "order.refunded",
+        OrderStatus::Pending | OrderStatus::Cancelled => return Ok(()),
+    };
+    let data = serde_json::to_value(view).expect("an order view serialises");
+    store::webhooks::emit(tx, event, &data, now)?;
+    Ok(())
+}
+
 /// A new order's input, checked.
-struct ValidOrder {
+pub(crate) struct ValidOrder {
     email: Email,
     name: String,
     products: Vec<ProductId>,
@@ -459,7 +523,7 @@ struct ValidOrder {
     status: OrderStatus,
 }
 
-fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
+pub(crate) fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
     let email = Email::parse(&input.email).map_err(|e| ServiceError::invalid("email", e))?;
     let name = parse_person_name(&input.name)?;
     if input.product_ids.is_empty() {

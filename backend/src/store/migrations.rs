@@ -10,20 +10,31 @@
 //! 4. no new table: gives back the bytes that builds before the journal kept apart as
 //!    `reserved` for downloads in progress (they charge downloads up front now); grant
 //!    records keep the field, always 0 from here on.
+//! 5. payments in (integrations, product mappings, notifications + event index, payments)
+//!    and events out (webhook endpoints, deliveries + due index).
 
 use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
-use super::{Store, StoreError, access, audit, catalog, events, grants, orders, outbox};
+use super::{
+    Store, StoreError, access, audit, catalog, events, grants, orders, outbox, payments, webhooks,
+};
 use rand::TryRngCore;
 use redb::{ReadableTable, WriteTransaction};
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-const MIGRATIONS: [(u32, Migration); 4] = [
+const MIGRATIONS: [(u32, Migration); 5] = [
     (1, initial_schema),
     (2, delivery_tables),
     (3, outbox::create_tables),
     (4, release_reservations),
+    (5, payment_tables),
 ];
+
+/// Step 5: see the history above.
+fn payment_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    payments::create_tables(tx)?;
+    webhooks::create_tables(tx)
+}
 
 /// Step 2: the tables of the catalog, orders, grants, events and audit log.
 fn delivery_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
@@ -162,7 +173,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let grant = store.read(|tx| grants::grant(tx, id)).unwrap().unwrap();
         assert_eq!((grant.counted(file), grant.ledger[0].reserved), (100, 0));
-        assert_eq!(store.write(meta::schema_version).unwrap(), 4);
+        assert_eq!(store.write(meta::schema_version).unwrap(), SCHEMA_VERSION);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod meta;
 mod migrations;
 pub mod orders;
 pub mod outbox;
+pub mod payments;
+pub mod webhooks;
 
 use redb::{
     Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, Value,

@@ -45,7 +45,9 @@ use utoipa_axum::routes;
         (name = "catalog", description = "Products, their rules and files"),
         (name = "orders", description = "Orders and their grants"),
         (name = "desk", description = "The password desk: look up, reset, unblock, expire, resend"),
-        (name = "audit", description = "Who did what, with before and after")
+        (name = "audit", description = "Who did what, with before and after"),
+        (name = "payments", description = "Payment providers, product mappings and the notifications received"),
+        (name = "webhooks", description = "Outgoing webhook endpoints (Standard Webhooks) and their deliveries")
     )
 )]
 struct ApiDoc;
@@ -65,7 +67,7 @@ impl utoipa::Modify for BearerToken {
 /// An error answer.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // only describes the JSON that `ApiError` writes
-struct ErrorBody {
+pub(super) struct ErrorBody {
     error: ErrorDetail,
 }
 
@@ -87,6 +89,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A 404 with a message for a person.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -333,6 +340,7 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(expire_grant))
         .routes(routes!(resend_grant))
         .routes(routes!(send_password))
+        .merge(super::api_payments::routes())
 }
 
 /// The file routes: `PUT` streams an upload (no whole-body limit: the service enforces the

@@ -1,9 +1,11 @@
 //! The HTTP surface: the router with every route, its middleware, and the accept loop.
 
 pub mod api;
+pub mod api_payments;
 pub mod assets;
 pub mod download;
 pub mod download_limits;
+pub mod hooks;
 pub mod metrics;
 pub mod middleware;
 pub mod render;
@@ -59,6 +61,8 @@ pub struct HttpServices {
     pub downloads: DownloadService,
     pub desk: DeskService,
     pub self_service: SelfService,
+    pub payments: backend::services::PaymentService,
+    pub webhooks: backend::services::WebhookService,
     pub blobs: Blobs,
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
@@ -138,10 +142,12 @@ pub fn router(
     let buyer = Router::new()
         .route("/d/{password}/{file_id}", get(download::file))
         .route("/resend", post(resend::request_links));
+    let hooks = hooks::routes();
 
     operations
         .merge(api)
         .merge(buyer)
+        .merge(hooks)
         .with_state(state.clone())
         .merge(site)
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
