@@ -177,26 +177,42 @@ pub fn s3_server(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// aiosmtpd, the SMTP server the mail tests start (`server/tests/support/smtp_sink.py`).
+/// The Python packages the tests run: aiosmtpd, the SMTP server the mail tests start
+/// (`server/tests/support/smtp_sink.py`), and standardwebhooks, the third-party verifier of
+/// outgoing webhooks and signer of the generic incoming one
+/// (`server/tests/support/webhook_receiver.py`).
 pub fn smtp_server() -> Result<()> {
-    let present = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if present {
+    const PACKAGES: [(&str, &str); 2] = [
+        ("aiosmtpd", "aiosmtpd==1.4.6"),
+        ("standardwebhooks", "standardwebhooks==1.1.0"),
+    ];
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(module, _)| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(_, requirement)| *requirement)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     if !on_path("python3") {
         apt_install(&["python3", "python3-pip"])?;
     }
-    run_cmd(Command::new("python3").args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "aiosmtpd==1.4.6",
-    ]))
+    run_cmd(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(missing),
+    )
 }
 
 /// Chromium and the end-to-end test's npm packages.
