@@ -152,7 +152,13 @@ pub fn decide(
     use PaymentDecision::{Create, Move, Nothing, Remember};
     use PaymentKind as K;
     use PaymentStatus as S;
-    let create_or_move = |status| if has_order { Move(status) } else { Create(status) };
+    let create_or_move = |status| {
+        if has_order {
+            Move(status)
+        } else {
+            Create(status)
+        }
+    };
     let move_if_order = |status| if has_order { Move(status) } else { Remember };
     match (current, kind) {
         (Some(S::Closed), _) => (
@@ -167,8 +173,9 @@ pub fn decide(
         (Some(S::Disputed), K::Paid | K::Pending) if !has_order => {
             (Create(OrderStatus::OnHold), current)
         }
-        (Some(S::Paid | S::Disputed), K::Paid | K::Pending)
-        | (Some(S::Pending), K::Pending) => (Nothing("already known"), current),
+        (Some(S::Paid | S::Disputed), K::Paid | K::Pending) | (Some(S::Pending), K::Pending) => {
+            (Nothing("already known"), current)
+        }
         (None | Some(S::Pending | S::Paid | S::Disputed), K::Refunded | K::DisputeLost) => {
             (move_if_order(OrderStatus::Refunded), Some(S::Closed))
         }
@@ -181,7 +188,9 @@ pub fn decide(
         (None | Some(S::Paid), K::Disputed) => {
             (move_if_order(OrderStatus::OnHold), Some(S::Disputed))
         }
-        (Some(S::Pending), K::Disputed) => (Nothing("a pending payment cannot be disputed"), current),
+        (Some(S::Pending), K::Disputed) => {
+            (Nothing("a pending payment cannot be disputed"), current)
+        }
         (Some(S::Disputed), K::Disputed) => (Nothing("already disputed"), current),
         (Some(S::Disputed), K::DisputeWon) => {
             (move_if_order(OrderStatus::Confirmed), Some(S::Paid))
@@ -440,7 +449,14 @@ pub struct DeliveryPage {
 
 /// The last four characters of a secret, for showing.
 pub fn hint(secret: &str) -> String {
-    let tail: String = secret.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = secret
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("…{tail}")
 }
 

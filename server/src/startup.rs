@@ -182,7 +182,8 @@ impl Application {
             client.clone(),
             &public_url,
         );
-        let webhooks = backend::services::WebhookService::new(store.clone());
+        let webhooks = backend::services::WebhookService::load(store.clone()).await?;
+        let downloads = downloads.announcing(webhooks.completions());
         let webhook_worker =
             backend::services::WebhookWorker::new(store.clone(), client, config.webhook_policy);
 

@@ -31,26 +31,40 @@ fn mac(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn unix_now() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
 }
 
 fn stripe_signature(secret: &str, t: i64, body: &[u8]) -> String {
     format!(
         "t={t},v1={}",
-        hex::encode(mac(secret.as_bytes(), &[t.to_string().as_bytes(), b".", body]))
+        hex::encode(mac(
+            secret.as_bytes(),
+            &[t.to_string().as_bytes(), b".", body]
+        ))
     )
 }
 
 /// A hook's answer: status and body (JSON when it is JSON).
 async fn hook(shop: &Shop, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(shop.app.url(path)).body(body.to_vec());
+    let mut request = reqwest::Client::new()
+        .post(shop.app.url(path))
+        .body(body.to_vec());
     for (k, v) in headers {
         request = request.header(*k, v);
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn product(shop: &Shop, id: &str) {
@@ -66,7 +80,11 @@ async fn product(shop: &Shop, id: &str) {
 
 async fn configure(shop: &Shop, provider: &str, settings: Value) -> Value {
     let (status, body) = shop
-        .call(Method::PUT, &format!("/api/v1/integrations/{provider}"), Some(settings))
+        .call(
+            Method::PUT,
+            &format!("/api/v1/integrations/{provider}"),
+            Some(settings),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     body
@@ -74,7 +92,11 @@ async fn configure(shop: &Shop, provider: &str, settings: Value) -> Value {
 
 async fn map(shop: &Shop, product: &str, mappings: Value) {
     let (status, body) = shop
-        .call(Method::PUT, &format!("/api/v1/products/{product}/mappings"), Some(mappings))
+        .call(
+            Method::PUT,
+            &format!("/api/v1/products/{product}/mappings"),
+            Some(mappings),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 }
@@ -82,7 +104,11 @@ async fn map(shop: &Shop, product: &str, mappings: Value) {
 /// The orders with this transaction id.
 async fn orders_of(shop: &Shop, transaction: &str) -> Vec<Value> {
     let (status, body) = shop
-        .call(Method::GET, &format!("/api/v1/orders?transaction_id={transaction}"), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/orders?transaction_id={transaction}"),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     body.as_array().unwrap().clone()
@@ -90,12 +116,18 @@ async fn orders_of(shop: &Shop, transaction: &str) -> Vec<Value> {
 
 async fn the_order(shop: &Shop, transaction: &str) -> Value {
     let orders = orders_of(shop, transaction).await;
-    assert_eq!(orders.len(), 1, "exactly one order for {transaction}: {orders:?}");
+    assert_eq!(
+        orders.len(),
+        1,
+        "exactly one order for {transaction}: {orders:?}"
+    );
     orders[0].clone()
 }
 
 async fn notifications(shop: &Shop) -> Vec<Value> {
-    let (status, body) = shop.call(Method::GET, "/api/v1/notifications?limit=200", None).await;
+    let (status, body) = shop
+        .call(Method::GET, "/api/v1/notifications?limit=200", None)
+        .await;
     assert_eq!(status, 200);
     body["notifications"].as_array().unwrap().clone()
 }
@@ -159,9 +191,18 @@ async fn stripe_sales_refunds_and_disputes() {
         json!({"enabled": true, "secrets": ["whsec_old_secret", "whsec_new_secret"], "api_key": "rk_test_key", "options": {"api_base": api}}),
     )
     .await;
-    assert_eq!(view["secrets"], json!(["…cret", "…cret"]), "secrets are never shown whole");
+    assert_eq!(
+        view["secrets"],
+        json!(["…cret", "…cret"]),
+        "secrets are never shown whole"
+    );
     assert_eq!(view["api_key"], "…_key");
-    assert!(view["hook_url"].as_str().unwrap().ends_with("/hooks/stripe"));
+    assert!(
+        view["hook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/hooks/stripe")
+    );
     map(&shop, "book", json!({"stripe": ["price_book"]})).await;
     let send = |body: Vec<u8>, secret: &'static str, t: i64| {
         let shop = &shop;
@@ -174,7 +215,11 @@ async fn stripe_sales_refunds_and_disputes() {
     // A paid checkout whose line items come from the (fake) Stripe API.
     let paid = stripe_session("evt_1", "cs_one", "pi_1", json!({}));
     let (status, answer) = send(paid.clone(), "whsec_new_secret", unix_now()).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("order_created")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("order_created")),
+        "{answer}"
+    );
     let order = the_order(&shop, "pi_1").await;
     assert_eq!(order["status"], "confirmed");
     assert_eq!(order["email"], "ann@example.com");
@@ -183,58 +228,123 @@ async fn stripe_sales_refunds_and_disputes() {
 
     // The same event again (a redelivery, or a replay with a fresh signature): nothing new.
     let (status, answer) = send(paid.clone(), "whsec_old_secret", unix_now()).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("duplicate")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
     assert_eq!(orders_of(&shop, "pi_1").await.len(), 1);
 
     // Wrong secret, tampered body, stale timestamp: refused, nothing done, kept as evidence.
     let before = notifications(&shop).await.len();
     let other = stripe_session("evt_2", "cs_one", "pi_2", json!({}));
     let (status, answer) = send(other.clone(), "whsec_wrong", unix_now()).await;
-    assert_eq!((status, answer["outcome"].as_str()), (400, Some("unverified")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (400, Some("unverified")),
+        "{answer}"
+    );
     let sig = stripe_signature("whsec_new_secret", unix_now(), &other);
     let mut tampered = other.clone();
     let at = tampered.windows(4).position(|w| w == b"pi_2").unwrap();
     tampered[at + 3] = b'9';
-    let (status, answer) = hook(&shop, "/hooks/stripe", &[("stripe-signature", sig)], &tampered).await;
+    let (status, answer) = hook(
+        &shop,
+        "/hooks/stripe",
+        &[("stripe-signature", sig)],
+        &tampered,
+    )
+    .await;
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["detail"].as_str().unwrap().contains("does not match"), "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{answer}"
+    );
     let (status, answer) = send(other.clone(), "whsec_new_secret", unix_now() - 600).await;
     assert_eq!(status, 400);
-    assert!(answer["detail"].as_str().unwrap().contains("300 s"), "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("300 s"),
+        "{answer}"
+    );
     let (status, _) = hook(&shop, "/hooks/stripe", &[], &other).await;
     assert_eq!(status, 400, "no signature header");
     assert!(orders_of(&shop, "pi_2").await.is_empty());
     assert!(orders_of(&shop, "pi_9").await.is_empty());
     let kept = notifications(&shop).await;
     assert_eq!(kept.len(), before + 4);
-    assert!(kept[..4].iter().all(|n| n["outcome"] == "unverified" && n["verified"] == false));
+    assert!(
+        kept[..4]
+            .iter()
+            .all(|n| n["outcome"] == "unverified" && n["verified"] == false)
+    );
 
     // Products named in metadata need no mapping and no API call; two products, two grants.
-    let meta = stripe_session("evt_3", "cs_meta", "pi_3", json!({"dropgate_products": "book,course"}));
+    let meta = stripe_session(
+        "evt_3",
+        "cs_meta",
+        "pi_3",
+        json!({"dropgate_products": "book,course"}),
+    );
     let (status, answer) = send(meta, "whsec_new_secret", unix_now()).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("order_created")), "{answer}");
-    assert_eq!(the_order(&shop, "pi_3").await["grants"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("order_created")),
+        "{answer}"
+    );
+    assert_eq!(
+        the_order(&shop, "pi_3").await["grants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Dispute: held; won: back; then a full refund revokes.
-    let dispute = stripe_event("evt_4", "charge.dispute.created", json!({"id": "dp_1", "charge": "ch_1", "payment_intent": "pi_1"}));
+    let dispute = stripe_event(
+        "evt_4",
+        "charge.dispute.created",
+        json!({"id": "dp_1", "charge": "ch_1", "payment_intent": "pi_1"}),
+    );
     let (_, answer) = send(dispute, "whsec_new_secret", unix_now()).await;
     assert_eq!(answer["outcome"], "order_changed", "{answer}");
     assert_eq!(the_order(&shop, "pi_1").await["status"], "on_hold");
-    let won = stripe_event("evt_5", "charge.dispute.closed", json!({"id": "dp_1", "status": "won", "payment_intent": "pi_1"}));
+    let won = stripe_event(
+        "evt_5",
+        "charge.dispute.closed",
+        json!({"id": "dp_1", "status": "won", "payment_intent": "pi_1"}),
+    );
     send(won, "whsec_new_secret", unix_now()).await;
     assert_eq!(the_order(&shop, "pi_1").await["status"], "confirmed");
-    let partial = stripe_event("evt_6", "charge.refunded", json!({"id": "ch_1", "payment_intent": "pi_1", "refunded": false, "amount_refunded": 100}));
+    let partial = stripe_event(
+        "evt_6",
+        "charge.refunded",
+        json!({"id": "ch_1", "payment_intent": "pi_1", "refunded": false, "amount_refunded": 100}),
+    );
     let (_, answer) = send(partial, "whsec_new_secret", unix_now()).await;
-    assert_eq!(answer["outcome"], "ignored", "a partial refund keeps access by default: {answer}");
+    assert_eq!(
+        answer["outcome"], "ignored",
+        "a partial refund keeps access by default: {answer}"
+    );
     assert_eq!(the_order(&shop, "pi_1").await["status"], "confirmed");
-    let full = stripe_event("evt_7", "charge.refunded", json!({"id": "ch_1", "payment_intent": "pi_1", "refunded": true}));
+    let full = stripe_event(
+        "evt_7",
+        "charge.refunded",
+        json!({"id": "ch_1", "payment_intent": "pi_1", "refunded": true}),
+    );
     send(full, "whsec_new_secret", unix_now()).await;
     let order = the_order(&shop, "pi_1").await;
     assert_eq!(order["status"], "refunded");
     assert_eq!(order["grants"][0]["revoked"], true);
 
     // A refund that arrives before its payment: remembered, and the payment gives no access.
-    let early = stripe_event("evt_8", "charge.refunded", json!({"id": "ch_2", "payment_intent": "pi_4", "refunded": true}));
+    let early = stripe_event(
+        "evt_8",
+        "charge.refunded",
+        json!({"id": "ch_2", "payment_intent": "pi_4", "refunded": true}),
+    );
     let (_, answer) = send(early, "whsec_new_secret", unix_now()).await;
     assert_eq!(answer["outcome"], "recorded", "{answer}");
     let late = stripe_session("evt_9", "cs_one", "pi_4", json!({}));
@@ -245,32 +355,97 @@ async fn stripe_sales_refunds_and_disputes() {
     // A product the shop has not mapped: kept, shown, and reprocessed once mapped.
     let unmapped = stripe_session("evt_10", "cs_two", "pi_5", json!({}));
     let (status, answer) = send(unmapped, "whsec_new_secret", unix_now()).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("needs_mapping")), "{answer}");
-    assert!(answer["detail"].as_str().unwrap().contains("price_other"), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("needs_mapping")),
+        "{answer}"
+    );
+    assert!(
+        answer["detail"].as_str().unwrap().contains("price_other"),
+        "{answer}"
+    );
     assert!(orders_of(&shop, "pi_5").await.is_empty());
     let id = answer["notification_id"].as_u64().unwrap();
     let shown = notifications(&shop).await;
     let row = shown.iter().find(|n| n["id"] == id).unwrap();
-    assert_eq!((row["can_reprocess"].as_bool(), row["event_type"].as_str()), (Some(true), Some("checkout.session.completed")));
-    assert!(row["payload"].as_str().unwrap().contains("cs_two"), "the raw payload is kept");
-    let (status, again) = shop.call(Method::POST, &format!("/api/v1/notifications/{id}/reprocess"), None).await;
-    assert_eq!((status.as_u16(), again["outcome"].as_str()), (200, Some("needs_mapping")), "{again}");
+    assert_eq!(
+        (row["can_reprocess"].as_bool(), row["event_type"].as_str()),
+        (Some(true), Some("checkout.session.completed"))
+    );
+    assert!(
+        row["payload"].as_str().unwrap().contains("cs_two"),
+        "the raw payload is kept"
+    );
+    let (status, again) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/notifications/{id}/reprocess"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), again["outcome"].as_str()),
+        (200, Some("needs_mapping")),
+        "{again}"
+    );
     map(&shop, "course", json!({"stripe": ["prod_course"]})).await;
-    let (status, again) = shop.call(Method::POST, &format!("/api/v1/notifications/{id}/reprocess"), None).await;
-    assert_eq!((status.as_u16(), again["outcome"].as_str()), (200, Some("order_created")), "{again}");
-    assert_eq!(the_order(&shop, "pi_5").await["grants"].as_array().unwrap().len(), 2);
-    let (status, _) = shop.call(Method::POST, &format!("/api/v1/notifications/{id}/reprocess"), None).await;
+    let (status, again) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/notifications/{id}/reprocess"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), again["outcome"].as_str()),
+        (200, Some("order_created")),
+        "{again}"
+    );
+    assert_eq!(
+        the_order(&shop, "pi_5").await["grants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (status, _) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/notifications/{id}/reprocess"),
+            None,
+        )
+        .await;
     assert_eq!(status, 409, "an applied notification is not applied twice");
     assert_eq!(orders_of(&shop, "pi_5").await.len(), 1);
 
     // A mapping id sells one product only; bad input changes nothing.
-    let (status, body) = shop.call(Method::PUT, "/api/v1/products/course/mappings", Some(json!({"stripe": ["price_book"]}))).await;
+    let (status, body) = shop
+        .call(
+            Method::PUT,
+            "/api/v1/products/course/mappings",
+            Some(json!({"stripe": ["price_book"]})),
+        )
+        .await;
     assert_eq!(status, 409, "{body}");
-    let (status, body) = shop.call(Method::PUT, "/api/v1/products/book/mappings", Some(json!({"price": {"amount": "abc", "currency": "EUR"}}))).await;
+    let (status, body) = shop
+        .call(
+            Method::PUT,
+            "/api/v1/products/book/mappings",
+            Some(json!({"price": {"amount": "abc", "currency": "EUR"}})),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    let (_, mappings) = shop.call(Method::GET, "/api/v1/products/book/mappings", None).await;
+    let (_, mappings) = shop
+        .call(Method::GET, "/api/v1/products/book/mappings", None)
+        .await;
     assert_eq!(mappings["stripe"], json!(["price_book"]));
-    let (status, _) = shop.call(Method::PUT, "/api/v1/integrations/stripe", Some(json!({"options": {"colour": "red"}}))).await;
+    let (status, _) = shop
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/stripe",
+            Some(json!({"options": {"colour": "red"}})),
+        )
+        .await;
     assert_eq!(status, 422);
 }
 
@@ -280,8 +455,17 @@ async fn a_hook_that_is_not_enabled_is_not_found_and_keeps_nothing() {
     let (status, answer) = hook(&shop, "/hooks/paddle", &[], b"{}").await;
     assert_eq!(status, 404, "{answer}");
     assert!(notifications(&shop).await.is_empty());
-    let (status, body) = shop.call(Method::PUT, "/api/v1/integrations/paddle", Some(json!({"enabled": true}))).await;
-    assert_eq!(status, 422, "a signed provider needs its secret first: {body}");
+    let (status, body) = shop
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/paddle",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(
+        status, 422,
+        "a signed provider needs its secret first: {body}"
+    );
 }
 
 /// What the fake PayPal does with the next verification request.
@@ -300,7 +484,12 @@ struct FakePaypal {
 
 async fn verify_ipn(State(fake): State<FakePaypal>, body: bytes::Bytes) -> &'static str {
     fake.received.lock().unwrap().push(body.to_vec());
-    let verdict = fake.next.lock().unwrap().pop_front().unwrap_or(Verdict::Verified);
+    let verdict = fake
+        .next
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Verdict::Verified);
     match verdict {
         Verdict::Verified => "VERIFIED",
         Verdict::Invalid => "INVALID",
@@ -325,20 +514,37 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
     product(&shop, "book").await;
     product(&shop, "course").await;
     let fake = FakePaypal::default();
-    let url = serve(Router::new().route("/cgi-bin/webscr", post(verify_ipn)).with_state(fake.clone())).await;
+    let url = serve(
+        Router::new()
+            .route("/cgi-bin/webscr", post(verify_ipn))
+            .with_state(fake.clone()),
+    )
+    .await;
     configure(
         &shop,
         "paypal",
         json!({"enabled": true, "options": {"verify_url": format!("{url}/cgi-bin/webscr"), "receiver_email": "shop@example.com", "verify_timeout_secs": "1"}}),
     )
     .await;
-    map(&shop, "book", json!({"paypal": ["BOOK-1"], "price": {"amount": "10.00", "currency": "USD"}})).await;
+    map(
+        &shop,
+        "book",
+        json!({"paypal": ["BOOK-1"], "price": {"amount": "10.00", "currency": "USD"}}),
+    )
+    .await;
     map(&shop, "course", json!({"paypal": ["COURSE-1"]})).await;
     let sale = |txn: &str, status: &str, extra: &[(&str, &str)]| {
         let mut fields = vec![
-            ("txn_id", txn), ("payment_status", status), ("receiver_email", "shop@example.com"),
-            ("payer_email", "bo@example.com"), ("first_name", "Bo"), ("last_name", "Lee"),
-            ("item_number", "BOOK-1"), ("mc_gross", "10.00"), ("mc_currency", "USD"), ("charset", "UTF-8"),
+            ("txn_id", txn),
+            ("payment_status", status),
+            ("receiver_email", "shop@example.com"),
+            ("payer_email", "bo@example.com"),
+            ("first_name", "Bo"),
+            ("last_name", "Lee"),
+            ("item_number", "BOOK-1"),
+            ("mc_gross", "10.00"),
+            ("mc_currency", "USD"),
+            ("charset", "UTF-8"),
         ];
         for (k, v) in extra {
             fields.retain(|(f, _)| f != k);
@@ -348,7 +554,15 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
     };
     let send = |body: Vec<u8>| {
         let shop = &shop;
-        async move { hook(shop, "/hooks/paypal-ipn", &[("content-type", "application/x-www-form-urlencoded".into())], &body).await }
+        async move {
+            hook(
+                shop,
+                "/hooks/paypal-ipn",
+                &[("content-type", "application/x-www-form-urlencoded".into())],
+                &body,
+            )
+            .await
+        }
     };
 
     // VERIFIED: the message went back byte for byte after cmd=_notify-validate; an empty 200.
@@ -379,7 +593,10 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
     assert_eq!(the_order(&shop, "TX3").await["status"], "confirmed");
 
     // Three timeouts: 503, so PayPal sends it again; kept as failed meanwhile.
-    fake.next.lock().unwrap().extend([Verdict::Slow, Verdict::Slow, Verdict::Slow]);
+    fake.next
+        .lock()
+        .unwrap()
+        .extend([Verdict::Slow, Verdict::Slow, Verdict::Slow]);
     let (status, answer) = send(sale("TX4", "Completed", &[])).await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["outcome"], "failed");
@@ -389,14 +606,30 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
     assert_eq!(orders_of(&shop, "TX4").await.len(), 1);
 
     // Paid to someone else, or less than the price: refused, no order.
-    let (status, _) = send(sale("TX5", "Completed", &[("receiver_email", "thief@example.com")])).await;
+    let (status, _) = send(sale(
+        "TX5",
+        "Completed",
+        &[("receiver_email", "thief@example.com")],
+    ))
+    .await;
     assert_eq!(status, 200);
     assert!(orders_of(&shop, "TX5").await.is_empty());
-    assert!(notifications(&shop).await[0]["detail"].as_str().unwrap().contains("thief@example.com"));
+    assert!(
+        notifications(&shop).await[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("thief@example.com")
+    );
     send(sale("TX6", "Completed", &[("mc_gross", "1.00")])).await;
     assert!(orders_of(&shop, "TX6").await.is_empty());
-    let detail = notifications(&shop).await[0]["detail"].as_str().unwrap().to_owned();
-    assert!(detail.contains("1.00 USD") && detail.contains("10.00 USD"), "{detail}");
+    let detail = notifications(&shop).await[0]["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains("1.00 USD") && detail.contains("10.00 USD"),
+        "{detail}"
+    );
 
     // Pending: held, no mail yet; Completed later confirms the same order.
     send(sale("TX7", "Pending", &[])).await;
@@ -405,22 +638,48 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
     assert_eq!(the_order(&shop, "TX7").await["status"], "confirmed");
 
     // A refund names its payment in parent_txn_id; a reversal holds, its cancellation restores.
-    send(sale("TX8", "Refunded", &[("parent_txn_id", "TX1"), ("mc_gross", "-10.00")])).await;
+    send(sale(
+        "TX8",
+        "Refunded",
+        &[("parent_txn_id", "TX1"), ("mc_gross", "-10.00")],
+    ))
+    .await;
     assert_eq!(the_order(&shop, "TX1").await["status"], "refunded");
-    send(sale("TX9", "Reversed", &[("parent_txn_id", "TX3"), ("mc_gross", "-10.00")])).await;
+    send(sale(
+        "TX9",
+        "Reversed",
+        &[("parent_txn_id", "TX3"), ("mc_gross", "-10.00")],
+    ))
+    .await;
     assert_eq!(the_order(&shop, "TX3").await["status"], "on_hold");
-    send(sale("TX10", "Canceled_Reversal", &[("parent_txn_id", "TX3")])).await;
+    send(sale(
+        "TX10",
+        "Canceled_Reversal",
+        &[("parent_txn_id", "TX3")],
+    ))
+    .await;
     assert_eq!(the_order(&shop, "TX3").await["status"], "confirmed");
 
     // A cart: item_number1..n, one grant per line.
     let cart = ipn(&[
-        ("txn_id", "TX11"), ("payment_status", "Completed"), ("receiver_email", "shop@example.com"),
-        ("payer_email", "cy@example.com"), ("item_number1", "BOOK-1"), ("item_number2", "COURSE-1"),
-        ("num_cart_items", "2"), ("mc_gross", "25.00"), ("mc_currency", "USD"),
+        ("txn_id", "TX11"),
+        ("payment_status", "Completed"),
+        ("receiver_email", "shop@example.com"),
+        ("payer_email", "cy@example.com"),
+        ("item_number1", "BOOK-1"),
+        ("item_number2", "COURSE-1"),
+        ("num_cart_items", "2"),
+        ("mc_gross", "25.00"),
+        ("mc_currency", "USD"),
     ]);
     send(cart).await;
     let order = the_order(&shop, "TX11").await;
-    let products: Vec<&str> = order["grants"].as_array().unwrap().iter().map(|g| g["product_id"].as_str().unwrap()).collect();
+    let products: Vec<&str> = order["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["product_id"].as_str().unwrap())
+        .collect();
     assert_eq!(products, ["book", "course"]);
 }
 
@@ -428,10 +687,30 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
 async fn lemonsqueezy_paddle_and_shopify_sell_and_refund() {
     let shop = Shop::open().await;
     product(&shop, "book").await;
-    configure(&shop, "lemonsqueezy", json!({"enabled": true, "secrets": ["ls_secret"]})).await;
-    configure(&shop, "paddle", json!({"enabled": true, "secrets": ["pdl_secret"]})).await;
-    configure(&shop, "shopify", json!({"enabled": true, "secrets": ["shp_secret"]})).await;
-    map(&shop, "book", json!({"lemonsqueezy": ["111"], "paddle": ["pri_book"], "shopify": ["4444"]})).await;
+    configure(
+        &shop,
+        "lemonsqueezy",
+        json!({"enabled": true, "secrets": ["ls_secret"]}),
+    )
+    .await;
+    configure(
+        &shop,
+        "paddle",
+        json!({"enabled": true, "secrets": ["pdl_secret"]}),
+    )
+    .await;
+    configure(
+        &shop,
+        "shopify",
+        json!({"enabled": true, "secrets": ["shp_secret"]}),
+    )
+    .await;
+    map(
+        &shop,
+        "book",
+        json!({"lemonsqueezy": ["111"], "paddle": ["pri_book"], "shopify": ["4444"]}),
+    )
+    .await;
 
     // Lemon Squeezy: X-Signature, hex HMAC of the body.
     let lemon = |event: &str, status: &str| {
@@ -445,18 +724,46 @@ async fn lemonsqueezy_paddle_and_shopify_sell_and_refund() {
     };
     let sign_hex = |secret: &str, body: &[u8]| hex::encode(mac(secret.as_bytes(), &[body]));
     let paid = lemon("order_created", "paid");
-    let (status, answer) = hook(&shop, "/hooks/lemonsqueezy", &[("x-signature", sign_hex("wrong", &paid))], &paid).await;
+    let (status, answer) = hook(
+        &shop,
+        "/hooks/lemonsqueezy",
+        &[("x-signature", sign_hex("wrong", &paid))],
+        &paid,
+    )
+    .await;
     assert_eq!(status, 400, "{answer}");
-    let (status, answer) = hook(&shop, "/hooks/lemonsqueezy", &[("x-signature", sign_hex("ls_secret", &paid))], &paid).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("order_created")), "{answer}");
+    let (status, answer) = hook(
+        &shop,
+        "/hooks/lemonsqueezy",
+        &[("x-signature", sign_hex("ls_secret", &paid))],
+        &paid,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("order_created")),
+        "{answer}"
+    );
     assert_eq!(the_order(&shop, "9001").await["status"], "confirmed");
     let refund = lemon("order_refunded", "refunded");
-    hook(&shop, "/hooks/lemonsqueezy", &[("x-signature", sign_hex("ls_secret", &refund))], &refund).await;
+    hook(
+        &shop,
+        "/hooks/lemonsqueezy",
+        &[("x-signature", sign_hex("ls_secret", &refund))],
+        &refund,
+    )
+    .await;
     assert_eq!(the_order(&shop, "9001").await["status"], "refunded");
 
     // Paddle Billing: Paddle-Signature ts=…;h1=… over ts:body.
     let paddle_sig = |secret: &str, ts: i64, body: &[u8]| {
-        format!("ts={ts};h1={}", hex::encode(mac(secret.as_bytes(), &[ts.to_string().as_bytes(), b":", body])))
+        format!(
+            "ts={ts};h1={}",
+            hex::encode(mac(
+                secret.as_bytes(),
+                &[ts.to_string().as_bytes(), b":", body]
+            ))
+        )
     };
     let txn = serde_json::to_vec(&json!({
         "event_id": "evt_p1", "event_type": "transaction.completed",
@@ -465,37 +772,102 @@ async fn lemonsqueezy_paddle_and_shopify_sell_and_refund() {
             "details": {"totals": {"grand_total": "1500", "currency_code": "USD"}}}
     }))
     .unwrap();
-    let (status, _) = hook(&shop, "/hooks/paddle", &[("paddle-signature", paddle_sig("pdl_secret", unix_now() - 400, &txn))], &txn).await;
+    let (status, _) = hook(
+        &shop,
+        "/hooks/paddle",
+        &[(
+            "paddle-signature",
+            paddle_sig("pdl_secret", unix_now() - 400, &txn),
+        )],
+        &txn,
+    )
+    .await;
     assert_eq!(status, 400, "stale");
-    let (status, answer) = hook(&shop, "/hooks/paddle", &[("paddle-signature", paddle_sig("pdl_secret", unix_now(), &txn))], &txn).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("order_created")), "{answer}");
+    let (status, answer) = hook(
+        &shop,
+        "/hooks/paddle",
+        &[(
+            "paddle-signature",
+            paddle_sig("pdl_secret", unix_now(), &txn),
+        )],
+        &txn,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("order_created")),
+        "{answer}"
+    );
     let adjustment = serde_json::to_vec(&json!({
         "event_id": "evt_p2", "event_type": "adjustment.created",
         "data": {"id": "adj_1", "action": "refund", "type": "full", "status": "approved", "transaction_id": "txn_1"}
     }))
     .unwrap();
-    hook(&shop, "/hooks/paddle", &[("paddle-signature", paddle_sig("pdl_secret", unix_now(), &adjustment))], &adjustment).await;
+    hook(
+        &shop,
+        "/hooks/paddle",
+        &[(
+            "paddle-signature",
+            paddle_sig("pdl_secret", unix_now(), &adjustment),
+        )],
+        &adjustment,
+    )
+    .await;
     assert_eq!(the_order(&shop, "txn_1").await["status"], "refunded");
 
     // Shopify: X-Shopify-Hmac-Sha256, base64 HMAC of the body; the topic and id in headers.
-    let b64 = |secret: &str, body: &[u8]| base64::engine::general_purpose::STANDARD.encode(mac(secret.as_bytes(), &[body]));
+    let b64 = |secret: &str, body: &[u8]| {
+        base64::engine::general_purpose::STANDARD.encode(mac(secret.as_bytes(), &[body]))
+    };
     let order = serde_json::to_vec(&json!({
         "id": 5555, "email": "sam@example.com", "customer": {"first_name": "Sam", "last_name": "Roe"},
         "line_items": [{"product_id": 4444, "variant_id": 8888, "quantity": 1}], "total_price": "15.00", "currency": "USD"
     }))
     .unwrap();
     let shopify = |topic: &str, id: &str, sig: String| {
-        vec![("x-shopify-topic", topic.to_owned()), ("x-shopify-webhook-id", id.to_owned()), ("x-shopify-hmac-sha256", sig)]
+        vec![
+            ("x-shopify-topic", topic.to_owned()),
+            ("x-shopify-webhook-id", id.to_owned()),
+            ("x-shopify-hmac-sha256", sig),
+        ]
     };
-    let (status, _) = hook(&shop, "/hooks/shopify", &shopify("orders/paid", "w1", b64("nope", &order)), &order).await;
+    let (status, _) = hook(
+        &shop,
+        "/hooks/shopify",
+        &shopify("orders/paid", "w1", b64("nope", &order)),
+        &order,
+    )
+    .await;
     assert_eq!(status, 400);
-    let (status, answer) = hook(&shop, "/hooks/shopify", &shopify("orders/paid", "w1", b64("shp_secret", &order)), &order).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("order_created")), "{answer}");
-    let (_, answer) = hook(&shop, "/hooks/shopify", &shopify("orders/paid", "w1", b64("shp_secret", &order)), &order).await;
+    let (status, answer) = hook(
+        &shop,
+        "/hooks/shopify",
+        &shopify("orders/paid", "w1", b64("shp_secret", &order)),
+        &order,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("order_created")),
+        "{answer}"
+    );
+    let (_, answer) = hook(
+        &shop,
+        "/hooks/shopify",
+        &shopify("orders/paid", "w1", b64("shp_secret", &order)),
+        &order,
+    )
+    .await;
     assert_eq!(answer["outcome"], "duplicate");
     assert_eq!(the_order(&shop, "5555").await["email"], "sam@example.com");
     let refund = serde_json::to_vec(&json!({"id": 77, "order_id": 5555})).unwrap();
-    hook(&shop, "/hooks/shopify", &shopify("refunds/create", "w2", b64("shp_secret", &refund)), &refund).await;
+    hook(
+        &shop,
+        "/hooks/shopify",
+        &shopify("refunds/create", "w2", b64("shp_secret", &refund)),
+        &refund,
+    )
+    .await;
     assert_eq!(the_order(&shop, "5555").await["status"], "refunded");
 }
 
@@ -525,31 +897,77 @@ const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 async fn the_generic_hook_takes_standard_webhooks_signed_by_a_third_party() {
     let shop = Shop::open().await;
     product(&shop, "book").await;
-    let (status, body) = shop.call(Method::PUT, "/api/v1/integrations/generic", Some(json!({"enabled": true, "secrets": ["not-a-whsec"]}))).await;
+    let (status, body) = shop
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/generic",
+            Some(json!({"enabled": true, "secrets": ["not-a-whsec"]})),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    configure(&shop, "generic", json!({"enabled": true, "secrets": [WHSEC]})).await;
+    configure(
+        &shop,
+        "generic",
+        json!({"enabled": true, "secrets": [WHSEC]}),
+    )
+    .await;
     let send = |body: Value, id: &str, ts: i64, secret: &str| {
         let body = serde_json::to_vec(&body).unwrap();
         let sig = third_party_signature(secret, id, ts, &body);
         let shop = &shop;
         let id = id.to_owned();
         async move {
-            hook(shop, "/hooks/generic", &[("webhook-id", id), ("webhook-timestamp", ts.to_string()), ("webhook-signature", sig)], &body).await
+            hook(
+                shop,
+                "/hooks/generic",
+                &[
+                    ("webhook-id", id),
+                    ("webhook-timestamp", ts.to_string()),
+                    ("webhook-signature", sig),
+                ],
+                &body,
+            )
+            .await
         }
     };
     let paid = json!({"event_id": "ev_1", "type": "order.paid", "email": "gia@example.com", "name": "Gia", "product_ids": ["book"], "transaction_id": "chk_1"});
     let (status, answer) = send(paid.clone(), "msg_1", unix_now(), WHSEC).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("order_created")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("order_created")),
+        "{answer}"
+    );
     let (_, answer) = send(paid.clone(), "msg_1b", unix_now(), WHSEC).await;
-    assert_eq!(answer["outcome"], "duplicate", "deduplicated by event_id: {answer}");
+    assert_eq!(
+        answer["outcome"], "duplicate",
+        "deduplicated by event_id: {answer}"
+    );
     let (status, _) = send(paid.clone(), "msg_2", unix_now() - 301, WHSEC).await;
     assert_eq!(status, 400, "stale timestamp");
-    let (status, _) = send(paid, "msg_3", unix_now(), "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    let (status, _) = send(
+        paid,
+        "msg_3",
+        unix_now(),
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    )
+    .await;
     assert_eq!(status, 400, "wrong secret");
-    let (status, answer) = send(json!({"event_id": "ev_2", "type": "order.shipped", "transaction_id": "chk_1"}), "msg_4", unix_now(), WHSEC).await;
+    let (status, answer) = send(
+        json!({"event_id": "ev_2", "type": "order.shipped", "transaction_id": "chk_1"}),
+        "msg_4",
+        unix_now(),
+        WHSEC,
+    )
+    .await;
     assert_eq!(status, 400, "an unknown type is a clear error: {answer}");
     assert!(answer["detail"].as_str().unwrap().contains("order.paid"));
-    send(json!({"event_id": "ev_3", "type": "order.refunded", "transaction_id": "chk_1"}), "msg_5", unix_now(), WHSEC).await;
+    send(
+        json!({"event_id": "ev_3", "type": "order.refunded", "transaction_id": "chk_1"}),
+        "msg_5",
+        unix_now(),
+        WHSEC,
+    )
+    .await;
     assert_eq!(the_order(&shop, "chk_1").await["status"], "refunded");
 }
 
@@ -570,7 +988,11 @@ impl Receiver {
             .spawn()
             .expect("python3 runs (cargo xtask test installs standardwebhooks)");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next_line().await.unwrap().expect("the receiver prints its port");
+        let first = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the receiver prints its port");
         let port = first.strip_prefix("PORT ").expect("PORT line");
         Self {
             child,
@@ -601,21 +1023,40 @@ async fn outgoing_webhooks_are_signed_retried_and_verified_by_a_third_party() {
     let (status, body) = shop.call(Method::POST, "/api/v1/webhooks", Some(json!({"url": receiver.url, "events": ["order.confirmed", "order.refunded"], "secret": WHSEC}))).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["secret"], WHSEC);
-    let (status, body) = shop.call(Method::POST, "/api/v1/webhooks", Some(json!({"url": "ftp://x", "events": ["order.confirmed"]}))).await;
+    let (status, body) = shop
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(json!({"url": "ftp://x", "events": ["order.confirmed"]})),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    let (status, body) = shop.call(Method::POST, "/api/v1/webhooks", Some(json!({"url": "http://127.0.0.1:9/", "events": ["order.shipped"]}))).await;
+    let (status, body) = shop
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(json!({"url": "http://127.0.0.1:9/", "events": ["order.shipped"]})),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
     let (_, list) = shop.call(Method::GET, "/api/v1/webhooks", None).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_ne!(list[0]["secret"], WHSEC, "never shown whole again");
 
-    let (status, order) = shop.call(Method::POST, "/api/v1/orders", Some(json!({"email": "dee@example.com", "name": "Dee", "product_ids": ["book"]}))).await;
+    let (status, order) = shop
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "dee@example.com", "name": "Dee", "product_ids": ["book"]})),
+        )
+        .await;
     assert_eq!(status, 201, "{order}");
     let order_id = order["order_id"].clone();
     assert_eq!(receiver.next().await, "DOWN");
     assert_eq!(receiver.next().await, "DOWN");
     let line = receiver.next().await;
-    let delivered: Value = serde_json::from_str(line.strip_prefix("OK ").unwrap_or_else(|| panic!("{line}"))).unwrap();
+    let delivered: Value =
+        serde_json::from_str(line.strip_prefix("OK ").unwrap_or_else(|| panic!("{line}"))).unwrap();
     assert_eq!(delivered["payload"]["type"], "order.confirmed");
     assert_eq!(delivered["payload"]["data"]["order_id"], order_id);
     let refund = format!("/api/v1/orders/{order_id}/refund");
@@ -628,20 +1069,116 @@ async fn outgoing_webhooks_are_signed_retried_and_verified_by_a_third_party() {
     // The deliveries, with their attempts and the receiver's answers; Resend sends the same
     // message (same webhook-id) again.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, page) = shop.call(Method::GET, "/api/v1/webhooks/deliveries", None).await;
+    let (_, page) = shop
+        .call(Method::GET, "/api/v1/webhooks/deliveries", None)
+        .await;
     let deliveries = page["deliveries"].as_array().unwrap();
     assert_eq!(deliveries.len(), 2);
-    let first = deliveries.iter().find(|d| d["event_type"] == "order.confirmed").unwrap();
+    let first = deliveries
+        .iter()
+        .find(|d| d["event_type"] == "order.confirmed")
+        .unwrap();
     assert_eq!(first["state"], "delivered");
-    let statuses: Vec<u64> = first["attempts"].as_array().unwrap().iter().map(|a| a["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> = first["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap())
+        .collect();
     assert_eq!(statuses, [503, 503, 204]);
     assert_eq!(first["attempts"][0]["answer"], "down for maintenance");
     assert_eq!(first["message_id"], delivered["id"]);
     let id = first["id"].as_u64().unwrap();
-    let (status, _) = shop.call(Method::POST, &format!("/api/v1/webhooks/deliveries/{id}/resend"), None).await;
+    let (status, _) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/webhooks/deliveries/{id}/resend"),
+            None,
+        )
+        .await;
     assert_eq!(status, 202);
     let line = receiver.next().await;
     let again: Value = serde_json::from_str(line.strip_prefix("OK ").unwrap()).unwrap();
     assert_eq!(again["id"], delivered["id"]);
+    let _ = receiver.child.kill().await;
+}
+
+#[tokio::test]
+async fn blocked_grants_and_completed_downloads_are_announced() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/countries-iplocation.mmdb");
+    let shop = Shop::open_with(|c| {
+        c.geoip_db = Some(fixture);
+        c.trusted_proxies = vec![domain::net::IpNet::parse("127.0.0.1").unwrap()];
+        c.webhook_policy.poll = Duration::from_millis(50);
+    })
+    .await;
+    let mut receiver = Receiver::start(WHSEC, 0).await;
+    let (status, body) = shop.call(Method::POST, "/api/v1/webhooks", Some(json!({"url": receiver.url, "events": ["grant.blocked", "download.completed"], "secret": WHSEC}))).await;
+    assert_eq!(status, 201, "{body}");
+    let file = shop
+        .product_with_file(json!({"product_id": "ebook", "name": "The Book", "max_downloads": 3, "download_days": 31}), "book.pdf", &[7u8; 5000])
+        .await;
+    let (_, created) = shop
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "bea@example.com", "product_ids": ["ebook"]})),
+        )
+        .await;
+    let url = format!(
+        "{}/{}",
+        created["issued"][0]["url"].as_str().unwrap(),
+        file["file_id"]
+    );
+    let get = |ip: &'static str| {
+        let url = url.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .header("x-forwarded-for", ip)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().len())
+        }
+    };
+    assert_eq!(get("8.8.8.8").await, (200, 5000));
+    let line = receiver.next().await;
+    let done: Value =
+        serde_json::from_str(line.strip_prefix("OK ").unwrap_or_else(|| panic!("{line}"))).unwrap();
+    assert_eq!(done["payload"]["type"], "download.completed");
+    assert_eq!(done["payload"]["data"]["bytes"], 5000);
+    assert_eq!(done["payload"]["data"]["file_name"], "book.pdf");
+    assert_eq!(done["payload"]["data"]["order_id"], created["order_id"]);
+
+    assert_eq!(get("81.2.69.142").await.0, 403);
+    let line = receiver.next().await;
+    let blocked: Value =
+        serde_json::from_str(line.strip_prefix("OK ").unwrap_or_else(|| panic!("{line}"))).unwrap();
+    assert_eq!(blocked["payload"]["type"], "grant.blocked");
+    let data = &blocked["payload"]["data"];
+    assert_eq!(
+        (
+            data["first"]["country"].as_str(),
+            data["first"]["ip"].as_str()
+        ),
+        (Some("US"), Some("8.8.8.8"))
+    );
+    assert_eq!(
+        (
+            data["blocked_by"]["country"].as_str(),
+            data["blocked_by"]["ip"].as_str()
+        ),
+        (Some("GB"), Some("81.2.69.142"))
+    );
+    assert_eq!(data["email"], "bea@example.com");
+    // Refused attempts after the block are not blocks: nothing more is announced.
+    assert_eq!(get("8.8.8.8").await.0, 403);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, page) = shop
+        .call(Method::GET, "/api/v1/webhooks/deliveries", None)
+        .await;
+    assert_eq!(page["deliveries"].as_array().unwrap().len(), 2);
     let _ = receiver.child.kill().await;
 }

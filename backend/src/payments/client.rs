@@ -19,7 +19,10 @@ impl Answer {
 
     /// The start of the body as text, for a person (at most `chars` characters).
     pub fn excerpt(&self, chars: usize) -> String {
-        String::from_utf8_lossy(&self.body).chars().take(chars).collect()
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(chars)
+            .collect()
     }
 }
 

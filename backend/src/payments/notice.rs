@@ -124,7 +124,8 @@ fn stripe(event: &Value, context: &Context) -> Result<Notice, NoticeError> {
                 Some("paid" | "no_payment_required") => PaymentKind::Paid,
                 _ => PaymentKind::Pending,
             });
-            notice.payment_id = text(object, &["payment_intent"]).unwrap_or_else(|| session.clone());
+            notice.payment_id =
+                text(object, &["payment_intent"]).unwrap_or_else(|| session.clone());
             notice.email = text(object, &["customer_details", "email"])
                 .or_else(|| text(object, &["customer_email"]));
             notice.name = text(object, &["customer_details", "name"]).unwrap_or_default();
@@ -138,8 +139,8 @@ fn stripe(event: &Value, context: &Context) -> Result<Notice, NoticeError> {
         }
         "checkout.session.async_payment_failed" => {
             notice.kind = Some(PaymentKind::Failed);
-            notice.payment_id = text(object, &["payment_intent"])
-                .map_or_else(|| required(object, &["id"]), Ok)?;
+            notice.payment_id =
+                text(object, &["payment_intent"]).map_or_else(|| required(object, &["id"]), Ok)?;
         }
         "charge.refunded" => {
             let full = object.get("refunded").and_then(Value::as_bool) == Some(true);
@@ -272,7 +273,9 @@ fn lemonsqueezy(body: &Value, context: &Context) -> Result<Notice, NoticeError> 
     let event_type = text(body, &["meta", "event_name"])
         .or_else(|| context.topic.clone())
         .ok_or_else(|| err("the field meta.event_name is missing"))?;
-    let data = body.get("data").ok_or_else(|| err("the field data is missing"))?;
+    let data = body
+        .get("data")
+        .ok_or_else(|| err("the field data is missing"))?;
     let attributes = data
         .get("attributes")
         .ok_or_else(|| err("the field data.attributes is missing"))?;
@@ -315,7 +318,9 @@ fn lemonsqueezy(body: &Value, context: &Context) -> Result<Notice, NoticeError> 
 fn paddle(body: &Value) -> Result<Notice, NoticeError> {
     let event_id = required(body, &["event_id"])?;
     let event_type = required(body, &["event_type"])?;
-    let data = body.get("data").ok_or_else(|| err("the field data is missing"))?;
+    let data = body
+        .get("data")
+        .ok_or_else(|| err("the field data is missing"))?;
     let mut notice = Notice {
         event_id,
         event_type: event_type.clone(),
@@ -354,7 +359,9 @@ fn paddle(body: &Value) -> Result<Notice, NoticeError> {
             let approved = text(data, &["status"]).as_deref() == Some("approved");
             notice.payment_id = required(data, &["transaction_id"])?;
             notice.kind = match text(data, &["action"]).as_deref() {
-                Some("refund") if approved && text(data, &["type"]).as_deref() != Some("partial") => {
+                Some("refund")
+                    if approved && text(data, &["type"]).as_deref() != Some("partial") =>
+                {
                     Some(PaymentKind::Refunded)
                 }
                 Some("chargeback") => Some(PaymentKind::Disputed),
@@ -492,7 +499,12 @@ mod tests {
     #[test]
     fn stripe_partial_refunds_follow_the_setting() {
         let body = br#"{"id":"evt_2","type":"charge.refunded","data":{"object":{"payment_intent":"pi_1","refunded":false}}}"#;
-        assert_eq!(read(Provider::Stripe, body, &Context::default()).unwrap().kind, None);
+        assert_eq!(
+            read(Provider::Stripe, body, &Context::default())
+                .unwrap()
+                .kind,
+            None
+        );
         let revoke = Context {
             partial_refund_revokes: true,
             ..Context::default()
@@ -512,20 +524,27 @@ mod tests {
         assert_eq!(n.total, Some((3000, "USD".into())));
         assert_eq!(n.receiver.as_deref(), Some("shop@example.com"));
         assert_eq!(n.name, "Bo Lee");
-        let refund = b"txn_id=TX2&parent_txn_id=TX1&payment_status=Refunded&mc_gross=-30.00&mc_currency=USD";
+        let refund =
+            b"txn_id=TX2&parent_txn_id=TX1&payment_status=Refunded&mc_gross=-30.00&mc_currency=USD";
         let r = read(Provider::Paypal, refund, &Context::default()).unwrap();
-        assert_eq!((r.kind, r.payment_id.as_str()), (Some(PaymentKind::Refunded), "TX1"));
+        assert_eq!(
+            (r.kind, r.payment_id.as_str()),
+            (Some(PaymentKind::Refunded), "TX1")
+        );
     }
 
     #[test]
     fn the_generic_hook_needs_a_known_type_and_products() {
         let bad = br#"{"event_id":"e1","type":"order.shipped","transaction_id":"t"}"#;
         assert!(read(Provider::Generic, bad, &Context::default()).is_err());
-        let none = br#"{"event_id":"e1","type":"order.paid","transaction_id":"t","email":"a@b.co"}"#;
+        let none =
+            br#"{"event_id":"e1","type":"order.paid","transaction_id":"t","email":"a@b.co"}"#;
         assert!(read(Provider::Generic, none, &Context::default()).is_err());
         let ok = br#"{"event_id":"e1","type":"order.paid","transaction_id":"t","email":"a@b.co","product_ids":["ebook"]}"#;
         assert_eq!(
-            read(Provider::Generic, ok, &Context::default()).unwrap().products,
+            read(Provider::Generic, ok, &Context::default())
+                .unwrap()
+                .products,
             ["ebook"]
         );
     }

@@ -30,7 +30,9 @@ pub enum SignatureError {
     Malformed(&'static str),
     #[error("the signature does not match any secret (wrong secret, or the body was changed)")]
     Mismatch,
-    #[error("the signed timestamp is {0} s away from now (more than 300 s): a replay or a wrong clock")]
+    #[error(
+        "the signed timestamp is {0} s away from now (more than 300 s): a replay or a wrong clock"
+    )]
     Stale(i64),
 }
 
@@ -76,7 +78,9 @@ pub fn stripe(
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", v)) => t = Some(v),
-            Some(("v1", v)) => signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed(NAME))?),
+            Some(("v1", v)) => {
+                signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed(NAME))?)
+            }
             _ => {}
         }
     }
@@ -110,7 +114,9 @@ pub fn paddle(
     for part in header.split(';') {
         match part.trim().split_once('=') {
             Some(("ts", v)) => ts = Some(v),
-            Some(("h1", v)) => signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed(NAME))?),
+            Some(("h1", v)) => {
+                signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed(NAME))?)
+            }
             _ => {}
         }
     }
@@ -212,7 +218,13 @@ impl WebhookSecret {
     pub fn sign(&self, id: &str, timestamp_secs: i64, body: &[u8]) -> String {
         let signed = mac(
             &self.0,
-            &[id.as_bytes(), b".", timestamp_secs.to_string().as_bytes(), b".", body],
+            &[
+                id.as_bytes(),
+                b".",
+                timestamp_secs.to_string().as_bytes(),
+                b".",
+                body,
+            ],
         );
         format!("v1,{}", BASE64.encode(signed))
     }
@@ -247,7 +259,10 @@ pub fn standard(
         return Err(SignatureError::Malformed("webhook-signature"));
     }
     let matches = secrets.iter().any(|secret| {
-        let expected = mac(&secret.0, &[id.as_bytes(), b".", ts_text.trim().as_bytes(), b".", body]);
+        let expected = mac(
+            &secret.0,
+            &[id.as_bytes(), b".", ts_text.trim().as_bytes(), b".", body],
+        );
         given.iter().any(|g| same(g, &expected))
     });
     if !matches {
@@ -279,7 +294,12 @@ pub(crate) mod tests {
         let two = format!("{good},v1={}", hex::encode([0u8; 32]));
         assert_eq!(stripe(Some(&two), body, &secrets, now()), Ok(()));
         assert_eq!(
-            stripe(Some(&stripe_header("other", t, body)), body, &secrets, now()),
+            stripe(
+                Some(&stripe_header("other", t, body)),
+                body,
+                &secrets,
+                now()
+            ),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
@@ -307,11 +327,21 @@ pub(crate) mod tests {
         let secrets = vec!["s3cret".to_owned()];
         let h1 = hex::encode(mac(b"s3cret", &[b"1800000000", b":", body]));
         assert_eq!(
-            paddle(Some(&format!("ts=1800000000;h1={h1}")), body, &secrets, now()),
+            paddle(
+                Some(&format!("ts=1800000000;h1={h1}")),
+                body,
+                &secrets,
+                now()
+            ),
             Ok(())
         );
         assert_eq!(
-            paddle(Some(&format!("ts=1800000000;h1={h1}")), b"{ }", &secrets, now()),
+            paddle(
+                Some(&format!("ts=1800000000;h1={h1}")),
+                b"{ }",
+                &secrets,
+                now()
+            ),
             Err(SignatureError::Mismatch)
         );
         let hexsig = hex::encode(mac(b"s3cret", &[body]));
@@ -335,11 +365,25 @@ pub(crate) mod tests {
         assert_eq!(secret, again);
         let sig = secret.sign("msg_1", 1_800_000_000, b"{}");
         assert_eq!(
-            standard(Some("msg_1"), Some("1800000000"), Some(&sig), b"{}", &[again.clone()], now()),
+            standard(
+                Some("msg_1"),
+                Some("1800000000"),
+                Some(&sig),
+                b"{}",
+                &[again.clone()],
+                now()
+            ),
             Ok(())
         );
         assert_eq!(
-            standard(Some("msg_2"), Some("1800000000"), Some(&sig), b"{}", &[again.clone()], now()),
+            standard(
+                Some("msg_2"),
+                Some("1800000000"),
+                Some(&sig),
+                b"{}",
+                &[again.clone()],
+                now()
+            ),
             Err(SignatureError::Mismatch)
         );
         assert!(WebhookSecret::parse("whsec_c2hvcnQ=").is_err(), "too short");

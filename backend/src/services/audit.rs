@@ -11,7 +11,10 @@ use serde::Serialize;
 /// Who performed a vendor action.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    Admin { id: AdminId, email: String },
+    Admin {
+        id: AdminId,
+        email: String,
+    },
     ApiToken(ApiTokenId),
     /// A verified payment notification of this provider.
     Payment(domain::payment::Provider),

@@ -102,6 +102,9 @@ pub struct DownloadService {
     blobs: Blobs,
     /// How long a presigned URL works.
     presign_ttl: Duration,
+    /// Whether an endpoint listens for `download.completed`, so that the download path does
+    /// no store work for the event when nobody does.
+    completions: super::webhooks::Subscription,
 }
 
 /// One request for a file's bytes, as the HTTP layer received it.
@@ -177,7 +180,59 @@ impl DownloadService {
             key,
             blobs,
             presign_ttl,
+            completions: super::webhooks::Subscription::default(),
         }
+    }
+
+    /// Announces finished downloads as `download.completed` while `subscription` is on
+    /// (the webhook service keeps it in step with the endpoints).
+    #[must_use]
+    pub fn announcing(mut self, subscription: super::webhooks::Subscription) -> Self {
+        self.completions = subscription;
+        self
+    }
+
+    /// Whether finished downloads are announced (an endpoint listens).
+    pub fn announces_completions(&self) -> bool {
+        self.completions.is_on()
+    }
+
+    /// Queues `download.completed` for a download whose every requested byte was handed
+    /// to the connection (or, from S3, whose presigned URL was issued: S3 sends the bytes),
+    /// when an endpoint listens for it.
+    pub async fn announce_completed(
+        &self,
+        ticket: &Ticket,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        if !self.completions.is_on() {
+            return Ok(());
+        }
+        let (grant_id, file, name, bytes, size) = (
+            ticket.grant,
+            ticket.file,
+            ticket.name.clone(),
+            ticket.reserved,
+            ticket.size,
+        );
+        self.store
+            .run(move |s| {
+                s.write(|tx| {
+                    let grant = crate::store::grants::grant(tx, grant_id)?;
+                    let data = serde_json::json!({
+                        "grant_id": grant_id,
+                        "order_id": grant.as_ref().map(|g| g.order_id),
+                        "product_id": grant.as_ref().map(|g| g.product_id.clone()),
+                        "file_id": file,
+                        "file_name": name,
+                        "bytes": bytes,
+                        "file_size": size,
+                    });
+                    crate::store::webhooks::emit(tx, "download.completed", &data, now)?;
+                    Ok::<_, ServiceError>(())
+                })
+            })
+            .await
     }
 
     /// Answers a file request: decides it with the rules, charges what a GET will send
@@ -209,7 +264,13 @@ impl DownloadService {
             return Ok(download(Delivery::Headers));
         }
         let opened = if self.blobs.presigns() && !partial {
-            self.presign(&ticket).await.map(Delivery::Redirect)
+            let url = self.presign(&ticket).await;
+            if url.is_ok()
+                && let Err(e) = self.announce_completed(&ticket, now).await
+            {
+                tracing::error!(error = %e, "could not queue download.completed");
+            }
+            url.map(Delivery::Redirect)
         } else {
             self.open(&ticket, range.clone(), request.sendfile)
                 .await

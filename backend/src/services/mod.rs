@@ -13,9 +13,9 @@ mod error;
 mod orders;
 mod outbox;
 mod payments;
-mod webhooks;
 mod self_service;
 mod settings;
+mod webhooks;
 
 pub use access::{AccessConfig, AccessService, NewSession};
 pub use activity::ActivityService;
@@ -31,6 +31,6 @@ pub use error::ServiceError;
 pub use orders::{OrderQuery, OrderService};
 pub use outbox::OutboxService;
 pub use payments::{Incoming, PaymentService, Receipt};
-pub use webhooks::{WebhookPolicy, WebhookService, WebhookWorker};
 pub use self_service::{LinkRefusal, LinkRequest, SelfService, SelfServicePolicy};
 pub use settings::{SettingsService, ShortenedIps};
+pub use webhooks::{Subscription, WebhookPolicy, WebhookService, WebhookWorker, announce_blocks};

@@ -46,13 +46,28 @@ const UNVERIFIED_BODY_LIMIT: usize = 4096;
 fn option_help(provider: Provider) -> &'static [(&'static str, &'static str)] {
     match provider {
         Provider::Stripe => &[
-            ("partial_refunds", "revoke or keep (default): what a partial refund does to access"),
-            ("api_base", "the Stripe API's address (default https://api.stripe.com)"),
+            (
+                "partial_refunds",
+                "revoke or keep (default): what a partial refund does to access",
+            ),
+            (
+                "api_base",
+                "the Stripe API's address (default https://api.stripe.com)",
+            ),
         ],
         Provider::Paypal => &[
-            ("receiver_email", "your PayPal account's email(s), comma-separated: payments to anyone else are refused"),
-            ("verify_url", "live (default), sandbox, or the address IPNs are verified at"),
-            ("verify_timeout_secs", "how long one verification may take, 1 to 60 (default 10)"),
+            (
+                "receiver_email",
+                "your PayPal account's email(s), comma-separated: payments to anyone else are refused",
+            ),
+            (
+                "verify_url",
+                "live (default), sandbox, or the address IPNs are verified at",
+            ),
+            (
+                "verify_timeout_secs",
+                "how long one verification may take, 1 to 60 (default 10)",
+            ),
         ],
         Provider::Lemonsqueezy => &[(
             "partial_refunds",
@@ -123,7 +138,11 @@ impl PaymentService {
     }
 
     /// Receives one notification: verify, read, store, deduplicate, apply.
-    pub async fn receive(&self, incoming: Incoming, now: Timestamp) -> Result<Receipt, ServiceError> {
+    pub async fn receive(
+        &self,
+        incoming: Incoming,
+        now: Timestamp,
+    ) -> Result<Receipt, ServiceError> {
         let provider = incoming.provider;
         let integration = self
             .store
@@ -214,7 +233,10 @@ impl PaymentService {
         }
         record.runs += 1;
         record.processed_at = now;
-        Ok(self.process(record, &integration, Some(id), now).await?.receipt)
+        Ok(self
+            .process(record, &integration, Some(id), now)
+            .await?
+            .receipt)
     }
 
     /// Checks that a notification comes from the provider.
@@ -260,7 +282,11 @@ impl PaymentService {
 
     /// PayPal: the exact message goes back with `cmd=_notify-validate` first; only
     /// `VERIFIED` counts. Three tries, each under the configured timeout.
-    async fn verify_paypal(&self, integration: &IntegrationRecord, body: &[u8]) -> Result<(), Problem> {
+    async fn verify_paypal(
+        &self,
+        integration: &IntegrationRecord,
+        body: &[u8],
+    ) -> Result<(), Problem> {
         let url = match integration.options.get("verify_url").map(String::as_str) {
             None | Some("" | "live") => PAYPAL_LIVE,
             Some("sandbox") => PAYPAL_SANDBOX,
@@ -284,7 +310,11 @@ impl PaymentService {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
             }
-            match self.client.post(url, &headers, message.clone(), timeout).await {
+            match self
+                .client
+                .post(url, &headers, message.clone(), timeout)
+                .await
+            {
                 Ok(answer) if answer.is_success() => {
                     return match answer.body.trim_ascii() {
                         b"VERIFIED" => Ok(()),
@@ -297,11 +327,15 @@ impl PaymentService {
                         ))),
                     };
                 }
-                Ok(answer) => last = format!("PayPal's verification answered HTTP {}", answer.status),
+                Ok(answer) => {
+                    last = format!("PayPal's verification answered HTTP {}", answer.status)
+                }
                 Err(e) => last = format!("PayPal's verification: {e}"),
             }
         }
-        Err(Problem::Unreachable(format!("{last} (3 tries; PayPal will send it again)")))
+        Err(Problem::Unreachable(format!(
+            "{last} (3 tries; PayPal will send it again)"
+        )))
     }
 
     /// Reads, fetches what the notification does not carry, then stores and applies it.
@@ -320,7 +354,10 @@ impl PaymentService {
                 .get("partial_refunds")
                 .is_some_and(|v| v == "revoke"),
         };
-        match self.prepare(record.provider, &record.body, &context, integration).await {
+        match self
+            .prepare(record.provider, &record.body, &context, integration)
+            .await
+        {
             Prepared::Stop(outcome, detail, status) => {
                 record.outcome = outcome;
                 record.detail = detail;
@@ -338,7 +375,8 @@ impl PaymentService {
                     .store
                     .run(move |s| {
                         s.write(|tx| {
-                            let applied = apply(tx, (&mailer, &key), provider, &options, &notice, now)?;
+                            let applied =
+                                apply(tx, (&mailer, &key), provider, &options, &notice, now)?;
                             record.event_id = Some(notice.event_id.clone());
                             record.event_type = Some(notice.event_type.clone());
                             record.kind = notice.kind;
@@ -355,7 +393,12 @@ impl PaymentService {
                                 None => store::payments::insert_notification(tx, &record)?,
                             };
                             if applied.mark_seen {
-                                store::payments::mark_event(tx, record.provider, &notice.event_id, id)?;
+                                store::payments::mark_event(
+                                    tx,
+                                    record.provider,
+                                    &notice.event_id,
+                                    id,
+                                )?;
                             }
                             Ok::<_, ServiceError>(receipt(id, &record))
                         })
@@ -409,11 +452,17 @@ impl PaymentService {
                 .map_or(STRIPE_API, String::as_str)
                 .trim_end_matches('/');
             let url = format!("{base}/v1/checkout/sessions/{session}/line_items?limit=100");
-            match self.client.get(&url, api_key, Duration::from_secs(15)).await {
-                Ok(answer) if answer.is_success() => match notice::stripe_line_items(&answer.body) {
-                    Ok(items) => notice.items = items,
-                    Err(e) => return Prepared::Stop(Outcome::Failed, e.to_string(), 503),
-                },
+            match self
+                .client
+                .get(&url, api_key, Duration::from_secs(15))
+                .await
+            {
+                Ok(answer) if answer.is_success() => {
+                    match notice::stripe_line_items(&answer.body) {
+                        Ok(items) => notice.items = items,
+                        Err(e) => return Prepared::Stop(Outcome::Failed, e.to_string(), 503),
+                    }
+                }
                 Ok(answer) => {
                     return Prepared::Stop(
                         Outcome::Failed,
@@ -481,7 +530,10 @@ impl PaymentService {
             .run(move |s| s.read(|tx| store::payments::notifications(tx, before, limit)))
             .await?;
         Ok(NotificationPage {
-            notifications: rows.into_iter().map(|(id, r)| notification_view(id, r)).collect(),
+            notifications: rows
+                .into_iter()
+                .map(|(id, r)| notification_view(id, r))
+                .collect(),
             next_before,
         })
     }
@@ -651,7 +703,10 @@ impl PaymentService {
                 if id.len() > 128 || id.chars().any(char::is_control) {
                     return Err(ServiceError::invalid(
                         "mappings",
-                        format!("a {} id has at most 128 printable characters", provider.label()),
+                        format!(
+                            "a {} id has at most 128 printable characters",
+                            provider.label()
+                        ),
                     ));
                 }
                 if !list.iter().any(|l: &String| l == id) {
@@ -768,7 +823,9 @@ fn apply(
             mark_seen: false,
             ..Applied::done(
                 Outcome::Duplicate,
-                format!("the same event arrived before as notification {first}; nothing was done again"),
+                format!(
+                    "the same event arrived before as notification {first}; nothing was done again"
+                ),
                 order,
             )
         });
@@ -832,7 +889,11 @@ fn apply(
             let current = store::orders::order(tx, id)?
                 .ok_or_else(|| ServiceError::Internal(format!("order {id} missing")))?;
             if current.status == to {
-                Applied::done(Outcome::Ignored, format!("order {id} is already {to}"), Some(id))
+                Applied::done(
+                    Outcome::Ignored,
+                    format!("order {id} is already {to}"),
+                    Some(id),
+                )
             } else if let Err(e) = current.status.transition(to) {
                 Applied::done(
                     Outcome::Ignored,
@@ -847,7 +908,10 @@ fn apply(
                 update_in(tx, mailer, key, id, change, &actor, now)?;
                 Applied::done(
                     Outcome::OrderChanged,
-                    format!("order {id} is now {to} ({})", kind.as_str().replace('_', " ")),
+                    format!(
+                        "order {id} is now {to} ({})",
+                        kind.as_str().replace('_', " ")
+                    ),
                     Some(id),
                 )
             }
@@ -919,7 +983,10 @@ fn products_of(
         }
     }
     if !unmapped.is_empty() {
-        return Ok(Err(format!("{}: map it on the product, then Reprocess", unmapped.join("; "))));
+        return Ok(Err(format!(
+            "{}: map it on the product, then Reprocess",
+            unmapped.join("; ")
+        )));
     }
     if products.is_empty() {
         return Ok(Err("the notification names no product".into()));
@@ -937,7 +1004,8 @@ fn price_mismatch(
     let mut sum = 0i64;
     let mut currency: Option<String> = None;
     for product in products {
-        let Some((amount, cur)) = store::payments::mapping(tx, product)?.and_then(|m| m.price) else {
+        let Some((amount, cur)) = store::payments::mapping(tx, product)?.and_then(|m| m.price)
+        else {
             return Ok(None);
         };
         if currency.as_ref().is_some_and(|c| *c != cur) {
@@ -962,7 +1030,10 @@ fn price_mismatch(
     })
 }
 
-fn check_options(provider: Provider, options: &BTreeMap<String, String>) -> Result<(), ServiceError> {
+fn check_options(
+    provider: Provider,
+    options: &BTreeMap<String, String>,
+) -> Result<(), ServiceError> {
     let known = option_help(provider);
     for (name, value) in options {
         if !known.iter().any(|(k, _)| k == name) {
@@ -972,7 +1043,11 @@ fn check_options(provider: Provider, options: &BTreeMap<String, String>) -> Resu
                 if names.is_empty() {
                     format!("{} takes no options", provider.label())
                 } else {
-                    format!("{name} is not an option of {}; it takes {}", provider.label(), names.join(", "))
+                    format!(
+                        "{name} is not an option of {}; it takes {}",
+                        provider.label(),
+                        names.join(", ")
+                    )
                 },
             ));
         }

@@ -19,24 +19,63 @@ use domain::mail::RetryPolicy;
 use domain::payment::{
     DeliveryAttemptView, DeliveryPage, DeliveryView, NewWebhookEndpoint, WebhookEndpointView, hint,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The latest attempts kept per delivery.
 const ATTEMPTS_KEPT: usize = 20;
 
+/// Whether some endpoint listens for an event: a flag the hot download path reads for
+/// free, kept in step by [`WebhookService`] when endpoints come and go.
+#[derive(Clone, Debug, Default)]
+pub struct Subscription(Arc<AtomicBool>);
+
+impl Subscription {
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Endpoints and deliveries.
 #[derive(Clone, Debug)]
 pub struct WebhookService {
     store: Store,
+    completions: Subscription,
 }
 
 impl WebhookService {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// The service, with the `download.completed` flag loaded from the endpoints.
+    pub async fn load(store: Store) -> Result<Self, ServiceError> {
+        let service = Self {
+            store,
+            completions: Subscription::default(),
+        };
+        service.refresh().await?;
+        Ok(service)
+    }
+
+    /// The flag the download service reads (see [`DownloadService::announcing`]).
+    ///
+    /// [`DownloadService::announcing`]: super::DownloadService::announcing
+    pub fn completions(&self) -> Subscription {
+        self.completions.clone()
+    }
+
+    async fn refresh(&self) -> Result<(), ServiceError> {
+        let on = self
+            .store
+            .run(|s| s.read(|tx| store::webhooks::subscribed(tx, "download.completed")))
+            .await?;
+        self.completions.0.store(on, Ordering::Relaxed);
+        Ok(())
     }
 
     pub async fn endpoints(&self) -> Result<Vec<WebhookEndpointView>, ServiceError> {
-        let rows = self.store.run(|s| s.read(store::webhooks::endpoints)).await?;
+        let rows = self
+            .store
+            .run(|s| s.read(store::webhooks::endpoints))
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, e)| endpoint_view(id, e, false))
@@ -76,7 +115,12 @@ impl WebhookService {
                 format!("pick at least one of {}", EVENT_TYPES.join(", ")),
             ));
         }
-        let secret = match input.secret.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let secret = match input
+            .secret
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(s) => WebhookSecret::parse(s).map_err(|e| ServiceError::invalid("secret", e))?,
             None => WebhookSecret::generate(),
         };
@@ -90,6 +134,13 @@ impl WebhookService {
             .store
             .run(move |s| {
                 s.write(|tx| {
+                    // Blocks are announced from the download log onwards from here: an
+                    // endpoint does not receive the shop's history of blocks.
+                    if record.events.iter().any(|e| e == "grant.blocked")
+                        && !store::webhooks::subscribed(tx, "grant.blocked")?
+                    {
+                        store::webhooks::set_blocked_cursor(tx, store::events::last_seq(tx)?)?;
+                    }
                     let id = store::webhooks::insert_endpoint(tx, &record)?;
                     record_audit(
                         tx,
@@ -104,15 +155,24 @@ impl WebhookService {
                 })
             })
             .await?;
+        self.refresh().await?;
         Ok(endpoint_view(id, record, true))
     }
 
-    pub async fn remove_endpoint(&self, id: u64, actor: Actor, now: Timestamp) -> Result<(), ServiceError> {
-        self.store
+    pub async fn remove_endpoint(
+        &self,
+        id: u64,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        let removed = self
+            .store
             .run(move |s| {
                 s.write(|tx| {
                     let Some(before) = store::webhooks::endpoint(tx, id)? else {
-                        return Err(ServiceError::NotFound(format!("there is no webhook endpoint {id}")));
+                        return Err(ServiceError::NotFound(format!(
+                            "there is no webhook endpoint {id}"
+                        )));
                     };
                     store::webhooks::remove_endpoint(tx, id, now)?;
                     record_audit(
@@ -127,11 +187,17 @@ impl WebhookService {
                     Ok(())
                 })
             })
-            .await
+            .await;
+        self.refresh().await?;
+        removed
     }
 
     /// Deliveries newest first.
-    pub async fn deliveries(&self, before: Option<u64>, limit: usize) -> Result<DeliveryPage, ServiceError> {
+    pub async fn deliveries(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<DeliveryPage, ServiceError> {
         let limit = limit.clamp(1, 200);
         let page = self
             .store
@@ -146,7 +212,10 @@ impl WebhookService {
                         deliveries: rows
                             .into_iter()
                             .map(|(id, d)| {
-                                let url = urls.iter().find(|(e, _)| *e == d.endpoint).map(|(_, u)| u.clone());
+                                let url = urls
+                                    .iter()
+                                    .find(|(e, _)| *e == d.endpoint)
+                                    .map(|(_, u)| u.clone());
                                 delivery_view(id, d, url)
                             })
                             .collect(),
@@ -176,7 +245,15 @@ impl WebhookService {
                     after.retry_from = now;
                     after.next_attempt_at = Some(now);
                     store::webhooks::put_delivery(tx, id, &after, Some(&before))?;
-                    record_audit(tx, &actor, "webhook.resend", &id.to_string(), None::<&()>, None::<&()>, now)?;
+                    record_audit(
+                        tx,
+                        &actor,
+                        "webhook.resend",
+                        &id.to_string(),
+                        None::<&()>,
+                        None::<&()>,
+                        now,
+                    )?;
                     Ok(())
                 })
             })
@@ -189,7 +266,11 @@ fn endpoint_view(id: u64, e: EndpointRecord, whole_secret: bool) -> WebhookEndpo
         id,
         url: e.url,
         events: e.events,
-        secret: if whole_secret { e.secret } else { hint(&e.secret) },
+        secret: if whole_secret {
+            e.secret
+        } else {
+            hint(&e.secret)
+        },
         created_at: e.created_at,
     }
 }
@@ -208,7 +289,9 @@ fn delivery_view(id: u64, d: DeliveryRecord, url: Option<String>) -> DeliveryVie
         }
         .to_owned(),
         created_at: d.created_at,
-        next_attempt_at: d.next_attempt_at.filter(|_| d.state == DeliveryState::Pending),
+        next_attempt_at: d
+            .next_attempt_at
+            .filter(|_| d.state == DeliveryState::Pending),
         attempts: d
             .attempts
             .into_iter()
@@ -271,6 +354,9 @@ impl WebhookWorker {
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
+                if let Err(e) = announce_blocks(&self.store, crate::clock::now()).await {
+                    tracing::error!(error = %e, "webhook worker: could not read the download log");
+                }
                 match self.deliver_due().await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
@@ -372,11 +458,19 @@ impl WebhookWorker {
             ("content-type", "application/json".to_owned()),
             ("webhook-id", message_id.clone()),
             ("webhook-timestamp", timestamp.to_string()),
-            ("webhook-signature", secret.sign(&message_id, timestamp, &delivery.payload)),
+            (
+                "webhook-signature",
+                secret.sign(&message_id, timestamp, &delivery.payload),
+            ),
         ];
         match self
             .client
-            .post(&endpoint.url, &headers, delivery.payload.clone(), self.policy.timeout)
+            .post(
+                &endpoint.url,
+                &headers,
+                delivery.payload.clone(),
+                self.policy.timeout,
+            )
             .await
         {
             Ok(answer) => DeliveryAttempt {
@@ -394,6 +488,57 @@ impl WebhookWorker {
             },
         }
     }
+}
+
+/// Turns the blocks in the download log since the last look into `grant.blocked` events.
+///
+/// A block is written by a download batch, which is made durable by the download journal
+/// and has no business with webhooks; the log is the record of it. Reading the log from a
+/// cursor kept in the same transaction as the deliveries it queues announces every block
+/// exactly once, whatever crashes in between.
+pub async fn announce_blocks(store: &Store, now: Timestamp) -> Result<usize, StoreError> {
+    store
+        .run(move |s| {
+            let pending = s.read(|tx| {
+                if !store::webhooks::subscribed(tx, "grant.blocked")? {
+                    return Ok(false);
+                }
+                let cursor = store::webhooks::blocked_cursor(tx)?;
+                Ok(store::events::last_seq(tx)? > cursor)
+            })?;
+            if !pending {
+                return Ok(0);
+            }
+            s.write(|tx| {
+                let cursor = store::webhooks::blocked_cursor(tx)?;
+                let events = store::events::events_after(tx, cursor, 1000)?;
+                let mut announced = 0;
+                for (seq, event) in &events {
+                    if event.outcome.attempt() != domain::AttemptOutcome::SecondCountry {
+                        continue;
+                    }
+                    let Some(grant) = store::grants::grant(tx, event.grant)? else {
+                        continue;
+                    };
+                    let order = store::orders::order(tx, grant.order_id)?;
+                    let data = serde_json::json!({
+                        "grant_id": event.grant,
+                        "order_id": grant.order_id,
+                        "product_id": grant.product_id,
+                        "email": order.map(|o| o.email),
+                        "first": grant.locked,
+                        "blocked_by": {"at": event.at, "ip": event.ip, "country": event.country},
+                        "event": seq,
+                    });
+                    announced += store::webhooks::emit(tx, "grant.blocked", &data, now)?;
+                }
+                if let Some((last, _)) = events.last() {
+                    store::webhooks::set_blocked_cursor(tx, *last)?;
+                }
+                Ok(announced)
+            })
+        })
+        .await
 }
 
 /// The delivery after an attempt: a pure decision.
@@ -470,7 +615,10 @@ mod tests {
         assert_eq!(two.next_attempt_at, Some(t1.plus(Duration::from_secs(60))));
         let late = t0.plus(Duration::from_secs(6 * 24 * 3600));
         let given_up = settled(&two, failure(late), &policy, late);
-        assert_eq!((given_up.state, given_up.next_attempt_at), (DeliveryState::Failed, None));
+        assert_eq!(
+            (given_up.state, given_up.next_attempt_at),
+            (DeliveryState::Failed, None)
+        );
         let ok = DeliveryAttempt {
             error: None,
             status: Some(204),

@@ -245,6 +245,26 @@ pub fn insert_event(tx: &WriteTransaction, record: &EventRecord) -> Result<u64, 
     Ok(seq)
 }
 
+/// Events after sequence number `after`, oldest first, at most `limit`.
+pub fn events_after(
+    tx: &impl Reader,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, EventRecord)>, StoreError> {
+    let events = tx.table(EVENTS)?;
+    let mut out = Vec::new();
+    for row in events.range(after.saturating_add(1)..)?.take(limit) {
+        let (k, v) = row?;
+        out.push((k.value(), codec::decode(v.value())?));
+    }
+    Ok(out)
+}
+
+/// The sequence number of the newest event (0 when there is none).
+pub fn last_seq(tx: &impl Reader) -> Result<u64, StoreError> {
+    Ok(tx.table(EVENTS)?.last()?.map_or(0, |(k, _)| k.value()))
+}
+
 /// The key of an event in the per-grant index: grant id then event sequence, big-endian,
 /// so a prefix range finds a grant's events in order.
 pub(super) fn grant_event_key(grant: GrantId, seq: u64) -> [u8; 16] {

@@ -18,11 +18,36 @@ const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("webhook_de
 /// key: next attempt (unix ms, u64 BE) then delivery id (u64 BE); value: empty. Holds
 /// exactly the pending deliveries.
 const DUE: TableDefinition<&[u8], ()> = TableDefinition::new("webhook_due-1");
+/// key: a fixed name; value: a number. `blocked_cursor`: the download event up to which
+/// blocks have been announced as `grant.blocked`.
+const STATE: TableDefinition<&str, u64> = TableDefinition::new("webhook_state-1");
+const BLOCKED_CURSOR: &str = "blocked_cursor";
 
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(ENDPOINTS)?;
     tx.open_table(DELIVERIES)?;
     tx.open_table(DUE)?;
+    tx.open_table(STATE)?;
+    Ok(())
+}
+
+/// Whether any endpoint subscribes to `event_type`.
+pub fn subscribed(tx: &impl Reader, event_type: &str) -> Result<bool, StoreError> {
+    Ok(endpoints(tx)?
+        .iter()
+        .any(|(_, e)| e.events.iter().any(|t| t == event_type)))
+}
+
+/// The download event up to which blocks were announced.
+pub fn blocked_cursor(tx: &impl Reader) -> Result<u64, StoreError> {
+    Ok(tx
+        .table(STATE)?
+        .get(BLOCKED_CURSOR)?
+        .map_or(0, |v| v.value()))
+}
+
+pub fn set_blocked_cursor(tx: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
+    tx.open_table(STATE)?.insert(BLOCKED_CURSOR, seq)?;
     Ok(())
 }
 

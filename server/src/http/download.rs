@@ -127,11 +127,17 @@ fn metered(
 /// Settles `ticket` with `sent` bytes in the background: called where a download ends,
 /// which may be a `Drop`, where nothing can be awaited.
 fn settle_later(downloads: DownloadService, ticket: Ticket, sent: u64) {
-    if sent >= ticket.reserved {
-        return; // charged in full when it began; nothing to give back
+    if sent >= ticket.reserved && !downloads.announces_completions() {
+        return; // charged in full when it began; nothing to give back or announce
     }
     let settle = async move {
-        if let Err(e) = downloads.finish(&ticket, sent).await {
+        let now = backend::clock::now();
+        if sent >= ticket.reserved {
+            // Charged in full when it began: nothing to give back, and it is complete.
+            if let Err(e) = downloads.announce_completed(&ticket, now).await {
+                tracing::error!(error = %e, "could not queue download.completed");
+            }
+        } else if let Err(e) = downloads.finish(&ticket, sent).await {
             tracing::error!(error = %e, "could not settle a download");
         }
     };

@@ -20,9 +20,11 @@ pub fn routes() -> Router<HttpState> {
     for provider in Provider::ALL {
         router = router.route(
             provider.hook_path(),
-            post(move |state: State<HttpState>, headers: HeaderMap, body: Bytes| {
-                receive(provider, state, headers, body)
-            }),
+            post(
+                move |state: State<HttpState>, headers: HeaderMap, body: Bytes| {
+                    receive(provider, state, headers, body)
+                },
+            ),
         );
     }
     router
@@ -43,7 +45,11 @@ async fn receive(
             .collect(),
         body: body.to_vec(),
     };
-    match state.payments.receive(incoming, backend::clock::now()).await {
+    match state
+        .payments
+        .receive(incoming, backend::clock::now())
+        .await
+    {
         Ok(receipt) => {
             let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::OK);
             // PayPal expects an empty 200 (PITFALLS.md); everyone else gets the receipt,
