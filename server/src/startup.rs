@@ -130,10 +130,7 @@ impl Application {
         create_dirs(&config)?;
         // Unpacking the embedded GeoIP database takes a moment: it runs while the store opens.
         let geo = open_geo(&config);
-        let db_path = config.database_path();
-        let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
-            .await
-            .map_err(|e| StoreError::Join(e.to_string()))??;
+        let store = open_store(&config).await?;
 
         let (listener, local_addr) = bind(config.bind).await?;
         let public_url = config
@@ -148,10 +145,8 @@ impl Application {
             .map(|token| format!("{public_url}/admin/setup?token={token}"));
 
         let blobs = open_blobs(&config).await?;
-        let geo = geo
-            .await
-            .map_err(|e| StartupError::Geo(e.to_string()))?
-            .map_err(StartupError::Geo)?;
+        let geo = geo.await.map_err(|e| StartupError::Geo(e.to_string()));
+        let geo = geo?.map_err(StartupError::Geo)?;
         let key = store.download_key()?;
         let catalog = CatalogService::new(store.clone(), blobs.clone(), config.upload_limit_bytes);
         let downloads = DownloadService::new(
@@ -174,18 +169,9 @@ impl Application {
             config.self_service,
         );
         let desk = DeskService::new(store.clone(), key.clone(), orders.clone(), settings.clone());
-        let client = backend::payments::client::HttpClient::new().map_err(StartupError::Http)?;
-        let payments = backend::services::PaymentService::new(
-            store.clone(),
-            key,
-            orders.mailer().clone(),
-            client.clone(),
-            &public_url,
-        );
-        let webhooks = backend::services::WebhookService::load(store.clone()).await?;
+        let (payments, webhooks, webhook_worker) =
+            build_payments(&config, &store, key, &orders, &public_url).await?;
         let downloads = downloads.announcing(webhooks.completions());
-        let webhook_worker =
-            backend::services::WebhookWorker::new(store.clone(), client, config.webhook_policy);
 
         let download_limits = Arc::new(http::download_limits::DownloadLimits::new(
             config.download_rates,
@@ -376,6 +362,45 @@ fn build_router(
         max_body_bytes,
     );
     Ok((router, render_threads))
+}
+
+/// Opens the data dir's store off the async runtime.
+async fn open_store(config: &Config) -> Result<Store, StartupError> {
+    let path = config.database_path();
+    let store = tokio::task::spawn_blocking(move || Store::open(&path))
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))??;
+    Ok(store)
+}
+
+/// Payments in (the hooks' service), events out (endpoints and deliveries) and the worker
+/// that posts the deliveries, sharing one HTTP client.
+async fn build_payments(
+    config: &Config,
+    store: &Store,
+    key: backend::auth::download_key::DownloadKey,
+    orders: &OrderService,
+    public_url: &str,
+) -> Result<
+    (
+        backend::services::PaymentService,
+        backend::services::WebhookService,
+        backend::services::WebhookWorker,
+    ),
+    StartupError,
+> {
+    let client = backend::payments::client::HttpClient::new().map_err(StartupError::Http)?;
+    let payments = backend::services::PaymentService::new(
+        store.clone(),
+        key,
+        orders.mailer().clone(),
+        client.clone(),
+        public_url,
+    );
+    let webhooks = backend::services::WebhookService::load(store.clone()).await?;
+    let worker =
+        backend::services::WebhookWorker::new(store.clone(), client, config.webhook_policy);
+    Ok((payments, webhooks, worker))
 }
 
 /// The mailer the services queue mail with, the outbox screen's service, and the worker

@@ -5,6 +5,9 @@
 //! unmapped product kept, shown, then reprocessed; the generic hook signed by the
 //! third-party `standardwebhooks`; and outgoing webhooks verified by it.
 
+// Each test is one provider's story told in the order a shop lives it.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use axum::Router;

@@ -57,7 +57,7 @@ fn check_time(signed_secs: i64, now: Timestamp) -> Result<(), SignatureError> {
 }
 
 fn need(secrets: &[String]) -> Result<(), SignatureError> {
-    if secrets.iter().all(|s| s.is_empty()) {
+    if secrets.iter().all(String::is_empty) {
         return Err(SignatureError::NoSecret);
     }
     Ok(())
@@ -79,7 +79,7 @@ pub fn stripe(
         match part.trim().split_once('=') {
             Some(("t", v)) => t = Some(v),
             Some(("v1", v)) => {
-                signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed(NAME))?)
+                signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed(NAME))?);
             }
             _ => {}
         }
@@ -115,7 +115,7 @@ pub fn paddle(
         match part.trim().split_once('=') {
             Some(("ts", v)) => ts = Some(v),
             Some(("h1", v)) => {
-                signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed(NAME))?)
+                signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed(NAME))?);
             }
             _ => {}
         }
@@ -370,7 +370,7 @@ pub(crate) mod tests {
                 Some("1800000000"),
                 Some(&sig),
                 b"{}",
-                &[again.clone()],
+                std::slice::from_ref(&again),
                 now()
             ),
             Ok(())
@@ -381,7 +381,7 @@ pub(crate) mod tests {
                 Some("1800000000"),
                 Some(&sig),
                 b"{}",
-                &[again.clone()],
+                std::slice::from_ref(&again),
                 now()
             ),
             Err(SignatureError::Mismatch)

@@ -116,7 +116,7 @@ pub struct PaymentService {
 
 /// The result of the network steps before the transaction.
 enum Prepared {
-    Ready(Notice),
+    Ready(Box<Notice>),
     Stop(Outcome, String, u16),
 }
 
@@ -328,9 +328,11 @@ impl PaymentService {
                     };
                 }
                 Ok(answer) => {
-                    last = format!("PayPal's verification answered HTTP {}", answer.status)
+                    last = format!("PayPal's verification answered HTTP {}", answer.status);
                 }
-                Err(e) => last = format!("PayPal's verification: {e}"),
+                Err(e) => {
+                    last = format!("PayPal's verification: {e}");
+                }
             }
         }
         Err(Problem::Unreachable(format!(
@@ -483,7 +485,7 @@ impl PaymentService {
                 }
             }
         }
-        Prepared::Ready(notice)
+        Prepared::Ready(Box::new(notice))
     }
 
     /// Stores a notification that stopped before the transaction that applies notices.
@@ -849,40 +851,10 @@ fn apply(
     let actor = Actor::Payment(provider);
     let applied = match decision {
         PaymentDecision::Create(order_status) => {
-            let products = match products_of(tx, provider, notice)? {
-                Ok(products) => products,
-                Err(unmapped) => return Ok(Applied::open(Outcome::NeedsMapping, unmapped)),
-            };
-            if provider == Provider::Paypal
-                && let Some(mismatch) = price_mismatch(tx, &products, notice.total.as_ref())?
-            {
-                return Ok(Applied::open(Outcome::Rejected, mismatch));
+            match create_order(tx, (mailer, key), provider, notice, order_status, now)? {
+                Ok(applied) => applied,
+                Err(unapplied) => return Ok(unapplied),
             }
-            let Some(email) = notice.email.clone() else {
-                return Ok(Applied::open(
-                    Outcome::Rejected,
-                    "the notification carries no buyer email address",
-                ));
-            };
-            let valid = match validate(NewOrder {
-                email,
-                name: notice.name.chars().take(200).collect(),
-                product_ids: products.iter().map(ToString::to_string).collect(),
-                transaction_id: Some(notice.payment_id.clone()),
-                status: Some(order_status.as_str().to_owned()),
-            }) {
-                Ok(v) => v,
-                Err(e) => return Ok(Applied::open(Outcome::Rejected, e.to_string())),
-            };
-            let (view, _) = create_in(tx, mailer, key, valid, OrderSource::Webhook, &actor, now)?;
-            Applied::done(
-                Outcome::OrderCreated,
-                format!(
-                    "order {} created ({}) for {}",
-                    view.order_id, view.status, view.email
-                ),
-                Some(view.order_id),
-            )
         }
         PaymentDecision::Move(to) => {
             let id = order.expect("decide moves only an existing order");
@@ -934,6 +906,53 @@ fn apply(
         store::payments::put_payment(tx, provider, &notice.payment_id, &record)?;
     }
     Ok(applied)
+}
+
+/// Creates the order of a payment's first notification, or says why it cannot be
+/// created yet (`Err`: kept open for Reprocess, the payment not remembered).
+fn create_order(
+    tx: &WriteTransaction,
+    (mailer, key): (&Mailer, &DownloadKey),
+    provider: Provider,
+    notice: &Notice,
+    order_status: domain::OrderStatus,
+    now: Timestamp,
+) -> Result<Result<Applied, Applied>, ServiceError> {
+    let products = match products_of(tx, provider, notice)? {
+        Ok(products) => products,
+        Err(unmapped) => return Ok(Err(Applied::open(Outcome::NeedsMapping, unmapped))),
+    };
+    if provider == Provider::Paypal
+        && let Some(mismatch) = price_mismatch(tx, &products, notice.total.as_ref())?
+    {
+        return Ok(Err(Applied::open(Outcome::Rejected, mismatch)));
+    }
+    let Some(email) = notice.email.clone() else {
+        return Ok(Err(Applied::open(
+            Outcome::Rejected,
+            "the notification carries no buyer email address",
+        )));
+    };
+    let valid = match validate(NewOrder {
+        email,
+        name: notice.name.chars().take(200).collect(),
+        product_ids: products.iter().map(ToString::to_string).collect(),
+        transaction_id: Some(notice.payment_id.clone()),
+        status: Some(order_status.as_str().to_owned()),
+    }) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(Applied::open(Outcome::Rejected, e.to_string()))),
+    };
+    let actor = Actor::Payment(provider);
+    let (view, _) = create_in(tx, mailer, key, valid, OrderSource::Webhook, &actor, now)?;
+    Ok(Ok(Applied::done(
+        Outcome::OrderCreated,
+        format!(
+            "order {} created ({}) for {}",
+            view.order_id, view.status, view.email
+        ),
+        Some(view.order_id),
+    )))
 }
 
 /// PayPal: a payment to another account is not a sale of this store.

@@ -567,12 +567,11 @@ fn settled(
             .count(),
     )
     .unwrap_or(u32::MAX);
-    match retry.next_attempt(before.retry_from, tries, now) {
-        Some(at) => after.next_attempt_at = Some(at),
-        None => {
-            after.state = DeliveryState::Failed;
-            after.next_attempt_at = None;
-        }
+    if let Some(at) = retry.next_attempt(before.retry_from, tries, now) {
+        after.next_attempt_at = Some(at);
+    } else {
+        after.state = DeliveryState::Failed;
+        after.next_attempt_at = None;
     }
     after
 }

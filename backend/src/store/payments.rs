@@ -115,7 +115,7 @@ pub fn mapped_product(
         .map(Some)
         .map_err(|e| StoreError::Corrupt {
             kind: "product mapping",
-            detail: e.to_string(),
+            detail: e.clone(),
         })
 }
 
@@ -152,6 +152,9 @@ pub fn put_mapping(
         .insert(product.as_str(), codec::encode(record).as_slice())?;
     Ok(())
 }
+
+/// Rows with their ids, newest first, and where the next page starts.
+pub type Page<R> = (Vec<(u64, R)>, Option<u64>);
 
 /// What became of a notification.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -259,7 +262,7 @@ pub fn notifications(
     tx: &impl Reader,
     before: Option<u64>,
     limit: usize,
-) -> Result<(Vec<(u64, NotificationRecord)>, Option<u64>), StoreError> {
+) -> Result<Page<NotificationRecord>, StoreError> {
     let table = tx.table(NOTIFICATIONS)?;
     let rows = match before {
         Some(b) => table.range(..b)?,

@@ -278,8 +278,7 @@ pub fn next_due(tx: &impl Reader) -> Result<Option<Timestamp>, StoreError> {
     let millis = key
         .get(..8)
         .and_then(|s| s.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0);
+        .map_or(0, u64::from_be_bytes);
     Ok(Some(Timestamp::from_unix_millis(
         i64::try_from(millis).unwrap_or(i64::MAX),
     )))
@@ -307,7 +306,7 @@ pub fn deliveries(
     tx: &impl Reader,
     before: Option<u64>,
     limit: usize,
-) -> Result<(Vec<(u64, DeliveryRecord)>, Option<u64>), StoreError> {
+) -> Result<super::payments::Page<DeliveryRecord>, StoreError> {
     let table = tx.table(DELIVERIES)?;
     let rows = match before {
         Some(b) => table.range(..b)?,
