@@ -109,6 +109,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("outbox") view=admin::OutboxPage/>
                     <Route path=path!("outbox/:id") view=admin::MailPage/>
                     <Route path=path!("mail-templates") view=admin::TemplatesPage/>
+                    <Route path=path!("payments") view=admin::PaymentsPage/>
+                    <Route path=path!("webhooks") view=admin::WebhooksPage/>
                 </ParentRoute>
             </Routes>
         </Router>

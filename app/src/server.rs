@@ -22,6 +22,8 @@ pub struct UiState {
     pub settings: backend::services::SettingsService,
     pub outbox: backend::services::OutboxService,
     pub self_service: backend::services::SelfService,
+    pub payments: backend::services::PaymentService,
+    pub webhooks: backend::services::WebhookService,
     /// For the audit log, read directly (it has no service of its own).
     pub store: backend::Store,
     pub dashboard: backend::services::DashboardService,

@@ -138,11 +138,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{local_addr}"));
 
-        let access = AccessService::new(store.clone(), AccessConfig::default());
-        let setup_link = access
-            .issue_setup_token(backend::clock::now())
-            .await?
-            .map(|token| format!("{public_url}/admin/setup?token={token}"));
+        let (access, setup_link) = staff_access(&store, &public_url).await?;
 
         let blobs = open_blobs(&config).await?;
         let geo = geo.await.map_err(|e| StartupError::Geo(e.to_string()));
@@ -212,6 +208,8 @@ impl Application {
             ),
             outbox,
             self_service,
+            payments,
+            webhooks,
             store,
             secure_cookies: public_url.starts_with("https://"),
         };
@@ -362,6 +360,19 @@ fn build_router(
         max_body_bytes,
     );
     Ok((router, render_threads))
+}
+
+/// Staff access, and the one-time link to create the first admin while there is none.
+async fn staff_access(
+    store: &Store,
+    public_url: &str,
+) -> Result<(AccessService, Option<String>), StartupError> {
+    let access = AccessService::new(store.clone(), AccessConfig::default());
+    let setup_link = access
+        .issue_setup_token(backend::clock::now())
+        .await?
+        .map(|token| format!("{public_url}/admin/setup?token={token}"));
+    Ok((access, setup_link))
 }
 
 /// Opens the data dir's store off the async runtime.

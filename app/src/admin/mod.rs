@@ -7,6 +7,7 @@ mod dashboard;
 mod desk;
 mod orders;
 mod outbox;
+mod payments;
 mod products;
 mod settings;
 mod upload;
@@ -19,6 +20,7 @@ pub use dashboard::DashboardPage;
 pub use desk::DeskPage;
 pub use orders::{OrderPage, OrdersPage};
 pub use outbox::{MailPage, OutboxPage, TemplatesPage};
+pub use payments::{PaymentsPage, WebhooksPage};
 pub use products::{ProductPage, ProductsPage};
 pub use settings::SettingsPage;
 
@@ -49,6 +51,7 @@ pub fn AdminLayout() -> impl IntoView {
                     <A href="/admin/desk">"Password desk"</A>
                     <A href="/admin/orders">"Orders"</A>
                     <A href="/admin/products">"Products"</A>
+                    <A href="/admin/payments">"Payments"</A>
                     <A href="/admin/activity">"Activity"</A>
                     <A href="/admin/outbox">"Outbox"</A>
                     <A href="/admin/audit">"Audit log"</A>

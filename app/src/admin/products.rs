@@ -246,6 +246,7 @@ pub fn ProductPage() -> impl IntoView {
         <section class="panel">
             <FileUpload product_id=id() on_done=refresh/>
         </section>
+        <super::payments::MappingPanel product_id=id()/>
     }
 }
 

@@ -6,6 +6,7 @@ mod catalog;
 mod desk;
 mod orders;
 mod outbox;
+mod payments;
 mod settings;
 
 pub use activity::*;
@@ -13,6 +14,7 @@ pub use catalog::*;
 pub use desk::*;
 pub use orders::*;
 pub use outbox::*;
+pub use payments::*;
 pub use settings::*;
 
 use crate::error::AppError;
