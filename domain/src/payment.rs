@@ -165,7 +165,13 @@ pub fn decide(
             Nothing("the payment was already refunded, failed or lost in a dispute"),
             current,
         ),
-        (None, K::Paid) => (Create(OrderStatus::Confirmed), Some(S::Paid)),
+        // An order can exist before its payment is heard of (made through the API or by
+        // hand with the provider's transaction ID): the notification confirms it.
+        (None, K::Paid) => (create_or_move(OrderStatus::Confirmed), Some(S::Paid)),
+        (None, K::Pending) if has_order => (
+            Nothing("an order with this transaction ID exists already"),
+            Some(S::Pending),
+        ),
         (None, K::Pending) => (Create(OrderStatus::OnHold), Some(S::Pending)),
         (Some(S::Pending), K::Paid) => (create_or_move(OrderStatus::Confirmed), Some(S::Paid)),
         // A payment remembered as disputed before it was heard of as paid: its order is
@@ -494,6 +500,18 @@ mod tests {
             decide(s, true, PaymentKind::Failed).0,
             PaymentDecision::Move(OrderStatus::Cancelled)
         );
+    }
+
+    #[test]
+    fn an_order_made_before_its_payment_notice_is_confirmed_not_made_twice() {
+        assert_eq!(
+            decide(None, true, PaymentKind::Paid).0,
+            PaymentDecision::Move(OrderStatus::Confirmed)
+        );
+        assert!(matches!(
+            decide(None, true, PaymentKind::Pending).0,
+            PaymentDecision::Nothing(_)
+        ));
     }
 
     #[test]

@@ -469,6 +469,33 @@ async fn a_hook_that_is_not_enabled_is_not_found_and_keeps_nothing() {
         status, 422,
         "a signed provider needs its secret first: {body}"
     );
+    let (status, body) = shop
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/paypal",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 422, "PayPal needs the receiver to check: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("receiver_email"),
+        "{body}"
+    );
+    let (status, body) = shop
+        .call(Method::GET, "/api/v1/integrations/paypal", None)
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["enabled"].as_bool()),
+        (200, Some(false)),
+        "bad input changed nothing"
+    );
+    let (status, _) = shop
+        .call(Method::GET, "/api/v1/integrations/bitcoin", None)
+        .await;
+    assert_eq!(status, 404);
 }
 
 /// What the fake PayPal does with the next verification request.
@@ -972,6 +999,19 @@ async fn the_generic_hook_takes_standard_webhooks_signed_by_a_third_party() {
     )
     .await;
     assert_eq!(the_order(&shop, "chk_1").await["status"], "refunded");
+
+    // An order made through the API before its payment notice: the notice does not make a
+    // second one, and a held order is confirmed by it.
+    let (status, _) = shop.call(Method::POST, "/api/v1/orders", Some(json!({"email": "hal@example.com", "product_ids": ["book"], "transaction_id": "chk_2", "status": "on_hold"}))).await;
+    assert_eq!(status, 201);
+    let paid = json!({"event_id": "ev_4", "type": "order.paid", "email": "hal@example.com", "product_ids": ["book"], "transaction_id": "chk_2"});
+    let (status, answer) = send(paid, "msg_6", unix_now(), WHSEC).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("order_changed")),
+        "{answer}"
+    );
+    assert_eq!(the_order(&shop, "chk_2").await["status"], "confirmed");
 }
 
 /// The receiver process and its output lines.

@@ -57,6 +57,7 @@ fn run() -> Result<()> {
                 "order_list",
             ]))?;
             run_cmd(Command::new("python3").arg("bench/mail.py"))?;
+            run_cmd(Command::new("python3").arg("bench/payments.py"))?;
             run_cmd(
                 Command::new("python3")
                     .arg("bench/downloads.py")

@@ -10,8 +10,8 @@ use crate::api::{
     load_webhooks,
 };
 use domain::payment::{
-    DeliveryView, IntegrationUpdate, IntegrationView, NewWebhookEndpoint, NotificationView,
-    Price, ProductMappings, Provider, WebhookEndpointView,
+    DeliveryView, IntegrationUpdate, IntegrationView, NewWebhookEndpoint, NotificationView, Price,
+    ProductMappings, Provider, WebhookEndpointView,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -20,12 +20,30 @@ use std::collections::BTreeMap;
 
 /// The events an endpoint can listen for, with what each means.
 const EVENTS: [(&str, &str); 6] = [
-    ("order.confirmed", "an order is confirmed (paid, or confirmed by hand)"),
-    ("order.refunded", "an order is refunded: its links stop working"),
-    ("order.on_hold", "an order is put on hold (a dispute, a pending payment)"),
-    ("grant.blocked", "a link is blocked after use from a second country"),
-    ("download.completed", "a file was downloaded to its last byte"),
-    ("mail.failed", "a mail could not be delivered and was given up"),
+    (
+        "order.confirmed",
+        "an order is confirmed (paid, or confirmed by hand)",
+    ),
+    (
+        "order.refunded",
+        "an order is refunded: its links stop working",
+    ),
+    (
+        "order.on_hold",
+        "an order is put on hold (a dispute, a pending payment)",
+    ),
+    (
+        "grant.blocked",
+        "a link is blocked after use from a second country",
+    ),
+    (
+        "download.completed",
+        "a file was downloaded to its last byte",
+    ),
+    (
+        "mail.failed",
+        "a mail could not be delivered and was given up",
+    ),
 ];
 
 /// How each provider is set up, in one sentence.
@@ -166,18 +184,20 @@ fn ProviderPanel(integration: IntegrationView) -> impl IntoView {
             },
         });
     };
+    let open = integration.enabled;
     view! {
-        <section class="panel provider" id=format!("provider-{id}") data-provider=id>
-            <h3>{integration.label.clone()}
-                <span class=move || if enabled.get() { "badge ok" } else { "badge" }>{move || if enabled.get() { "on" } else { "off" }}</span>
-            </h3>
+        <details class="panel provider" id=format!("provider-{id}") data-provider=id open=open>
+            <summary>
+                <h3>{integration.label.clone()}</h3>
+                <span class=move || if enabled.get() { "badge badge-active" } else { "badge" }>{move || if enabled.get() { "on" } else { "off" }}</span>
+            </summary>
             <p class="muted">{setup_words(provider)}</p>
             <p>"Webhook URL: " <code class="hook-url">{integration.hook_url.clone()}</code></p>
             <form class="stack" on:submit=submit>
-                <label class="inline">
+                <label class="check">
                     <input type="checkbox" name="enabled" prop:checked=move || enabled.get()
                         on:change=move |ev| enabled.set(event_target_checked(&ev))/>
-                    {format!("Take {} notifications", integration.label)}
+                    <span>{format!("Take {} notifications", integration.label)}</span>
                 </label>
                 {signed.then(|| view! {
                     <fieldset>
@@ -229,7 +249,7 @@ fn ProviderPanel(integration: IntegrationView) -> impl IntoView {
                 {move || form_error(last_error)().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
                 {move || save.value().get().and_then(Result::ok).map(|_| view! { <p class="notice ok" role="status">"Saved."</p> })}
             </form>
-        </section>
+        </details>
     }
 }
 
@@ -294,15 +314,30 @@ fn MappingForm(product_id: String, mappings: ProductMappings) -> impl IntoView {
     let fields: Vec<(Provider, &'static str, RwSignal<String>)> = [
         (Provider::Stripe, "Stripe price or product ids"),
         (Provider::Paypal, "PayPal item numbers"),
-        (Provider::Lemonsqueezy, "Lemon Squeezy variant or product ids"),
+        (
+            Provider::Lemonsqueezy,
+            "Lemon Squeezy variant or product ids",
+        ),
         (Provider::Paddle, "Paddle price or product ids"),
         (Provider::Shopify, "Shopify variant or product ids"),
     ]
     .into_iter()
     .map(|(p, label)| (p, label, RwSignal::new(mappings.ids(p).join(", "))))
     .collect();
-    let amount = RwSignal::new(mappings.price.as_ref().map(|p| p.amount.clone()).unwrap_or_default());
-    let currency = RwSignal::new(mappings.price.as_ref().map(|p| p.currency.clone()).unwrap_or_default());
+    let amount = RwSignal::new(
+        mappings
+            .price
+            .as_ref()
+            .map(|p| p.amount.clone())
+            .unwrap_or_default(),
+    );
+    let currency = RwSignal::new(
+        mappings
+            .price
+            .as_ref()
+            .map(|p| p.currency.clone())
+            .unwrap_or_default(),
+    );
     let save = ServerAction::<SaveMappings>::new();
     let last_error = move || save.value().get().and_then(Result::err);
     let signals = fields.clone();
@@ -423,7 +458,10 @@ pub fn WebhooksPage() -> impl IntoView {
 }
 
 #[component]
-fn EndpointTable(rows: Vec<WebhookEndpointView>, remove: ServerAction<RemoveWebhook>) -> impl IntoView {
+fn EndpointTable(
+    rows: Vec<WebhookEndpointView>,
+    remove: ServerAction<RemoveWebhook>,
+) -> impl IntoView {
     view! {
         <div class="table-wrap panel">
             <table class="endpoints">
@@ -479,10 +517,10 @@ fn AddEndpointForm(add: ServerAction<AddWebhook>) -> impl IntoView {
                 <fieldset>
                     <legend>"Events"</legend>
                     {EVENTS.into_iter().map(|(event, words)| view! {
-                        <label class="inline">
+                        <label class="check">
                             <input type="checkbox" name=format!("event-{event}") prop:checked=move || picked.with(|p| p.get(event).copied().unwrap_or(false))
                                 on:change=move |ev| { let on = event_target_checked(&ev); picked.update(|p| { p.insert(event, on); }); }/>
-                            <code>{event}</code>" — "{words}
+                            <span><code>{event}</code>" — "{words}</span>
                         </label>
                     }).collect_view()}
                 </fieldset>

@@ -105,9 +105,9 @@ pub async fn remove_webhook(id: u64) -> Result<(), AppError> {
 /// Deliveries, newest first.
 #[server(prefix = "/rpc", endpoint = "deliveries")]
 pub async fn load_deliveries(before: Option<u64>) -> Result<DeliveryPage, AppError> {
-    crate::server::as_user(|ui| async move {
-        Ok(ui.webhooks.deliveries(before, PAYMENTS_PAGE).await?)
-    })
+    crate::server::as_user(
+        |ui| async move { Ok(ui.webhooks.deliveries(before, PAYMENTS_PAGE).await?) },
+    )
     .await
 }
 

@@ -619,6 +619,15 @@ impl PaymentService {
                             .filter(|(_, v)| !v.is_empty())
                             .collect();
                     }
+                    if after.enabled
+                        && provider == Provider::Paypal
+                        && !after.options.contains_key("receiver_email")
+                    {
+                        return Err(ServiceError::invalid(
+                            "options",
+                            "set receiver_email to your PayPal account's email before enabling PayPal: payments to anyone else must be refused",
+                        ));
+                    }
                     if after.enabled && after.secrets.is_empty() && provider != Provider::Paypal {
                         return Err(ServiceError::invalid(
                             "secrets",
