@@ -167,13 +167,14 @@ pub fn decide(
         ),
         // An order can exist before its payment is heard of (made through the API or by
         // hand with the provider's transaction ID): the notification confirms it.
-        (None, K::Paid) => (create_or_move(OrderStatus::Confirmed), Some(S::Paid)),
+        (None | Some(S::Pending), K::Paid) => {
+            (create_or_move(OrderStatus::Confirmed), Some(S::Paid))
+        }
         (None, K::Pending) if has_order => (
             Nothing("an order with this transaction ID exists already"),
             Some(S::Pending),
         ),
         (None, K::Pending) => (Create(OrderStatus::OnHold), Some(S::Pending)),
-        (Some(S::Pending), K::Paid) => (create_or_move(OrderStatus::Confirmed), Some(S::Paid)),
         // A payment remembered as disputed before it was heard of as paid: its order is
         // created held, and the dispute's end decides.
         (Some(S::Disputed), K::Paid | K::Pending) if !has_order => {

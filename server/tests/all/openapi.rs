@@ -2,7 +2,7 @@
 //! for a token rather than answering 404/405), every reference resolves, and the schemas
 //! name exactly the fields the API really returns.
 
-mod common;
+use crate::common;
 
 use common::{Shop, spawn_app};
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! Black-box tests of the delivery core over HTTP: the REST API with a Bearer token, a
 //! streamed upload, orders with passwords, and downloads under the rules.
 
-mod common;
+use crate::common;
 
 use common::{Shop, spawn_app_with};
 use reqwest::StatusCode;

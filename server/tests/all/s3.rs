@@ -3,7 +3,7 @@
 //! 302 redirects to presigned URLs that carry the real name, expire, cannot be altered, and
 //! spend the download budget when issued; deleting a file removes the object.
 
-mod common;
+use crate::common;
 
 use common::{Shop, TestApp, spawn_app_with};
 use reqwest::StatusCode;

@@ -2,7 +2,7 @@
 //! from one country and tried from a second is blocked; the vendor sees both IPs and
 //! countries in the desk, unblocks, resets, expires, resends, and sends a new password.
 
-mod common;
+use crate::common;
 
 use common::Shop;
 use domain::net::IpNet;

@@ -8,7 +8,7 @@
 // Each test is one provider's story told in the order a shop lives it.
 #![allow(clippy::too_many_lines)]
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::extract::State;

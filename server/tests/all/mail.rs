@@ -8,7 +8,7 @@
 
 #![allow(clippy::too_many_lines)]
 
-mod common;
+use crate::common;
 
 use backend::mail::worker::SmtpSecurity;
 use common::{TestApp, api_token, spawn_app_with};

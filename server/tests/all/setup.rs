@@ -3,7 +3,7 @@
 //! `dropgate_password_hashes_total` in `/metrics`; this file is its own test binary (its own
 //! process), so no other test's sign-ins move that counter.
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, spawn_app_with};
 

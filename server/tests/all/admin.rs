@@ -6,7 +6,7 @@
 // of events that matters.
 #![allow(clippy::too_many_lines)]
 
-mod common;
+use crate::common;
 
 use common::spawn_app;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Black-box HTTP tests of the foundation: the real application on 127.0.0.1:0 with a real
 //! redb file in a temp dir, spoken to over real sockets.
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, spawn_app, spawn_app_with};
 use std::time::{Duration, Instant};
