@@ -4,7 +4,7 @@
 //! render but do not hydrate, and it says so at start.
 //!
 //! It also embeds the GeoIP country database pinned in `geoip.pin` (from
-//! `$DROPGATE_GEOIP_MMDB`, default `target/tools/geoip/package/<file>`), gzipped, after
+//! `$DROPGATE_GEOIP_MMDB`, default `target/tools/geoip/package/<file>`), xz-compressed, after
 //! checking its SHA-256: a different file fails the build. Without the file the server builds with no
 //! embedded database and says so at start.
 
@@ -143,14 +143,18 @@ fn embed_geoip(root: &Path, manifest: &Path, out_dir: &Path) {
         PathBuf::from,
     );
     println!("cargo:rerun-if-changed={}", db.display());
-    let beside = gz_path(&db);
+    let beside = {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".xz");
+        PathBuf::from(name)
+    };
     println!("cargo:rerun-if-changed={}", beside.display());
-    let code = if let Some(gz) = gzipped_database(&db, &beside, &field("sha256"), out_dir) {
+    let code = if let Some(xz) = packed_database(&db, &beside, &field("sha256"), out_dir) {
         format!(
-            "Some(EmbeddedGeoip {{ package: {:?}, version: {:?}, gzipped: include_bytes!({:?}) }})",
+            "Some(EmbeddedGeoip {{ package: {:?}, version: {:?}, xz: include_bytes!({:?}) }})",
             field("package"),
             field("version"),
-            gz.display().to_string()
+            xz.display().to_string()
         )
     } else {
         if std::env::var("PROFILE").as_deref() == Ok("release") {
@@ -168,15 +172,16 @@ fn embed_geoip(root: &Path, manifest: &Path, out_dir: &Path) {
     .expect("write generated geoip.rs");
 }
 
-/// The pinned database gzipped: the `.gz` beside it (made by the xtask with `gzip -9`)
-/// when it unpacks to the pinned bytes, else the database compressed here. `None` when there
-/// is no database. A database (or `.gz`) whose SHA-256 differs from the pin fails the build.
-fn gzipped_database(db: &Path, beside: &Path, pinned: &str, out_dir: &Path) -> Option<PathBuf> {
+/// The pinned database xz-compressed: the `.xz` beside it (made by the xtask with
+/// `xz -9e`) when it unpacks to the pinned bytes, else the database compressed here. `None`
+/// when there is no database. A database (or `.xz`) whose SHA-256 differs from the pin fails
+/// the build.
+fn packed_database(db: &Path, beside: &Path, pinned: &str, out_dir: &Path) -> Option<PathBuf> {
     use sha2::{Digest, Sha256};
     use std::io::Read as _;
-    if let Ok(gz) = std::fs::read(beside) {
+    if let Ok(xz) = std::fs::read(beside) {
         let mut unpacked = Vec::new();
-        let read = flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut unpacked);
+        let read = liblzma::read::XzDecoder::new(xz.as_slice()).read_to_end(&mut unpacked);
         if read.is_ok() && hex(&Sha256::digest(&unpacked)) == pinned {
             return Some(beside.to_path_buf());
         }
@@ -192,10 +197,10 @@ fn gzipped_database(db: &Path, beside: &Path, pinned: &str, out_dir: &Path) -> O
         "{} has SHA-256 {actual}, but geoip.pin expects {pinned}: refusing to embed it",
         db.display(),
     );
-    let out = out_dir.join("geoip.mmdb.gz");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&bytes).expect("gzip in memory");
-    std::fs::write(&out, encoder.finish().expect("gzip in memory")).expect("write geoip.mmdb.gz");
+    let out = out_dir.join("geoip.mmdb.xz");
+    let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 9);
+    encoder.write_all(&bytes).expect("xz in memory");
+    std::fs::write(&out, encoder.finish().expect("xz in memory")).expect("write geoip.mmdb.xz");
     Some(out)
 }
 

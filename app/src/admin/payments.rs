@@ -6,8 +6,8 @@ use super::ErrorNote;
 use super::widgets::{ConfirmButton, FieldError, field_error, form_error, value_of};
 use crate::api::{
     AddWebhook, RemoveWebhook, ReprocessNotification, ResendDelivery, SaveIntegration,
-    SaveMappings, load_deliveries, load_integrations, load_mappings, load_notifications,
-    load_webhooks,
+    SaveMappings, TestIntegration, load_deliveries, load_integrations, load_mappings,
+    load_notifications, load_webhooks,
 };
 use domain::payment::{
     DeliveryView, IntegrationUpdate, IntegrationView, NewWebhookEndpoint, NotificationView, Price,
@@ -152,6 +152,7 @@ fn ProviderPanel(integration: IntegrationView) -> impl IntoView {
     let api_key = RwSignal::new(String::new());
     let options = RwSignal::new(integration.options.clone());
     let save = ServerAction::<SaveIntegration>::new();
+    let test = ServerAction::<TestIntegration>::new();
     Effect::new(move |_| {
         if let Some(Ok(saved)) = save.value().get() {
             enabled.set(saved.enabled);
@@ -245,9 +246,18 @@ fn ProviderPanel(integration: IntegrationView) -> impl IntoView {
                     <button type="submit" class="primary" disabled=move || save.pending().get()>
                         {move || if save.pending().get() { "Saving…" } else { "Save" }}
                     </button>
+                    <button type="button" disabled=move || test.pending().get() || !enabled.get()
+                        title="Checks the saved set-up from end to end"
+                        on:click=move |_| { test.dispatch(TestIntegration { provider }); }>
+                        {move || if test.pending().get() { "Testing…" } else { "Test" }}
+                    </button>
                 </div>
                 {move || form_error(last_error)().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
                 {move || save.value().get().and_then(Result::ok).map(|_| view! { <p class="notice ok" role="status">"Saved."</p> })}
+                {move || test.value().get().map(|result| match result {
+                    Ok(found) => view! { <p class="notice ok test-result" role="status">{format!("It works: {found}.")}</p> }.into_any(),
+                    Err(e) => view! { <p class="notice error test-result" role="alert">{format!("Test failed: {e}")}</p> }.into_any(),
+                })}
             </form>
         </details>
     }

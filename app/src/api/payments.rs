@@ -33,6 +33,15 @@ pub async fn save_integration(
     .await
 }
 
+/// Tests a provider's set-up from end to end; says what was found.
+#[server(prefix = "/rpc", endpoint = "integration-test")]
+pub async fn test_integration(provider: Provider) -> Result<String, AppError> {
+    crate::server::as_admin(|ui, _actor| async move {
+        Ok(ui.payments.test(provider, backend::clock::now()).await?)
+    })
+    .await
+}
+
 /// Received notifications, newest first.
 #[server(prefix = "/rpc", endpoint = "notifications")]
 pub async fn load_notifications(before: Option<u64>) -> Result<NotificationPage, AppError> {

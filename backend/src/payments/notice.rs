@@ -5,6 +5,9 @@
 use domain::payment::{PaymentKind, Provider, parse_amount};
 use serde_json::Value;
 
+/// The event type of the admin's "Test" notification: read, stored, and left alone.
+pub const TEST_EVENT: &str = "dropgate.test";
+
 /// One notification, normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Notice {
@@ -439,6 +442,13 @@ fn generic(body: &Value, context: &Context) -> Result<Notice, NoticeError> {
         .or_else(|| context.delivery_id.clone())
         .ok_or_else(|| err("the field event_id is missing"))?;
     let event_type = required(body, &["type"])?;
+    if event_type == TEST_EVENT {
+        return Ok(Notice {
+            event_id,
+            event_type,
+            ..Notice::default()
+        });
+    }
     let kind = match event_type.as_str() {
         "order.paid" => PaymentKind::Paid,
         "order.pending" => PaymentKind::Pending,

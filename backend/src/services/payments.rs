@@ -664,6 +664,92 @@ impl PaymentService {
         Ok(self.integration_view(provider, &record))
     }
 
+    /// Checks a provider's set-up from end to end, for the admin's Test button.
+    ///
+    /// Signed providers: a notification of type `dropgate.test`, signed with the first
+    /// secret the way the provider signs, is posted to the public webhook URL — so the URL
+    /// (and any proxy in front) reaches this server and the secret checks out; it shows up
+    /// in the list as "nothing to do". PayPal: its verification endpoint must answer an
+    /// empty message with `INVALID`. Stripe also checks the API key against Stripe's API.
+    pub async fn test(&self, provider: Provider, now: Timestamp) -> Result<String, ServiceError> {
+        let integration = self
+            .store
+            .run(move |s| s.read(|tx| store::payments::integration(tx, provider)))
+            .await?
+            .unwrap_or_default();
+        if !integration.enabled {
+            return Err(ServiceError::Conflict(format!(
+                "{} notifications are off: turn them on and save first",
+                provider.label()
+            )));
+        }
+        if provider == Provider::Paypal {
+            return match self.verify_paypal(&integration, b"").await {
+                Err(Problem::Refused(e)) if e.contains("INVALID") => Ok(
+                    "PayPal's verification endpoint answers (INVALID for an empty message, as it should)".into(),
+                ),
+                Ok(()) => Err(ServiceError::Conflict(
+                    "the verification endpoint answered VERIFIED to an empty message: it is not PayPal's".into(),
+                )),
+                Err(problem) => Err(ServiceError::Conflict(problem.to_string())),
+            };
+        }
+        let mut said = Vec::new();
+        if provider == Provider::Stripe {
+            said.push(self.check_stripe_key(&integration).await?);
+        }
+        let secret = integration.secrets.first().cloned().unwrap_or_default();
+        let (body, headers) = test_notification(provider, &secret, now);
+        let url = format!("{}{}", self.public_url, provider.hook_path());
+        let answer = self
+            .client
+            .post(&url, &headers, body, Duration::from_secs(15))
+            .await
+            .map_err(|e| {
+                ServiceError::Conflict(format!("the webhook URL {url} could not be reached: {e}"))
+            })?;
+        if !answer.is_success() {
+            return Err(ServiceError::Conflict(format!(
+                "the webhook URL {url} answered HTTP {}: {}",
+                answer.status,
+                answer.excerpt(300)
+            )));
+        }
+        said.push(format!(
+            "a test notification signed with your secret reached {url} and was accepted"
+        ));
+        Ok(said.join("; "))
+    }
+
+    /// Stripe: the API key can read Checkout Sessions.
+    async fn check_stripe_key(
+        &self,
+        integration: &IntegrationRecord,
+    ) -> Result<String, ServiceError> {
+        let Some(key) = integration.api_key.as_deref() else {
+            return Ok("no API key is set: name the products in each session's metadata as dropgate_products".into());
+        };
+        let base = integration
+            .options
+            .get("api_base")
+            .map_or(STRIPE_API, String::as_str)
+            .trim_end_matches('/');
+        let url = format!("{base}/v1/checkout/sessions?limit=1");
+        match self.client.get(&url, key, Duration::from_secs(15)).await {
+            Ok(answer) if answer.is_success() => {
+                Ok("Stripe accepts the API key and it can read Checkout Sessions".into())
+            }
+            Ok(answer) => Err(ServiceError::Conflict(format!(
+                "Stripe refused the API key (HTTP {}): {}",
+                answer.status,
+                answer.excerpt(300)
+            ))),
+            Err(e) => Err(ServiceError::Conflict(format!(
+                "Stripe's API could not be reached: {e}"
+            ))),
+        }
+    }
+
     /// A product's provider ids and price.
     pub async fn mappings(&self, product: &str) -> Result<ProductMappings, ServiceError> {
         let product = parse_product(product)?;
@@ -767,6 +853,76 @@ impl PaymentService {
             .await?;
         Ok(mappings_view(&saved))
     }
+}
+
+/// A notification of the test event type, signed the way `provider` signs.
+fn test_notification(
+    provider: Provider,
+    secret: &str,
+    now: Timestamp,
+) -> (Vec<u8>, Vec<(&'static str, String)>) {
+    use base64::Engine;
+    use hmac::Mac;
+    let secs = now.unix_millis() / 1000;
+    let id = format!("dropgate-test-{}", now.unix_millis());
+    let body = match provider {
+        Provider::Stripe => {
+            serde_json::json!({"id": id, "type": notice::TEST_EVENT, "data": {"object": {}}})
+        }
+        Provider::Lemonsqueezy => {
+            serde_json::json!({"meta": {"event_name": notice::TEST_EVENT}, "data": {"id": id, "attributes": {}}})
+        }
+        Provider::Paddle => {
+            serde_json::json!({"event_id": id, "event_type": notice::TEST_EVENT, "data": {}})
+        }
+        Provider::Shopify => serde_json::json!({"id": id}),
+        Provider::Generic | Provider::Paypal => {
+            serde_json::json!({"event_id": id, "type": notice::TEST_EVENT})
+        }
+    };
+    let body = serde_json::to_vec(&body).expect("JSON values serialise");
+    let mac = |parts: &[&[u8]]| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+            .expect("HMAC takes any key length");
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes()
+    };
+    let mut headers = vec![("content-type", "application/json".to_owned())];
+    match provider {
+        Provider::Stripe => headers.push((
+            "stripe-signature",
+            format!(
+                "t={secs},v1={}",
+                hex::encode(mac(&[secs.to_string().as_bytes(), b".", &body]))
+            ),
+        )),
+        Provider::Paddle => headers.push((
+            "paddle-signature",
+            format!(
+                "ts={secs};h1={}",
+                hex::encode(mac(&[secs.to_string().as_bytes(), b":", &body]))
+            ),
+        )),
+        Provider::Lemonsqueezy => headers.push(("x-signature", hex::encode(mac(&[&body])))),
+        Provider::Shopify => {
+            headers.push((
+                "x-shopify-hmac-sha256",
+                base64::engine::general_purpose::STANDARD.encode(mac(&[&body])),
+            ));
+            headers.push(("x-shopify-topic", "dropgate/test".to_owned()));
+            headers.push(("x-shopify-webhook-id", id.clone()));
+        }
+        Provider::Generic | Provider::Paypal => {
+            if let Ok(key) = WebhookSecret::parse(secret) {
+                headers.push(("webhook-id", id.clone()));
+                headers.push(("webhook-timestamp", secs.to_string()));
+                headers.push(("webhook-signature", key.sign(&id, secs, &body)));
+            }
+        }
+    }
+    (body, headers)
 }
 
 /// Why a notification was not verified.

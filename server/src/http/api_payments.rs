@@ -24,6 +24,7 @@ pub fn routes() -> OpenApiRouter<HttpState> {
     OpenApiRouter::new()
         .routes(routes!(list_integrations))
         .routes(routes!(get_integration, put_integration))
+        .routes(routes!(test_integration))
         .routes(routes!(get_mappings, put_mappings))
         .routes(routes!(list_notifications))
         .routes(routes!(reprocess_notification))
@@ -74,6 +75,28 @@ async fn put_integration(
         .update_integration(provider(&name)?, update, actor, backend::clock::now())
         .await?;
     Ok(Json(view).into_response())
+}
+
+/// What the Test button found.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct TestResult {
+    message: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/{provider}/test", tag = "payments",
+    params(("provider" = String, Path, description = "stripe, paypal, lemonsqueezy, paddle, shopify or generic")),
+    responses((status = 200, description = "The set-up works: a signed test notification reached the public webhook URL (PayPal: its verification endpoint answers; Stripe: the API key works too)", body = TestResult),
+        (status = 404, description = "No such provider", body = super::api::ErrorBody),
+        (status = 409, description = "It does not work, and why", body = super::api::ErrorBody)))]
+async fn test_integration(
+    State(s): State<HttpState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
+    let message = s
+        .payments
+        .test(provider(&name)?, backend::clock::now())
+        .await?;
+    Ok(Json(TestResult { message }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/products/{product_id}/mappings", tag = "payments",

@@ -146,6 +146,15 @@ async fn serve(router: Router) -> String {
 /// A fake Stripe API: line items of known sessions, for the right key only.
 async fn fake_stripe() -> String {
     let router = Router::new().route(
+        "/v1/checkout/sessions",
+        get(|headers: http::HeaderMap| async move {
+            if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer rk_test_key") {
+                (http::StatusCode::OK, axum::Json(json!({"object": "list", "data": []})))
+            } else {
+                (http::StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"message": "Invalid API Key"}})))
+            }
+        }),
+    ).route(
         "/v1/checkout/sessions/{id}/line_items",
         get(|axum::extract::Path(id): axum::extract::Path<String>, headers: http::HeaderMap| async move {
             if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer rk_test_key") {
@@ -207,6 +216,27 @@ async fn stripe_sales_refunds_and_disputes() {
             .ends_with("/hooks/stripe")
     );
     map(&shop, "book", json!({"stripe": ["price_book"]})).await;
+
+    // The Test button: the API key works, and a signed test notification reaches the
+    // public URL and is accepted (it shows up as "nothing to do").
+    let (status, tested) = shop
+        .call(Method::POST, "/api/v1/integrations/stripe/test", None)
+        .await;
+    assert_eq!(status, 200, "{tested}");
+    let message = tested["message"].as_str().unwrap();
+    assert!(
+        message.contains("accepts the API key") && message.contains("was accepted"),
+        "{message}"
+    );
+    let shown = notifications(&shop).await;
+    assert_eq!(
+        (
+            shown.len(),
+            shown[0]["outcome"].as_str(),
+            shown[0]["event_type"].as_str()
+        ),
+        (1, Some("ignored"), Some("dropgate.test"))
+    );
     let send = |body: Vec<u8>, secret: &'static str, t: i64| {
         let shop = &shop;
         async move {
@@ -514,6 +544,9 @@ struct FakePaypal {
 
 async fn verify_ipn(State(fake): State<FakePaypal>, body: bytes::Bytes) -> &'static str {
     fake.received.lock().unwrap().push(body.to_vec());
+    if body.as_ref() == b"cmd=_notify-validate&" {
+        return "INVALID"; // an empty message is not PayPal's
+    }
     let verdict = fake
         .next
         .lock()
@@ -563,6 +596,24 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
     )
     .await;
     map(&shop, "course", json!({"paypal": ["COURSE-1"]})).await;
+    let (status, tested) = shop
+        .call(Method::POST, "/api/v1/integrations/paypal/test", None)
+        .await;
+    assert_eq!(status, 200, "{tested}");
+    assert!(
+        tested["message"]
+            .as_str()
+            .unwrap()
+            .contains("INVALID for an empty message"),
+        "{tested}"
+    );
+    let (status, tested) = shop
+        .call(Method::POST, "/api/v1/integrations/paddle/test", None)
+        .await;
+    assert_eq!(
+        status, 409,
+        "a provider that is off cannot be tested: {tested}"
+    );
     let sale = |txn: &str, status: &str, extra: &[(&str, &str)]| {
         let mut fields = vec![
             ("txn_id", txn),
@@ -1224,4 +1275,192 @@ async fn blocked_grants_and_completed_downloads_are_announced() {
         .await;
     assert_eq!(page["deliveries"].as_array().unwrap().len(), 2);
     let _ = receiver.child.kill().await;
+}
+
+/// How one provider signs and words its notifications, for the table-driven test below.
+struct Scheme {
+    path: &'static str,
+    provider: &'static str,
+    /// Headers for `body` signed with `secret` at `at` (unix seconds), with a delivery id.
+    sign: fn(&str, &[u8], i64, &str) -> Vec<(&'static str, String)>,
+    paid: fn(&str) -> Vec<u8>,
+    refunded: fn(&str) -> Vec<u8>,
+}
+
+fn lemon_body(payment: &str, event: &str, status: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "meta": {"event_name": event},
+        "data": {"type": "orders", "id": payment, "attributes": {
+            "status": status, "user_email": "tab@example.com", "user_name": "Tab",
+            "total": 1500, "currency": "USD", "first_order_item": {"product_id": 7, "variant_id": 111}}}
+    }))
+    .unwrap()
+}
+
+fn paddle_body(event_id: &str, kind: &str, data: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"event_id": event_id, "event_type": kind, "data": data})).unwrap()
+}
+
+const SCHEMES: [Scheme; 3] = [
+    Scheme {
+        path: "/hooks/lemonsqueezy",
+        provider: "lemonsqueezy",
+        sign: |secret, body, _, _| {
+            vec![("x-signature", hex::encode(mac(secret.as_bytes(), &[body])))]
+        },
+        paid: |payment| lemon_body(payment, "order_created", "paid"),
+        refunded: |payment| lemon_body(payment, "order_refunded", "refunded"),
+    },
+    Scheme {
+        path: "/hooks/paddle",
+        provider: "paddle",
+        sign: |secret, body, at, _| {
+            let h1 = hex::encode(mac(
+                secret.as_bytes(),
+                &[at.to_string().as_bytes(), b":", body],
+            ));
+            vec![("paddle-signature", format!("ts={at};h1={h1}"))]
+        },
+        paid: |payment| {
+            paddle_body(
+                &format!("evt_paid_{payment}"),
+                "transaction.completed",
+                json!({
+                "id": payment, "customer": {"email": "tab@example.com", "name": "Tab"},
+                "items": [{"price": {"id": "pri_book", "product_id": "pro_book"}}]}),
+            )
+        },
+        refunded: |payment| {
+            paddle_body(
+                &format!("evt_refund_{payment}"),
+                "adjustment.created",
+                json!({
+                "id": "adj", "action": "refund", "type": "full", "status": "approved", "transaction_id": payment}),
+            )
+        },
+    },
+    Scheme {
+        path: "/hooks/shopify",
+        provider: "shopify",
+        sign: |secret, body, _, delivery| {
+            let topic = if body.windows(8).any(|w| w == b"order_id") {
+                "refunds/create"
+            } else {
+                "orders/paid"
+            };
+            vec![
+                (
+                    "x-shopify-hmac-sha256",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(mac(secret.as_bytes(), &[body])),
+                ),
+                ("x-shopify-topic", topic.to_owned()),
+                ("x-shopify-webhook-id", delivery.to_owned()),
+            ]
+        },
+        paid: |payment| {
+            serde_json::to_vec(
+                &json!({"id": payment.parse::<u64>().unwrap(), "email": "tab@example.com",
+                "line_items": [{"product_id": 4444, "variant_id": 8888}]}),
+            )
+            .unwrap()
+        },
+        refunded: |payment| {
+            serde_json::to_vec(&json!({"id": 1, "order_id": payment.parse::<u64>().unwrap()}))
+                .unwrap()
+        },
+    },
+];
+
+/// Every signed provider, the same cases: valid, wrong secret, tampered body, a
+/// redelivery, a replay with a fresh signature, and a refund that arrives first.
+#[tokio::test]
+async fn every_signed_provider_refuses_forgeries_and_deduplicates() {
+    let shop = Shop::open().await;
+    product(&shop, "book").await;
+    map(
+        &shop,
+        "book",
+        json!({"lemonsqueezy": ["111"], "paddle": ["pri_book"], "shopify": ["8888"]}),
+    )
+    .await;
+    for (n, scheme) in SCHEMES.iter().enumerate() {
+        let secret = format!("secret-of-{}", scheme.provider);
+        configure(
+            &shop,
+            scheme.provider,
+            json!({"enabled": true, "secrets": [secret]}),
+        )
+        .await;
+        let payment = format!("{}00{n}", 7000 + n);
+        let paid = (scheme.paid)(&payment);
+        let send = |body: &[u8], secret: &str, delivery: &str| {
+            let headers = (scheme.sign)(secret, body, unix_now(), delivery);
+            let body = body.to_vec();
+            let shop = &shop;
+            async move { hook(shop, scheme.path, &headers, &body).await }
+        };
+        let (status, answer) = send(&paid, "not-the-secret", "d1").await;
+        assert_eq!(status, 400, "{}: wrong secret: {answer}", scheme.provider);
+        let mut tampered = paid.clone();
+        let at = tampered.iter().position(|b| *b == b'@').unwrap();
+        tampered[at - 1] = b'X';
+        let headers = (scheme.sign)(&secret, &paid, unix_now(), "d1");
+        let (status, _) = hook(&shop, scheme.path, &headers, &tampered).await;
+        assert_eq!(status, 400, "{}: tampered body", scheme.provider);
+        assert!(
+            orders_of(&shop, &payment).await.is_empty(),
+            "{}",
+            scheme.provider
+        );
+
+        let (status, answer) = send(&paid, &secret, "d1").await;
+        assert_eq!(
+            (status, answer["outcome"].as_str()),
+            (200, Some("order_created")),
+            "{}: {answer}",
+            scheme.provider
+        );
+        let (_, answer) = send(&paid, &secret, "d1").await;
+        assert_eq!(
+            answer["outcome"], "duplicate",
+            "{}: redelivery: {answer}",
+            scheme.provider
+        );
+        assert_eq!(
+            orders_of(&shop, &payment).await.len(),
+            1,
+            "{}",
+            scheme.provider
+        );
+
+        let refund = (scheme.refunded)(&payment);
+        send(&refund, &secret, "d2").await;
+        assert_eq!(
+            the_order(&shop, &payment).await["status"],
+            "refunded",
+            "{}",
+            scheme.provider
+        );
+
+        // A refund that arrives before its payment: the payment then gives no access.
+        let early = format!("{}00{n}", 8000 + n);
+        let (_, answer) = send(&(scheme.refunded)(&early), &secret, "d3").await;
+        assert_eq!(
+            answer["outcome"], "recorded",
+            "{}: {answer}",
+            scheme.provider
+        );
+        let (_, answer) = send(&(scheme.paid)(&early), &secret, "d4").await;
+        assert_eq!(
+            answer["outcome"], "ignored",
+            "{}: {answer}",
+            scheme.provider
+        );
+        assert!(
+            orders_of(&shop, &early).await.is_empty(),
+            "{}",
+            scheme.provider
+        );
+    }
 }
