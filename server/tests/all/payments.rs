@@ -1277,12 +1277,15 @@ async fn blocked_grants_and_completed_downloads_are_announced() {
     let _ = receiver.child.kill().await;
 }
 
+/// Request headers as the hooks take them.
+type Headers = Vec<(&'static str, String)>;
+
 /// How one provider signs and words its notifications, for the table-driven test below.
 struct Scheme {
     path: &'static str,
     provider: &'static str,
     /// Headers for `body` signed with `secret` at `at` (unix seconds), with a delivery id.
-    sign: fn(&str, &[u8], i64, &str) -> Vec<(&'static str, String)>,
+    sign: fn(&str, &[u8], i64, &str) -> Headers,
     paid: fn(&str) -> Vec<u8>,
     refunded: fn(&str) -> Vec<u8>,
 }
