@@ -9,8 +9,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The database compiled into the binary, xz-compressed: 2.1 MB of binary instead of 8.2 MB
-/// (4.1 MB gzipped), for about 160 ms of unpacking at start (on its own thread, while the
-/// store opens) and the 8 MiB it takes in memory.
+/// (4.1 MB gzipped), for about 160 ms of unpacking on a thread of its own after start (see
+/// [`Unpacking`]) and the 8 MiB it takes in memory.
 #[derive(Debug)]
 pub struct EmbeddedGeoip {
     pub package: &'static str,
@@ -91,18 +91,69 @@ pub fn open(path: Option<&Path>, reload_every: Duration) -> Result<Geo, String> 
             attribution: None,
         });
     };
-    let db = MaxMindGeo::from_bytes(Cow::Owned(embedded.unpacked()?))
-        .map_err(|e| format!("the embedded database is unreadable: {e}"))?;
-    tracing::info!(
-        database = %format!("{} {} (embedded)", embedded.package, embedded.version),
-        about = %db.describe(),
-        "GeoIP database loaded"
-    );
     Ok(Geo {
-        description: format!("DB-IP Lite country, embedded ({})", db.describe()),
-        lookup: Arc::new(db),
+        description: format!(
+            "DB-IP Lite country, embedded ({} {})",
+            embedded.package, embedded.version
+        ),
+        lookup: Arc::new(Unpacking::start(embedded)),
         attribution: Some(DB_IP),
     })
+}
+
+/// The embedded database while it is unpacked on a thread of its own, so the server
+/// listens at once. A lookup made before the unpacking ends waits for it (a fraction of a
+/// second, once per process) rather than answer "unknown": no download skips the country
+/// rule because it came early.
+#[derive(Debug)]
+struct Unpacking {
+    db: Arc<std::sync::OnceLock<Option<MaxMindGeo>>>,
+}
+
+impl Unpacking {
+    fn start(embedded: &'static EmbeddedGeoip) -> Self {
+        let db = Arc::new(std::sync::OnceLock::new());
+        let filled = Arc::clone(&db);
+        let unpack = move || {
+            // A panic must still fill the cell: lookups wait on it.
+            let opened = std::panic::catch_unwind(|| {
+                embedded.unpacked().and_then(|bytes| {
+                    MaxMindGeo::from_bytes(Cow::Owned(bytes))
+                        .map_err(|e| format!("the embedded database is unreadable: {e}"))
+                })
+            })
+            .unwrap_or_else(|_| Err("unpacking it panicked".to_owned()));
+            let db = match opened {
+                Ok(db) => {
+                    tracing::info!(
+                        database = %format!("{} {} (embedded)", embedded.package, embedded.version),
+                        about = %db.describe(),
+                        "GeoIP database loaded"
+                    );
+                    Some(db)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the embedded GeoIP database cannot be used: every country is unknown");
+                    None
+                }
+            };
+            let _ = filled.set(db);
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("dropgate-geoip".into())
+            .spawn(unpack)
+        {
+            tracing::error!(error = %e, "could not start unpacking the GeoIP database");
+            let _ = db.set(None);
+        }
+        Self { db }
+    }
+}
+
+impl GeoLookup for Unpacking {
+    fn country(&self, ip: std::net::IpAddr) -> Option<domain::CountryCode> {
+        self.db.wait().as_ref().and_then(|db| db.country(ip))
+    }
 }
 
 /// Whether this build carries the DB-IP Lite database.

@@ -128,7 +128,8 @@ impl Application {
     /// Opens the store in the data dir, binds the listener and builds the router.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         create_dirs(&config)?;
-        // Unpacking the embedded GeoIP database takes a moment: it runs while the store opens.
+        // Opening a `--geoip-db` file takes a moment: it runs while the store opens (the
+        // embedded database unpacks on a thread of its own, see `geoip::Unpacking`).
         let geo = open_geo(&config);
         let store = open_store(&config).await?;
 
