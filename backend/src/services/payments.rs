@@ -1344,3 +1344,123 @@ fn notification_view(id: u64, r: NotificationRecord) -> NotificationView {
         payload: String::from_utf8_lossy(&r.body).into_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::Blobs;
+    use crate::services::CatalogService;
+    use domain::wire::NewProduct;
+    use proptest::prelude::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const KINDS: [&str; 4] = [
+        "order.paid",
+        "order.refunded",
+        "order.disputed",
+        "order.dispute_won",
+    ];
+
+    /// A store with one product and the generic hook on, on the in-memory store.
+    async fn service(now: Timestamp) -> (PaymentService, Store) {
+        let store = Store::in_memory().unwrap();
+        let catalog = CatalogService::new(store.clone(), Blobs::in_memory(), 1 << 20);
+        catalog
+            .create(
+                NewProduct {
+                    product_id: "book".into(),
+                    name: "Book".into(),
+                    max_downloads: 3,
+                    download_days: 31,
+                    country_lock: false,
+                },
+                Actor::System,
+                now,
+            )
+            .await
+            .unwrap();
+        let mailer = Mailer::for_tests(store.clone(), "https://dl.example.com").await;
+        let payments = PaymentService::new(
+            store.clone(),
+            store.download_key().unwrap(),
+            mailer,
+            HttpClient::new().unwrap(),
+            "https://dl.example.com",
+        );
+        let update = IntegrationUpdate {
+            enabled: Some(true),
+            secrets: Some(vec![SECRET.into()]),
+            ..IntegrationUpdate::default()
+        };
+        payments
+            .update_integration(Provider::Generic, update, Actor::System, now)
+            .await
+            .unwrap();
+        (payments, store)
+    }
+
+    /// The generic hook's notification `event` of `kind` about the one payment.
+    fn incoming(event: u8, kind: &str, now: Timestamp) -> Incoming {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "event_id": format!("ev-{event}-{kind}"),
+            "type": kind,
+            "email": "ann@example.com",
+            "product_ids": ["book"],
+            "transaction_id": "pay-1",
+        }))
+        .unwrap();
+        let id = format!("msg-{event}");
+        let secs = now.unix_millis() / 1000;
+        let signature = WebhookSecret::parse(SECRET).unwrap().sign(&id, secs, &body);
+        Incoming {
+            provider: Provider::Generic,
+            headers: vec![
+                ("webhook-id".into(), id),
+                ("webhook-timestamp".into(), secs.to_string()),
+                ("webhook-signature".into(), signature),
+            ],
+            body,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Through the whole pipeline (verify, store, deduplicate, apply, on a real redb
+        /// store): however the notifications of one payment are duplicated and reordered,
+        /// there is at most one order, every answer is a 2xx, and once a refund has arrived
+        /// the order never downloads again.
+        #[test]
+        fn duplicated_and_reordered_notifications_make_one_order_and_a_refund_sticks(
+            sequence in proptest::collection::vec((0u8..3, 0usize..KINDS.len()), 1..10),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let now = crate::clock::now();
+                let (payments, store) = service(now).await;
+                let mut refunded = false;
+                for (event, kind) in sequence {
+                    let receipt = payments.receive(incoming(event, KINDS[kind], now), now).await.unwrap();
+                    assert_eq!(receipt.status, 200, "{:?}", receipt.receipt);
+                    refunded |= KINDS[kind] == "order.refunded";
+                    let (count, order) = store
+                        .read(|tx| {
+                            let order = store::orders::order_by_transaction(tx, "pay-1")?
+                                .map(|id| store::orders::order(tx, id))
+                                .transpose()?
+                                .flatten();
+                            Ok((store::orders::order_count(tx)?, order))
+                        })
+                        .unwrap();
+                    assert!(count <= 1, "{count} orders for one payment");
+                    if refunded {
+                        assert!(
+                            order.is_none_or(|o| !o.status.allows_downloads()),
+                            "a refunded payment still downloads"
+                        );
+                    }
+                }
+            });
+        }
+    }
+}
