@@ -125,6 +125,8 @@ http {{
     listen 127.0.0.1:{port};
     root {root}/files;
     location /plain/ {{ alias {root}/files/; }}
+    # bench/payments.py: the floor of answering a POST (no verification, no storage).
+    location /hooks/ {{ return 200 '{{"outcome":"ok"}}'; }}
     location /signed/ {{
       secure_link $arg_md5,$arg_expires;
       secure_link_md5 "$secure_link_expires$uri {SECRET}";

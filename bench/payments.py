@@ -33,9 +33,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from downloads import api  # noqa: E402
+from downloads import api, start_nginx  # noqa: E402
 from mail import Recorder, ensure_aiosmtpd, start_dropgate  # noqa: E402
-from startup import ensure_nginx, free_port, wait_ok  # noqa: E402
+from startup import ensure_nginx, free_port  # noqa: E402
 
 SECRET = "whsec_bench_signing_secret"
 
@@ -93,30 +93,6 @@ def summary(latencies):
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return statistics.median(ordered), p99, ordered[-1]
-
-
-def start_nginx(nginx, root, port):
-    conf = os.path.join(root, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""
-worker_processes auto;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;
-  fastcgi_temp_path {root}/fcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ return 200 '{{"outcome":"ok"}}'; }}
-  }}
-}}
-""")
-    proc = subprocess.Popen([nginx, "-c", conf, "-p", root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_ok(f"http://127.0.0.1:{port}/ready")
-    return proc
 
 
 def main():
@@ -186,6 +162,9 @@ def main():
         if len(got) != len(expected):
             sys.exit("mail was lost")
 
+        os.makedirs(os.path.join(nginx_root, "files"))
+        with open(os.path.join(nginx_root, "files", "small.bin"), "wb") as f:
+            f.write(b"x")  # start_nginx waits for this file to be served
         nginx_proc = start_nginx(nginx, nginx_root, nginx_port)
         floor, _, _ = burst(nginx_port, "/hooks/stripe", [notification(n) for n in range(args.count)], args.clients)
         n50, n99, _ = summary(floor)

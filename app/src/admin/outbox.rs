@@ -2,7 +2,7 @@
 //! mail form, and the template editor with a live preview.
 
 use super::ErrorNote;
-use super::widgets::{FieldError, field_error, form_error, value_of};
+use super::widgets::{FieldError, Pager, field_error, form_error, value_of};
 use crate::api::{
     RetryMail, SaveTemplate, SendTestMail, load_mail, load_outbox, load_templates, preview_template,
 };
@@ -91,10 +91,7 @@ pub fn OutboxPage() -> impl IntoView {
                         } else {
                             view! { <MailTable mails=page.mails/> }.into_any()
                         }}
-                        <nav class="pager" aria-label="Pages">
-                            {before().is_some().then(|| view! { <a href="/admin/outbox">"← Newest"</a> })}
-                            {next.map(|href| view! { <a href=href>"Older →"</a> })}
-                        </nav>
+                        <Pager newest=before().map(|_| "/admin/outbox".to_owned()) older=next/>
                     }.into_any()
                 }
                 Err(error) => view! { <ErrorNote error/> }.into_any(),

@@ -3,7 +3,7 @@
 //! the seller's webhook endpoints and every delivery with its attempts and Resend.
 
 use super::ErrorNote;
-use super::widgets::{ConfirmButton, FieldError, field_error, form_error, value_of};
+use super::widgets::{ConfirmButton, FieldError, Pager, field_error, form_error, value_of};
 use crate::api::{
     AddWebhook, RemoveWebhook, ReprocessNotification, ResendDelivery, SaveIntegration,
     SaveMappings, TestIntegration, load_deliveries, load_integrations, load_mappings,
@@ -129,10 +129,7 @@ pub fn PaymentsPage() -> impl IntoView {
                         } else {
                             view! { <NotificationTable rows=page.notifications reprocess/> }.into_any()
                         }}
-                        <nav class="pager" aria-label="Pages">
-                            {before().is_some().then(|| view! { <a href="/admin/payments#notifications">"← Newest"</a> })}
-                            {next.map(|href| view! { <a href=href>"Older →"</a> })}
-                        </nav>
+                        <Pager newest=before().map(|_| "/admin/payments#notifications".to_owned()) older=next/>
                     }.into_any()
                 }
                 Err(error) => view! { <ErrorNote error/> }.into_any(),
@@ -455,10 +452,7 @@ pub fn WebhooksPage() -> impl IntoView {
                         } else {
                             view! { <DeliveryTable rows=page.deliveries resend/> }.into_any()
                         }}
-                        <nav class="pager" aria-label="Pages">
-                            {before().is_some().then(|| view! { <a href="/admin/webhooks">"← Newest"</a> })}
-                            {next.map(|href| view! { <a href=href>"Older →"</a> })}
-                        </nav>
+                        <Pager newest=before().map(|_| "/admin/webhooks".to_owned()) older=next/>
                     }.into_any()
                 }
                 Err(error) => view! { <ErrorNote error/> }.into_any(),

@@ -193,3 +193,20 @@ mod tests {
         assert_eq!(country(None), "unknown");
     }
 }
+
+/// The links between the pages of a newest-first list: back to the newest page when this
+/// is an older one, and on to the older page when there is one.
+#[component]
+pub fn Pager(
+    /// The list's first page, when this page is not it.
+    newest: Option<String>,
+    /// The next older page, if any.
+    older: Option<String>,
+) -> impl IntoView {
+    view! {
+        <nav class="pager" aria-label="Pages">
+            {newest.map(|href| view! { <a href=href>"← Newest"</a> })}
+            {older.map(|href| view! { <a href=href>"Older →"</a> })}
+        </nav>
+    }
+}

@@ -67,6 +67,31 @@ pub(super) fn get<K: redb::Key + 'static, R: Record>(
     table.get(key)?.map(|row| decode(row.value())).transpose()
 }
 
+/// Rows with their ids, newest first, and where the next page starts.
+pub type Page<R> = (Vec<(u64, R)>, Option<u64>);
+
+/// The rows of a table keyed by increasing ids, newest first below `before` (from the
+/// newest when `None`), at most `limit`, and the `before` of the next page.
+pub(super) fn newest_first<R: Record>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Page<R>, StoreError> {
+    let rows = match before {
+        Some(b) => table.range(..b)?,
+        None => table.iter()?,
+    };
+    let mut out = Vec::new();
+    for row in rows.rev() {
+        let (k, v) = row?;
+        if out.len() == limit {
+            return Ok((out, Some(k.value() + 1)));
+        }
+        out.push((k.value(), decode(v.value())?));
+    }
+    Ok((out, None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

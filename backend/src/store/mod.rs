@@ -16,6 +16,7 @@ mod codec;
 #[cfg(test)]
 mod crash_tests;
 pub mod download_tables;
+mod due_index;
 pub mod events;
 pub mod grants;
 mod group_commit;

@@ -6,6 +6,7 @@
 //! lists an order's mails.
 
 use super::codec::{self, Record};
+use super::due_index;
 use super::meta;
 use super::{Reader, StoreError};
 use domain::mail::{MailKind, MailState};
@@ -16,8 +17,8 @@ use serde::{Deserialize, Serialize};
 /// key: mail id; value: [`MailRecord`].
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox-1");
 /// key: next attempt (unix ms, u64 BE) then mail id (u64 BE); value: empty. Holds exactly
-/// the mails in a pending state.
-const OUTBOX_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("outbox_due-1");
+/// the mails in a pending state (see `due_index`).
+const OUTBOX_DUE: due_index::DueTable = TableDefinition::new("outbox_due-1");
 /// key: order id (u32 BE) then mail id (u64 BE); value: empty.
 const OUTBOX_ORDERS: TableDefinition<&[u8], ()> = TableDefinition::new("outbox_orders-1");
 /// key: state name; value: how many mails are in that state.
@@ -88,15 +89,6 @@ impl Record for MailRecord {
     }
 }
 
-fn due_key(at: Timestamp, id: u64) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    // Times before 1970 never occur; clamping keeps the byte order equal to time order.
-    let millis = u64::try_from(at.unix_millis()).unwrap_or(0);
-    key[..8].copy_from_slice(&millis.to_be_bytes());
-    key[8..].copy_from_slice(&id.to_be_bytes());
-    key
-}
-
 fn order_key(order: OrderId, id: u64) -> [u8; 12] {
     let mut key = [0u8; 12];
     key[..4].copy_from_slice(&order.get().to_be_bytes());
@@ -139,10 +131,10 @@ pub fn put(
     if let Some(old) = previous
         && let Some(at) = old.next_attempt_at.filter(|_| old.state.is_pending())
     {
-        due.remove(due_key(at, id).as_slice())?;
+        due.remove(due_index::key(at, id).as_slice())?;
     }
     if let Some(at) = record.next_attempt_at.filter(|_| record.state.is_pending()) {
-        due.insert(due_key(at, id).as_slice(), ())?;
+        due.insert(due_index::key(at, id).as_slice(), ())?;
     }
     drop(due);
     if previous.map(|p| p.state) != Some(record.state) {
@@ -165,37 +157,17 @@ pub fn mail(tx: &impl Reader, id: u64) -> Result<Option<MailRecord>, StoreError>
 
 /// Ids of pending mails due at or before `now`, earliest first, at most `limit`.
 pub fn due(tx: &impl Reader, now: Timestamp, limit: usize) -> Result<Vec<u64>, StoreError> {
-    let end = due_key(now, u64::MAX);
-    let table = tx.table(OUTBOX_DUE)?;
-    let mut ids = Vec::new();
-    for row in table.range(..=end.as_slice())?.take(limit) {
-        ids.push(id_of_due_key(row?.0.value())?);
-    }
-    Ok(ids)
+    due_index::due(tx, OUTBOX_DUE, now, limit)
 }
 
 /// When the earliest pending mail is due, if any.
 pub fn next_due(tx: &impl Reader) -> Result<Option<Timestamp>, StoreError> {
-    let table = tx.table(OUTBOX_DUE)?;
-    let Some(row) = table.first()? else {
-        return Ok(None);
-    };
-    let key = row.0.value();
-    let millis = u64::from_be_bytes(key[..8].try_into().map_err(|_| short("due"))?);
-    Ok(Some(Timestamp::from_unix_millis(
-        i64::try_from(millis).unwrap_or(i64::MAX),
-    )))
+    due_index::next_due(tx, OUTBOX_DUE)
 }
 
 /// Every pending mail (for recovery at start: mails left "sending" by a crash).
 pub fn pending(tx: &impl Reader) -> Result<Vec<(u64, MailRecord)>, StoreError> {
-    let keys: Vec<u64> = {
-        let table = tx.table(OUTBOX_DUE)?;
-        table
-            .iter()?
-            .map(|row| id_of_due_key(row?.0.value()))
-            .collect::<Result<_, _>>()?
-    };
+    let keys = due_index::all(tx, OUTBOX_DUE)?;
     let mut out = Vec::with_capacity(keys.len());
     for id in keys {
         if let Some(m) = mail(tx, id)? {
@@ -203,14 +175,6 @@ pub fn pending(tx: &impl Reader) -> Result<Vec<(u64, MailRecord)>, StoreError> {
         }
     }
     Ok(out)
-}
-
-fn id_of_due_key(key: &[u8]) -> Result<u64, StoreError> {
-    let raw: [u8; 8] = key
-        .get(8..16)
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| short("due"))?;
-    Ok(u64::from_be_bytes(raw))
 }
 
 fn short(index: &str) -> StoreError {

@@ -153,9 +153,6 @@ pub fn put_mapping(
     Ok(())
 }
 
-/// Rows with their ids, newest first, and where the next page starts.
-pub type Page<R> = (Vec<(u64, R)>, Option<u64>);
-
 /// What became of a notification.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,21 +259,8 @@ pub fn notifications(
     tx: &impl Reader,
     before: Option<u64>,
     limit: usize,
-) -> Result<Page<NotificationRecord>, StoreError> {
-    let table = tx.table(NOTIFICATIONS)?;
-    let rows = match before {
-        Some(b) => table.range(..b)?,
-        None => table.iter()?,
-    };
-    let mut out = Vec::new();
-    for row in rows.rev() {
-        let (k, v) = row?;
-        if out.len() == limit {
-            return Ok((out, Some(k.value() + 1)));
-        }
-        out.push((k.value(), codec::decode(v.value())?));
-    }
-    Ok((out, None))
+) -> Result<codec::Page<NotificationRecord>, StoreError> {
+    codec::newest_first(&tx.table(NOTIFICATIONS)?, before, limit)
 }
 
 /// The notification that first carried this event id, if any.

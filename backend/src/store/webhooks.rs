@@ -5,6 +5,7 @@
 //! without reading delivered rows.
 
 use super::codec::{self, Record};
+use super::due_index;
 use super::meta;
 use super::{Reader, StoreError};
 use domain::Timestamp;
@@ -17,7 +18,7 @@ const ENDPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("webhook_end
 const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("webhook_deliveries-1");
 /// key: next attempt (unix ms, u64 BE) then delivery id (u64 BE); value: empty. Holds
 /// exactly the pending deliveries.
-const DUE: TableDefinition<&[u8], ()> = TableDefinition::new("webhook_due-1");
+const DUE: due_index::DueTable = TableDefinition::new("webhook_due-1");
 /// key: a fixed name; value: a number. `blocked_cursor`: the download event up to which
 /// blocks have been announced as `grant.blocked`.
 const STATE: TableDefinition<&str, u64> = TableDefinition::new("webhook_state-1");
@@ -170,24 +171,6 @@ impl DeliveryRecord {
     }
 }
 
-fn due_key(at: Timestamp, id: u64) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    let millis = u64::try_from(at.unix_millis()).unwrap_or(0);
-    key[..8].copy_from_slice(&millis.to_be_bytes());
-    key[8..].copy_from_slice(&id.to_be_bytes());
-    key
-}
-
-fn id_of_due_key(key: &[u8]) -> Result<u64, StoreError> {
-    key.get(8..16)
-        .and_then(|s| s.try_into().ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| StoreError::Corrupt {
-            kind: "webhook due index",
-            detail: "short key".into(),
-        })
-}
-
 /// Queues `event_type` with `data` for every endpoint that subscribes to it, in the
 /// caller's transaction. The body follows Standard Webhooks: `{type, timestamp, data}`.
 pub fn emit(
@@ -239,13 +222,13 @@ pub fn put_delivery(
         .filter(|p| p.state == DeliveryState::Pending)
         .and_then(|p| p.next_attempt_at)
     {
-        due.remove(due_key(at, id).as_slice())?;
+        due.remove(due_index::key(at, id).as_slice())?;
     }
     if let Some(at) = record
         .next_attempt_at
         .filter(|_| record.state == DeliveryState::Pending)
     {
-        due.insert(due_key(at, id).as_slice(), ())?;
+        due.insert(due_index::key(at, id).as_slice(), ())?;
     }
     drop(due);
     tx.open_table(DELIVERIES)?
@@ -259,39 +242,11 @@ pub fn delivery(tx: &impl Reader, id: u64) -> Result<Option<DeliveryRecord>, Sto
 
 /// Ids of pending deliveries due at or before `now`, earliest first.
 pub fn due(tx: &impl Reader, now: Timestamp, limit: usize) -> Result<Vec<u64>, StoreError> {
-    let end = due_key(now, u64::MAX);
-    let table = tx.table(DUE)?;
-    let mut ids = Vec::new();
-    for row in table.range(..=end.as_slice())?.take(limit) {
-        ids.push(id_of_due_key(row?.0.value())?);
-    }
-    Ok(ids)
-}
-
-/// When the earliest pending delivery is due.
-pub fn next_due(tx: &impl Reader) -> Result<Option<Timestamp>, StoreError> {
-    let table = tx.table(DUE)?;
-    let Some(row) = table.first()? else {
-        return Ok(None);
-    };
-    let key = row.0.value();
-    let millis = key
-        .get(..8)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_be_bytes);
-    Ok(Some(Timestamp::from_unix_millis(
-        i64::try_from(millis).unwrap_or(i64::MAX),
-    )))
+    due_index::due(tx, DUE, now, limit)
 }
 
 fn pending(tx: &impl Reader) -> Result<Vec<(u64, DeliveryRecord)>, StoreError> {
-    let ids: Vec<u64> = {
-        let table = tx.table(DUE)?;
-        table
-            .iter()?
-            .map(|row| id_of_due_key(row?.0.value()))
-            .collect::<Result<_, _>>()?
-    };
+    let ids = due_index::all(tx, DUE)?;
     let mut out = Vec::new();
     for id in ids {
         if let Some(d) = delivery(tx, id)? {
@@ -306,19 +261,6 @@ pub fn deliveries(
     tx: &impl Reader,
     before: Option<u64>,
     limit: usize,
-) -> Result<super::payments::Page<DeliveryRecord>, StoreError> {
-    let table = tx.table(DELIVERIES)?;
-    let rows = match before {
-        Some(b) => table.range(..b)?,
-        None => table.iter()?,
-    };
-    let mut out = Vec::new();
-    for row in rows.rev() {
-        let (k, v) = row?;
-        if out.len() == limit {
-            return Ok((out, Some(k.value() + 1)));
-        }
-        out.push((k.value(), codec::decode(v.value())?));
-    }
-    Ok((out, None))
+) -> Result<codec::Page<DeliveryRecord>, StoreError> {
+    codec::newest_first(&tx.table(DELIVERIES)?, before, limit)
 }
