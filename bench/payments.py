@@ -165,6 +165,9 @@ def main():
         os.makedirs(os.path.join(nginx_root, "files"))
         with open(os.path.join(nginx_root, "files", "small.bin"), "wb") as f:
             f.write(b"x")  # start_nginx waits for this file to be served
+        for path in (work, nginx_root, os.path.join(nginx_root, "files")):
+            os.chmod(path, 0o755)  # nginx's workers run as another user
+        os.chmod(os.path.join(nginx_root, "files", "small.bin"), 0o644)
         nginx_proc = start_nginx(nginx, nginx_root, nginx_port)
         floor, _, _ = burst(nginx_port, "/hooks/stripe", [notification(n) for n in range(args.count)], args.clients)
         n50, n99, _ = summary(floor)
