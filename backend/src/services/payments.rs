@@ -144,10 +144,7 @@ impl PaymentService {
         now: Timestamp,
     ) -> Result<Receipt, ServiceError> {
         let provider = incoming.provider;
-        let integration = self
-            .store
-            .run(move |s| s.read(|tx| store::payments::integration(tx, provider)))
-            .await?
+        let integration = Some(self.settings_of(provider).await?)
             .filter(|i| i.enabled)
             .ok_or_else(|| {
                 ServiceError::NotFound(format!(
@@ -210,11 +207,7 @@ impl PaymentService {
             )));
         }
         let provider = record.provider;
-        let integration = self
-            .store
-            .run(move |s| s.read(|tx| store::payments::integration(tx, provider)))
-            .await?
-            .unwrap_or_default();
+        let integration = self.settings_of(provider).await?;
         let mut record = record;
         if !record.verified {
             // Only PayPal's verification can fail for a reason other than the notification
@@ -237,6 +230,15 @@ impl PaymentService {
             .process(record, &integration, Some(id), now)
             .await?
             .receipt)
+    }
+
+    /// A provider's stored settings (the defaults, all off, when never set).
+    async fn settings_of(&self, provider: Provider) -> Result<IntegrationRecord, ServiceError> {
+        Ok(self
+            .store
+            .run(move |s| s.read(|tx| store::payments::integration(tx, provider)))
+            .await?
+            .unwrap_or_default())
     }
 
     /// Checks that a notification comes from the provider.
@@ -448,12 +450,10 @@ impl PaymentService {
                     200,
                 );
             };
-            let base = integration
-                .options
-                .get("api_base")
-                .map_or(STRIPE_API, String::as_str)
-                .trim_end_matches('/');
-            let url = format!("{base}/v1/checkout/sessions/{session}/line_items?limit=100");
+            let url = format!(
+                "{}/v1/checkout/sessions/{session}/line_items?limit=100",
+                stripe_api(integration)
+            );
             match self
                 .client
                 .get(&url, api_key, Duration::from_secs(15))
@@ -561,11 +561,7 @@ impl PaymentService {
 
     /// One provider's settings.
     pub async fn integration(&self, provider: Provider) -> Result<IntegrationView, ServiceError> {
-        let record = self
-            .store
-            .run(move |s| s.read(|tx| store::payments::integration(tx, provider)))
-            .await?
-            .unwrap_or_default();
+        let record = self.settings_of(provider).await?;
         Ok(self.integration_view(provider, &record))
     }
 
@@ -672,11 +668,7 @@ impl PaymentService {
     /// in the list as "nothing to do". PayPal: its verification endpoint must answer an
     /// empty message with `INVALID`. Stripe also checks the API key against Stripe's API.
     pub async fn test(&self, provider: Provider, now: Timestamp) -> Result<String, ServiceError> {
-        let integration = self
-            .store
-            .run(move |s| s.read(|tx| store::payments::integration(tx, provider)))
-            .await?
-            .unwrap_or_default();
+        let integration = self.settings_of(provider).await?;
         if !integration.enabled {
             return Err(ServiceError::Conflict(format!(
                 "{} notifications are off: turn them on and save first",
@@ -729,12 +721,7 @@ impl PaymentService {
         let Some(key) = integration.api_key.as_deref() else {
             return Ok("no API key is set: name the products in each session's metadata as dropgate_products".into());
         };
-        let base = integration
-            .options
-            .get("api_base")
-            .map_or(STRIPE_API, String::as_str)
-            .trim_end_matches('/');
-        let url = format!("{base}/v1/checkout/sessions?limit=1");
+        let url = format!("{}/v1/checkout/sessions?limit=1", stripe_api(integration));
         match self.client.get(&url, key, Duration::from_secs(15)).await {
             Ok(answer) if answer.is_success() => {
                 Ok("Stripe accepts the API key and it can read Checkout Sessions".into())
@@ -853,6 +840,15 @@ impl PaymentService {
             .await?;
         Ok(mappings_view(&saved))
     }
+}
+
+/// Stripe's API address: the `api_base` option (a local fake in tests), else Stripe's.
+fn stripe_api(integration: &IntegrationRecord) -> &str {
+    integration
+        .options
+        .get("api_base")
+        .map_or(STRIPE_API, String::as_str)
+        .trim_end_matches('/')
 }
 
 /// A notification of the test event type, signed the way `provider` signs.
