@@ -708,7 +708,17 @@ async fn anonymous_requests_that_change_nothing_commit_nothing() {
     })
     .await;
     app.create_first_admin("owner@example.com").await;
-    let before = redb_commits(&app).await;
+    // The retention job's first run at start commits; on a loaded machine it can land after
+    // the sign-up above. Count from when the background work has settled.
+    let mut before = redb_commits(&app).await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = redb_commits(&app).await;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let client = app.client();
     for i in 0..4 {
         let who = if i % 2 == 0 {
