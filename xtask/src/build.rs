@@ -202,6 +202,9 @@ fn server(root: &Path, site: &Path, log: Option<&Path>) -> Result<PathBuf> {
                 "--target",
                 MUSL,
             ])
+            // Under `cargo xtask test` (the logged build), a per-crate timing report in
+            // target/ship/cargo-timings/, to see what CI's time is made of.
+            .args(log.map(|_| "--timings"))
             .env("CARGO_TARGET_DIR", root.join(SHIP_DIR))
             .env("DROPGATE_SITE_DIR", site),
         log,
