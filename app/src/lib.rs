@@ -111,6 +111,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("mail-templates") view=admin::TemplatesPage/>
                     <Route path=path!("payments") view=admin::PaymentsPage/>
                     <Route path=path!("webhooks") view=admin::WebhooksPage/>
+                    <Route path=path!("records") view=admin::RecordsPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -165,6 +165,7 @@ impl Blobs {
 
     /// Files in an S3 bucket; downloads are redirects to presigned URLs.
     pub fn s3(settings: &S3Settings) -> Result<Self, BlobError> {
+        crate::tls::install_crypto_provider();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&settings.bucket);
         if let Some(endpoint) = &settings.endpoint {
             builder = builder

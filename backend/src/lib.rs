@@ -8,8 +8,10 @@ pub mod clock;
 pub mod geo;
 pub mod mail;
 pub mod payments;
+pub mod sales_file;
 pub mod services;
 pub mod store;
+pub mod tls;
 
 pub use services::{AccessService, ServiceError};
 pub use store::{Store, StoreError};

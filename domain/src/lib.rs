@@ -13,6 +13,7 @@ pub mod order;
 pub mod password;
 pub mod payment;
 pub mod range;
+pub mod records;
 pub mod rules;
 pub mod secret;
 pub mod settings;

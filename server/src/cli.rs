@@ -1,4 +1,5 @@
-//! The command line: `dropgate serve | admin … | token …`, each with `--help`.
+//! The command line: `dropgate serve | admin … | token … | import … | export … | backup |
+//! restore …`, each with `--help`.
 
 use crate::config::{LogFormat, SmtpSecurity};
 use clap::{Args, Parser, Subcommand};
@@ -26,6 +27,108 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Import sale records into a running server (through its API).
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
+    /// Export orders, grants or download events of a running server as CSV.
+    Export(ExportArgs),
+    /// Save a consistent copy of a running server's data (downloads go on meanwhile).
+    Backup(BackupArgs),
+    /// Install a backup into the data directory of a stopped server.
+    Restore {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The backup file (from `dropgate backup` or the admin).
+        file: PathBuf,
+    },
+}
+
+/// How a command reaches the running server.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The server's address [default: http:// and the --bind of its configuration, else
+    /// http://127.0.0.1:8080].
+    #[arg(long, env = "DROPGATE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// An API token (`dropgate token create`); prefer the environment variable.
+    #[arg(
+        long,
+        env = "DROPGATE_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+    /// The configuration file the server uses, to find its address.
+    #[arg(long, env = "DROPGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Sale records: the legacy download script's file (.php or .txt, any separator) or a
+    /// CSV with a header row. Old download IDs stay the buyers' links.
+    Sales(ImportSalesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportSalesArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The file to import.
+    pub file: PathBuf,
+    /// Show what would be created and every rejected row; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// legacy or csv [default: detected from the file].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// A product ID of the file that differs from the shop's: FILE_ID=PRODUCT_ID (repeat).
+    #[arg(long = "map", value_name = "FILE_ID=PRODUCT_ID")]
+    pub map: Vec<String>,
+    /// The CSV column of a field (email, name, product, transaction_id, date, status):
+    /// FIELD=HEADER (repeat).
+    #[arg(long = "column", value_name = "FIELD=HEADER")]
+    pub column: Vec<String>,
+    /// Where download windows start: import (past buyers keep the full window) or sale.
+    #[arg(long, value_name = "FROM", default_value = "import")]
+    pub window: String,
+    /// Mail the imported buyers their links.
+    #[arg(long)]
+    pub notify: bool,
+    /// Import the good rows and leave the rejected ones out.
+    #[arg(long)]
+    pub skip_rejected: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// orders, grants or events.
+    pub what: String,
+    /// From this date (2026-01-01), inclusive.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Up to this date, exclusive.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Only this product.
+    #[arg(long, value_name = "PRODUCT_ID")]
+    pub product: Option<String>,
+    /// Where to write the CSV [default: standard output].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Where to write the copy [default: dropgate-backup-DATE.redb here].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Where the data lives; shared by every command.

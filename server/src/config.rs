@@ -332,6 +332,45 @@ pub fn resolve_data_dir(store: &StoreArgs) -> Result<PathBuf, ConfigError> {
         .unwrap_or_else(|| PathBuf::from("./dropgate-data")))
 }
 
+/// The address of the running server for the commands that talk to it: `--server`, else
+/// `http://` and the `bind` of the configuration (`DROPGATE_BIND`, then the file; an
+/// unspecified address such as 0.0.0.0 means this host), else http://127.0.0.1:8080.
+pub fn resolve_server_url(
+    server: Option<&str>,
+    config: Option<&Path>,
+) -> Result<String, ConfigError> {
+    if let Some(url) = server {
+        let url = url.trim().trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "server: '{url}' is not an address such as http://127.0.0.1:8080"
+            )));
+        }
+        return Ok(url.to_owned());
+    }
+    let file = match config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let bind = std::env::var("DROPGATE_BIND").ok().or(file.bind);
+    let Some(bind) = bind else {
+        return Ok("http://127.0.0.1:8080".to_owned());
+    };
+    let mut address: SocketAddr = bind.parse().map_err(|_| {
+        ConfigError(format!(
+            "bind: '{bind}' is not an address such as 127.0.0.1:8080 or [::]:8080"
+        ))
+    })?;
+    if address.ip().is_unspecified() {
+        address.set_ip(if address.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    Ok(format!("http://{address}"))
+}
+
 /// The `[smtp]` table and top level of the TOML file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod geoip;
 pub mod http;
+pub mod records;
 pub mod startup;
 pub mod telemetry;
 pub mod watchdog;

@@ -5,6 +5,7 @@ use clap::Parser;
 use server::cli::{Cli, Command};
 use server::commands::{self, CommandError};
 use server::config::Config;
+use server::records;
 use std::process::ExitCode;
 
 // musl's malloc takes a global lock on every allocation; with many connections that lock,
@@ -65,6 +66,15 @@ fn main() -> ExitCode {
             Command::Token { action } => {
                 server::telemetry::init_for_commands();
                 commands::token(action).await
+            }
+            Command::Import { what } => match what {
+                server::cli::ImportCommand::Sales(args) => records::import_sales(args).await,
+            },
+            Command::Export(args) => records::export(args).await,
+            Command::Backup(args) => records::backup(args).await,
+            Command::Restore { store, file } => {
+                server::telemetry::init_for_commands();
+                records::restore(&store, &file)
             }
         }
     });

@@ -81,6 +81,8 @@ const IP_RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_sec
 /// the journal, product files, directories) is 0600/0700 whatever the service manager set;
 /// what an earlier version left readable to others is tightened, with a log line.
 pub(crate) fn create_dirs(config: &Config) -> Result<(), StartupError> {
+    // First thing of a start: every TLS client built later takes ring from here.
+    backend::tls::install_crypto_provider();
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let mut dirs = vec![&config.data_dir];
     if let StorageLocation::Local(dir) = &config.storage {
@@ -166,6 +168,7 @@ impl Application {
             config.self_service,
         );
         let desk = DeskService::new(store.clone(), key.clone(), orders.clone(), settings.clone());
+        let records = record_services(&store, &key, &orders, &config);
         let (payments, webhooks, webhook_worker) =
             build_payments(&config, &store, key, &orders, &public_url).await?;
         let downloads = downloads.announcing(webhooks.completions());
@@ -184,6 +187,7 @@ impl Application {
             self_service: self_service.clone(),
             payments: payments.clone(),
             webhooks: webhooks.clone(),
+            records,
             blobs,
             geo: Arc::clone(&geo.lookup),
             metrics: Arc::new(Metrics::default()),
@@ -383,6 +387,24 @@ async fn open_store(config: &Config) -> Result<Store, StartupError> {
         .await
         .map_err(|e| StoreError::Join(e.to_string()))??;
     Ok(store)
+}
+
+/// The services of records in and out: imports, exports, backups (made in the data dir).
+fn record_services(
+    store: &Store,
+    key: &backend::auth::download_key::DownloadKey,
+    orders: &OrderService,
+    config: &Config,
+) -> http::RecordServices {
+    http::RecordServices {
+        imports: backend::services::ImportService::new(
+            store.clone(),
+            key.clone(),
+            orders.mailer().clone(),
+        ),
+        exports: backend::services::ExportService::new(store.clone()),
+        backups: backend::services::BackupService::new(store.clone(), config.data_dir.clone()),
+    }
 }
 
 /// Payments in (the hooks' service), events out (endpoints and deliveries) and the worker

@@ -9,6 +9,7 @@ mod orders;
 mod outbox;
 mod payments;
 mod products;
+mod records;
 mod settings;
 mod upload;
 mod widgets;
@@ -22,6 +23,7 @@ pub use orders::{OrderPage, OrdersPage};
 pub use outbox::{MailPage, OutboxPage, TemplatesPage};
 pub use payments::{PaymentsPage, WebhooksPage};
 pub use products::{ProductPage, ProductsPage};
+pub use records::RecordsPage;
 pub use settings::SettingsPage;
 
 use crate::api::{Logout, current_user};
@@ -54,6 +56,7 @@ pub fn AdminLayout() -> impl IntoView {
                     <A href="/admin/payments">"Payments"</A>
                     <A href="/admin/activity">"Activity"</A>
                     <A href="/admin/outbox">"Outbox"</A>
+                    <A href="/admin/records">"Records"</A>
                     <A href="/admin/audit">"Audit log"</A>
                     <A href="/admin/settings">"Settings"</A>
                 </nav>

@@ -83,74 +83,112 @@ fn send(
     state: RwSignal<Upload>,
     on_done: Callback<()>,
 ) -> Result<web_sys::XmlHttpRequest, String> {
-    use wasm_bindgen::JsCast;
-    use wasm_bindgen::closure::Closure;
-    let failed = |_| "The browser could not start the upload.".to_owned();
     let name = file.name();
     let total = file.size();
-    let xhr = web_sys::XmlHttpRequest::new().map_err(failed)?;
     let url = format!(
         "/api/v1/products/{}/files/{}",
         path_segment(product_id),
         path_segment(&name)
     );
-    xhr.open_with_async("PUT", &url, true).map_err(failed)?;
-    let content_type = file.type_();
-    if !content_type.is_empty() {
-        xhr.set_request_header("Content-Type", &content_type)
-            .map_err(failed)?;
-    }
     state.set(Upload::Sending {
         name: name.clone(),
         sent: 0.0,
         total,
     });
+    send_blob(
+        "PUT",
+        &url,
+        &file,
+        &file.type_(),
+        move |event| match event {
+            XhrEvent::Progress {
+                sent,
+                total: reported,
+            } => state.set(Upload::Sending {
+                name: name.clone(),
+                sent,
+                total: reported.unwrap_or(total),
+            }),
+            XhrEvent::Answered { status, body } => {
+                if (200..300).contains(&status) {
+                    state.set(Upload::Done(name.clone()));
+                    on_done.run(());
+                } else {
+                    state.set(Upload::Failed(error_message(status, &body)));
+                }
+            }
+            XhrEvent::Broken => state.set(Upload::Failed(
+                "The connection to the server broke off; nothing was saved. Try again.".into(),
+            )),
+            XhrEvent::Aborted => state.set(Upload::Cancelled),
+        },
+    )
+}
 
-    let progress_name = name.clone();
+/// What happens to a request sent with [`send_blob`].
+pub(super) enum XhrEvent {
+    /// Bytes of the body sent so far, and the total when the browser knows it.
+    Progress { sent: f64, total: Option<f64> },
+    /// The server answered.
+    Answered { status: u16, body: String },
+    /// The connection broke off.
+    Broken,
+    /// Cancelled with `abort()`.
+    Aborted,
+}
+
+/// Sends `blob` as the body of a request (an `XMLHttpRequest`, which reports upload
+/// progress, unlike `fetch`; the body streams from disk). Browser only: call it from an
+/// event handler.
+pub(super) fn send_blob(
+    method: &str,
+    url: &str,
+    blob: &web_sys::Blob,
+    content_type: &str,
+    on_event: impl Fn(XhrEvent) + 'static,
+) -> Result<web_sys::XmlHttpRequest, String> {
+    use std::rc::Rc;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let failed = |_| "The browser could not start the request.".to_owned();
+    let xhr = web_sys::XmlHttpRequest::new().map_err(failed)?;
+    xhr.open_with_async(method, url, true).map_err(failed)?;
+    if !content_type.is_empty() {
+        xhr.set_request_header("Content-Type", content_type)
+            .map_err(failed)?;
+    }
+    let on_event = Rc::new(on_event);
+    let progress = Rc::clone(&on_event);
     let on_progress =
         Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
-            let total = if e.length_computable() {
-                e.total()
-            } else {
-                total
-            };
-            state.set(Upload::Sending {
-                name: progress_name.clone(),
+            progress(XhrEvent::Progress {
                 sent: e.loaded(),
-                total,
+                total: e.length_computable().then(|| e.total()),
             });
         });
     xhr.upload()
         .map_err(failed)?
         .set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
-    // Each closure lives as long as the request may call it: one set per upload.
+    // Each closure lives as long as the request may call it: one set per request.
     on_progress.forget();
-
     let answered = xhr.clone();
+    let load = Rc::clone(&on_event);
     let on_load = Closure::<dyn FnMut()>::new(move || {
-        let status = answered.status().unwrap_or(0);
-        if (200..300).contains(&status) {
-            state.set(Upload::Done(name.clone()));
-            on_done.run(());
-        } else {
-            let body = answered.response_text().ok().flatten().unwrap_or_default();
-            state.set(Upload::Failed(error_message(status, &body)));
-        }
+        load(XhrEvent::Answered {
+            status: answered.status().unwrap_or(0),
+            body: answered.response_text().ok().flatten().unwrap_or_default(),
+        });
     });
     xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
     on_load.forget();
-    let on_error = Closure::<dyn FnMut()>::new(move || {
-        state.set(Upload::Failed(
-            "The connection to the server broke off; nothing was saved. Try again.".into(),
-        ));
-    });
+    let broken = Rc::clone(&on_event);
+    let on_error = Closure::<dyn FnMut()>::new(move || broken(XhrEvent::Broken));
     xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     on_error.forget();
-    let on_abort = Closure::<dyn FnMut()>::new(move || state.set(Upload::Cancelled));
+    let on_abort = Closure::<dyn FnMut()>::new(move || on_event(XhrEvent::Aborted));
     xhr.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
     on_abort.forget();
-
-    xhr.send_with_opt_blob(Some(&file)).map_err(failed)?;
+    xhr.send_with_opt_blob(Some(blob)).map_err(failed)?;
     Ok(xhr)
 }
 
@@ -161,14 +199,17 @@ fn whole_bytes(value: f64) -> u64 {
     value.max(0.0) as u64
 }
 
-/// The server's `{"error":{"message"}}`, or the status in words.
-fn error_message(status: u16, body: &str) -> String {
-    let message = body
-        .split("\"message\":\"")
+/// The `message` of the server's `{"error":{"code","message"}}`, if the body is one.
+pub(super) fn server_message(body: &str) -> Option<&str> {
+    body.split("\"message\":\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
-        .filter(|m| !m.is_empty());
-    match (message, status) {
+        .filter(|m| !m.is_empty())
+}
+
+/// The server's `{"error":{"message"}}`, or the status in words.
+fn error_message(status: u16, body: &str) -> String {
+    match (server_message(body), status) {
         (Some(m), _) => format!("The upload was refused: {m}"),
         (None, 401) => "Your session has ended. Sign in again, then upload.".to_owned(),
         (None, 413) => "The file is larger than the server accepts.".to_owned(),

@@ -129,7 +129,7 @@ impl SmtpSender {
                     roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
                 };
                 let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::aws_lc_rs::default_provider(),
+                    rustls::crypto::ring::default_provider(),
                 ))
                 .with_safe_default_protocol_versions()
                 .map_err(|e| host_error(e.to_string()))?

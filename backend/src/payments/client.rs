@@ -34,6 +34,7 @@ pub struct HttpClient(reqwest::Client);
 
 impl HttpClient {
     pub fn new() -> Result<Self, String> {
+        crate::tls::install_crypto_provider();
         reqwest::Client::builder()
             .user_agent(concat!("Dropgate/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())

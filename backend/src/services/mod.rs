@@ -5,11 +5,14 @@
 mod access;
 mod activity;
 pub mod audit;
+mod backups;
 mod catalog;
 mod dashboard;
 mod desk;
 mod downloads;
 mod error;
+mod exports;
+mod imports;
 mod orders;
 mod outbox;
 mod payments;
@@ -20,6 +23,7 @@ mod webhooks;
 pub use access::{AccessConfig, AccessService, NewSession};
 pub use activity::ActivityService;
 pub use audit::Actor;
+pub use backups::BackupService;
 pub use catalog::CatalogService;
 pub use dashboard::DashboardService;
 pub use desk::{DeskService, GrantAction};
@@ -28,6 +32,8 @@ pub use downloads::{
     GrantPage, RangeRequest, Refusal, Ticket, content_disposition,
 };
 pub use error::ServiceError;
+pub use exports::{ExportFilter, ExportKind, ExportService, ExportStream};
+pub use imports::{ImportRequest, ImportService};
 pub use orders::{OrderQuery, OrderService};
 pub use outbox::OutboxService;
 pub use payments::{Incoming, PaymentService, Receipt};

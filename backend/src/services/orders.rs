@@ -437,6 +437,90 @@ pub(crate) fn create_in(
     Ok((view, passwords))
 }
 
+/// A sale brought in from another system's records.
+#[derive(Debug)]
+pub(crate) struct ImportedSale {
+    pub email: Email,
+    pub name: String,
+    pub transaction_id: Option<String>,
+    pub status: OrderStatus,
+    /// The sale date: the order's date and number.
+    pub sold_at: Timestamp,
+    /// Where each grant's download window starts.
+    pub window_from: Timestamp,
+    /// Per grant: the product and, for the legacy script's records, the download ID the
+    /// buyer already holds (else a fresh password).
+    pub lines: Vec<(ProductId, Option<DownloadPassword>)>,
+}
+
+/// Records an imported sale inside the caller's transaction, with the product's current
+/// rules. Unlike [`create_in`] it keeps the sale's date, sends no webhook (the seller's
+/// systems knew the sale) and mails the buyer only when `notify` (imported buyers already
+/// hold links); the import writes one audit entry for the whole file.
+pub(crate) fn import_in(
+    tx: &WriteTransaction,
+    mailer: &Mailer,
+    key: &DownloadKey,
+    sale: ImportedSale,
+    notify: bool,
+    now: Timestamp,
+) -> Result<(OrderId, Vec<Grant>), ServiceError> {
+    let order_id = unused_order_id(tx)?;
+    let order_number = unused_order_number(tx, sale.sold_at)?;
+    let mut grant_ids = Vec::new();
+    let mut grants = Vec::new();
+    let mut lines = Vec::new();
+    for (product_id, password) in sale.lines {
+        let product = store::catalog::product(tx, &product_id)?.ok_or_else(|| {
+            ServiceError::invalid(
+                "product",
+                format!("there is no product with the id {product_id}"),
+            )
+        })?;
+        let password = password.unwrap_or_else(fresh_password);
+        let mut grant = Grant::issue(
+            order_id,
+            product_id,
+            product.rules(),
+            key.digest(&password),
+            sale.window_from,
+        );
+        if sale.status == OrderStatus::Refunded {
+            grant.revoke(now);
+        }
+        let grant_id = store::grants::insert_grant(tx, &grant)?;
+        lines.push(LinkLine {
+            grant: Some(grant_id),
+            product_name: product.name,
+            url: mailer.link(&password),
+            max_downloads: grant.max_downloads,
+            valid_until: grant.valid_until,
+        });
+        grant_ids.push(grant_id);
+        grants.push(grant);
+    }
+    let record = OrderRecord {
+        order_number,
+        transaction_id: sale.transaction_id,
+        email: sale.email,
+        name: sale.name,
+        status: sale.status,
+        source: OrderSource::Import,
+        grants: grant_ids,
+        created_at: sale.sold_at,
+        updated_at: now,
+    };
+    store::orders::put_order(tx, order_id, &record, None)?;
+    if notify && record.status == OrderStatus::Confirmed {
+        let about = About {
+            order_id,
+            order: &record,
+        };
+        mailer.queue_to_buyer(tx, MailKind::Purchase, about, lines, now)?;
+    }
+    Ok((order_id, grants))
+}
+
 /// An edit of an order, checked.
 #[derive(Debug, Default)]
 pub(crate) struct Change {

@@ -334,6 +334,18 @@ pub fn walk_events(
     Ok((out, None))
 }
 
+/// Calls `each` for every event, oldest first (streaming exports: nothing is collected).
+pub fn each_event<E: From<StoreError>>(
+    tx: &impl Reader,
+    mut each: impl FnMut(u64, EventRecord) -> Result<(), E>,
+) -> Result<(), E> {
+    for row in tx.table(EVENTS)?.iter().map_err(StoreError::from)? {
+        let (k, v) = row.map_err(StoreError::from)?;
+        each(k.value(), codec::decode(v.value())?)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

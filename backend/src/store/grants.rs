@@ -150,3 +150,15 @@ pub fn still_blocked(
     }
     Ok(out)
 }
+
+/// Calls `each` for every grant, oldest first (streaming exports: nothing is collected).
+pub fn each_grant<E: From<StoreError>>(
+    tx: &impl Reader,
+    mut each: impl FnMut(GrantId, Grant) -> Result<(), E>,
+) -> Result<(), E> {
+    for row in tx.table(GRANTS)?.iter().map_err(StoreError::from)? {
+        let (k, v) = row.map_err(StoreError::from)?;
+        each(GrantId::new(k.value()), codec::decode(v.value())?)?;
+    }
+    Ok(())
+}

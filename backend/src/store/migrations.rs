@@ -15,19 +15,21 @@
 
 use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
 use super::{
-    Store, StoreError, access, audit, catalog, events, grants, orders, outbox, payments, webhooks,
+    Store, StoreError, access, audit, catalog, events, grants, imports, orders, outbox, payments,
+    webhooks,
 };
 use rand::TryRngCore;
 use redb::{ReadableTable, WriteTransaction};
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-const MIGRATIONS: [(u32, Migration); 5] = [
+const MIGRATIONS: [(u32, Migration); 6] = [
     (1, initial_schema),
     (2, delivery_tables),
     (3, outbox::create_tables),
     (4, release_reservations),
     (5, payment_tables),
+    (6, imports::create_tables),
 ];
 
 /// Step 5: see the history above.

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod catalog;
 mod codec;
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod due_index;
 pub mod events;
 pub mod grants;
 mod group_commit;
+pub mod imports;
 mod journal;
 pub mod meta;
 mod migrations;
@@ -68,6 +70,9 @@ pub enum StoreError {
     /// writes until the process restarts (see [`Store::is_poisoned`]).
     #[error("a write could not be committed: {0}")]
     Commit(String),
+    /// A file operation around the database (backup, restore) failed.
+    #[error("{0}")]
+    Io(String),
 }
 
 macro_rules! redb_error_into_store_error {

@@ -250,3 +250,17 @@ pub fn order_count(tx: &impl Reader) -> Result<u64, StoreError> {
     use redb::ReadableTableMetadata;
     Ok(tx.table(ORDERS)?.len()?)
 }
+
+/// Calls `each` for every order, in order ID order (streaming exports: nothing is collected).
+pub fn each_order<E: From<StoreError>>(
+    tx: &impl Reader,
+    mut each: impl FnMut(OrderId, OrderRecord) -> Result<(), E>,
+) -> Result<(), E> {
+    for row in tx.table(ORDERS)?.iter().map_err(StoreError::from)? {
+        let (k, v) = row.map_err(StoreError::from)?;
+        if let Some(id) = OrderId::new(k.value()) {
+            each(id, codec::decode(v.value())?)?;
+        }
+    }
+    Ok(())
+}

@@ -47,7 +47,8 @@ use utoipa_axum::routes;
         (name = "desk", description = "The password desk: look up, reset, unblock, expire, resend"),
         (name = "audit", description = "Who did what, with before and after"),
         (name = "payments", description = "Payment providers, product mappings and the notifications received"),
-        (name = "webhooks", description = "Outgoing webhook endpoints (Standard Webhooks) and their deliveries")
+        (name = "webhooks", description = "Outgoing webhook endpoints (Standard Webhooks) and their deliveries"),
+        (name = "records", description = "Imports of sale records, CSV exports and online backups")
     )
 )]
 struct ApiDoc;
@@ -266,9 +267,13 @@ pub async fn require_token_or_session(
     if request.headers().contains_key(header::AUTHORIZATION) {
         return require_token(State(state), request, next).await;
     }
+    // A read (an export or a backup the admin downloads through a link) carries no
+    // `Origin`; it changes nothing, and the browser still says where it comes from.
+    let reads = matches!(*request.method(), http::Method::GET | http::Method::HEAD);
     let headers = request.headers();
     let cookie = app::server::session_cookie_in(headers, state.https).filter(|_| {
-        headers.contains_key(header::ORIGIN) && !super::middleware::is_cross_site(headers)
+        (reads || headers.contains_key(header::ORIGIN))
+            && !super::middleware::is_cross_site(headers)
     });
     let Some(cookie) = cookie else {
         return ApiError::new(
@@ -355,6 +360,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = routes().split_for_parts();
     let (_, uploads) = upload_routes().split_for_parts();
     doc.merge(uploads);
+    let (_, records) = super::api_records::routes().split_for_parts();
+    doc.merge(records);
     doc
 }
 

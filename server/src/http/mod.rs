@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod api_payments;
+mod api_records;
 pub mod assets;
 pub mod download;
 pub mod download_limits;
@@ -51,6 +52,14 @@ impl std::ops::Deref for HttpState {
     }
 }
 
+/// The services of records in and out.
+#[derive(Debug)]
+pub struct RecordServices {
+    pub imports: backend::services::ImportService,
+    pub exports: backend::services::ExportService,
+    pub backups: backend::services::BackupService,
+}
+
 /// The services behind [`HttpState`].
 #[derive(Debug)]
 pub struct HttpServices {
@@ -63,6 +72,8 @@ pub struct HttpServices {
     pub self_service: SelfService,
     pub payments: backend::services::PaymentService,
     pub webhooks: backend::services::WebhookService,
+    /// Imports, exports and backups.
+    pub records: RecordServices,
     pub blobs: Blobs,
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
@@ -135,10 +146,9 @@ pub fn router(
             }),
         )
         .route("/api/{*rest}", any(api::not_found));
-    let uploads = Router::from(api::upload_routes()).route_layer(from_fn_with_state(
-        state.clone(),
-        api::require_token_or_session,
-    ));
+    let uploads = Router::from(api::upload_routes().merge(api_records::routes())).route_layer(
+        from_fn_with_state(state.clone(), api::require_token_or_session),
+    );
     let buyer = Router::new()
         .route("/d/{password}/{file_id}", get(download::file))
         .route("/resend", post(resend::request_links));

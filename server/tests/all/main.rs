@@ -14,6 +14,7 @@ mod http;
 mod mail;
 mod openapi;
 mod payments;
+mod records;
 mod reload;
 mod s3;
 mod setup;
