@@ -112,6 +112,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("payments") view=admin::PaymentsPage/>
                     <Route path=path!("webhooks") view=admin::WebhooksPage/>
                     <Route path=path!("records") view=admin::RecordsPage/>
+                    <Route path=path!("customers/:email") view=admin::CustomerPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -27,6 +27,7 @@ pub struct UiState {
     /// For the audit log, read directly (it has no service of its own).
     pub store: backend::Store,
     pub dashboard: backend::services::DashboardService,
+    pub customers: backend::services::CustomerService,
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
 }

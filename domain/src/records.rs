@@ -82,3 +82,65 @@ pub struct ImportReport {
     pub notify: bool,
     pub window: WindowStart,
 }
+
+/// Everything Dropgate holds about one buyer's address, as one document (a buyer's data
+/// request), and what the admin's customer page shows.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomerData {
+    pub email: String,
+    /// Their orders, newest first.
+    pub orders: Vec<crate::wire::OrderView>,
+    /// Their links with every use (time, IP address, country, file, bytes, outcome).
+    pub grants: Vec<crate::wire::GrantDetail>,
+    /// Mails sent (or waiting) to the address, or about their orders.
+    pub mails: Vec<CustomerMail>,
+    /// Payment notifications that name the address.
+    pub notifications: Vec<CustomerNotification>,
+}
+
+/// A mail to or about a buyer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerMail {
+    pub mail_id: u64,
+    /// `purchase`, `resend`, `vendor_notice`, …
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    /// `queued`, `sent`, `failed`, …
+    pub state: String,
+    pub queued_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub order_id: Option<u32>,
+}
+
+/// A payment notification that names a buyer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerNotification {
+    pub notification_id: u64,
+    pub provider: String,
+    pub received_at: Timestamp,
+    pub event_type: Option<String>,
+    pub order_id: Option<u32>,
+    /// The body as the provider sent it.
+    pub body: String,
+}
+
+/// What an erasure changed. The orders stay (their numbers, dates, products, amounts and
+/// download counts), without the person: their address and name, IP addresses and browsers
+/// are gone, and their links no longer work.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureReport {
+    pub orders: u64,
+    pub grants: u64,
+    pub events: u64,
+    pub mails: u64,
+    pub notifications: u64,
+    pub webhook_deliveries: u64,
+    pub audit_entries: u64,
+    /// Bytes of free space overwritten in the data file, so no copy lingers there either.
+    pub scrubbed_bytes: u64,
+}

@@ -59,7 +59,7 @@ test('four tabs reload every page with full navigations: complete pages, no erro
     '/admin', '/admin/products', '/admin/products/ebook', '/admin/orders', `/admin/orders/${order.order_id}`,
     '/admin/outbox', mailHref, '/admin/desk', `/admin/desk?q=${password}`, '/admin/activity', '/admin/audit',
     '/admin/settings', '/admin/mail-templates', '/admin/mail-templates?kind=resend',
-    '/admin/payments', '/admin/webhooks',
+    '/admin/payments', '/admin/webhooks', '/admin/records',
   ];
   const buyerRoutes = [`/d/${password}`, '/resend', '/admin/login'];
 

@@ -134,7 +134,6 @@ impl Application {
         // embedded database unpacks on a thread of its own, see `geoip::Unpacking`).
         let geo = open_geo(&config);
         let store = open_store(&config).await?;
-
         let (listener, local_addr) = bind(config.bind).await?;
         let public_url = config
             .public_url
@@ -168,7 +167,7 @@ impl Application {
             config.self_service,
         );
         let desk = DeskService::new(store.clone(), key.clone(), orders.clone(), settings.clone());
-        let records = record_services(&store, &key, &orders, &config);
+        let records = record_services(&store, &key, &orders, &desk, &config);
         let (payments, webhooks, webhook_worker) =
             build_payments(&config, &store, key, &orders, &public_url).await?;
         let downloads = downloads.announcing(webhooks.completions());
@@ -204,17 +203,12 @@ impl Application {
             desk,
             activity: backend::services::ActivityService::new(store.clone()),
             settings: settings.clone(),
-            dashboard: backend::services::DashboardService::new(
-                store.clone(),
-                outbox.clone(),
-                backend::clock::now(),
-                geo.description.clone(),
-                geo.credit(),
-            ),
+            dashboard: dashboard(&store, &outbox, &geo),
             outbox,
             self_service,
             payments,
             webhooks,
+            customers: state.records.customers.clone(),
             store,
             secure_cookies: public_url.starts_with("https://"),
         };
@@ -389,11 +383,27 @@ async fn open_store(config: &Config) -> Result<Store, StartupError> {
     Ok(store)
 }
 
+/// The dashboard's figures, with what the GeoIP database is and its credit line.
+fn dashboard(
+    store: &Store,
+    outbox: &backend::services::OutboxService,
+    geo: &crate::geoip::Geo,
+) -> backend::services::DashboardService {
+    backend::services::DashboardService::new(
+        store.clone(),
+        outbox.clone(),
+        backend::clock::now(),
+        geo.description.clone(),
+        geo.credit(),
+    )
+}
+
 /// The services of records in and out: imports, exports, backups (made in the data dir).
 fn record_services(
     store: &Store,
     key: &backend::auth::download_key::DownloadKey,
     orders: &OrderService,
+    desk: &DeskService,
     config: &Config,
 ) -> http::RecordServices {
     http::RecordServices {
@@ -404,6 +414,11 @@ fn record_services(
         ),
         exports: backend::services::ExportService::new(store.clone()),
         backups: backend::services::BackupService::new(store.clone(), config.data_dir.clone()),
+        customers: backend::services::CustomerService::new(
+            store.clone(),
+            desk.clone(),
+            orders.clone(),
+        ),
     }
 }
 

@@ -191,6 +191,7 @@ fn GrantCard(grant: GrantDetail) -> AnyView {
                 <p class="muted">
                     {move || format!("Order {} · {} · {}", g().order_id, g().order_number, g().email)}
                     " · " <a href=move || format!("/admin/orders/{}", g().order_id)>"open order"</a>
+                    " · " <a href=move || format!("/admin/customers/{}", g().email)>"the buyer"</a>
                 </p>
                 {move || g().replaced.then(|| view! {
                     <p class="notice">"This password was replaced by a newer one: it no longer downloads. The facts below are the link's as it is now."</p>
@@ -265,7 +266,7 @@ fn BlockedBox(grant: RwSignal<GrantDetail>) -> impl IntoView {
 
 /// Every use of a grant, newest first.
 #[component]
-fn Timeline(grant: RwSignal<GrantDetail>) -> impl IntoView {
+pub(super) fn Timeline(grant: RwSignal<GrantDetail>) -> impl IntoView {
     let g = move || grant.get();
     view! {
             <details class="timeline" open=true>
@@ -304,7 +305,7 @@ fn Timeline(grant: RwSignal<GrantDetail>) -> impl IntoView {
 }
 
 /// "1.0 of 3 (book.pdf)", per file; "unlimited" when there is no limit.
-fn downloads_text(g: &GrantDetail) -> String {
+pub(super) fn downloads_text(g: &GrantDetail) -> String {
     let allowed = if g.max_downloads == 0 {
         "unlimited".to_owned()
     } else {

@@ -3,6 +3,7 @@
 mod activity;
 mod audit;
 mod auth_pages;
+mod customers;
 mod dashboard;
 mod desk;
 mod orders;
@@ -17,6 +18,7 @@ mod widgets;
 pub use activity::ActivityPage;
 pub use audit::AuditPage;
 pub use auth_pages::{LoginPage, SetupPage};
+pub use customers::CustomerPage;
 pub use dashboard::DashboardPage;
 pub use desk::DeskPage;
 pub use orders::{OrderPage, OrdersPage};

@@ -323,7 +323,8 @@ fn OrderDetail(
                             </tbody>
                         </table>
                     </div>
-                    <p><a href=desk>"See every use in the password desk →"</a></p>
+                    <p><a href=desk>"See every use in the password desk →"</a>
+                        " · " <a href=format!("/admin/customers/{}", o.email)>"Everything about this buyer →"</a></p>
                 </section>
             }
         })}

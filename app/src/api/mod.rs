@@ -3,6 +3,7 @@
 
 mod activity;
 mod catalog;
+mod customers;
 mod desk;
 mod orders;
 mod outbox;
@@ -11,6 +12,7 @@ mod settings;
 
 pub use activity::*;
 pub use catalog::*;
+pub use customers::*;
 pub use desk::*;
 pub use orders::*;
 pub use outbox::*;

@@ -5,7 +5,7 @@
 
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
-use super::orders::{ImportedSale, import_in};
+use super::orders::{ImportedSale, NumberCursor, import_in};
 use crate::auth::download_key::DownloadKey;
 use crate::mail::Mailer;
 use crate::sales_file::{self, ColumnMap, FileError, SaleRow};
@@ -85,10 +85,12 @@ impl ImportService {
                         return Err(ServiceError::invalid("file", refusal(&plan.rejected)));
                     }
                     let mut order_ids = Vec::with_capacity(plan.groups.len());
+                    let mut numbers = NumberCursor::default();
                     for group in &plan.groups {
                         let sale = sale_of(group, &request, now);
+                        let notify = request.notify;
                         let (order_id, _) =
-                            import_in(tx, &mailer, &key, sale, request.notify, now)?;
+                            import_in(tx, &mailer, &key, sale, notify, &mut numbers, now)?;
                         for (_, _, fingerprint) in &group.rows {
                             store::imports::remember_row(tx, fingerprint, order_id)?;
                         }

@@ -7,6 +7,7 @@ mod activity;
 pub mod audit;
 mod backups;
 mod catalog;
+mod customers;
 mod dashboard;
 mod desk;
 mod downloads;
@@ -25,6 +26,7 @@ pub use activity::ActivityService;
 pub use audit::Actor;
 pub use backups::BackupService;
 pub use catalog::CatalogService;
+pub use customers::CustomerService;
 pub use dashboard::DashboardService;
 pub use desk::{DeskService, GrantAction};
 pub use downloads::{

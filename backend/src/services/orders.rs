@@ -463,10 +463,19 @@ pub(crate) fn import_in(
     key: &DownloadKey,
     sale: ImportedSale,
     notify: bool,
+    numbers: &mut NumberCursor,
     now: Timestamp,
 ) -> Result<(OrderId, Vec<Grant>), ServiceError> {
     let order_id = unused_order_id(tx)?;
-    let order_number = unused_order_number(tx, sale.sold_at)?;
+    let from = numbers
+        .0
+        .get(&sale.sold_at)
+        .copied()
+        .unwrap_or(sale.sold_at);
+    let (order_number, taken) = unused_order_number_from(tx, from)?;
+    numbers
+        .0
+        .insert(sale.sold_at, taken.plus(Duration::from_millis(1)));
     let mut grant_ids = Vec::new();
     let mut grants = Vec::new();
     let mut lines = Vec::new();
@@ -793,7 +802,15 @@ fn unused_order_id(tx: &WriteTransaction) -> Result<OrderId, ServiceError> {
 
 /// `YYYYMMDDHHMMSSmmm` of `now`, moved on by a millisecond while taken.
 fn unused_order_number(tx: &WriteTransaction, now: Timestamp) -> Result<String, ServiceError> {
-    let mut at = now;
+    Ok(unused_order_number_from(tx, now)?.0)
+}
+
+/// The first free order number from `from` on, and the time it stands for.
+fn unused_order_number_from(
+    tx: &WriteTransaction,
+    from: Timestamp,
+) -> Result<(String, Timestamp), ServiceError> {
+    let mut at = from;
     loop {
         let c = at.civil();
         let number = format!(
@@ -801,11 +818,17 @@ fn unused_order_number(tx: &WriteTransaction, now: Timestamp) -> Result<String, 
             c.year, c.month, c.day, c.hour, c.minute, c.second, c.millisecond
         );
         if !store::orders::order_number_taken(tx, &number)? {
-            return Ok(number);
+            return Ok((number, at));
         }
         at = at.plus(Duration::from_millis(1));
     }
 }
+
+/// Where one import goes on looking for free order numbers, per sale date: sales of one
+/// day share a date (a legacy download ID carries only the day), and searching up from the
+/// same millisecond for each of them would take time growing with the square of the file.
+#[derive(Debug, Default)]
+pub(crate) struct NumberCursor(std::collections::HashMap<Timestamp, Timestamp>);
 
 fn order_not_found(id: OrderId) -> ServiceError {
     ServiceError::NotFound(format!("there is no order with the ID {id}"))

@@ -54,3 +54,12 @@ pub fn audit(tx: &impl Reader, limit: usize) -> Result<Vec<(u64, AuditRecord)>, 
         })
         .collect()
 }
+
+/// Rewrites the audit entries `edit` changes (an erasure takes a buyer's address and name
+/// out of the snapshots; who did what, and when, stays).
+pub fn rewrite_audit(
+    tx: &WriteTransaction,
+    edit: impl FnMut(u64, &mut AuditRecord) -> bool,
+) -> Result<u64, StoreError> {
+    codec::rewrite(tx, AUDIT, edit)
+}

@@ -59,6 +59,30 @@ pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
     Ok(record)
 }
 
+/// Rewrites, in place, every record of a table keyed by `u64` that `edit` changes (it
+/// returns whether it did); returns how many. For edits that leave the record's indexed
+/// fields alone (an erasure replaces text, never a state or a time).
+pub(super) fn rewrite<R: Record>(
+    tx: &redb::WriteTransaction,
+    definition: redb::TableDefinition<u64, &[u8]>,
+    mut edit: impl FnMut(u64, &mut R) -> bool,
+) -> Result<u64, StoreError> {
+    use redb::ReadableTable;
+    let mut table = tx.open_table(definition)?;
+    let mut changed = Vec::new();
+    for row in table.iter()? {
+        let (key, value) = row?;
+        let mut record: R = decode(value.value())?;
+        if edit(key.value(), &mut record) {
+            changed.push((key.value(), record));
+        }
+    }
+    for (key, record) in &changed {
+        table.insert(*key, encode(record).as_slice())?;
+    }
+    Ok(changed.len() as u64)
+}
+
 /// A record by key from a table of encoded records.
 pub(super) fn get<K: redb::Key + 'static, R: Record>(
     table: &impl ReadableTable<K, &'static [u8]>,

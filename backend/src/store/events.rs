@@ -346,6 +346,39 @@ pub fn each_event<E: From<StoreError>>(
     Ok(())
 }
 
+/// Rewrites a grant's events that `edit` changes (an erasure takes the IP addresses and
+/// browsers out; times, bytes, countries and outcomes stay, so the counts do).
+pub fn rewrite_grant_events(
+    tx: &WriteTransaction,
+    grant: GrantId,
+    mut edit: impl FnMut(&mut EventRecord) -> bool,
+) -> Result<u64, StoreError> {
+    let start = grant.get().to_be_bytes();
+    let end = (grant.get() + 1).to_be_bytes();
+    let mut seqs = Vec::new();
+    for row in tx
+        .open_table(GRANT_EVENTS)?
+        .range(start.as_slice()..end.as_slice())?
+    {
+        let key = row?.0.value().to_vec();
+        if let Ok(seq) = <[u8; 8]>::try_from(&key[8..]) {
+            seqs.push(u64::from_be_bytes(seq));
+        }
+    }
+    let mut events = tx.open_table(EVENTS)?;
+    let mut changed = 0;
+    for seq in seqs {
+        let Some(mut event) = get::<u64, EventRecord>(&events, seq)? else {
+            continue;
+        };
+        if edit(&mut event) {
+            events.insert(seq, codec::encode(&event).as_slice())?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

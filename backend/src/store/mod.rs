@@ -286,6 +286,42 @@ impl Store {
         tracing::error!(error = %error, "a store write failed; refusing further writes until restart");
     }
 
+    /// Overwrites the file's free pages with zeros, so that what an erasure replaced is gone
+    /// from the file and not only from the tables: redb reuses freed pages without clearing
+    /// them. A scratch table grows over the free space in transactions of a few MiB (writes
+    /// of the shop go on between them) and is dropped; its pages are fresh zeroed buffers.
+    /// Pages freed by one round become reusable only after it commits, hence a second.
+    /// Returns the bytes written.
+    pub fn scrub_free_space(&self) -> Result<u64, StoreError> {
+        const SCRATCH: TableDefinition<u64, &[u8]> = TableDefinition::new("scrub-0");
+        const VALUE: usize = 1024;
+        const PER_COMMIT: u64 = 4096;
+        let filler = vec![0u8; VALUE];
+        let mut written = 0u64;
+        for _ in 0..2 {
+            let free = self.write(|tx| Ok::<_, StoreError>(tx.stats()?.fragmented_bytes()))?;
+            // A value per quarter page, with room for the tree's own pages.
+            let values = free / VALUE as u64 + 256;
+            let mut next = 0u64;
+            while next < values {
+                self.write(|tx| {
+                    let mut table = tx.open_table(SCRATCH)?;
+                    for key in next..values.min(next + PER_COMMIT) {
+                        table.insert(key, filler.as_slice())?;
+                    }
+                    Ok::<_, StoreError>(())
+                })?;
+                next += PER_COMMIT;
+            }
+            written += values * VALUE as u64;
+            self.write(|tx| {
+                tx.delete_table(SCRATCH)?;
+                Ok::<_, StoreError>(())
+            })?;
+        }
+        Ok(written)
+    }
+
     /// Runs blocking store work on a blocking thread, so async tasks never wait on disk I/O.
     pub async fn run<T, E>(
         &self,

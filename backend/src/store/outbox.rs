@@ -273,3 +273,27 @@ pub fn counts(tx: &impl Reader) -> Result<Vec<(MailState, u64)>, StoreError> {
 pub fn templates(tx: &impl Reader) -> Result<domain::mail::TemplateOverrides, StoreError> {
     meta::mail_templates(tx)
 }
+
+/// Every mail `pick` chooses, oldest first (a full scan: for a buyer's data request).
+pub fn mails_matching(
+    tx: &impl Reader,
+    mut pick: impl FnMut(&MailRecord) -> bool,
+) -> Result<Vec<(u64, MailRecord)>, StoreError> {
+    let mut out = Vec::new();
+    for row in tx.table(OUTBOX)?.iter()? {
+        let (id, value) = row?;
+        let mail: MailRecord = codec::decode(value.value())?;
+        if pick(&mail) {
+            out.push((id.value(), mail));
+        }
+    }
+    Ok(out)
+}
+
+/// Rewrites the mails `edit` changes (text only: state and schedule stay as they are).
+pub fn rewrite_mails(
+    tx: &WriteTransaction,
+    edit: impl FnMut(u64, &mut MailRecord) -> bool,
+) -> Result<u64, StoreError> {
+    codec::rewrite(tx, OUTBOX, edit)
+}

@@ -322,3 +322,27 @@ pub fn put_payment(
     )?;
     Ok(())
 }
+
+/// Rewrites the notifications `edit` changes (their bodies: the outcome stays).
+pub fn rewrite_notifications(
+    tx: &WriteTransaction,
+    edit: impl FnMut(u64, &mut NotificationRecord) -> bool,
+) -> Result<u64, StoreError> {
+    codec::rewrite(tx, NOTIFICATIONS, edit)
+}
+
+/// Every notification `pick` chooses, oldest first (a full scan: for a buyer's data request).
+pub fn notifications_matching(
+    tx: &impl Reader,
+    mut pick: impl FnMut(&NotificationRecord) -> bool,
+) -> Result<Vec<(u64, NotificationRecord)>, StoreError> {
+    let mut out = Vec::new();
+    for row in tx.table(NOTIFICATIONS)?.iter()? {
+        let (id, value) = row?;
+        let notification: NotificationRecord = codec::decode(value.value())?;
+        if pick(&notification) {
+            out.push((id.value(), notification));
+        }
+    }
+    Ok(out)
+}

@@ -264,3 +264,11 @@ pub fn deliveries(
 ) -> Result<codec::Page<DeliveryRecord>, StoreError> {
     codec::newest_first(&tx.table(DELIVERIES)?, before, limit)
 }
+
+/// Rewrites the deliveries `edit` changes (their bodies: state and schedule stay).
+pub fn rewrite_deliveries(
+    tx: &WriteTransaction,
+    edit: impl FnMut(u64, &mut DeliveryRecord) -> bool,
+) -> Result<u64, StoreError> {
+    codec::rewrite(tx, DELIVERIES, edit)
+}

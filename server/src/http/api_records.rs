@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 use backend::ServiceError;
 use backend::sales_file::Field;
 use backend::services::{Actor, ExportFilter, ExportKind, ImportRequest};
-use domain::records::{ImportFormat, ImportReport, WindowStart};
+use domain::records::{CustomerData, ErasureReport, ImportFormat, ImportReport, WindowStart};
 use domain::{ProductId, Timestamp};
 use http::{StatusCode, header};
 use serde::Deserialize;
@@ -30,6 +30,8 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(import_sales))
         .routes(routes!(export))
         .routes(routes!(backup))
+        .routes(routes!(customer))
+        .routes(routes!(erase_customer))
 }
 
 /// How to read the file and what to do with it. `map` and `column` may repeat.
@@ -283,4 +285,41 @@ fn file_stream(
             Err(e) => Some((Err(e), None)),
         }
     })
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{email}", tag = "records",
+    params(("email" = String, Path, description = "The buyer's email address")),
+    responses(
+        (status = 200, description = "Everything held about the address: orders, links with every use, mails, payment notifications (empty lists when nothing)", body = CustomerData),
+        (status = 422, description = "Not an email address", body = super::api::ErrorBody)))]
+async fn customer(
+    State(s): State<HttpState>,
+    ApiPath(email): ApiPath<String>,
+) -> ApiResult<Response> {
+    Ok(Json(
+        s.records
+            .customers
+            .data(&email, backend::clock::now())
+            .await?,
+    )
+    .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/customers/{email}/erase", tag = "records",
+    params(("email" = String, Path, description = "The buyer's email address")),
+    responses(
+        (status = 200, description = "Erased: the person is gone from orders, mails, notifications, deliveries, the download log and the audit snapshots, their links no longer work, and the sales stay without them", body = ErasureReport),
+        (status = 422, description = "Not an email address", body = super::api::ErrorBody)))]
+async fn erase_customer(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(email): ApiPath<String>,
+) -> ApiResult<Response> {
+    Ok(Json(
+        s.records
+            .customers
+            .erase(&email, actor, backend::clock::now())
+            .await?,
+    )
+    .into_response())
 }

@@ -58,6 +58,7 @@ pub struct RecordServices {
     pub imports: backend::services::ImportService,
     pub exports: backend::services::ExportService,
     pub backups: backend::services::BackupService,
+    pub customers: backend::services::CustomerService,
 }
 
 /// The services behind [`HttpState`].

@@ -617,3 +617,129 @@ async fn the_command_line_imports_and_exports_through_the_running_server() {
         text(&out.stderr)
     );
 }
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn a_buyers_data_is_one_document_and_erasure_leaves_no_trace_in_the_file() {
+    let (shop, book) = shop_with_products().await;
+    let (status, ann) = shop
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "annabel.erasmus@example.com", "name": "Annabel Erasmus", "product_ids": ["ebook"], "transaction_id": "TX-ANNABEL"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ann}");
+    let bob = order(&shop, "bob.keeps@example.com", "ebook").await;
+    // Many other buyers around Ann, so her records share pages with theirs, and the pages
+    // an erasure frees are not all reused by the writes that follow it.
+    let many: String = std::iter::once("email,name,product\n".to_owned())
+        .chain((0..3000).map(|i| format!("buyer{i}@example.com,Buyer {i},ebook\n")))
+        .collect();
+    let (status, imported) = import(&shop, "", &many).await;
+    assert_eq!(status, StatusCode::OK, "{imported}");
+    let password = ann["issued"][0]["password"].as_str().unwrap().to_owned();
+    let download = shop
+        .http
+        .get(shop.app.url(&format!("/d/{password}/{book}")))
+        .header("user-agent", "AnnabelsBrowser/7.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    download.bytes().await.unwrap();
+
+    // Everything held about the address, as one document.
+    let (status, data) = shop
+        .call(
+            Method::GET,
+            "/api/v1/customers/annabel.erasmus@example.com",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{data}");
+    assert_eq!(data["orders"].as_array().unwrap().len(), 1);
+    assert_eq!(data["orders"][0]["name"], "Annabel Erasmus");
+    assert_eq!(data["grants"][0]["uses"][0]["ip"], "127.0.0.1");
+    assert!(!data["mails"].as_array().unwrap().is_empty(), "{data}");
+    let (status, _) = shop
+        .call(Method::GET, "/api/v1/customers/not-an-address", None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, report) = shop
+        .call(
+            Method::POST,
+            "/api/v1/customers/annabel.erasmus@example.com/erase",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        (report["orders"].as_u64(), report["grants"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(report["events"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report["mails"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report["audit_entries"].as_u64().unwrap() >= 1, "{report}");
+
+    // The link stops working; the sale stays, without the person; the audit says who erased.
+    let refused = shop
+        .http
+        .get(shop.app.url(&format!("/d/{password}/{book}")))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(refused.status(), StatusCode::OK);
+    let order_id = ann["order_id"].as_u64().unwrap();
+    let (_, kept) = shop
+        .call(Method::GET, &format!("/api/v1/orders/{order_id:07}"), None)
+        .await;
+    assert_eq!(kept["transaction_id"], "TX-ANNABEL");
+    assert_eq!(kept["name"], "");
+    assert!(
+        kept["email"].as_str().unwrap().ends_with("@erased.invalid"),
+        "{kept}"
+    );
+    let (_, after) = shop
+        .call(
+            Method::GET,
+            "/api/v1/customers/annabel.erasmus@example.com",
+            None,
+        )
+        .await;
+    assert_eq!(after["orders"].as_array().unwrap().len(), 0, "{after}");
+    let (_, audit) = shop.call(Method::GET, "/api/v1/audit", None).await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "customer.erase")
+    );
+    // Another buyer is untouched.
+    let (_, other) = shop
+        .call(Method::GET, "/api/v1/customers/bob.keeps@example.com", None)
+        .await;
+    assert_eq!(other["orders"][0]["order_id"], bob["order_id"]);
+
+    // Not in the data file either, not even in pages redb has freed (Bob, who was not
+    // erased, is: the scan finds what is there).
+    let Shop { app, .. } = shop;
+    let dir = app.stop().await;
+    let file = std::fs::read(dir.path().join("dropgate.redb")).unwrap();
+    assert!(holds(&file, "bob.keeps@example.com"));
+    for trace in [
+        "annabel.erasmus@example.com",
+        "annabel.erasmus%40example.com",
+        "Annabel Erasmus",
+        "AnnabelsBrowser",
+    ] {
+        assert!(!holds(&file, trace), "the data file still holds {trace:?}");
+    }
+}
