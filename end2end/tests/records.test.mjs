@@ -32,7 +32,7 @@ test('records: preview and import legacy sales, export CSV, download a backup', 
 
   await page.goto(`${server.baseUrl}/admin/records`);
   await hydrated(page);
-  await page.getByLabel('File').setInputFiles({ name: 'downloads.php', mimeType: 'text/plain', buffer: Buffer.from(LEGACY) });
+  await page.getByLabel('Sale records file', { exact: true }).setInputFiles({ name: 'downloads.php', mimeType: 'text/plain', buffer: Buffer.from(LEGACY) });
   const importButton = page.getByRole('button', { name: 'Import', exact: true });
   assert.ok(await importButton.isDisabled(), 'Import waits for a preview');
 
@@ -85,6 +85,23 @@ test('records: preview and import legacy sales, export CSV, download a backup', 
   const bytes = readFileSync(await backup.path());
   assert.ok(bytes.length > 4096);
   assert.equal(bytes.subarray(0, 4).toString('latin1'), 'redb');
+
+  // 6. The customer page (a full load) shows the buyer; erasing asks first, then the old
+  //    link stops working and the page says nothing is held any more.
+  await page.goto(`${server.baseUrl}/admin/customers/ann@example.com`);
+  await hydrated(page);
+  await page.getByRole('heading', { name: 'Orders (1)' }).waitFor();
+  assert.match(await page.locator('main').innerText(), /Ann Smith/);
+  await page.getByRole('button', { name: 'Erase…' }).click();
+  await page.getByText(/Erase everything personal about ann@example.com/).waitFor();
+  await page.getByRole('button', { name: 'Yes, erase this buyer' }).click();
+  await page.getByText(/^Erased: 1 orders, 1 links/).waitFor();
+  await page.screenshot({ path: join(screenshotDir, 'customer-erased.png'), fullPage: true });
+  await page.reload();
+  await hydrated(page);
+  await page.getByText(/holds nothing about this address/).waitFor();
+  const gone = await fetch(`${server.baseUrl}/d/20240105ABCDEFGHJKMNPQRS`);
+  assert.match(await gone.text(), /no longer valid/);
 
   assert.deepEqual(errors, []);
 });

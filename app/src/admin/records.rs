@@ -91,7 +91,8 @@ fn ImportPanel() -> impl IntoView {
             return;
         };
         let chosen = settings.get_untracked();
-        let name = file.name();
+        // The input's value as the change handler saw it: Import compares against that.
+        let name = file_name.get_untracked();
         let url = format!("/api/v1/imports?{}", chosen.query(dry_run));
         state.set(Import::Sending { dry_run });
         let sent = send_blob("POST", &url, &file, "text/csv", move |event| match event {
@@ -140,7 +141,7 @@ fn ImportPanel() -> impl IntoView {
                 "The records file of your old download script (the .php or .txt file, or a CSV or TSV copy of it): each sale becomes a confirmed order whose link is the old download ID, so links your buyers hold keep working. Or a CSV from another store with a header row (email, name, product, transaction ID, date, status). Preview first: nothing changes until you press Import, and importing the same file again adds nothing."
             </p>
             <div class="form-grid">
-                <label>"File"
+                <label>"Sale records file"
                     <input type="file" node_ref=input accept=".php,.txt,.csv,.tsv,text/csv,text/plain"
                         on:change=move |ev| file_name.set(value_of(&ev))/>
                 </label>

@@ -182,14 +182,15 @@ fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
     out
 }
 
-fn erase_in(
+/// Takes the person out of their orders (a stand-in address, no name), revokes their
+/// links and clears the IP addresses and browsers of their download log. Returns the
+/// orders and the names they carried (for the texts that follow).
+fn erase_orders(
     tx: &redb::WriteTransaction,
     email: &Email,
-    actor: &Actor,
+    report: &mut ErasureReport,
     now: Timestamp,
-) -> Result<ErasureReport, ServiceError> {
-    let needle = Needle::new(email);
-    let mut report = ErasureReport::default();
+) -> Result<(BTreeSet<OrderId>, BTreeSet<String>), ServiceError> {
     let mut names = BTreeSet::new();
     let mut order_ids = BTreeSet::new();
     for order_id in store::orders::orders_by_email(tx, email)? {
@@ -230,6 +231,18 @@ fn erase_in(
         order_ids.insert(order_id);
         report.orders += 1;
     }
+    Ok((order_ids, names))
+}
+
+fn erase_in(
+    tx: &redb::WriteTransaction,
+    email: &Email,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<ErasureReport, ServiceError> {
+    let needle = Needle::new(email);
+    let mut report = ErasureReport::default();
+    let (order_ids, names) = erase_orders(tx, email, &mut report, now)?;
     let name = names.iter().next().cloned();
     report.mails = store::outbox::rewrite_mails(tx, |_, mail| {
         let about = mail.order.is_some_and(|o| order_ids.contains(&o));

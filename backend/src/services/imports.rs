@@ -89,7 +89,7 @@ impl ImportService {
                     for group in &plan.groups {
                         let sale = sale_of(group, &request, now);
                         let notify = request.notify;
-                        let (order_id, _) =
+                        let order_id =
                             import_in(tx, &mailer, &key, sale, notify, &mut numbers, now)?;
                         for (_, _, fingerprint) in &group.rows {
                             store::imports::remember_row(tx, fingerprint, order_id)?;

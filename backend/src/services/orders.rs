@@ -383,28 +383,19 @@ pub(crate) fn create_in(
     let mut lines = Vec::new();
     let mut passwords = Vec::new();
     for product_id in &products {
-        let product = store::catalog::product(tx, product_id)?.ok_or_else(|| {
-            ServiceError::invalid(
-                "product_ids",
-                format!("there is no product with the id {product_id}"),
-            )
-        })?;
         let password = fresh_password();
-        let grant = Grant::issue(
+        let (grant_id, line) = issue_grant(
+            tx,
+            mailer,
+            key,
             order_id,
-            product_id.clone(),
-            product.rules(),
-            key.digest(&password),
+            product_id,
+            &password,
+            "product_ids",
             now,
-        );
-        let grant_id = store::grants::insert_grant(tx, &grant)?;
-        lines.push(LinkLine {
-            grant: Some(grant_id),
-            product_name: product.name.clone(),
-            url: mailer.link(&password),
-            max_downloads: grant.max_downloads,
-            valid_until: grant.valid_until,
-        });
+            None,
+        )?;
+        lines.push(line);
         grants.push(grant_id);
         passwords.push(password);
     }
@@ -465,7 +456,7 @@ pub(crate) fn import_in(
     notify: bool,
     numbers: &mut NumberCursor,
     now: Timestamp,
-) -> Result<(OrderId, Vec<Grant>), ServiceError> {
+) -> Result<OrderId, ServiceError> {
     let order_id = unused_order_id(tx)?;
     let from = numbers
         .0
@@ -477,36 +468,22 @@ pub(crate) fn import_in(
         .0
         .insert(sale.sold_at, taken.plus(Duration::from_millis(1)));
     let mut grant_ids = Vec::new();
-    let mut grants = Vec::new();
     let mut lines = Vec::new();
     for (product_id, password) in sale.lines {
-        let product = store::catalog::product(tx, &product_id)?.ok_or_else(|| {
-            ServiceError::invalid(
-                "product",
-                format!("there is no product with the id {product_id}"),
-            )
-        })?;
         let password = password.unwrap_or_else(fresh_password);
-        let mut grant = Grant::issue(
+        let (grant_id, line) = issue_grant(
+            tx,
+            mailer,
+            key,
             order_id,
-            product_id,
-            product.rules(),
-            key.digest(&password),
+            &product_id,
+            &password,
+            "product",
             sale.window_from,
-        );
-        if sale.status == OrderStatus::Refunded {
-            grant.revoke(now);
-        }
-        let grant_id = store::grants::insert_grant(tx, &grant)?;
-        lines.push(LinkLine {
-            grant: Some(grant_id),
-            product_name: product.name,
-            url: mailer.link(&password),
-            max_downloads: grant.max_downloads,
-            valid_until: grant.valid_until,
-        });
+            (sale.status == OrderStatus::Refunded).then_some(now),
+        )?;
+        lines.push(line);
         grant_ids.push(grant_id);
-        grants.push(grant);
     }
     let record = OrderRecord {
         order_number,
@@ -527,7 +504,49 @@ pub(crate) fn import_in(
         };
         mailer.queue_to_buyer(tx, MailKind::Purchase, about, lines, now)?;
     }
-    Ok((order_id, grants))
+    Ok(order_id)
+}
+
+/// Issues one grant of a new order with the product's current rules, its window starting
+/// at `window_from` (revoked at once when `revoked_at` is given: an imported refund), and
+/// returns it with its mail line. `field` names the input a missing product came from.
+#[allow(clippy::too_many_arguments)] // one step of two callers that differ in these only
+fn issue_grant(
+    tx: &WriteTransaction,
+    mailer: &Mailer,
+    key: &DownloadKey,
+    order_id: OrderId,
+    product_id: &ProductId,
+    password: &DownloadPassword,
+    field: &'static str,
+    window_from: Timestamp,
+    revoked_at: Option<Timestamp>,
+) -> Result<(GrantId, LinkLine), ServiceError> {
+    let product = store::catalog::product(tx, product_id)?.ok_or_else(|| {
+        ServiceError::invalid(
+            field,
+            format!("there is no product with the id {product_id}"),
+        )
+    })?;
+    let mut grant = Grant::issue(
+        order_id,
+        product_id.clone(),
+        product.rules(),
+        key.digest(password),
+        window_from,
+    );
+    if let Some(at) = revoked_at {
+        grant.revoke(at);
+    }
+    let grant_id = store::grants::insert_grant(tx, &grant)?;
+    let line = LinkLine {
+        grant: Some(grant_id),
+        product_name: product.name,
+        url: mailer.link(password),
+        max_downloads: grant.max_downloads,
+        valid_until: grant.valid_until,
+    };
+    Ok((grant_id, line))
 }
 
 /// An edit of an order, checked.

@@ -59,6 +59,25 @@ pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
     Ok(record)
 }
 
+/// Every record of a table keyed by `u64` that `pick` chooses, in key order (a full scan:
+/// for rare questions such as a buyer's data request).
+pub(super) fn matching<R: Record>(
+    tx: &impl super::Reader,
+    definition: redb::TableDefinition<u64, &[u8]>,
+    mut pick: impl FnMut(&R) -> bool,
+) -> Result<Vec<(u64, R)>, StoreError> {
+    use redb::ReadableTable;
+    let mut out = Vec::new();
+    for row in tx.table(definition)?.iter()? {
+        let (key, value) = row?;
+        let record: R = decode(value.value())?;
+        if pick(&record) {
+            out.push((key.value(), record));
+        }
+    }
+    Ok(out)
+}
+
 /// Rewrites, in place, every record of a table keyed by `u64` that `edit` changes (it
 /// returns whether it did); returns how many. For edits that leave the record's indexed
 /// fields alone (an erasure replaces text, never a state or a time).

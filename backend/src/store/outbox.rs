@@ -277,17 +277,9 @@ pub fn templates(tx: &impl Reader) -> Result<domain::mail::TemplateOverrides, St
 /// Every mail `pick` chooses, oldest first (a full scan: for a buyer's data request).
 pub fn mails_matching(
     tx: &impl Reader,
-    mut pick: impl FnMut(&MailRecord) -> bool,
+    pick: impl FnMut(&MailRecord) -> bool,
 ) -> Result<Vec<(u64, MailRecord)>, StoreError> {
-    let mut out = Vec::new();
-    for row in tx.table(OUTBOX)?.iter()? {
-        let (id, value) = row?;
-        let mail: MailRecord = codec::decode(value.value())?;
-        if pick(&mail) {
-            out.push((id.value(), mail));
-        }
-    }
-    Ok(out)
+    codec::matching(tx, OUTBOX, pick)
 }
 
 /// Rewrites the mails `edit` changes (text only: state and schedule stay as they are).

@@ -334,15 +334,7 @@ pub fn rewrite_notifications(
 /// Every notification `pick` chooses, oldest first (a full scan: for a buyer's data request).
 pub fn notifications_matching(
     tx: &impl Reader,
-    mut pick: impl FnMut(&NotificationRecord) -> bool,
+    pick: impl FnMut(&NotificationRecord) -> bool,
 ) -> Result<Vec<(u64, NotificationRecord)>, StoreError> {
-    let mut out = Vec::new();
-    for row in tx.table(NOTIFICATIONS)?.iter()? {
-        let (id, value) = row?;
-        let notification: NotificationRecord = codec::decode(value.value())?;
-        if pick(&notification) {
-            out.push((id.value(), notification));
-        }
-    }
-    Ok(out)
+    codec::matching(tx, NOTIFICATIONS, pick)
 }
