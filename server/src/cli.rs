@@ -239,6 +239,13 @@ pub struct ServeArgs {
     /// the host or its private network need none) [default: none].
     #[arg(long, env = "DROPGATE_METRICS_TOKEN", value_name = "TOKEN")]
     pub metrics_token: Option<String>,
+    /// Make a backup of the data every day into this directory (dropgate-YYYYMMDD.redb)
+    /// [default: none].
+    #[arg(long, env = "DROPGATE_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// How many daily backups to keep in --backup-dir [default: 7].
+    #[arg(long, env = "DROPGATE_BACKUP_KEEP", value_name = "COUNT")]
+    pub backup_keep: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -121,6 +121,8 @@ pub struct Config {
     pub self_service: backend::services::SelfServicePolicy,
     /// Timeout and retry schedule of outgoing webhook deliveries.
     pub webhook_policy: backend::services::WebhookPolicy,
+    /// Where daily backups go and how many are kept (`None`: no daily backups).
+    pub daily_backups: Option<backend::services::DailyBackups>,
 }
 
 impl Config {
@@ -150,6 +152,7 @@ impl Config {
             mail_policy: backend::mail::worker::WorkerPolicy::default(),
             self_service: backend::services::SelfServicePolicy::default(),
             webhook_policy: backend::services::WebhookPolicy::default(),
+            daily_backups: None,
         }
     }
 
@@ -246,6 +249,7 @@ impl Config {
             .log_format
             .or(file.log_format)
             .unwrap_or(LogFormat::Human);
+        config.daily_backups = daily_backups(args, file.backup_dir.clone(), file.backup_keep)?;
         if let Some(token) = args.metrics_token.clone().or(file.metrics_token) {
             if token.trim().len() < 16 {
                 return Err(ConfigError(
@@ -317,6 +321,33 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `--backup-dir` and `--backup-keep`.
+fn daily_backups(
+    args: &ServeArgs,
+    file_dir: Option<PathBuf>,
+    file_keep: Option<u32>,
+) -> Result<Option<backend::services::DailyBackups>, ConfigError> {
+    let keep = args.backup_keep.or(file_keep);
+    let Some(dir) = args.backup_dir.clone().or(file_dir) else {
+        if keep.is_some() {
+            return Err(ConfigError(
+                "backup keep: set a backup directory (--backup-dir) as well".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let keep = keep.unwrap_or(7);
+    if !(1..=3650).contains(&keep) {
+        return Err(ConfigError(
+            "backup keep: keep between 1 and 3650 daily backups".into(),
+        ));
+    }
+    Ok(Some(backend::services::DailyBackups {
+        dir,
+        keep: keep as usize,
+    }))
 }
 
 /// The data directory from `--data-dir`, the environment, or the config file.
@@ -393,6 +424,8 @@ struct FileConfig {
     metrics_token: Option<String>,
     upload_limit: Option<u64>,
     mail_retry_days: Option<u32>,
+    backup_dir: Option<PathBuf>,
+    backup_keep: Option<u32>,
     smtp: Option<FileSmtp>,
 }
 
@@ -622,6 +655,8 @@ mod tests {
             "metrics_token",
             "upload_limit",
             "mail_retry_days",
+            "backup_dir",
+            "backup_keep",
             "data_dir",
             "unknown",
         ]);

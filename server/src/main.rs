@@ -31,12 +31,20 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // One clear line, not a page of usage.
+            // One clear line, not a page of usage; a first line that ends in a colon
+            // ("required arguments were not provided:") takes the line naming them.
             let rendered = error.render().to_string();
-            let first = rendered
-                .lines()
+            let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines
                 .next()
-                .unwrap_or("error: invalid arguments");
+                .unwrap_or("error: invalid arguments")
+                .to_owned();
+            if first.ends_with(':')
+                && let Some(what) = lines.next()
+            {
+                first.push(' ');
+                first.push_str(what);
+            }
             eprintln!("{first} (see dropgate --help)");
             return ExitCode::from(2);
         }

@@ -69,6 +69,11 @@ pub struct Application {
     webhook_worker: backend::services::WebhookWorker,
     /// The `/d/` request rates, swept of idle keys while the server runs.
     download_limits: Arc<http::download_limits::DownloadLimits>,
+    /// Daily backups, when `--backup-dir` is set.
+    daily_backups: Option<(
+        backend::services::BackupService,
+        backend::services::DailyBackups,
+    )>,
 }
 
 /// How often buyers' IPs past the retention period are shortened.
@@ -172,9 +177,7 @@ impl Application {
             build_payments(&config, &store, key, &orders, &public_url).await?;
         let downloads = downloads.announcing(webhooks.completions());
 
-        let download_limits = Arc::new(http::download_limits::DownloadLimits::new(
-            config.download_rates,
-        ));
+        let download_limits = download_limits(&config);
         let state = HttpState::new(HttpServices {
             download_limits: Arc::clone(&download_limits),
             store: store.clone(),
@@ -212,6 +215,8 @@ impl Application {
             store,
             secure_cookies: public_url.starts_with("https://"),
         };
+        let daily_backups =
+            (config.daily_backups.clone()).map(|d| (state.records.backups.clone(), d));
         let (router, render_threads) = build_router(state, ui, local_addr, config.max_body_bytes)?;
         Ok(Self {
             listener,
@@ -226,6 +231,7 @@ impl Application {
             mail_worker,
             webhook_worker,
             download_limits,
+            daily_backups,
         })
     }
 
@@ -272,9 +278,12 @@ impl Application {
         let retention = self
             .settings
             .spawn_retention_job(IP_RETENTION_INTERVAL, jobs_stopped.clone());
-        let sweeps = spawn_sweeps(Arc::clone(&self.download_limits), jobs_stopped);
+        let sweeps = spawn_sweeps(Arc::clone(&self.download_limits), jobs_stopped.clone());
         let mail = self.mail_worker.map(OutboxWorker::spawn);
         let webhooks = self.webhook_worker.spawn();
+        let daily_backups = self
+            .daily_backups
+            .map(|(service, daily)| service.spawn_daily(daily, jobs_stopped.clone()));
         http::serve::serve(
             self.listener,
             self.router,
@@ -293,6 +302,9 @@ impl Application {
         let _ = stop_jobs.send(true);
         let _ = retention.await;
         let _ = sweeps.await;
+        if let Some(backups) = daily_backups {
+            let _ = backups.await;
+        }
         // A delivery cut off mid-post is posted again after its lease, with the same id.
         webhooks.abort();
         let _ = webhooks.await;
@@ -381,6 +393,13 @@ async fn open_store(config: &Config) -> Result<Store, StartupError> {
         .await
         .map_err(|e| StoreError::Join(e.to_string()))??;
     Ok(store)
+}
+
+/// The `/d/` request rates of the configuration.
+fn download_limits(config: &Config) -> Arc<http::download_limits::DownloadLimits> {
+    Arc::new(http::download_limits::DownloadLimits::new(
+        config.download_rates,
+    ))
 }
 
 /// The dashboard's figures, with what the GeoIP database is and its credit line.

@@ -61,20 +61,27 @@ const BUNDLE_FILES: [&str; 4] = [
 /// is. Files are replaced only when their bytes differ, so an unchanged bundle keeps its
 /// modification times and the server binary that embeds it is not rebuilt.
 fn bundle(root: &Path, site: &Path, log: Option<&Path>) -> Result<()> {
-    run_cmd_to(
-        Command::new("cargo")
-            .args([
-                "build",
-                "--package",
-                "frontend",
-                "--target",
-                "wasm32-unknown-unknown",
-                "--profile",
-                "wasm-release",
-            ])
-            .env("CARGO_TARGET_DIR", root.join(SHIP_DIR)),
-        log,
-    )?;
+    let mut cargo = Command::new("cargo");
+    cargo
+        .args([
+            "build",
+            "--package",
+            "frontend",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-release",
+        ])
+        .env("CARGO_TARGET_DIR", root.join(SHIP_DIR));
+    if log.is_some() {
+        // Under `cargo xtask test` (the logged build), clippy lints the workspace's crates
+        // as this build compiles them, as `cargo xtask test` lints the rest in its test
+        // build: the hydrate entry point and `app`'s browser-only code are checked for the
+        // target they run on, with no `cargo clippy` pass of their own (2 CPU-minutes of
+        // CI). The bundle it makes was measured the same size (+0.02 %).
+        lint_with_clippy(&mut cargo);
+    }
+    run_cmd_to(&mut cargo, log)?;
     let input = root
         .join(SHIP_DIR)
         .join("wasm32-unknown-unknown/wasm-release/frontend.wasm");
@@ -220,4 +227,14 @@ fn server(root: &Path, site: &Path, log: Option<&Path>) -> Result<PathBuf> {
         std::fs::metadata(&out)?.len() / (1024 * 1024)
     );
     Ok(out)
+}
+
+/// Makes `cargo` compile the workspace's own crates with clippy-driver, which is rustc with
+/// clippy's lints, denying every warning (`cargo clippy -- -D warnings` passes its flags to
+/// the driver the same way).
+pub fn lint_with_clippy(cargo: &mut Command) {
+    cargo.env("RUSTC_WORKSPACE_WRAPPER", "clippy-driver").env(
+        "CLIPPY_ARGS",
+        "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+    );
 }

@@ -71,6 +71,10 @@ pub fn OrdersPage() -> impl IntoView {
                         } else {
                             format!("{} order(s) in the store, newest first", page.total)
                         }}</p>
+                        {(SearchKind::of(&search()) == SearchKind::Email).then(|| {
+                            let email = search().trim().to_lowercase();
+                            view! { <p><a href=format!("/admin/customers/{email}")>{format!("Everything about {email} →")}</a></p> }
+                        })}
                         {if page.orders.is_empty() {
                             view! { <p class="panel">{if searching { "No order matches this search." } else { "No orders yet." }}</p> }.into_any()
                         } else {
@@ -107,7 +111,7 @@ fn OrderTable(orders: Vec<OrderView>) -> impl IntoView {
                                 <td><a href=href>{o.order_id.to_string()}</a></td>
                                 <td><code>{o.order_number.clone()}</code></td>
                                 <td>{o.created_at.human()}</td>
-                                <td>{o.email.to_string()}</td>
+                                <td><a href=format!("/admin/customers/{}", o.email)>{o.email.to_string()}</a></td>
                                 <td>{o.name.clone()}</td>
                                 <td><StateBadge state=o.status.as_str().to_owned()/></td>
                                 <td>{o.transaction_id.clone().unwrap_or_default()}</td>

@@ -24,7 +24,7 @@ mod webhooks;
 pub use access::{AccessConfig, AccessService, NewSession};
 pub use activity::ActivityService;
 pub use audit::Actor;
-pub use backups::BackupService;
+pub use backups::{BackupService, DailyBackups};
 pub use catalog::CatalogService;
 pub use customers::CustomerService;
 pub use dashboard::DashboardService;

@@ -41,6 +41,10 @@ fn help_is_available_everywhere() {
         vec!["token", "create", "--help"],
         vec!["token", "list", "--help"],
         vec!["token", "revoke", "--help"],
+        vec!["import", "sales", "--help"],
+        vec!["export", "--help"],
+        vec!["backup", "--help"],
+        vec!["restore", "--help"],
     ] {
         let out = dropgate(&args, None);
         assert!(out.status.success(), "{args:?}");
@@ -50,6 +54,7 @@ fn help_is_available_everywhere() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // a table of cases, one per bad input
 fn bad_flags_and_config_are_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
@@ -57,6 +62,27 @@ fn bad_flags_and_config_are_one_line_and_exit_2() {
     std::fs::write(&bad_toml, "bind = \"127.0.0.1:0\"\nsmpt_host = \"typo\"\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--bogus"], "--bogus"),
+        (
+            vec!["serve", "--data-dir", data, "--backup-keep", "3"],
+            "backup directory",
+        ),
+        (
+            vec![
+                "serve",
+                "--data-dir",
+                data,
+                "--backup-dir",
+                data,
+                "--backup-keep",
+                "0",
+            ],
+            "backup keep",
+        ),
+        (vec!["import", "sales", "x.csv"], "--token"),
+        (
+            vec!["restore", "--data-dir", data, "no-such-backup.redb"],
+            "not a file",
+        ),
         (
             vec!["serve", "--data-dir", data, "--bind", "nonsense"],
             "bind",

@@ -743,3 +743,37 @@ async fn a_buyers_data_is_one_document_and_erasure_leaves_no_trace_in_the_file()
         assert!(!holds(&file, trace), "the data file still holds {trace:?}");
     }
 }
+
+#[tokio::test]
+async fn a_server_with_a_backup_directory_makes_todays_backup_at_start() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("daily");
+    let daily = dir.clone();
+    let shop = Shop::with(
+        spawn_app_with(move |c| {
+            c.daily_backups = Some(backend::services::DailyBackups {
+                dir: daily,
+                keep: 2,
+            });
+        })
+        .await,
+    )
+    .await;
+    let c = backend::clock::now().civil();
+    let today = dir.join(format!(
+        "dropgate-{:04}{:02}{:02}.redb",
+        c.year, c.month, c.day
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !today.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no daily backup appeared in {}",
+            dir.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let summary = backend::store::backup::verify_backup(&today).unwrap();
+    assert!(summary.tables > 0);
+    shop.app.stop().await;
+}
