@@ -96,31 +96,38 @@ impl ExportService {
         }
         let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut out = csv::Writer::from_writer(ChunkSink {
-                buffer: Vec::with_capacity(CHUNK),
-                sender: sender.clone(),
-            });
-            let result = store
-                .read(|tx| {
-                    write_rows(tx, kind, &filter, now, &mut out).map_err(ExportError::into_store)
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    out.flush().map_err(|e| e.to_string())?;
-                    out.into_inner()
-                        .map_err(|e| e.to_string())?
-                        .send_rest()
-                        .map_err(|e| e.to_string())
+        // A thread of its own, not one of the runtime's blocking threads: the export waits
+        // on its client, and a few slow clients must not take the threads the store's reads
+        // and writes run on.
+        let spawned = std::thread::Builder::new()
+            .name(format!("dropgate-export-{}", kind.name()))
+            .spawn(move || {
+                let mut out = csv::Writer::from_writer(ChunkSink {
+                    buffer: Vec::with_capacity(CHUNK),
+                    sender: sender.clone(),
                 });
-            if let Err(error) = result {
-                // A client that went away is not an error worth a line; a failing store is.
-                if !sender.is_closed() {
-                    tracing::error!(error = %error, export = kind.name(), "export failed");
-                    let _ = sender.blocking_send(Err(std::io::Error::other(error)));
+                let result = store
+                    .read(|tx| {
+                        write_rows(tx, kind, &filter, now, &mut out)
+                            .map_err(ExportError::into_store)
+                    })
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        out.flush().map_err(|e| e.to_string())?;
+                        out.into_inner()
+                            .map_err(|e| e.to_string())?
+                            .send_rest()
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(error) = result {
+                    // A client that went away is not an error worth a line; a failing store is.
+                    if !sender.is_closed() {
+                        tracing::error!(error = %error, export = kind.name(), "export failed");
+                        let _ = sender.blocking_send(Err(std::io::Error::other(error)));
+                    }
                 }
-            }
-        });
+            });
+        spawned.map_err(|e| ServiceError::Internal(format!("cannot start the export: {e}")))?;
         Ok(receiver)
     }
 }

@@ -36,6 +36,13 @@ impl Store {
 }
 
 fn copy_snapshot(snapshot: &ReadTransaction, path: &Path) -> Result<BackupSummary, StoreError> {
+    // redb's `create` would open an existing database and copy into it.
+    if path.exists() {
+        return Err(StoreError::Io(format!(
+            "backup: {} exists; a backup is written to a new file",
+            path.display()
+        )));
+    }
     let target = Database::builder().create(path)?;
     let mut summary = BackupSummary {
         schema_version: 0,
@@ -280,6 +287,8 @@ mod tests {
             .unwrap();
         assert_eq!(summary.tables, live_tables);
         assert!(summary.rows > 0);
+        // Never into an existing file (redb would merge into it).
+        assert!(matches!(store.backup_to(&copy), Err(StoreError::Io(_))));
         drop(store);
         let restored = Store::open(&copy).unwrap();
         assert_eq!(restored.read(meta::server_secret).unwrap(), secret);
