@@ -130,6 +130,8 @@ impl GrantState {
 pub enum GrantActionError {
     #[error("this grant is not blocked")]
     NotBlocked,
+    #[error("this link already has unlimited downloads")]
+    Unlimited,
 }
 
 impl Grant {
@@ -309,13 +311,29 @@ impl Grant {
 
     // ---- the desk's actions ----
 
-    /// A fresh start: the window runs `window` from `now`, the ledger is empty, lock and
+    /// A fresh start: the window runs `window` from `now` (`None`: no end, for a product
+    /// without a time limit, which a reset must not give one), the ledger is empty, lock and
     /// block are cleared.
-    pub fn reset(&mut self, window: Duration, now: Timestamp) {
-        self.valid_until = Some(now.plus(window));
-        self.ledger.clear();
+    pub fn reset(&mut self, window: Option<Duration>, now: Timestamp) {
+        self.valid_until = window.map(|w| now.plus(w));
+        self.reset_counts();
         self.locked = None;
         self.blocked_by = None;
+    }
+
+    /// Every file's downloads start again from zero; the window, lock and block stay.
+    pub fn reset_counts(&mut self) {
+        self.ledger.clear();
+    }
+
+    /// `extra` more downloads of each file, on top of the budget the grant has. A grant
+    /// with unlimited downloads has nothing to add to.
+    pub fn add_downloads(&mut self, extra: u32) -> Result<(), GrantActionError> {
+        if self.max_downloads == 0 {
+            return Err(GrantActionError::Unlimited);
+        }
+        self.max_downloads = self.max_downloads.saturating_add(extra);
+        Ok(())
     }
 
     /// Lifts the block and clears the lock; the window and the counts stay.
@@ -467,11 +485,51 @@ mod tests {
         g.expire(t(5));
         assert!(g.is_expired(t(5)));
         assert!(!g.is_live(OrderStatus::Confirmed, t(5)));
-        g.reset(Duration::from_secs(31 * 86_400), t(40));
+        g.reset(Some(Duration::from_secs(31 * 86_400)), t(40));
         assert_eq!(g.valid_until, Some(t(71)));
         assert_eq!(g.counted(FILE), 0);
         assert!(g.is_live(OrderStatus::Confirmed, t(40)));
         assert!(!g.is_live(OrderStatus::OnHold, t(40)));
+        g.expire(t(50));
+        g.reset(None, t(60));
+        assert_eq!(
+            g.valid_until, None,
+            "a product without a time limit stays without one"
+        );
+        assert!(g.is_live(OrderStatus::Confirmed, t(6000)));
+    }
+
+    #[test]
+    fn more_downloads_and_a_count_only_reset() {
+        let mut g = grant(1);
+        g.charge(FILE, 100);
+        let files = [(FILE, 100)];
+        assert_eq!(
+            g.state(OrderStatus::Confirmed, &files, t(1)),
+            GrantState::Exhausted
+        );
+        g.add_downloads(2).unwrap();
+        assert_eq!(g.max_downloads, 3);
+        assert_eq!(g.left(FILE, 100), Some(2.0));
+        g.charge(FILE, 200);
+        assert_eq!(
+            g.state(OrderStatus::Confirmed, &files, t(1)),
+            GrantState::Exhausted
+        );
+        g.locked = Some(seen("US"));
+        let until = g.valid_until;
+        g.reset_counts();
+        assert_eq!(
+            (g.counted(FILE), g.valid_until, g.locked.is_some()),
+            (0, until, true)
+        );
+        assert_eq!(
+            g.state(OrderStatus::Confirmed, &files, t(1)),
+            GrantState::Active
+        );
+        let mut unlimited = grant(0);
+        assert_eq!(unlimited.add_downloads(1), Err(GrantActionError::Unlimited));
+        assert_eq!(unlimited.max_downloads, 0);
     }
 
     #[test]
@@ -557,7 +615,7 @@ mod tests {
             if blocked {
                 g.blocked_by = Some(seen("GB"));
             }
-            g.reset(Duration::from_secs(31 * 86_400), t(day));
+            g.reset(Some(Duration::from_secs(31 * 86_400)), t(day));
             prop_assert_eq!(g.state(OrderStatus::Confirmed, &[(FILE, 100)], t(day)), GrantState::Active);
         }
     }

@@ -231,6 +231,10 @@ pub struct OrderPatch {
         schema(pattern = "^(pending|on_hold|confirmed|refunded|cancelled)$")
     )]
     pub status: Option<String>,
+    /// The payment's transaction ID, as the desk finds the order by it; `""` removes it.
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    #[serde(default)]
+    pub transaction_id: Option<String>,
 }
 
 // ---- password desk ----
@@ -349,6 +353,16 @@ pub struct SendPassword {
     #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     #[serde(default)]
     pub name: String,
+}
+
+/// More downloads for one link, on top of its budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddDownloads {
+    /// How many more downloads of each file (1 to 1000).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
+    pub downloads: u32,
 }
 
 // ---- buyer page ----

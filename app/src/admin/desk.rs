@@ -176,8 +176,19 @@ fn GrantCard(grant: GrantDetail) -> AnyView {
             action.dispatch(GrantAction {
                 grant_id: grant.get_untracked().grant_id.get(),
                 action: name.to_owned(),
+                downloads: None,
             });
         })
+    };
+    let extra = RwSignal::new("1".to_owned());
+    let add_downloads = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        done.set(Some("More downloads added."));
+        action.dispatch(GrantAction {
+            grant_id: grant.get_untracked().grant_id.get(),
+            action: "add-downloads".to_owned(),
+            downloads: Some(extra.get_untracked().trim().parse().unwrap_or(0)),
+        });
     };
     let g = move || grant.get();
     view! {
@@ -208,6 +219,9 @@ fn GrantCard(grant: GrantDetail) -> AnyView {
                 <ConfirmButton label="Reset…" pending confirm="Yes, reset"
                     explanation="Start a fresh download period from now: downloads used, the country lock and any block are cleared.".to_owned()
                     on_confirm=run("reset", "Reset: a fresh period starts now.")/>
+                <ConfirmButton label="Reset counts…" pending confirm="Yes, reset the counts"
+                    explanation="Downloads used start again from zero. The end date, the country lock and any block stay.".to_owned()
+                    on_confirm=run("reset-counts", "Counts reset: downloads start again from zero.")/>
                 {move || g().blocked_by.is_some().then(|| view! {
                     <ConfirmButton label="Unblock…" pending confirm="Yes, unblock"
                         explanation="Lift the block and the country lock. The original end date and the downloads used stay.".to_owned()
@@ -220,6 +234,15 @@ fn GrantCard(grant: GrantDetail) -> AnyView {
                     explanation="Make a new password and mail the new link to the buyer. The old link stops working; downloads used, the end date and the country lock stay.".to_owned()
                     on_confirm=run("resend", "A new password is made and mailed to the buyer.")/>
             </div>
+            {move || (g().max_downloads > 0).then(|| view! {
+                <form class="row add-downloads" on:submit=add_downloads aria-label="Add downloads">
+                    <label>"Add" " "
+                        <input type="number" name="downloads" min="1" max="1000" required class="short"
+                            prop:value=move || extra.get() on:input=move |ev| extra.set(super::widgets::value_of(&ev))/>
+                        " downloads of each file"</label>
+                    <button type="submit" disabled=move || pending.get()>"Add downloads"</button>
+                </form>
+            })}
             {move || error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
             {move || (action.value().get().is_some_and(|r| r.is_ok())).then(|| done.get()).flatten()
                 .map(|d| view! { <p class="notice ok" role="status">{d}</p> })}

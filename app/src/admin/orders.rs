@@ -349,6 +349,12 @@ fn CustomerForm(current: RwSignal<Option<OrderView>>) -> impl IntoView {
             .unwrap_or_default(),
     );
     let name = RwSignal::new(initial.as_ref().map(|o| o.name.clone()).unwrap_or_default());
+    let transaction = RwSignal::new(
+        initial
+            .as_ref()
+            .and_then(|o| o.transaction_id.clone())
+            .unwrap_or_default(),
+    );
     let last_error = move || update.value().get().and_then(Result::err);
     let email_error = Signal::derive(move || {
         domain::Email::parse(email.get().trim())
@@ -357,6 +363,7 @@ fn CustomerForm(current: RwSignal<Option<OrderView>>) -> impl IntoView {
             .or_else(field_error(last_error, "email"))
     });
     let name_error = Signal::derive(field_error(last_error, "name"));
+    let transaction_error = Signal::derive(field_error(last_error, "transaction_id"));
     let general_error = form_error(last_error);
     let saved = RwSignal::new(false);
     Effect::new(move |_| {
@@ -377,6 +384,7 @@ fn CustomerForm(current: RwSignal<Option<OrderView>>) -> impl IntoView {
                 email: Some(email.get_untracked().trim().to_owned()),
                 name: Some(name.get_untracked().trim().to_owned()),
                 status: None,
+                transaction_id: Some(transaction.get_untracked().trim().to_owned()),
             },
         });
     };
@@ -395,6 +403,13 @@ fn CustomerForm(current: RwSignal<Option<OrderView>>) -> impl IntoView {
                     <input type="text" name="name" maxlength="200"
                         prop:value=move || name.get() on:input=move |ev| { saved.set(false); name.set(value_of(&ev)) }/>
                     <FieldError message=name_error/>
+                </label>
+                <label>
+                    "Transaction ID"
+                    <input type="text" name="transaction_id" maxlength="128" autocomplete="off"
+                        prop:value=move || transaction.get() on:input=move |ev| { saved.set(false); transaction.set(value_of(&ev)) }/>
+                    <span class="hint">"The payment's ID at your provider; the desk finds the order by it. Leave empty to remove it."</span>
+                    <FieldError message=transaction_error/>
                 </label>
                 {move || general_error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
                 {move || saved.get().then(|| view! { <p class="notice ok" role="status">"Saved."</p> })}

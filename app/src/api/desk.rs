@@ -71,9 +71,14 @@ pub struct GrantActionDone {
     pub issued: Option<IssuedGrant>,
 }
 
-/// `reset`, `unblock`, `expire` or `resend` on one grant.
+/// `reset`, `reset-counts`, `add-downloads` (with `downloads`), `unblock`, `expire` or
+/// `resend` on one grant.
 #[server(prefix = "/rpc", endpoint = "desk-action")]
-pub async fn grant_action(grant_id: u64, action: String) -> Result<GrantActionDone, AppError> {
+pub async fn grant_action(
+    grant_id: u64,
+    action: String,
+    #[server(default)] downloads: Option<u32>,
+) -> Result<GrantActionDone, AppError> {
     crate::server::as_admin(|state, actor| async move {
         let desk = state.desk;
         let id = domain::GrantId::new(grant_id);
@@ -86,11 +91,7 @@ pub async fn grant_action(grant_id: u64, action: String) -> Result<GrantActionDo
                 issued: Some(issued),
             });
         }
-        let action =
-            backend::services::GrantAction::parse(&action).ok_or_else(|| AppError::Invalid {
-                field: "action".into(),
-                message: format!("There is no desk action {action}."),
-            })?;
+        let action = backend::services::GrantAction::parse(&action, downloads)?;
         let grant = desk.act(id, action, actor, now).await?;
         let issued = None;
         Ok(GrantActionDone { grant, issued })

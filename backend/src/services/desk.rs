@@ -32,16 +32,39 @@ pub enum GrantAction {
     Unblock,
     /// [`domain::Grant::expire`].
     Expire,
+    /// Downloads start again from zero; the window stays: [`domain::Grant::reset_counts`].
+    ResetCounts,
+    /// This many more downloads of each file: [`domain::Grant::add_downloads`].
+    AddDownloads(u32),
 }
 
+/// The most downloads one desk action adds.
+pub const MAX_ADDED_DOWNLOADS: u32 = 1000;
+
 impl GrantAction {
-    /// The action's name in URLs and forms.
-    pub fn parse(name: &str) -> Option<Self> {
+    /// The action's name in URLs and forms (`add-downloads` with its amount).
+    pub fn parse(name: &str, downloads: Option<u32>) -> Result<Self, ServiceError> {
         match name {
-            "reset" => Some(Self::Reset),
-            "unblock" => Some(Self::Unblock),
-            "expire" => Some(Self::Expire),
-            _ => None,
+            "reset" => Ok(Self::Reset),
+            "unblock" => Ok(Self::Unblock),
+            "expire" => Ok(Self::Expire),
+            "reset-counts" => Ok(Self::ResetCounts),
+            "add-downloads" => Self::add_downloads(downloads),
+            _ => Err(ServiceError::invalid(
+                "action",
+                format!("there is no desk action {name}"),
+            )),
+        }
+    }
+
+    /// `+N downloads`, with N checked.
+    pub fn add_downloads(downloads: Option<u32>) -> Result<Self, ServiceError> {
+        match downloads {
+            Some(n @ 1..=MAX_ADDED_DOWNLOADS) => Ok(Self::AddDownloads(n)),
+            _ => Err(ServiceError::invalid(
+                "downloads",
+                format!("add between 1 and {MAX_ADDED_DOWNLOADS} downloads"),
+            )),
         }
     }
 }
@@ -174,11 +197,25 @@ impl DeskService {
             GrantAction::Reset => self.reset(id, actor, now).await,
             GrantAction::Unblock => self.unblock(id, actor, now).await,
             GrantAction::Expire => self.expire(id, actor, now).await,
+            GrantAction::ResetCounts => {
+                self.change(id, actor, now, "grant.reset_counts", |_, g| {
+                    g.reset_counts();
+                    Ok(())
+                })
+                .await
+            }
+            GrantAction::AddDownloads(extra) => {
+                self.change(id, actor, now, "grant.add_downloads", move |_, g| {
+                    g.add_downloads(extra)
+                        .map_err(|refused| ServiceError::Conflict(refused.to_string()))
+                })
+                .await
+            }
         }
     }
 
-    /// A fresh window from now (the settings' reset window, 31 days unless changed); ledger,
-    /// lock and block cleared.
+    /// A fresh window from now (the settings' reset window, 31 days unless changed; no end
+    /// when the product has no time limit); ledger, lock and block cleared.
     pub async fn reset(
         &self,
         id: GrantId,
@@ -186,8 +223,13 @@ impl DeskService {
         now: Timestamp,
     ) -> Result<GrantDetail, ServiceError> {
         let window = Duration::from_secs(u64::from(self.settings.current().reset_days) * 86_400);
-        self.change(id, actor, now, "grant.reset", move |g| {
-            g.reset(window, now);
+        self.change(id, actor, now, "grant.reset", move |tx, g| {
+            let timeless = match store::catalog::product(tx, &g.product_id)? {
+                Some(product) => product.download_days == 0,
+                // A product deleted since: keep what the grant had.
+                None => g.valid_until.is_none(),
+            };
+            g.reset((!timeless).then_some(window), now);
             Ok(())
         })
         .await
@@ -200,7 +242,7 @@ impl DeskService {
         actor: Actor,
         now: Timestamp,
     ) -> Result<GrantDetail, ServiceError> {
-        self.change(id, actor, now, "grant.unblock", |g| {
+        self.change(id, actor, now, "grant.unblock", |_, g| {
             g.unblock()
                 .map_err(|refused| ServiceError::Conflict(refused.to_string()))
         })
@@ -214,7 +256,7 @@ impl DeskService {
         actor: Actor,
         now: Timestamp,
     ) -> Result<GrantDetail, ServiceError> {
-        self.change(id, actor, now, "grant.expire", move |g| {
+        self.change(id, actor, now, "grant.expire", move |_, g| {
             g.expire(now);
             Ok(())
         })
@@ -241,7 +283,7 @@ impl DeskService {
                 actor,
                 now,
                 "grant.resend",
-                move |g| {
+                move |_, g| {
                     g.rotate(digest);
                     Ok(())
                 },
@@ -302,7 +344,7 @@ impl DeskService {
         actor: Actor,
         now: Timestamp,
         action: &'static str,
-        apply: impl FnOnce(&mut Grant) -> Result<(), ServiceError> + Send + 'static,
+        apply: impl FnOnce(&WriteTransaction, &mut Grant) -> Result<(), ServiceError> + Send + 'static,
     ) -> Result<GrantDetail, ServiceError> {
         self.change_then(id, actor, now, action, apply, |_, _| Ok(()))
             .await
@@ -315,7 +357,7 @@ impl DeskService {
         actor: Actor,
         now: Timestamp,
         action: &'static str,
-        apply: impl FnOnce(&mut Grant) -> Result<(), ServiceError> + Send + 'static,
+        apply: impl FnOnce(&WriteTransaction, &mut Grant) -> Result<(), ServiceError> + Send + 'static,
         then: impl FnOnce(&WriteTransaction, &Grant) -> Result<(), ServiceError> + Send + 'static,
     ) -> Result<GrantDetail, ServiceError> {
         self.store
@@ -323,7 +365,7 @@ impl DeskService {
                 s.write(|tx| {
                     let before = store::grants::grant(tx, id)?.ok_or_else(|| not_found(id))?;
                     let mut after = before.clone();
-                    apply(&mut after)?;
+                    apply(tx, &mut after)?;
                     store::grants::put_grant(tx, id, &after)?;
                     then(tx, &after)?;
                     record_audit(
@@ -351,6 +393,7 @@ fn not_found(id: GrantId) -> ServiceError {
 fn audit_view(g: &Grant) -> serde_json::Value {
     serde_json::json!({
         "valid_until": g.valid_until,
+        "max_downloads": g.max_downloads,
         "locked": g.locked.as_ref().map(sighting),
         "blocked_by": g.blocked_by.as_ref().map(sighting),
         "delivered": g.ledger.iter().map(|l| l.delivered).sum::<u64>(),

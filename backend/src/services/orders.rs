@@ -204,6 +204,12 @@ impl OrderService {
                 })
             })
             .transpose()?;
+        let transaction_id = patch
+            .transaction_id
+            .as_deref()
+            .map(parse_transaction_id)
+            .transpose()?
+            .map(Option::unwrap_or_default);
         let key = self.key.clone();
         let mailer = self.mailer.clone();
         let view = self
@@ -219,6 +225,7 @@ impl OrderService {
                             email,
                             name,
                             status,
+                            transaction_id,
                         },
                         &actor,
                         now,
@@ -555,6 +562,8 @@ pub(crate) struct Change {
     pub email: Option<Email>,
     pub name: Option<String>,
     pub status: Option<OrderStatus>,
+    /// A new transaction ID, checked; `Some("")` removes it.
+    pub transaction_id: Option<String>,
 }
 
 /// Edits an order inside the caller's transaction, under the status state machine: a
@@ -576,6 +585,17 @@ pub(crate) fn update_in(
     }
     if let Some(name) = change.name {
         after.name = name;
+    }
+    if let Some(transaction_id) = change.transaction_id {
+        let transaction_id = (!transaction_id.is_empty()).then_some(transaction_id);
+        if let Some(t) = &transaction_id
+            && store::orders::order_by_transaction(tx, t)?.is_some_and(|other| other != id)
+        {
+            return Err(ServiceError::Conflict(format!(
+                "another order already has the transaction ID {t}"
+            )));
+        }
+        after.transaction_id = transaction_id;
     }
     if let Some(to) = change.status.filter(|to| *to != before.status) {
         after.status = before
@@ -635,6 +655,18 @@ pub(crate) struct ValidOrder {
     status: OrderStatus,
 }
 
+/// A transaction ID as given (trimmed); `None` for an empty one.
+fn parse_transaction_id(raw: &str) -> Result<Option<String>, ServiceError> {
+    let t = raw.trim();
+    if t.len() > 128 || t.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "transaction_id",
+            "a transaction id has at most 128 printable characters",
+        ));
+    }
+    Ok((!t.is_empty()).then(|| t.to_owned()))
+}
+
 pub(crate) fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
     let email = Email::parse(&input.email).map_err(|e| ServiceError::invalid("email", e))?;
     let name = parse_person_name(&input.name)?;
@@ -651,16 +683,10 @@ pub(crate) fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
         .collect::<Result<Vec<_>, _>>()?;
     let transaction_id = input
         .transaction_id
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
-    if let Some(t) = &transaction_id
-        && (t.len() > 128 || t.chars().any(char::is_control))
-    {
-        return Err(ServiceError::invalid(
-            "transaction_id",
-            "a transaction id has at most 128 printable characters",
-        ));
-    }
+        .as_deref()
+        .map(parse_transaction_id)
+        .transpose()?
+        .flatten();
     let status = match input.status.as_deref() {
         None => OrderStatus::Confirmed,
         Some(s) => match OrderStatus::parse(s) {

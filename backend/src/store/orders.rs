@@ -84,6 +84,21 @@ pub fn put_order(
         if old.email != record.email {
             emails.remove(email_key(&old.email, id).as_slice())?;
         }
+        if old.transaction_id != record.transaction_id {
+            let mut transactions = tx.open_table(ORDER_TRANSACTIONS)?;
+            if let Some(t) = &old.transaction_id {
+                // Only this order's entry: an imported duplicate may point elsewhere.
+                if transactions
+                    .get(t.as_str())?
+                    .is_some_and(|g| g.value() == id.get())
+                {
+                    transactions.remove(t.as_str())?;
+                }
+            }
+            if let Some(t) = &record.transaction_id {
+                transactions.insert(t.as_str(), id.get())?;
+            }
+        }
     } else {
         tx.open_table(ORDER_NUMBERS)?
             .insert(record.order_number.as_str(), id.get())?;

@@ -17,8 +17,8 @@ use backend::services::audit::{AuditEntry, read_audit};
 use backend::services::{Actor, GrantAction, OrderQuery};
 use backend::store::orders::OrderSource;
 use domain::wire::{
-    CreatedOrder, FileView, GrantDetail, GrantLookup, IssuedGrant, NewOrder, NewProduct,
-    OrderPatch, OrderView, ProductPatch, ProductView, SendPassword,
+    AddDownloads, CreatedOrder, FileView, GrantDetail, GrantLookup, IssuedGrant, NewOrder,
+    NewProduct, OrderPatch, OrderView, ProductPatch, ProductView, SendPassword,
 };
 use domain::{FileId, GrantId, OrderId, ProductId};
 use futures::TryStreamExt;
@@ -343,6 +343,8 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(reset_grant))
         .routes(routes!(unblock_grant))
         .routes(routes!(expire_grant))
+        .routes(routes!(reset_grant_counts))
+        .routes(routes!(add_grant_downloads))
         .routes(routes!(resend_grant))
         .routes(routes!(send_password))
         .merge(super::api_payments::routes())
@@ -725,7 +727,7 @@ async fn act_on_grant(
 
 #[utoipa::path(post, path = "/api/v1/grants/{grant_id}/reset", tag = "desk",
     params(("grant_id" = u64, Path, description = "The grant's id")),
-    responses((status = 200, description = "A new window from now (31 days by default); the byte ledger, country lock and block are cleared", body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+    responses((status = 200, description = "A new window from now (31 days by default; no end for a product without a time limit); the byte ledger, country lock and block are cleared", body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
         (status = 404, description = "No such grant", body = ErrorBody)))]
 async fn reset_grant(
     State(s): State<HttpState>,
@@ -757,6 +759,35 @@ async fn expire_grant(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<GrantDetail>> {
     act_on_grant(&s, actor, &id, GrantAction::Expire).await
+}
+
+#[utoipa::path(post, path = "/api/v1/grants/{grant_id}/reset-counts", tag = "desk",
+    params(("grant_id" = u64, Path, description = "The grant's id")),
+    responses((status = 200, description = "Every file's downloads start again from zero; the window, country lock and any block stay", body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody)))]
+async fn reset_grant_counts(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<GrantDetail>> {
+    act_on_grant(&s, actor, &id, GrantAction::ResetCounts).await
+}
+
+#[utoipa::path(post, path = "/api/v1/grants/{grant_id}/add-downloads", tag = "desk",
+    params(("grant_id" = u64, Path, description = "The grant's id")),
+    request_body = AddDownloads,
+    responses((status = 200, description = "The link's budget grows by this many downloads of each file; window, counts and lock stay", body = GrantDetail), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody),
+        (status = 409, description = "The link already has unlimited downloads", body = ErrorBody),
+        (status = 422, description = "`downloads` is not between 1 and 1000", body = ErrorBody)))]
+async fn add_grant_downloads(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AddDownloads>,
+) -> ApiResult<Json<GrantDetail>> {
+    let action = GrantAction::add_downloads(Some(body.downloads))?;
+    act_on_grant(&s, actor, &id, action).await
 }
 
 #[utoipa::path(post, path = "/api/v1/grants/{grant_id}/resend", tag = "desk",

@@ -388,3 +388,226 @@ async fn a_replaced_geoip_file_is_used_without_a_restart() {
     assert_eq!(found[0]["blocked_by"]["country"], "CA", "{found}");
     shop.app.stop().await;
 }
+
+/// Downloads a whole file from `ip`, letting the server settle the bytes.
+async fn download_whole(url: &str, file: u64) -> StatusCode {
+    let r = reqwest::Client::new()
+        .get(format!("{url}/{file}"))
+        .header("x-forwarded-for", US)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    r.bytes().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    status
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: a link used up, given more, reset, edited
+async fn finer_resets_bring_a_used_up_link_back_and_unlimited_stays_unlimited() {
+    let shop = shop(true).await;
+    // A product without a time limit, two downloads per file.
+    let file = shop
+        .product_with_file(
+            json!({"product_id": "course", "name": "Course", "max_downloads": 2, "download_days": 0}),
+            "course.zip",
+            &[7u8; 500],
+        )
+        .await["file_id"]
+        .as_u64()
+        .unwrap();
+    let (_, created) = shop.call(Method::POST, "/api/v1/orders", Some(json!({"email": "cy@example.com", "name": "Cy", "product_ids": ["course"], "transaction_id": "PAY-7"}))).await;
+    let url = created["issued"][0]["url"].as_str().unwrap().to_owned();
+    let grant = created["issued"][0]["grant_id"].as_u64().unwrap();
+    let order_id = created["order_id"].as_u64().unwrap();
+    let path = |action: &str| format!("/api/v1/grants/{grant}/{action}");
+
+    // Used up: two whole downloads, the third refused.
+    assert_eq!(download_whole(&url, file).await, StatusCode::OK);
+    assert_eq!(download_whole(&url, file).await, StatusCode::OK);
+    assert_eq!(download_whole(&url, file).await, StatusCode::FORBIDDEN);
+    let (_, g) = shop
+        .call(Method::GET, &format!("/api/v1/grants/{grant}"), None)
+        .await;
+    assert_eq!(
+        (g["status"].as_str(), g["valid_until"].as_i64()),
+        (Some("exhausted"), None)
+    );
+
+    // +1 download: one more, then used up again; the window (none) stays.
+    for bad in [
+        json!({"downloads": 0}),
+        json!({"downloads": 1001}),
+        json!({}),
+        json!({"downloads": "two"}),
+    ] {
+        let (status, body) = shop
+            .call(Method::POST, &path("add-downloads"), Some(bad.clone()))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let (status, g) = shop
+        .call(
+            Method::POST,
+            &path("add-downloads"),
+            Some(json!({"downloads": 1})),
+        )
+        .await;
+    assert_eq!(
+        (status, g["status"].as_str(), g["max_downloads"].as_u64()),
+        (StatusCode::OK, Some("active"), Some(3))
+    );
+    assert!(g["valid_until"].is_null());
+    assert_eq!(download_whole(&url, file).await, StatusCode::OK);
+    assert_eq!(download_whole(&url, file).await, StatusCode::FORBIDDEN);
+
+    // A count-only reset: counts from zero, still no end, the country lock kept.
+    let (_, g) = shop.call(Method::POST, &path("reset-counts"), None).await;
+    assert_eq!(g["status"], "active");
+    assert!(g["valid_until"].is_null(), "{g}");
+    assert_eq!(g["locked"]["country"], "US", "a count reset keeps the lock");
+    assert_eq!(download_whole(&url, file).await, StatusCode::OK);
+
+    // Expired, then a full reset: a product without a time limit gives no end date.
+    shop.call(Method::POST, &path("expire"), None).await;
+    assert_eq!(download_whole(&url, file).await, StatusCode::FORBIDDEN);
+    let (_, g) = shop.call(Method::POST, &path("reset"), None).await;
+    assert_eq!(g["status"], "active");
+    assert!(g["valid_until"].is_null(), "unlimited stays unlimited: {g}");
+    assert_eq!(download_whole(&url, file).await, StatusCode::OK);
+
+    // On a limited product a count reset keeps the end date to the millisecond.
+    let limited = order(&shop).await.2;
+    let limited_grant = limited["issued"][0]["grant_id"].as_u64().unwrap();
+    let (_, before) = shop
+        .call(
+            Method::GET,
+            &format!("/api/v1/grants/{limited_grant}"),
+            None,
+        )
+        .await;
+    let (_, after) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/grants/{limited_grant}/reset-counts"),
+            None,
+        )
+        .await;
+    assert!(before["valid_until"].as_i64().is_some());
+    assert_eq!(before["valid_until"], after["valid_until"]);
+
+    // +N on a link with unlimited downloads is refused and changes nothing.
+    shop.call(
+        Method::POST,
+        "/api/v1/products",
+        Some(json!({"product_id": "free", "name": "Free", "max_downloads": 0, "download_days": 0})),
+    )
+    .await;
+    let (_, free) = shop
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "cy@example.com", "name": "Cy", "product_ids": ["free"]})),
+        )
+        .await;
+    let free_grant = free["issued"][0]["grant_id"].as_u64().unwrap();
+    let (status, body) = shop
+        .call(
+            Method::POST,
+            &format!("/api/v1/grants/{free_grant}/add-downloads"),
+            Some(json!({"downloads": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unlimited"),
+        "{body}"
+    );
+
+    // The transaction ID is editable: the desk finds the order by the new one only.
+    let order_path = format!("/api/v1/orders/{order_id}");
+    let (status, o) = shop
+        .call(
+            Method::PATCH,
+            &order_path,
+            Some(json!({"transaction_id": " PAY-8 "})),
+        )
+        .await;
+    assert_eq!(
+        (status, o["transaction_id"].as_str()),
+        (StatusCode::OK, Some("PAY-8"))
+    );
+    let found = |t: &'static str| {
+        let shop = &shop;
+        async move {
+            let (_, found) = shop
+                .call(
+                    Method::POST,
+                    "/api/v1/grants/lookup",
+                    Some(json!({"transaction_id": t})),
+                )
+                .await;
+            found.as_array().map_or(0, Vec::len)
+        }
+    };
+    assert_eq!((found("PAY-8").await, found("PAY-7").await), (1, 0));
+    // Taken by another order (PAY-1, the ebook's), too long, or a control character: refused, nothing changes.
+    for (bad, status) in [
+        (json!("PAY-1"), StatusCode::CONFLICT),
+        (json!("x".repeat(129)), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!("PAY\n9"), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (got, body) = shop
+            .call(
+                Method::PATCH,
+                &order_path,
+                Some(json!({"transaction_id": bad, "name": "Changed"})),
+            )
+            .await;
+        assert_eq!(got, status, "{bad}: {body}");
+    }
+    let (_, o) = shop.call(Method::GET, &order_path, None).await;
+    assert_eq!(
+        (o["transaction_id"].as_str(), o["name"].as_str()),
+        (Some("PAY-8"), Some("Cy"))
+    );
+    assert_eq!(found("PAY-1").await, 1, "the other order keeps its ID");
+    // Empty removes it.
+    let (_, o) = shop
+        .call(
+            Method::PATCH,
+            &order_path,
+            Some(json!({"transaction_id": ""})),
+        )
+        .await;
+    assert!(o["transaction_id"].is_null(), "{o}");
+    assert_eq!(found("PAY-8").await, 0);
+
+    let (_, audit) = shop
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?target=grant:{grant}"),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "grant.reset",
+            "grant.expire",
+            "grant.reset_counts",
+            "grant.add_downloads"
+        ]
+    );
+    shop.app.stop().await;
+}
