@@ -73,6 +73,11 @@ pub fn DownloadPage() -> impl IntoView {
                                                 </a>
                                                 <span class="muted">{format!(" {} · {left}", format::bytes(f.size))}</span>
                                                 <div class="checksum"><span class="muted">"SHA-256 "</span><code>{f.sha256}</code></div>
+                                                {f.updated_at.map(|at| view! {
+                                                    <p class="file-updated"><strong>{format!("Updated on {}", at.human())}</strong>
+                                                        {(!f.changelog.is_empty()).then(|| view! { <br/><span>{f.changelog.clone()}</span> })}
+                                                    </p>
+                                                })}
                                             </li>
                                         }
                                     }).collect_view()}

@@ -18,6 +18,7 @@ pub struct UiState {
     pub catalog: backend::services::CatalogService,
     pub orders: backend::services::OrderService,
     pub desk: backend::services::DeskService,
+    pub announcements: backend::services::AnnouncementService,
     pub activity: backend::services::ActivityService,
     pub settings: backend::services::SettingsService,
     pub outbox: backend::services::OutboxService,

@@ -25,16 +25,19 @@ pub enum MailKind {
     SelfService,
     /// The "send test mail" button of the settings.
     Test,
+    /// A product was updated: the seller's message and fresh links, to each past buyer.
+    ProductUpdate,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 6] = [
+    pub const ALL: [MailKind; 7] = [
         Self::Purchase,
         Self::VendorNotice,
         Self::Resend,
         Self::NewPassword,
         Self::SelfService,
         Self::Test,
+        Self::ProductUpdate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl MailKind {
             Self::NewPassword => "new_password",
             Self::SelfService => "self_service",
             Self::Test => "test",
+            Self::ProductUpdate => "product_update",
         }
     }
 
@@ -61,6 +65,7 @@ impl MailKind {
             Self::NewPassword => "Send new password",
             Self::SelfService => "Self-service links",
             Self::Test => "Test mail",
+            Self::ProductUpdate => "Product update (to past buyers)",
         }
     }
 }
@@ -112,7 +117,7 @@ impl MailState {
 }
 
 /// Every placeholder a template may use, with what it holds (shown beside the editor).
-pub const PLACEHOLDERS: [(&str, &str); 10] = [
+pub const PLACEHOLDERS: [(&str, &str); 11] = [
     ("store_name", "the store's name"),
     ("buyer_name", "the buyer's name (may be empty)"),
     ("buyer_email", "the buyer's address"),
@@ -129,6 +134,10 @@ pub const PLACEHOLDERS: [(&str, &str); 10] = [
     ),
     ("resend_url", "the self-service page for new links"),
     ("greeting", "\"Hello <name>,\" or \"Hello,\" without a name"),
+    (
+        "message",
+        "the seller's message to past buyers (product updates only)",
+    ),
 ];
 
 /// A template that cannot be used: where and why, for the editor.
@@ -311,6 +320,11 @@ impl TemplateSource {
                 "you asked for new links to your purchases. The links you had before no longer work.",
                 "Did not ask for this? Your downloads are safe: only this mailbox received the new links.",
             ),
+            MailKind::ProductUpdate => (
+                "New version of {{products}} from {{store_name}}",
+                "there is a new version of {{products}}, which you bought from {{store_name}}.\n\n{{message}}\n\nDownload it with your new link:",
+                "The links you had before no longer work; these do. Lost this mail? Ask for new links at {{resend_url}}",
+            ),
             MailKind::Test => (
                 "Test mail from {{store_name}}",
                 "this is a test mail from Dropgate. If you can read it, buyers receive their links.",
@@ -383,6 +397,8 @@ pub struct MailFacts {
     pub transaction_id: String,
     pub links: Vec<LinkLine>,
     pub resend_url: String,
+    /// The seller's words to past buyers (product updates).
+    pub message: String,
 }
 
 impl MailFacts {
@@ -408,6 +424,7 @@ impl MailFacts {
             }
             "resend_url" => self.resend_url.clone(),
             "greeting" => self.greeting(),
+            "message" => self.message.clone(),
             _ => String::new(),
         }
     }
@@ -433,6 +450,7 @@ impl MailFacts {
                 "<a href=\"{url}\">{url}</a>",
                 url = escape_html(&self.resend_url)
             ),
+            "message" => escape_html(&self.message).replace('\n', "<br>\n"),
             other => escape_html(&self.text(other)),
         }
     }
@@ -471,6 +489,8 @@ impl MailFacts {
                 valid_until: Some(Timestamp::from_unix_millis(1_798_761_600_000)),
             }],
             resend_url: format!("{public_url}/resend"),
+            message: "Version 2 adds a chapter on async Rust and fixes the typos you reported."
+                .to_owned(),
         }
     }
 }
@@ -649,7 +669,31 @@ mod tests {
                 },
             ],
             resend_url: "https://shop.test/resend".into(),
+            message: "New <chapter>\nand fixes".into(),
         }
+    }
+
+    #[test]
+    fn a_product_update_carries_the_message_escaped() {
+        let t = TemplateSource::default_for(MailKind::ProductUpdate)
+            .checked()
+            .unwrap();
+        let mail = t.compose(&facts());
+        assert!(
+            mail.text.contains("New <chapter>\nand fixes"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.html.contains("New &lt;chapter&gt;<br>\nand fixes"),
+            "{}",
+            mail.html
+        );
+        assert!(
+            mail.subject.starts_with("New version of Rust"),
+            "{}",
+            mail.subject
+        );
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub struct ProductView {
     /// Days a grant can download after issue; 0 = unlimited.
     pub download_days: u32,
     pub country_lock: bool,
+    /// Whether a new version of a file gives every buyer its downloads of it again.
+    #[serde(default)]
+    pub refresh_on_update: bool,
     pub files: Vec<FileView>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -101,7 +104,33 @@ pub struct FileView {
     pub content_type: String,
     /// Hex SHA-256 of the content.
     pub sha256: String,
+    /// When the version links serve now was uploaded.
     pub uploaded_at: Timestamp,
+    /// The current version: 1 for the first upload, one more for each `PUT` of the same name.
+    #[serde(default = "first_version")]
+    pub version: u32,
+    /// What changed in the current version ("" for nothing said).
+    #[serde(default)]
+    pub changelog: String,
+    /// The earlier versions, newest first.
+    #[serde(default)]
+    pub earlier: Vec<FileVersionView>,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// An earlier version of a file, kept for the record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileVersionView {
+    pub version: u32,
+    pub size: u64,
+    /// Hex SHA-256 of that version's content.
+    pub sha256: String,
+    pub uploaded_at: Timestamp,
+    pub changelog: String,
 }
 
 /// Creating a product.
@@ -141,6 +170,9 @@ pub struct ProductPatch {
     pub max_downloads: Option<u32>,
     pub download_days: Option<u32>,
     pub country_lock: Option<bool>,
+    /// Whether a new version of a file gives every buyer its downloads of it again.
+    #[serde(default)]
+    pub refresh_on_update: Option<bool>,
 }
 
 fn default_true() -> bool {
@@ -401,6 +433,12 @@ pub struct FileOffer {
     pub sha256: String,
     /// Downloads left (fractional after partial downloads); `None` when unlimited.
     pub downloads_left: Option<f64>,
+    /// When the file was last replaced by a new version (`None` while it is the first).
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+    /// The seller's notes on the newest version ("" for none).
+    #[serde(default)]
+    pub changelog: String,
 }
 
 // ---- admin lists ----
@@ -552,4 +590,45 @@ pub struct MailTemplateView {
     pub source: crate::mail::TemplateSource,
     /// Whether the seller changed it (false: the shipped default).
     pub customised: bool,
+}
+
+// ---- announcements to past buyers ----
+
+/// A message about a product update, for every past buyer, with fresh links.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewAnnouncement {
+    /// What changed, in a few lines (at most 2000 characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2000))]
+    pub message: String,
+    /// Mails per minute at most (1 to 10 000), so a launch keeps within the mail
+    /// provider's limits; 60 unless given.
+    #[serde(default = "default_per_minute")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
+    pub per_minute: u32,
+}
+
+fn default_per_minute() -> u32 {
+    60
+}
+
+/// An announcement and how far it got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnnouncementView {
+    pub announcement_id: u64,
+    pub product_id: crate::ProductId,
+    pub message: String,
+    pub per_minute: u32,
+    /// Past buyers (one mail each) when it was made.
+    pub buyers: u32,
+    /// Mails queued in the outbox so far.
+    pub sent: u32,
+    /// Buyers left out: refunded since, or not written to because it was stopped.
+    pub skipped: u32,
+    /// `sending`, `stopped` or `done`.
+    pub state: String,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
 }

@@ -9,8 +9,8 @@ use backend::blobs::Blobs;
 use backend::mail::Mailer;
 use backend::mail::worker::{OutboxWorker, SmtpSender};
 use backend::services::{
-    AccessConfig, CatalogService, DeskService, DownloadService, OrderService, OutboxService,
-    SettingsService,
+    AccessConfig, AnnouncementService, CatalogService, DeskService, DownloadService, OrderService,
+    OutboxService, SettingsService,
 };
 use backend::{AccessService, Store, StoreError};
 use leptos::config::{Env, LeptosOptions};
@@ -74,6 +74,8 @@ pub struct Application {
         backend::services::BackupService,
         backend::services::DailyBackups,
     )>,
+    /// Sends product-update mails to past buyers at each announcement's rate.
+    announcements: AnnouncementService,
 }
 
 /// How often buyers' IPs past the retention period are shortened.
@@ -133,6 +135,7 @@ fn tighten(path: &std::path::Path, mode: u32) {
 
 impl Application {
     /// Opens the store in the data dir, binds the listener and builds the router.
+    #[allow(clippy::too_many_lines)] // one list of the services, in the order each needs the last
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         create_dirs(&config)?;
         // Opening a `--geoip-db` file takes a moment: it runs while the store opens (the
@@ -172,6 +175,8 @@ impl Application {
             config.self_service,
         );
         let desk = DeskService::new(store.clone(), key.clone(), orders.clone(), settings.clone());
+        let announcements =
+            AnnouncementService::new(store.clone(), key.clone(), orders.mailer().clone());
         let records = record_services(&store, &key, &orders, &desk, &config);
         let (payments, webhooks, webhook_worker) =
             build_payments(&config, &store, key, &orders, &public_url).await?;
@@ -186,6 +191,7 @@ impl Application {
             orders: orders.clone(),
             downloads: downloads.clone(),
             desk: desk.clone(),
+            announcements: announcements.clone(),
             self_service: self_service.clone(),
             payments: payments.clone(),
             webhooks: webhooks.clone(),
@@ -204,6 +210,7 @@ impl Application {
             catalog,
             orders,
             desk,
+            announcements: announcements.clone(),
             activity: backend::services::ActivityService::new(store.clone()),
             settings: settings.clone(),
             dashboard: dashboard(&store, &outbox, &geo),
@@ -232,6 +239,7 @@ impl Application {
             webhook_worker,
             download_limits,
             daily_backups,
+            announcements,
         })
     }
 
@@ -281,6 +289,7 @@ impl Application {
         let sweeps = spawn_sweeps(Arc::clone(&self.download_limits), jobs_stopped.clone());
         let mail = self.mail_worker.map(OutboxWorker::spawn);
         let webhooks = self.webhook_worker.spawn();
+        let announcements = self.announcements.spawn(jobs_stopped.clone());
         let daily_backups = self
             .daily_backups
             .map(|(service, daily)| service.spawn_daily(daily, jobs_stopped.clone()));
@@ -302,6 +311,7 @@ impl Application {
         let _ = stop_jobs.send(true);
         let _ = retention.await;
         let _ = sweeps.await;
+        let _ = announcements.await;
         if let Some(backups) = daily_backups {
             let _ = backups.await;
         }

@@ -1,6 +1,7 @@
 //! The admin SPA: the signed-in layout with navigation, and one module per area.
 
 mod activity;
+mod announce;
 mod audit;
 mod auth_pages;
 mod customers;

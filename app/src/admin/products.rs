@@ -267,11 +267,16 @@ fn ProductDetail(product: ProductView, refresh: Callback<()>) -> impl IntoView {
                 view! {
                     <div class="table-wrap">
                         <table>
-                            <thead><tr><th>"File"</th><th>"Size"</th><th>"SHA-256"</th><th>"Uploaded"</th><th></th></tr></thead>
+                            <thead><tr><th>"File"</th><th>"Version"</th><th>"Size"</th><th>"SHA-256"</th><th>"Uploaded"</th><th></th></tr></thead>
                             <tbody>
                                 {files.into_iter().map(|f| view! {
                                     <tr>
                                         <td>{f.name.clone()}</td>
+                                        <td class="file-version">
+                                            {format!("v{}", f.version)}
+                                            {(!f.changelog.is_empty()).then(|| view! { <div class="muted small">{f.changelog.clone()}</div> })}
+                                            <FileVersions file=f.clone()/>
+                                        </td>
                                         <td>{format::bytes(f.size)}</td>
                                         <td><code class="hash" title=f.sha256.clone()>{f.sha256.clone()}</code></td>
                                         <td>{f.uploaded_at.human()}</td>
@@ -284,8 +289,31 @@ fn ProductDetail(product: ProductView, refresh: Callback<()>) -> impl IntoView {
                 }.into_any()
             }}
         </section>
+        <super::announce::AnnouncePanel product_id=id.clone()/>
         <DeleteProductPanel product_id=id name=product.name.clone()/>
     }
+}
+
+/// A file's earlier versions, with their dates and checksums, folded away.
+#[component]
+fn FileVersions(file: domain::wire::FileView) -> impl IntoView {
+    (!file.earlier.is_empty()).then(|| {
+        let count = file.earlier.len();
+        view! {
+            <details class="versions">
+                <summary>{format!("{count} earlier version{}", if count == 1 { "" } else { "s" })}</summary>
+                <ul>
+                    {file.earlier.into_iter().map(|v| view! {
+                        <li>
+                            {format!("v{} · {} · {}", v.version, format::bytes(v.size), v.uploaded_at.human())}
+                            <br/><code class="hash" title=v.sha256.clone()>{v.sha256.clone()}</code>
+                            {(!v.changelog.is_empty()).then(|| view! { <div class="muted small">{v.changelog.clone()}</div> })}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            </details>
+        }
+    })
 }
 
 #[component]
@@ -295,6 +323,7 @@ fn EditProduct(product: ProductView, refresh: Callback<()>) -> impl IntoView {
     let max_downloads = RwSignal::new(product.max_downloads.to_string());
     let download_days = RwSignal::new(product.download_days.to_string());
     let country_lock = RwSignal::new(product.country_lock);
+    let refresh_on_update = RwSignal::new(product.refresh_on_update);
     let last_error = move || update.value().get().and_then(Result::err);
     let server_error = Signal::derive(last_error);
     let name_error = Signal::derive(field_error(last_error, "name"));
@@ -321,6 +350,7 @@ fn EditProduct(product: ProductView, refresh: Callback<()>) -> impl IntoView {
                 max_downloads: Some(max),
                 download_days: Some(days),
                 country_lock: Some(country_lock.get_untracked()),
+                refresh_on_update: Some(refresh_on_update.get_untracked()),
             },
         });
     };
@@ -336,6 +366,12 @@ fn EditProduct(product: ProductView, refresh: Callback<()>) -> impl IntoView {
                     <FieldError message=name_error/>
                 </label>
                 <RuleFields max_downloads download_days country_lock server_error/>
+                <label class="check">
+                    <input type="checkbox" name="refresh_on_update"
+                        prop:checked=move || refresh_on_update.get()
+                        on:change=move |ev| refresh_on_update.set(event_target_checked(&ev))/>
+                    <span>"A new version of a file gives every buyer their downloads of it again."</span>
+                </label>
                 <p class="hint">"New rules apply to orders placed from now on; links already sent keep the rules they were sent with."</p>
                 {move || general_error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
                 {move || saved().then(|| view! { <p class="notice ok" role="status">"Saved."</p> })}

@@ -27,12 +27,19 @@ pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
     // is plain (thread-safe) storage: created empty during a server render, it holds no
     // browser value that could be dropped on another thread (see the crate docs).
     let request = StoredValue::new(None::<BrowserOnly<web_sys::XmlHttpRequest>>);
+    let changelog = RwSignal::new(String::new());
     let start = move |_| {
         let Some(file) = input.get().and_then(|i| i.files()).and_then(|f| f.get(0)) else {
             state.set(Upload::Failed("Choose a file first.".into()));
             return;
         };
-        match send(&product_id, file, state, on_done) {
+        match send(
+            &product_id,
+            file,
+            &changelog.get_untracked(),
+            state,
+            on_done,
+        ) {
             Ok(xhr) => request.set_value(Some(BrowserOnly::new(xhr))),
             Err(message) => state.set(Upload::Failed(message)),
         }
@@ -55,6 +62,13 @@ pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
                     <button type="button" on:click=cancel>"Cancel upload"</button>
                 })}
             </div>
+            <label class="stack">
+                "What changed (optional; buyers see it on their download page)"
+                <textarea name="changelog" rows="2" maxlength="2000" disabled=sending
+                    prop:value=move || changelog.get()
+                    on:input=move |ev| changelog.set(event_target_value(&ev))></textarea>
+            </label>
+            <p class="hint">"A file with the name of one the product has becomes its new version: every buyer's link serves it from then on, and the earlier versions stay listed."</p>
             {move || match state.get() {
                 Upload::Idle => ().into_any(),
                 Upload::Sending { name, sent, total } => {
@@ -68,7 +82,7 @@ pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
                         </div>
                     }.into_any()
                 }
-                Upload::Done(name) => view! { <p class="notice ok" role="status">{format!("{name} is uploaded.")}</p> }.into_any(),
+                Upload::Done(words) => view! { <p class="notice ok" role="status">{words}</p> }.into_any(),
                 Upload::Failed(message) => view! { <p class="notice error" role="alert">{message}</p> }.into_any(),
                 Upload::Cancelled => view! { <p class="notice" role="status">"Upload cancelled; nothing was saved."</p> }.into_any(),
             }}
@@ -80,16 +94,21 @@ pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
 fn send(
     product_id: &str,
     file: web_sys::File,
+    changelog: &str,
     state: RwSignal<Upload>,
     on_done: Callback<()>,
 ) -> Result<web_sys::XmlHttpRequest, String> {
     let name = file.name();
     let total = file.size();
-    let url = format!(
+    let mut url = format!(
         "/api/v1/products/{}/files/{}",
         path_segment(product_id),
         path_segment(&name)
     );
+    if !changelog.trim().is_empty() {
+        url.push_str("?changelog=");
+        url.push_str(&path_segment(changelog.trim()));
+    }
     state.set(Upload::Sending {
         name: name.clone(),
         sent: 0.0,
@@ -111,7 +130,12 @@ fn send(
             }),
             XhrEvent::Answered { status, body } => {
                 if (200..300).contains(&status) {
-                    state.set(Upload::Done(name.clone()));
+                    // 200: the product had a file of this name, now at a new version.
+                    state.set(Upload::Done(if status == 200 {
+                        format!("{name} is uploaded as a new version: every link serves it now.")
+                    } else {
+                        format!("{name} is uploaded.")
+                    }));
                     on_done.run(());
                 } else {
                     state.set(Upload::Failed(error_message(status, &body)));

@@ -104,6 +104,9 @@ pub fn state_words(state: &str) -> &'static str {
         "confirmed" => "confirmed",
         "refunded" => "refunded",
         "cancelled" => "cancelled",
+        "sending" => "sending",
+        "stopped" => "stopped",
+        "done" => "done",
         _ => "unknown",
     }
 }

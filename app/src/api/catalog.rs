@@ -3,7 +3,7 @@
 //! `admin::upload`), which checks the same session.
 
 use crate::error::AppError;
-use domain::wire::{NewProduct, ProductPatch, ProductView};
+use domain::wire::{AnnouncementView, NewAnnouncement, NewProduct, ProductPatch, ProductView};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
@@ -97,4 +97,40 @@ fn parse_product_id(text: &str) -> Result<domain::ProductId, AppError> {
         field: "product_id".into(),
         message,
     })
+}
+
+/// A product's announcements to past buyers, newest first.
+#[server(prefix = "/rpc", endpoint = "announcements")]
+pub async fn list_announcements(product_id: String) -> Result<Vec<AnnouncementView>, AppError> {
+    crate::server::as_user(
+        |state| async move { Ok(state.announcements.list(Some(&product_id)).await?) },
+    )
+    .await
+}
+
+/// Tells every past buyer of a product about an update, with fresh links.
+#[server(prefix = "/rpc", endpoint = "announcement-create", input = Json)]
+pub async fn create_announcement(
+    product_id: String,
+    input: NewAnnouncement,
+) -> Result<AnnouncementView, AppError> {
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .announcements
+            .create(&product_id, input, actor, backend::clock::now())
+            .await?)
+    })
+    .await
+}
+
+/// Stops an announcement that is still sending.
+#[server(prefix = "/rpc", endpoint = "announcement-stop")]
+pub async fn stop_announcement(announcement_id: u64) -> Result<AnnouncementView, AppError> {
+    crate::server::as_admin(|state, actor| async move {
+        Ok(state
+            .announcements
+            .stop(announcement_id, actor, backend::clock::now())
+            .await?)
+    })
+    .await
 }

@@ -170,6 +170,22 @@ impl Mailer {
         self.queue(tx, MailKind::SelfService, to, name, None, &facts, now)
     }
 
+    /// Queues a product update to one past buyer: the seller's message and fresh links.
+    pub fn queue_product_update(
+        &self,
+        tx: &WriteTransaction,
+        to: &Email,
+        name: &str,
+        links: Vec<LinkLine>,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut facts = self.facts(None, to, links);
+        name.clone_into(&mut facts.buyer_name);
+        message.clone_into(&mut facts.message);
+        self.queue(tx, MailKind::ProductUpdate, to, name, None, &facts, now)
+    }
+
     /// Queues the settings screen's test mail.
     pub fn queue_test(
         &self,

@@ -8,7 +8,7 @@ use crate::store::Store;
 use crate::store::catalog::FileRecord;
 use crate::store::catalog::ProductRecord;
 use bytes::Bytes;
-use domain::wire::{FileView, NewProduct, ProductPatch, ProductView};
+use domain::wire::{FileVersionView, FileView, NewProduct, ProductPatch, ProductView};
 use domain::{FileId, ProductId, Timestamp};
 use futures::Stream;
 
@@ -50,6 +50,7 @@ impl CatalogService {
             files: Vec::new(),
             created_at: now,
             updated_at: now,
+            refresh_on_update: false,
         };
         self.store
             .run(move |s| {
@@ -131,6 +132,8 @@ impl CatalogService {
                     after.max_downloads = patch.max_downloads.unwrap_or(after.max_downloads);
                     after.download_days = patch.download_days.unwrap_or(after.download_days);
                     after.country_lock = patch.country_lock.unwrap_or(after.country_lock);
+                    after.refresh_on_update =
+                        patch.refresh_on_update.unwrap_or(after.refresh_on_update);
                     after.updated_at = now;
                     store::catalog::put_product(tx, &id, &after)?;
                     record_audit(
@@ -149,23 +152,26 @@ impl CatalogService {
         self.get(target).await
     }
 
-    /// Streams a new file into a product. The object is written first and the metadata
+    /// Streams a file into a product: a new file, or, when the product already has a file
+    /// of that name, a new version of it (its links serve the newest from then on; the
+    /// earlier versions stay listed). The object is written first and the metadata
     /// committed after; if the commit fails the object is removed, so none is orphaned.
     pub async fn upload<S, E>(
         &self,
         id: ProductId,
-        name: &str,
-        content_type: Option<&str>,
+        upload: FileUpload<'_>,
         body: S,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<FileView, ServiceError>
+    ) -> Result<Uploaded, ServiceError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let name = parse_file_name(name)?;
-        let content_type = content_type
+        let name = parse_file_name(upload.name)?;
+        let changelog = parse_changelog(upload.changelog)?;
+        let content_type = upload
+            .content_type
             .filter(|c| {
                 !c.is_empty() && c.len() <= 200 && c.is_ascii() && !c.chars().any(char::is_control)
             })
@@ -203,30 +209,13 @@ impl CatalogService {
             sha256: stored.sha256,
             storage_key: stored.key.clone(),
             uploaded_at: now,
+            version: 1,
+            changelog,
+            previous: Vec::new(),
         };
         let committed = self
             .store
-            .run(move |s| {
-                s.write(|tx| {
-                    let mut product =
-                        store::catalog::product(tx, &id)?.ok_or_else(|| not_found(&id))?;
-                    let file_id = store::catalog::insert_file(tx, &record)?;
-                    product.files.push(file_id);
-                    product.updated_at = now;
-                    store::catalog::put_product(tx, &id, &product)?;
-                    let shown = file_view(file_id, &record);
-                    record_audit(
-                        tx,
-                        &actor,
-                        "file.upload",
-                        id.as_str(),
-                        None::<&()>,
-                        Some(&shown),
-                        now,
-                    )?;
-                    Ok(shown)
-                })
-            })
+            .run(move |s| s.write(|tx| commit_upload(tx, &id, &record, &actor, now)))
             .await;
         if committed.is_err() {
             let _ = self.blobs.delete(&stored.key).await;
@@ -271,16 +260,25 @@ impl CatalogService {
                         None::<&()>,
                         now,
                     )?;
-                    Ok::<_, ServiceError>(record.storage_key)
+                    Ok::<_, ServiceError>(
+                        record.storage_keys().map(str::to_owned).collect::<Vec<_>>(),
+                    )
                 })
             })
             .await?;
         // The metadata is gone first: a crash here leaves an unreferenced object, never a
         // reference to a missing one.
-        self.blobs
-            .delete(&key)
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+        self.delete_objects(key).await
+    }
+
+    async fn delete_objects(&self, keys: Vec<String>) -> Result<(), ServiceError> {
+        for key in keys {
+            self.blobs
+                .delete(&key)
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Deletes a product and its files.
@@ -301,7 +299,7 @@ impl CatalogService {
                     let mut keys = Vec::new();
                     for file in &product.files {
                         if let Some(record) = store::catalog::file(tx, *file)? {
-                            keys.push(record.storage_key);
+                            keys.extend(record.storage_keys().map(str::to_owned));
                         }
                         store::catalog::remove_file(tx, *file)?;
                     }
@@ -319,14 +317,106 @@ impl CatalogService {
                 })
             })
             .await?;
-        for key in keys {
-            self.blobs
-                .delete(&key)
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        }
-        Ok(())
+        self.delete_objects(keys).await
     }
+}
+
+/// What an upload is: the file's name as buyers save it, its type, and for a new version
+/// what changed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileUpload<'a> {
+    pub name: &'a str,
+    pub content_type: Option<&'a str>,
+    pub changelog: Option<&'a str>,
+}
+
+/// A finished upload: the file as it is now, and whether it was a new version of a file
+/// the product had.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uploaded {
+    pub file: FileView,
+    pub new_version: bool,
+}
+
+/// Longest changelog, in characters.
+const MAX_CHANGELOG: usize = 2000;
+
+fn parse_changelog(text: Option<&str>) -> Result<String, ServiceError> {
+    let text = text.unwrap_or_default().trim();
+    if text.chars().count() > MAX_CHANGELOG
+        || text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ServiceError::invalid(
+            "changelog",
+            format!("a changelog has at most {MAX_CHANGELOG} characters"),
+        ));
+    }
+    Ok(text.replace("\r\n", "\n"))
+}
+
+/// Adds an uploaded file to its product, or makes it the new version of the product's
+/// file of the same name (then, if the product says so, every buyer's count of that file
+/// starts again).
+fn commit_upload(
+    tx: &redb::WriteTransaction,
+    id: &ProductId,
+    upload: &FileRecord,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<Uploaded, ServiceError> {
+    let mut product = store::catalog::product(tx, id)?.ok_or_else(|| not_found(id))?;
+    let mut same_name = None;
+    for file_id in &product.files {
+        if let Some(existing) = store::catalog::file(tx, *file_id)?
+            && existing.name == upload.name
+        {
+            same_name = Some((*file_id, existing));
+            break;
+        }
+    }
+    product.updated_at = now;
+    let Some((file_id, mut file)) = same_name else {
+        let file_id = store::catalog::insert_file(tx, upload)?;
+        product.files.push(file_id);
+        store::catalog::put_product(tx, id, &product)?;
+        let shown = file_view(file_id, upload);
+        record_audit(
+            tx,
+            actor,
+            "file.upload",
+            id.as_str(),
+            None::<&()>,
+            Some(&shown),
+            now,
+        )?;
+        return Ok(Uploaded {
+            file: shown,
+            new_version: false,
+        });
+    };
+    let before = file_view(file_id, &file);
+    file.replace_with(upload);
+    store::catalog::put_file(tx, file_id, &file)?;
+    store::catalog::put_product(tx, id, &product)?;
+    if product.refresh_on_update {
+        store::grants::forget_file_counts(tx, id, file_id)?;
+    }
+    let shown = file_view(file_id, &file);
+    record_audit(
+        tx,
+        actor,
+        "file.version",
+        id.as_str(),
+        Some(&before),
+        Some(&shown),
+        now,
+    )?;
+    Ok(Uploaded {
+        file: shown,
+        new_version: true,
+    })
 }
 
 /// Buyers who can still download must not lose their files by accident.
@@ -393,6 +483,7 @@ fn view(id: &ProductId, p: &ProductRecord, files: Vec<(FileId, FileRecord)>) -> 
         max_downloads: p.max_downloads,
         download_days: p.download_days,
         country_lock: p.country_lock,
+        refresh_on_update: p.refresh_on_update,
         files: files.iter().map(|(fid, f)| file_view(*fid, f)).collect(),
         created_at: p.created_at,
         updated_at: p.updated_at,
@@ -407,6 +498,20 @@ fn file_view(id: FileId, f: &FileRecord) -> FileView {
         content_type: f.content_type.clone(),
         sha256: hex::encode(f.sha256),
         uploaded_at: f.uploaded_at,
+        version: f.version,
+        changelog: f.changelog.clone(),
+        earlier: f
+            .previous
+            .iter()
+            .rev()
+            .map(|v| FileVersionView {
+                version: v.version,
+                size: v.size,
+                sha256: hex::encode(v.sha256),
+                uploaded_at: v.uploaded_at,
+                changelog: v.changelog.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -432,6 +537,13 @@ mod tests {
             country_lock: true,
         }
     }
+    fn named<'a>(name: &'a str, content_type: Option<&'a str>) -> FileUpload<'a> {
+        FileUpload {
+            name,
+            content_type,
+            changelog: None,
+        }
+    }
     fn body(bytes: &'static [u8]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures::stream::iter(vec![Ok(Bytes::from_static(bytes))])
     }
@@ -455,14 +567,14 @@ mod tests {
         let file = svc
             .upload(
                 ProductId::parse("ebook").unwrap(),
-                "rust.pdf",
-                Some("application/pdf"),
+                named("rust.pdf", Some("application/pdf")),
                 body(b"%PDF-1.7"),
                 actor(),
                 now(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .file;
         assert_eq!(file.size, 8);
         let shown = svc.get(ProductId::parse("ebook").unwrap()).await.unwrap();
         assert_eq!(shown.files, vec![file.clone()]);
@@ -515,7 +627,7 @@ mod tests {
         for name in ["../etc/passwd", "", "a\nb", ".."] {
             assert!(
                 matches!(
-                    svc.upload(id.clone(), name, None, body(b"x"), actor(), now())
+                    svc.upload(id.clone(), named(name, None), body(b"x"), actor(), now())
                         .await,
                     Err(ServiceError::Invalid { .. })
                 ),
@@ -525,8 +637,7 @@ mod tests {
         let too_big = svc
             .upload(
                 id.clone(),
-                "big.bin",
-                None,
+                named("big.bin", None),
                 futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 2048]))]),
                 actor(),
                 now(),
@@ -536,8 +647,7 @@ mod tests {
         assert!(matches!(
             svc.upload(
                 ProductId::parse("nope").unwrap(),
-                "a.pdf",
-                None,
+                named("a.pdf", None),
                 body(b"x"),
                 actor(),
                 now()

@@ -385,9 +385,11 @@ impl DownloadService {
                             files.push(FileOffer {
                                 file_id: *fid,
                                 downloads_left: grant.left(*fid, f.size),
-                                name: f.name,
                                 size: f.size,
                                 sha256: hex::encode(f.sha256),
+                                updated_at: (f.version > 1).then_some(f.uploaded_at),
+                                changelog: f.changelog,
+                                name: f.name,
                             });
                         }
                     }
@@ -750,14 +752,17 @@ pub(crate) mod tests {
         let file = catalog
             .upload(
                 ProductId::parse("ebook").unwrap(),
-                "book.pdf",
-                None,
+                super::super::FileUpload {
+                    name: "book.pdf",
+                    ..Default::default()
+                },
                 body,
                 Actor::System,
                 now(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .file;
         let key = store.download_key().unwrap();
         let orders = OrderService::new(
             store.clone(),

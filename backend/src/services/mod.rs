@@ -4,6 +4,7 @@
 
 mod access;
 mod activity;
+mod announcements;
 pub mod audit;
 mod backups;
 mod catalog;
@@ -23,9 +24,10 @@ mod webhooks;
 
 pub use access::{AccessConfig, AccessService, NewSession};
 pub use activity::ActivityService;
+pub use announcements::AnnouncementService;
 pub use audit::Actor;
 pub use backups::{BackupService, DailyBackups};
-pub use catalog::CatalogService;
+pub use catalog::{CatalogService, FileUpload, Uploaded};
 pub use customers::CustomerService;
 pub use dashboard::DashboardService;
 pub use desk::{DeskService, GrantAction};

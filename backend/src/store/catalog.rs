@@ -33,10 +33,19 @@ pub struct ProductRecord {
     pub files: Vec<FileId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Whether a new version of a file gives every buyer its downloads of that file again.
+    /// Last, so version 1 rows read as "no".
+    pub refresh_on_update: bool,
 }
 impl Record for ProductRecord {
     const KIND: &'static str = "product";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    /// Version 1 is version 2 without `refresh_on_update` at the end: postcard's `false`
+    /// (one zero byte) appended makes it a version 2 row.
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+        codec::upgrade_by_appending(version, 1, payload, &[0])
+    }
 }
 
 impl ProductRecord {
@@ -61,11 +70,64 @@ pub struct FileRecord {
     pub sha256: [u8; 32],
     /// 128 random bits, hex; never shown anywhere.
     pub storage_key: String,
+    /// When this version (the one links serve) was uploaded.
     pub uploaded_at: Timestamp,
+    /// The current version's number: 1 for the first upload, one more for each new one.
+    pub version: u32,
+    /// What changed in the current version, as the seller wrote it ("" for none).
+    pub changelog: String,
+    /// The versions before the current one, oldest first; their objects are kept until the
+    /// file is deleted.
+    pub previous: Vec<FileVersion>,
 }
 impl Record for FileRecord {
     const KIND: &'static str = "file";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    /// Version 1 is version 2 without the last three fields: `version` 1, an empty
+    /// changelog and no earlier versions (bytes 1, 0, 0 in postcard) make it one.
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+        codec::upgrade_by_appending(version, 1, payload, &[1, 0, 0])
+    }
+}
+
+/// An earlier version of a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileVersion {
+    pub version: u32,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub storage_key: String,
+    pub uploaded_at: Timestamp,
+    pub changelog: String,
+}
+
+impl FileRecord {
+    /// Makes `upload` the current version; the one it replaces joins `previous`.
+    pub fn replace_with(&mut self, upload: &FileRecord) {
+        let old = FileVersion {
+            version: self.version,
+            size: self.size,
+            sha256: self.sha256,
+            storage_key: std::mem::take(&mut self.storage_key),
+            uploaded_at: self.uploaded_at,
+            changelog: std::mem::take(&mut self.changelog),
+        };
+        self.previous.push(old);
+        self.version += 1;
+        self.size = upload.size;
+        self.sha256 = upload.sha256;
+        self.content_type.clone_from(&upload.content_type);
+        self.storage_key.clone_from(&upload.storage_key);
+        self.uploaded_at = upload.uploaded_at;
+        self.changelog.clone_from(&upload.changelog);
+    }
+
+    /// Every object this file holds: the current version's and the earlier ones'.
+    pub fn storage_keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.storage_key.as_str())
+            .chain(self.previous.iter().map(|v| v.storage_key.as_str()))
+    }
 }
 
 pub fn product(tx: &impl Reader, id: &ProductId) -> Result<Option<ProductRecord>, StoreError> {
@@ -113,6 +175,13 @@ pub fn insert_file(tx: &WriteTransaction, record: &FileRecord) -> Result<FileId,
     Ok(FileId::new(id))
 }
 
+/// Replaces a file's record (a new version).
+pub fn put_file(tx: &WriteTransaction, id: FileId, record: &FileRecord) -> Result<(), StoreError> {
+    tx.open_table(FILES)?
+        .insert(id.get(), codec::encode(record).as_slice())?;
+    Ok(())
+}
+
 pub fn file(tx: &impl Reader, id: FileId) -> Result<Option<FileRecord>, StoreError> {
     get(&tx.table(FILES)?, id.get())
 }
@@ -127,6 +196,89 @@ pub fn storage_keys(tx: &impl Reader) -> Result<Vec<String>, StoreError> {
     let table = tx.table(FILES)?;
     table
         .iter()?
-        .map(|row| Ok(codec::decode::<FileRecord>(row?.1.value())?.storage_key))
-        .collect()
+        .map(|row| {
+            let record = codec::decode::<FileRecord>(row?.1.value())?;
+            Ok(record.storage_keys().map(str::to_owned).collect::<Vec<_>>())
+        })
+        .collect::<Result<Vec<_>, StoreError>>()
+        .map(|keys| keys.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row written before versions existed reads as version 1 with no history, and a
+    /// product row before `refresh_on_update` as "no".
+    #[test]
+    fn rows_from_before_versions_read_as_version_one() {
+        let file = FileRecord {
+            product_id: ProductId::parse("ebook").unwrap(),
+            name: "book.pdf".into(),
+            size: 10,
+            content_type: "application/pdf".into(),
+            sha256: [3; 32],
+            storage_key: "00ff".into(),
+            uploaded_at: Timestamp::from_unix_millis(1_800_000_000_000),
+            version: 1,
+            changelog: String::new(),
+            previous: Vec::new(),
+        };
+        let mut old = codec::encode(&file);
+        old.truncate(old.len() - 3);
+        old[0] = 1;
+        assert_eq!(codec::decode::<FileRecord>(&old).unwrap(), file);
+        let product = ProductRecord {
+            name: "Book".into(),
+            max_downloads: 3,
+            download_days: 0,
+            country_lock: true,
+            files: vec![FileId::new(4)],
+            created_at: file.uploaded_at,
+            updated_at: file.uploaded_at,
+            refresh_on_update: false,
+        };
+        let mut old = codec::encode(&product);
+        old.truncate(old.len() - 1);
+        old[0] = 1;
+        assert_eq!(codec::decode::<ProductRecord>(&old).unwrap(), product);
+        old[0] = 9;
+        assert!(codec::decode::<ProductRecord>(&old).is_err());
+    }
+
+    #[test]
+    fn a_new_version_keeps_the_one_it_replaces() {
+        let t = |d: i64| Timestamp::from_unix_millis(1_800_000_000_000 + d);
+        let mut file = FileRecord {
+            product_id: ProductId::parse("ebook").unwrap(),
+            name: "book.pdf".into(),
+            size: 10,
+            content_type: "application/pdf".into(),
+            sha256: [1; 32],
+            storage_key: "k1".into(),
+            uploaded_at: t(0),
+            version: 1,
+            changelog: String::new(),
+            previous: Vec::new(),
+        };
+        let mut upload = file.clone();
+        upload.size = 20;
+        upload.sha256 = [2; 32];
+        upload.storage_key = "k2".into();
+        upload.uploaded_at = t(5);
+        upload.changelog = "Chapter 9 added".into();
+        file.replace_with(&upload);
+        assert_eq!(
+            (
+                file.version,
+                file.size,
+                file.storage_key.as_str(),
+                file.changelog.as_str()
+            ),
+            (2, 20, "k2", "Chapter 9 added")
+        );
+        assert_eq!(file.previous.len(), 1);
+        assert_eq!((file.previous[0].version, file.previous[0].size), (1, 10));
+        assert_eq!(file.storage_keys().collect::<Vec<_>>(), vec!["k2", "k1"]);
+    }
 }

@@ -28,6 +28,28 @@ pub trait Record: Serialize + DeserializeOwned {
     }
 }
 
+/// The usual upgrade of a record that gained fields at its end: a row of version `from`
+/// becomes the current version by appending `tail` (the new fields' postcard bytes).
+pub fn upgrade_by_appending<R: Record>(
+    version: u8,
+    from: u8,
+    payload: &[u8],
+    tail: &[u8],
+) -> Result<R, StoreError> {
+    if version != from {
+        return Err(StoreError::Corrupt {
+            kind: R::KIND,
+            detail: format!("unknown record version {version}"),
+        });
+    }
+    let mut current = payload.to_vec();
+    current.extend_from_slice(tail);
+    postcard::from_bytes(&current).map_err(|e| StoreError::Corrupt {
+        kind: R::KIND,
+        detail: e.to_string(),
+    })
+}
+
 /// Encodes a record with its version byte.
 pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     let mut out = vec![R::VERSION];

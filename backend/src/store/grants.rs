@@ -7,7 +7,7 @@ use super::meta;
 use super::orders::{ORDERS, OrderRecord};
 pub use domain::grant::{FileLedger, Grant, GrantRules, Sighting};
 use domain::settings::truncated_ip;
-use domain::{GrantId, ProductId, Timestamp};
+use domain::{FileId, GrantId, ProductId, Timestamp};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 /// key: grant id; value: [`Grant`].
@@ -130,6 +130,23 @@ pub fn live_grants_for_product(
         live += u64::from(g.is_live(status, now));
     }
     Ok(live)
+}
+
+/// Forgets what every grant of `product` has downloaded of `file` (a new version that
+/// gives buyers their downloads again); returns how many grants changed. A full scan, as
+/// for every rare catalog-wide change.
+pub fn forget_file_counts(
+    tx: &WriteTransaction,
+    product: &ProductId,
+    file: FileId,
+) -> Result<u64, StoreError> {
+    codec::rewrite::<Grant>(tx, GRANTS, |_, g| {
+        let before = g.ledger.len();
+        if &g.product_id == product {
+            g.ledger.retain(|l| l.file != file);
+        }
+        g.ledger.len() != before
+    })
 }
 
 /// Grants that are blocked now, from the grant ids given (callers pass the grants of

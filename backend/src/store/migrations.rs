@@ -12,24 +12,29 @@
 //!    records keep the field, always 0 from here on.
 //! 5. payments in (integrations, product mappings, notifications + event index, payments)
 //!    and events out (webhook endpoints, deliveries + due index).
+//! 6. imported sale records (a digest per row, for idempotent imports).
+//! 7. announcements to past buyers (+ their queue of buyers). File and product records
+//!    gained fields at version 2 in the same release (versions, `refresh_on_update`);
+//!    they upgrade as they are read, so no step rewrites them.
 
 use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
 use super::{
-    Store, StoreError, access, audit, catalog, events, grants, imports, orders, outbox, payments,
-    webhooks,
+    Store, StoreError, access, announcements, audit, catalog, events, grants, imports, orders,
+    outbox, payments, webhooks,
 };
 use rand::TryRngCore;
 use redb::{ReadableTable, WriteTransaction};
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-const MIGRATIONS: [(u32, Migration); 6] = [
+const MIGRATIONS: [(u32, Migration); 7] = [
     (1, initial_schema),
     (2, delivery_tables),
     (3, outbox::create_tables),
     (4, release_reservations),
     (5, payment_tables),
     (6, imports::create_tables),
+    (7, announcements::create_tables),
 ];
 
 /// Step 5: see the history above.

@@ -10,6 +10,7 @@
 //!   `/healthz` reports it, for the supervisor to restart the process.
 
 pub mod access;
+pub mod announcements;
 pub mod audit;
 pub mod backup;
 pub mod catalog;

@@ -74,18 +74,7 @@ impl Record for MailRecord {
     /// Version 1 is version 2 without `links` at the end: an empty list appended (one zero
     /// byte, postcard's empty sequence) makes it a version 2 row.
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
-        if version != 1 {
-            return Err(StoreError::Corrupt {
-                kind: Self::KIND,
-                detail: format!("unknown record version {version}"),
-            });
-        }
-        let mut v2 = payload.to_vec();
-        v2.push(0);
-        postcard::from_bytes(&v2).map_err(|e| StoreError::Corrupt {
-            kind: Self::KIND,
-            detail: e.to_string(),
-        })
+        codec::upgrade_by_appending(version, 1, payload, &[0])
     }
 }
 

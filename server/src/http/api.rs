@@ -14,11 +14,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use backend::ServiceError;
 use backend::services::audit::{AuditEntry, read_audit};
-use backend::services::{Actor, GrantAction, OrderQuery};
+use backend::services::{Actor, FileUpload, GrantAction, OrderQuery};
 use backend::store::orders::OrderSource;
 use domain::wire::{
-    AddDownloads, CreatedOrder, FileView, GrantDetail, GrantLookup, IssuedGrant, NewOrder,
-    NewProduct, OrderPatch, OrderView, ProductPatch, ProductView, SendPassword,
+    AddDownloads, AnnouncementView, CreatedOrder, FileView, GrantDetail, GrantLookup, IssuedGrant,
+    NewAnnouncement, NewOrder, NewProduct, OrderPatch, OrderView, ProductPatch, ProductView,
+    SendPassword,
 };
 use domain::{FileId, GrantId, OrderId, ProductId};
 use futures::TryStreamExt;
@@ -347,6 +348,8 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(add_grant_downloads))
         .routes(routes!(resend_grant))
         .routes(routes!(send_password))
+        .routes(routes!(create_announcement, list_announcements))
+        .routes(routes!(stop_announcement))
         .merge(super::api_payments::routes())
 }
 
@@ -434,6 +437,15 @@ struct Force {
     force: bool,
 }
 
+/// `?changelog=` on an upload: what changed in a new version.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct UploadNotes {
+    /// What changed, for a new version of a file (at most 2000 characters; buyers see it).
+    changelog: Option<String>,
+}
+
 #[utoipa::path(delete, path = "/api/v1/products/{product_id}", tag = "catalog",
     params(("product_id" = String, Path, description = "The product's slug"), Force),
     responses((status = 204, description = "Deleted with its files"), (status = 401, description = "No or an unknown API token", body = ErrorBody),
@@ -454,17 +466,21 @@ async fn delete_product(
 #[utoipa::path(put, path = "/api/v1/products/{product_id}/files/{file}", tag = "catalog",
     params(
         ("product_id" = String, Path, description = "The product's slug"),
-        ("file" = String, Path, description = "The file's name as buyers will see it")),
+        ("file" = String, Path, description = "The file's name as buyers will see it"),
+        UploadNotes),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "The raw file, streamed (never held in memory)"),
-    responses((status = 201, description = "Stored, with its size and SHA-256", body = FileView), (status = 401, description = "No or an unknown API token", body = ErrorBody),
+    responses((status = 201, description = "A new file, stored, with its size and SHA-256", body = FileView),
+        (status = 200, description = "The product had a file of that name: this is its new version, which every link serves from now on; the earlier ones are listed in `earlier`", body = FileView),
+        (status = 401, description = "No or an unknown API token", body = ErrorBody),
         (status = 404, description = "No such product", body = ErrorBody),
-        (status = 409, description = "The product already has a file of that name", body = ErrorBody),
-        (status = 413, description = "Larger than the upload limit", body = ErrorBody)))]
+        (status = 413, description = "Larger than the upload limit", body = ErrorBody),
+        (status = 422, description = "A bad file name or changelog", body = ErrorBody)))]
 async fn upload_file(
     State(s): State<HttpState>,
     Extension(actor): Extension<Actor>,
     ApiPath((id, file_name)): ApiPath<(String, String)>,
+    ApiQuery(notes): ApiQuery<UploadNotes>,
     request: Request<Body>,
 ) -> ApiResult<Response> {
     let content_type = request
@@ -476,18 +492,21 @@ async fn upload_file(
         .into_body()
         .into_data_stream()
         .map_err(|e| e.to_string());
-    let view = s
+    let upload = FileUpload {
+        name: &file_name,
+        content_type: content_type.as_deref(),
+        changelog: notes.changelog.as_deref(),
+    };
+    let done = s
         .catalog
-        .upload(
-            product_id(&id)?,
-            &file_name,
-            content_type.as_deref(),
-            body,
-            actor,
-            backend::clock::now(),
-        )
+        .upload(product_id(&id)?, upload, body, actor, backend::clock::now())
         .await?;
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    let status = if done.new_version {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(done.file)).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/products/{product_id}/files/{file}", tag = "catalog",
@@ -823,6 +842,63 @@ async fn send_password(
         .send_password(&id, body, actor, backend::clock::now())
         .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/products/{product_id}/announcements", tag = "catalog",
+    params(("product_id" = String, Path, description = "The product's slug")),
+    request_body = NewAnnouncement,
+    responses((status = 201, description = "Started: one mail per past buyer (confirmed, not refunded) with the message and fresh links (their old links stop working), queued at `per_minute`", body = AnnouncementView),
+        (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 409, description = "Nobody has bought the product yet", body = ErrorBody),
+        (status = 422, description = "An empty or too long message, or a rate outside 1 to 10 000", body = ErrorBody)))]
+async fn create_announcement(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<NewAnnouncement>,
+) -> ApiResult<Response> {
+    let created = s
+        .announcements
+        .create(&id, body, actor, backend::clock::now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/products/{product_id}/announcements", tag = "catalog",
+    params(("product_id" = String, Path, description = "The product's slug")),
+    responses((status = 200, description = "The product's announcements, newest first, with their progress", body = Vec<AnnouncementView>),
+        (status = 401, description = "No or an unknown API token", body = ErrorBody)))]
+async fn list_announcements(
+    State(s): State<HttpState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<AnnouncementView>>> {
+    Ok(Json(s.announcements.list(Some(&id)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/announcements/{announcement_id}/stop", tag = "catalog",
+    params(("announcement_id" = u64, Path, description = "The announcement's id")),
+    responses((status = 200, description = "Stopped: buyers not written to yet get nothing; mails already queued still go", body = AnnouncementView),
+        (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such announcement", body = ErrorBody),
+        (status = 409, description = "It is not sending any more", body = ErrorBody)))]
+async fn stop_announcement(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<AnnouncementView>> {
+    let id = id.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("there is no announcement {id}"),
+        )
+    })?;
+    Ok(Json(
+        s.announcements
+            .stop(id, actor, backend::clock::now())
+            .await?,
+    ))
 }
 
 /// Unknown `/api/…` paths answer in JSON too.

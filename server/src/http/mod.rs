@@ -70,6 +70,7 @@ pub struct HttpServices {
     pub orders: OrderService,
     pub downloads: DownloadService,
     pub desk: DeskService,
+    pub announcements: backend::services::AnnouncementService,
     pub self_service: SelfService,
     pub payments: backend::services::PaymentService,
     pub webhooks: backend::services::WebhookService,

@@ -1213,3 +1213,239 @@ async fn templates_are_checked_with_their_line_previewed_and_used_for_new_mail()
     );
     app.stop().await;
 }
+
+/// The update mails the sink received, by recipient.
+fn update_mails(sink: &SmtpSink) -> Vec<Received> {
+    sink.received()
+        .into_iter()
+        .filter(|m| {
+            m.header("Subject")
+                .is_some_and(|s| s.starts_with("New version of"))
+        })
+        .collect()
+}
+
+async fn wait_for_updates(sink: &SmtpSink, n: usize) -> Vec<Received> {
+    for _ in 0..400 {
+        let got = update_mails(sink);
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "expected {n} update mails, got {}",
+        update_mails(sink).len()
+    );
+}
+
+#[tokio::test]
+async fn past_buyers_hear_of_an_update_once_each_at_the_rate_set_and_it_stops_when_asked() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+    })
+    .await;
+    let token = api_token(&app).await;
+    let admin = app.create_first_admin("admin@example.com").await;
+    product(&app, &token).await;
+    // Ann bought twice, Bo and Cy once; Dee was refunded.
+    let ann = order(&app, &token, "ann@example.com", json!({})).await;
+    order(
+        &app,
+        &token,
+        "ann@example.com",
+        json!({"transaction_id": "PAY-ann-2"}),
+    )
+    .await;
+    let bo = order(&app, &token, "bo@example.com", json!({})).await;
+    order(&app, &token, "cy@example.com", json!({})).await;
+    let dee = order(&app, &token, "dee@example.com", json!({})).await;
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/orders/{}/refund", dee["order_id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Bad requests start nothing.
+    let path = "/api/v1/products/ebook/announcements";
+    for (body, status) in [
+        (json!({"message": "   "}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"message": "x".repeat(2001)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"message": "Hi", "per_minute": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"message": "Hi", "per_minute": 10_001}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"message": "Hi", "rate": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (got, answer) = call(&app, &token, Method::POST, path, body.clone()).await;
+        assert_eq!(got, status, "{body}: {answer}");
+    }
+    let (got, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/products/nope/announcements",
+        json!({"message": "Hi"}),
+    )
+    .await;
+    assert_eq!(got, StatusCode::NOT_FOUND);
+    call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/products",
+        json!({"product_id": "unsold", "name": "Unsold"}),
+    )
+    .await;
+    let (got, answer) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/products/unsold/announcements",
+        json!({"message": "Hi"}),
+    )
+    .await;
+    assert_eq!(got, StatusCode::CONFLICT, "{answer}");
+    let (_, none) = common::call_api(&app, &token, Method::GET, path, None).await;
+    assert_eq!(none, json!([]), "nothing was started");
+
+    // 60 a minute: three buyers, one mail each, a second apart.
+    let (got, started) = call(
+        &app,
+        &token,
+        Method::POST,
+        path,
+        json!({"message": "Chapter 9 is out.\nEnjoy!", "per_minute": 60}),
+    )
+    .await;
+    assert_eq!(
+        (got, started["buyers"].as_u64(), started["state"].as_str()),
+        (StatusCode::CREATED, Some(3), Some("sending"))
+    );
+    let mails = wait_for_updates(&sink, 3).await;
+    let to = |who: &str| {
+        mails
+            .iter()
+            .find(|m| m.envelope_to == [who])
+            .unwrap_or_else(|| panic!("no mail to {who}"))
+    };
+    assert!(
+        mails.iter().all(|m| m.envelope_to != ["dee@example.com"]),
+        "a refunded buyer is not written to"
+    );
+    let ann_mail = to("ann@example.com").text();
+    assert!(ann_mail.contains("Chapter 9 is out.\nEnjoy!"), "{ann_mail}");
+    assert_eq!(
+        ann_mail.matches("/d/").count(),
+        2,
+        "one mail with both of Ann's links: {ann_mail}"
+    );
+    let bo_mail = to("bo@example.com").text();
+    let fresh = bo_mail
+        .lines()
+        .find(|l| l.contains("/d/"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(
+        page_status(&fresh).await,
+        StatusCode::OK,
+        "the fresh link opens"
+    );
+    let old = bo["issued"][0]["url"].as_str().unwrap();
+    assert_eq!(
+        page_status(old).await,
+        StatusCode::NOT_FOUND,
+        "the old link was replaced"
+    );
+    assert!(ann["issued"][0]["url"].as_str().is_some());
+
+    let mut queued: Vec<i64> = outbox(&admin, &app)
+        .await
+        .into_iter()
+        .filter(|m| m["kind"] == "product_update")
+        .map(|m| m["queued_at"].as_i64().unwrap())
+        .collect();
+    queued.sort_unstable();
+    assert_eq!(queued.len(), 3);
+    for pair in queued.windows(2) {
+        assert!(pair[1] - pair[0] >= 990, "the rate is kept: {queued:?}");
+    }
+    let (_, list) = common::call_api(&app, &token, Method::GET, path, None).await;
+    assert_eq!(
+        (
+            list[0]["state"].as_str(),
+            list[0]["sent"].as_u64(),
+            list[0]["skipped"].as_u64()
+        ),
+        (Some("done"), Some(3), Some(0))
+    );
+
+    // One a minute, stopped: the buyers not written to get nothing.
+    let (_, slow) = call(
+        &app,
+        &token,
+        Method::POST,
+        path,
+        json!({"message": "Another fix", "per_minute": 1}),
+    )
+    .await;
+    let id = slow["announcement_id"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (got, stopped) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/announcements/{id}/stop"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (got, stopped["state"].as_str()),
+        (StatusCode::OK, Some("stopped"))
+    );
+    let sent = stopped["sent"].as_u64().unwrap();
+    assert_eq!(sent + stopped["skipped"].as_u64().unwrap(), 3);
+    assert!(sent <= 1, "one a minute: {stopped}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        update_mails(&sink).len() as u64,
+        3 + sent,
+        "nothing more after the stop"
+    );
+    let (got, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/announcements/{id}/stop"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(got, StatusCode::CONFLICT, "stopping twice");
+    let (got, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/announcements/999/stop",
+        json!({}),
+    )
+    .await;
+    assert_eq!(got, StatusCode::NOT_FOUND);
+    app.stop().await;
+}

@@ -18,3 +18,4 @@ mod records;
 mod reload;
 mod s3;
 mod setup;
+mod updates;
