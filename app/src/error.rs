@@ -91,6 +91,10 @@ impl From<backend::ServiceError> for AppError {
                 status: 413,
                 message,
             },
+            E::Unavailable(message) => Self::Refused {
+                status: 502,
+                message,
+            },
             e @ E::TooManyAttempts { .. } => Self::Refused {
                 status: 429,
                 message: capitalise(&e.to_string()),

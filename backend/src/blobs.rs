@@ -35,6 +35,20 @@ pub enum BlobError {
     Storage(#[from] object_store::Error),
 }
 
+/// An object as the seller's bucket picker lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub last_modified_millis: i64,
+}
+
+/// Whether a key is one Dropgate made for an upload ([`Blobs::new_key`]: 32 hex digits at
+/// the store's root).
+fn is_own_key(key: &str) -> bool {
+    key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A finished upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBlob {
@@ -256,9 +270,25 @@ impl Blobs {
     }
 
     fn path(key: &str) -> ObjectPath {
-        // Keys are only ever made by `new_key` (hex), so this cannot leave the root.
-        debug_assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+        // Keys are made by `new_key` (hex) or checked by `parse_attached_key` (no `..`, no
+        // empty segment), so this cannot leave the root.
         ObjectPath::from(key)
+    }
+
+    /// Checks the key of an object a seller attaches: a valid object path (no `.` or `..`
+    /// segment, no empty segment, no control characters) that is not one of Dropgate's own.
+    pub fn parse_attached_key(key: &str) -> Result<String, String> {
+        let parsed = ObjectPath::parse(key).map_err(|_| {
+            format!("{key:?} is not an object key: no empty, \".\" or \"..\" parts")
+        })?;
+        let key = parsed.to_string();
+        if key.is_empty() || key.len() > 1024 || key.chars().any(char::is_control) {
+            return Err("an object key has 1 to 1024 printable characters".to_owned());
+        }
+        if is_own_key(&key) {
+            return Err("that object is one of Dropgate's own uploads".to_owned());
+        }
+        Ok(key)
     }
 
     /// Streams `body` into a new object, at most `limit` bytes. On any error the partial
@@ -440,6 +470,79 @@ impl Blobs {
                     BlobError::Source(format!("read stored file: {e}"))
                 }
             })
+    }
+
+    /// One page of the objects whose key starts with `prefix` (a plain text prefix, not
+    /// only whole folders), in key order after `after`, at most `limit`, and the cursor of
+    /// the next page. Dropgate's own objects (random hex keys) are never listed: their keys
+    /// must not be shown anywhere.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ListedObject>, Option<String>), BlobError> {
+        // The store lists by whole path segments: list the folder the prefix is in, and
+        // keep the keys that start with the whole prefix.
+        let folder = prefix
+            .rsplit_once('/')
+            .map(|(dir, _)| dir)
+            .unwrap_or_default();
+        let folder = (!folder.is_empty()).then(|| ObjectPath::from(folder));
+        let offset = after.map(ObjectPath::from);
+        let mut listing = match &offset {
+            Some(offset) => self.store.list_with_offset(folder.as_ref(), offset),
+            None => self.store.list(folder.as_ref()),
+        };
+        // S3 lists in key order, so the first page is the first keys that come; other
+        // stores do not promise an order, so every match is seen and the smallest kept.
+        let mut page = std::collections::BTreeMap::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let key = meta.location.to_string();
+            if !key.starts_with(prefix) || is_own_key(&key) {
+                continue;
+            }
+            page.insert(key, meta);
+            if page.len() > limit {
+                page.pop_last();
+                if self.presigns() {
+                    break;
+                }
+            }
+        }
+        // One more than the page would have to exist for a next page; ask cheaply by
+        // taking the page's last key as the cursor whenever the page is full.
+        let next = (page.len() == limit)
+            .then(|| page.keys().next_back().cloned())
+            .flatten();
+        let objects = page
+            .into_values()
+            .map(|meta| ListedObject {
+                key: meta.location.to_string(),
+                size: meta.size,
+                last_modified_millis: meta.last_modified.timestamp_millis(),
+            })
+            .collect();
+        Ok((objects, next))
+    }
+
+    /// Reads a whole object once to learn its size and SHA-256 (attaching an object that is
+    /// already in the store).
+    pub async fn measure(&self, key: &str) -> Result<StoredBlob, BlobError> {
+        let mut stream = self.store.get(&Self::path(key)).await?.into_stream();
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok(StoredBlob {
+            key: key.to_owned(),
+            size,
+            sha256: hasher.finalize().into(),
+        })
     }
 
     /// Removes an object; a missing one is not an error.

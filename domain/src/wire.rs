@@ -632,3 +632,39 @@ pub struct AnnouncementView {
     pub created_at: Timestamp,
     pub finished_at: Option<Timestamp>,
 }
+
+// ---- the object store ----
+
+/// An object in the store that a product file can be attached to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StorageObject {
+    /// Its key in the store (below the configured prefix).
+    pub key: String,
+    pub size: u64,
+    pub last_modified: Timestamp,
+}
+
+/// One page of the store's objects, in key order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoragePage {
+    pub objects: Vec<StorageObject>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Attaching an object that is already in the store to a product.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AttachFile {
+    /// The object's key, as the listing shows it.
+    pub key: String,
+    /// The name buyers save it as; the key's last part unless given.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What changed, when it becomes a new version of a file of the same name.
+    #[serde(default)]
+    pub changelog: Option<String>,
+}

@@ -8,7 +8,10 @@ use crate::store::Store;
 use crate::store::catalog::FileRecord;
 use crate::store::catalog::ProductRecord;
 use bytes::Bytes;
-use domain::wire::{FileVersionView, FileView, NewProduct, ProductPatch, ProductView};
+use domain::wire::{
+    AttachFile, FileVersionView, FileView, NewProduct, ProductPatch, ProductView, StorageObject,
+    StoragePage,
+};
 use domain::{FileId, ProductId, Timestamp};
 use futures::Stream;
 
@@ -178,16 +181,7 @@ impl CatalogService {
             .unwrap_or("application/octet-stream")
             .to_owned();
         // Refuse early, before reading any of the body, when the product is unknown.
-        let exists = {
-            let id = id.clone();
-            self.store
-                .run(move |s| s.read(|tx| store::catalog::product(tx, &id)))
-                .await?
-                .is_some()
-        };
-        if !exists {
-            return Err(not_found(&id));
-        }
+        self.require_product(&id).await?;
         let stored = self
             .blobs
             .upload(body, self.upload_limit)
@@ -212,6 +206,7 @@ impl CatalogService {
             version: 1,
             changelog,
             previous: Vec::new(),
+            attached: false,
         };
         let committed = self
             .store
@@ -221,6 +216,91 @@ impl CatalogService {
             let _ = self.blobs.delete(&stored.key).await;
         }
         committed
+    }
+
+    /// One page of the object store's objects whose keys start with `prefix`, for the
+    /// seller's picker (Dropgate's own uploads are never listed).
+    pub async fn storage_objects(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> Result<StoragePage, ServiceError> {
+        if prefix.len() > 1024 || cursor.is_some_and(|c| c.len() > 1024) {
+            return Err(ServiceError::invalid(
+                "prefix",
+                "a prefix or cursor has at most 1024 characters",
+            ));
+        }
+        let (objects, next_cursor) = self
+            .blobs
+            .list_page(prefix, cursor, STORAGE_PAGE)
+            .await
+            .map_err(|e| {
+                ServiceError::Unavailable(format!("the file store did not answer: {e}"))
+            })?;
+        Ok(StoragePage {
+            objects: objects
+                .into_iter()
+                .map(|o| StorageObject {
+                    key: o.key,
+                    size: o.size,
+                    last_modified: Timestamp::from_unix_millis(o.last_modified_millis),
+                })
+                .collect(),
+            next_cursor,
+        })
+    }
+
+    /// Attaches an object already in the store to a product, without uploading it again:
+    /// it is read once for its size and SHA-256. A name the product has makes it that
+    /// file's new version. The object stays the seller's: deleting the file leaves it.
+    pub async fn attach(
+        &self,
+        id: ProductId,
+        input: AttachFile,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Uploaded, ServiceError> {
+        let key = Blobs::parse_attached_key(input.key.trim())
+            .map_err(|m| ServiceError::invalid("key", m))?;
+        let name = match input.name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => parse_file_name(name)?,
+            _ => parse_file_name(key.rsplit('/').next().unwrap_or(&key))?,
+        };
+        let changelog = parse_changelog(input.changelog.as_deref())?;
+        self.require_product(&id).await?;
+        let measured = self.blobs.measure(&key).await.map_err(|e| match e {
+            BlobError::Storage(object_store::Error::NotFound { .. }) => {
+                ServiceError::NotFound(format!("there is no object {key} in the file store"))
+            }
+            other => ServiceError::Unavailable(format!("the file store did not answer: {other}")),
+        })?;
+        let record = FileRecord {
+            product_id: id.clone(),
+            name,
+            size: measured.size,
+            content_type: "application/octet-stream".to_owned(),
+            sha256: measured.sha256,
+            storage_key: key,
+            uploaded_at: now,
+            version: 1,
+            changelog,
+            previous: Vec::new(),
+            attached: true,
+        };
+        self.store
+            .run(move |s| s.write(|tx| commit_upload(tx, &id, &record, &actor, now)))
+            .await
+    }
+
+    async fn require_product(&self, id: &ProductId) -> Result<(), ServiceError> {
+        let lookup = id.clone();
+        let exists = self
+            .store
+            .run(move |s| s.read(|tx| store::catalog::product(tx, &lookup)))
+            .await?
+            .is_some();
+        if exists { Ok(()) } else { Err(not_found(id)) }
     }
 
     /// Deletes one file of a product.
@@ -337,6 +417,9 @@ pub struct Uploaded {
     pub file: FileView,
     pub new_version: bool,
 }
+
+/// Objects per page of the store listing.
+const STORAGE_PAGE: usize = 100;
 
 /// Longest changelog, in characters.
 const MAX_CHANGELOG: usize = 2000;

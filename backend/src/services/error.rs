@@ -24,6 +24,9 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("too many attempts: try again in {}", human_wait(*retry_after))]
     TooManyAttempts { retry_after: Duration },
+    /// Something this server depends on (the file store) did not answer; worth trying again.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -47,6 +50,7 @@ impl ServiceError {
             Self::Forbidden(_) => "forbidden",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::TooLarge(_) => "too_large",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }

@@ -79,15 +79,19 @@ pub struct FileRecord {
     /// The versions before the current one, oldest first; their objects are kept until the
     /// file is deleted.
     pub previous: Vec<FileVersion>,
+    /// The object was in the store before (attached, not uploaded): it is the seller's, so
+    /// deleting the file leaves it where it is.
+    pub attached: bool,
 }
 impl Record for FileRecord {
     const KIND: &'static str = "file";
     const VERSION: u8 = 2;
 
-    /// Version 1 is version 2 without the last three fields: `version` 1, an empty
-    /// changelog and no earlier versions (bytes 1, 0, 0 in postcard) make it one.
+    /// Version 1 is version 2 without the last four fields: `version` 1, an empty
+    /// changelog, no earlier versions and "uploaded" (bytes 1, 0, 0, 0 in postcard) make it
+    /// one.
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
-        codec::upgrade_by_appending(version, 1, payload, &[1, 0, 0])
+        codec::upgrade_by_appending(version, 1, payload, &[1, 0, 0, 0])
     }
 }
 
@@ -100,6 +104,8 @@ pub struct FileVersion {
     pub storage_key: String,
     pub uploaded_at: Timestamp,
     pub changelog: String,
+    /// See [`FileRecord::attached`].
+    pub attached: bool,
 }
 
 impl FileRecord {
@@ -112,6 +118,7 @@ impl FileRecord {
             storage_key: std::mem::take(&mut self.storage_key),
             uploaded_at: self.uploaded_at,
             changelog: std::mem::take(&mut self.changelog),
+            attached: self.attached,
         };
         self.previous.push(old);
         self.version += 1;
@@ -121,12 +128,20 @@ impl FileRecord {
         self.storage_key.clone_from(&upload.storage_key);
         self.uploaded_at = upload.uploaded_at;
         self.changelog.clone_from(&upload.changelog);
+        self.attached = upload.attached;
     }
 
-    /// Every object this file holds: the current version's and the earlier ones'.
+    /// The objects Dropgate owns for this file (the current version's and the earlier
+    /// ones', attached objects left out): what deleting the file removes.
     pub fn storage_keys(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.storage_key.as_str())
-            .chain(self.previous.iter().map(|v| v.storage_key.as_str()))
+        std::iter::once((self.storage_key.as_str(), self.attached))
+            .chain(
+                self.previous
+                    .iter()
+                    .map(|v| (v.storage_key.as_str(), v.attached)),
+            )
+            .filter(|(_, attached)| !attached)
+            .map(|(key, _)| key)
     }
 }
 
@@ -223,9 +238,10 @@ mod tests {
             version: 1,
             changelog: String::new(),
             previous: Vec::new(),
+            attached: false,
         };
         let mut old = codec::encode(&file);
-        old.truncate(old.len() - 3);
+        old.truncate(old.len() - 4);
         old[0] = 1;
         assert_eq!(codec::decode::<FileRecord>(&old).unwrap(), file);
         let product = ProductRecord {
@@ -260,6 +276,7 @@ mod tests {
             version: 1,
             changelog: String::new(),
             previous: Vec::new(),
+            attached: false,
         };
         let mut upload = file.clone();
         upload.size = 20;
@@ -280,5 +297,14 @@ mod tests {
         assert_eq!(file.previous.len(), 1);
         assert_eq!((file.previous[0].version, file.previous[0].size), (1, 10));
         assert_eq!(file.storage_keys().collect::<Vec<_>>(), vec!["k2", "k1"]);
+        let mut attached = upload.clone();
+        attached.storage_key = "releases/v3.pdf".into();
+        attached.attached = true;
+        file.replace_with(&attached);
+        assert_eq!(
+            file.storage_keys().collect::<Vec<_>>(),
+            vec!["k2", "k1"],
+            "the seller's own object is never Dropgate's to delete"
+        );
     }
 }

@@ -17,9 +17,9 @@ use backend::services::audit::{AuditEntry, read_audit};
 use backend::services::{Actor, FileUpload, GrantAction, OrderQuery};
 use backend::store::orders::OrderSource;
 use domain::wire::{
-    AddDownloads, AnnouncementView, CreatedOrder, FileView, GrantDetail, GrantLookup, IssuedGrant,
-    NewAnnouncement, NewOrder, NewProduct, OrderPatch, OrderView, ProductPatch, ProductView,
-    SendPassword,
+    AddDownloads, AnnouncementView, AttachFile, CreatedOrder, FileView, GrantDetail, GrantLookup,
+    IssuedGrant, NewAnnouncement, NewOrder, NewProduct, OrderPatch, OrderView, ProductPatch,
+    ProductView, SendPassword, StoragePage,
 };
 use domain::{FileId, GrantId, OrderId, ProductId};
 use futures::TryStreamExt;
@@ -115,6 +115,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::Unavailable(_) => StatusCode::BAD_GATEWAY,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &e {
@@ -350,6 +351,8 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(send_password))
         .routes(routes!(create_announcement, list_announcements))
         .routes(routes!(stop_announcement))
+        .routes(routes!(storage_objects))
+        .routes(routes!(attach_file))
         .merge(super::api_payments::routes())
 }
 
@@ -501,12 +504,7 @@ async fn upload_file(
         .catalog
         .upload(product_id(&id)?, upload, body, actor, backend::clock::now())
         .await?;
-    let status = if done.new_version {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(done.file)).into_response())
+    Ok(uploaded(done))
 }
 
 #[utoipa::path(delete, path = "/api/v1/products/{product_id}/files/{file}", tag = "catalog",
@@ -899,6 +897,66 @@ async fn stop_announcement(
             .stop(id, actor, backend::clock::now())
             .await?,
     ))
+}
+
+/// `?prefix=&cursor=` of the store listing.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct StorageQuery {
+    /// Keys that start with this text (any text, not only whole folders).
+    #[serde(default)]
+    prefix: String,
+    /// The `next_cursor` of the page before.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/storage/objects", tag = "catalog",
+    params(StorageQuery),
+    responses((status = 200, description = "Up to 100 objects in key order, with size and date; Dropgate's own uploads are not listed", body = StoragePage),
+        (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 502, description = "The file store did not answer", body = ErrorBody)))]
+async fn storage_objects(
+    State(s): State<HttpState>,
+    ApiQuery(query): ApiQuery<StorageQuery>,
+) -> ApiResult<Json<StoragePage>> {
+    Ok(Json(
+        s.catalog
+            .storage_objects(&query.prefix, query.cursor.as_deref())
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/products/{product_id}/files/attach", tag = "catalog",
+    params(("product_id" = String, Path, description = "The product's slug")),
+    request_body = AttachFile,
+    responses((status = 201, description = "Attached: read once for its size and SHA-256, never copied; deleting the file later leaves the object in the store", body = FileView),
+        (status = 200, description = "The product had a file of that name: the object is its new version", body = FileView),
+        (status = 401, description = "No or an unknown API token", body = ErrorBody),
+        (status = 404, description = "No such product, or no such object", body = ErrorBody),
+        (status = 422, description = "Not an object key, one of Dropgate's own uploads, or a bad name", body = ErrorBody),
+        (status = 502, description = "The file store did not answer", body = ErrorBody)))]
+async fn attach_file(
+    State(s): State<HttpState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AttachFile>,
+) -> ApiResult<Response> {
+    let done = s
+        .catalog
+        .attach(product_id(&id)?, body, actor, backend::clock::now())
+        .await?;
+    Ok(uploaded(done))
+}
+
+/// The answer to an upload or attach: 201 for a new file, 200 for a new version.
+fn uploaded(done: backend::services::Uploaded) -> Response {
+    let status = if done.new_version {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    (status, Json(done.file)).into_response()
 }
 
 /// Unknown `/api/…` paths answer in JSON too.

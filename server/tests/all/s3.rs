@@ -355,3 +355,223 @@ async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
     }
     shop.app.stop().await;
 }
+
+/// Writes an object into the bucket the way another tool would (s3s-fs keeps each object
+/// as a file under the bucket's folder).
+fn put_object(s3: &S3Server, key: &str, content: &[u8]) {
+    let path = s3.root.path().join(BUCKET).join("store/v1").join(key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+async fn listing(shop: &Shop, query: &[(&str, &str)]) -> Value {
+    let r = shop
+        .api(reqwest::Method::GET, "/api/v1/storage/objects")
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+fn keys(page: &Value) -> Vec<String> {
+    page["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: list, search, page, attach, version, delete
+async fn an_object_already_in_the_bucket_is_listed_attached_and_downloaded_without_an_upload() {
+    use sha2::{Digest, Sha256};
+    let s3 = start_s3().await;
+    let shop = Shop::with(shop_on(&s3, SECRET_KEY).await.unwrap()).await;
+    shop.call(
+        reqwest::Method::POST,
+        "/api/v1/products",
+        Some(json!({"product_id": "app", "name": "App", "max_downloads": 3, "download_days": 0})),
+    )
+    .await;
+    // One upload of Dropgate's own: its random key must never be listed.
+    let own = shop
+        .api(
+            reqwest::Method::PUT,
+            "/api/v1/products/app/files/manual.pdf",
+        )
+        .body(b"manual".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::CREATED);
+    let v1: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let v2: Vec<u8> = (0..400_000u32).map(|i| (i % 241) as u8).collect();
+    put_object(&s3, "releases/app-1.0.zip", &v1);
+    put_object(&s3, "releases/app-2.0.zip", &v2);
+    put_object(&s3, "readme.txt", b"read me");
+    for i in 0..105 {
+        put_object(&s3, &format!("bulk/part-{i:03}.bin"), &[1u8; 10]);
+    }
+
+    // The whole listing, in key order, without Dropgate's own object.
+    let first = listing(&shop, &[]).await;
+    let first_keys = keys(&first);
+    assert_eq!(first_keys.len(), 100);
+    assert_eq!(first_keys[0], "bulk/part-000.bin");
+    assert!(first_keys.windows(2).all(|w| w[0] < w[1]), "key order");
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = listing(&shop, &[("cursor", &cursor)]).await;
+    let second_keys = keys(&second);
+    assert_eq!(
+        second_keys,
+        vec![
+            "bulk/part-100.bin",
+            "bulk/part-101.bin",
+            "bulk/part-102.bin",
+            "bulk/part-103.bin",
+            "bulk/part-104.bin",
+            "readme.txt",
+            "releases/app-1.0.zip",
+            "releases/app-2.0.zip"
+        ]
+    );
+    assert!(second["next_cursor"].is_null());
+    // Searched by a prefix that is not a whole folder name.
+    let found = listing(&shop, &[("prefix", "releases/app-2")]).await;
+    assert_eq!(keys(&found), vec!["releases/app-2.0.zip"]);
+    assert_eq!(found["objects"][0]["size"], 400_000);
+    assert!(found["objects"][0]["last_modified"].as_i64().unwrap() > 1_700_000_000_000);
+    assert_eq!(keys(&listing(&shop, &[("prefix", "rel")]).await).len(), 2);
+
+    // Attached: measured once (size, SHA-256), no copy made.
+    let (status, file) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/products/app/files/attach",
+            Some(json!({"key": "releases/app-1.0.zip"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    assert_eq!(
+        (file["name"].as_str(), file["size"].as_u64()),
+        (Some("app-1.0.zip"), Some(300_000))
+    );
+    assert_eq!(file["sha256"], hex::encode(Sha256::digest(&v1)));
+    let stored = files_in(&s3.root.path().join(BUCKET).join("store/v1"));
+    assert_eq!(
+        stored.len(),
+        1 + 2 + 1 + 105,
+        "nothing copied: {}",
+        stored.len()
+    );
+
+    // The buyer downloads it from the bucket.
+    let (_, order) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "ann@example.com", "product_ids": ["app"]})),
+        )
+        .await;
+    let link = format!(
+        "{}/{}",
+        order["issued"][0]["url"].as_str().unwrap(),
+        file["file_id"]
+    );
+    let got = reqwest::get(&link).await.unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), v1.as_slice());
+
+    // Attached under the same name: the new version of that file.
+    let (status, newer) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/products/app/files/attach",
+            Some(json!({"key": "releases/app-2.0.zip", "name": "app-1.0.zip", "changelog": "2.0"})),
+        )
+        .await;
+    assert_eq!(
+        (status, newer["version"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{newer}"
+    );
+    assert_eq!(newer["file_id"], file["file_id"]);
+    let got = reqwest::get(&link).await.unwrap();
+    assert_eq!(
+        got.bytes().await.unwrap().as_ref(),
+        v2.as_slice(),
+        "the old link serves the new version"
+    );
+
+    // Bad requests change nothing.
+    let own_key = stored_own_key(&s3);
+    for (body, status) in [
+        (
+            json!({"key": "../outside"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"key": "a//b"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"key": own_key}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"key": "releases/missing.zip"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"key": "readme.txt", "name": "a/b"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"path": "readme.txt"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (got, answer) = shop
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/products/app/files/attach",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(got, status, "{body}: {answer}");
+    }
+    let (got, _) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/products/nope/files/attach",
+            Some(json!({"key": "readme.txt"})),
+        )
+        .await;
+    assert_eq!(got, StatusCode::NOT_FOUND);
+    let (_, product) = shop
+        .call(reqwest::Method::GET, "/api/v1/products/app", None)
+        .await;
+    assert_eq!(product["files"].as_array().unwrap().len(), 2, "{product}");
+
+    // Deleting the file leaves the seller's objects in the bucket.
+    let deleted = shop
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/products/app/files/{}?force=true", file["file_id"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        files_in(&s3.root.path().join(BUCKET).join("store/v1")).len(),
+        109
+    );
+    shop.app.stop().await;
+}
+
+/// The key of Dropgate's one upload in the bucket (a 32-digit hex name at the prefix's root).
+fn stored_own_key(s3: &S3Server) -> String {
+    std::fs::read_dir(s3.root.path().join(BUCKET).join("store/v1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap()
+}
