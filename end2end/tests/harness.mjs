@@ -2,7 +2,8 @@
 // and Debian's Chromium through playwright-core. Everything is stopped after each test.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +54,7 @@ export async function startServer(extraArgs = [], { apiToken = false } = {}) {
     baseUrl,
     setupLink,
     token,
+    dataDir,
     /** Calls the REST API with the token. */
     async api(method, path, body, contentType = 'application/json') {
       const response = await fetch(baseUrl + path, {
@@ -140,4 +142,42 @@ export async function firstAdmin(page, server) {
   await page.getByLabel('Password again').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create admin and sign in' }).click();
   await page.waitForURL(`${server.baseUrl}/admin`);
+}
+
+/** A TCP port nothing listens on (yet). */
+export async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the SMTP sink (aiosmtpd, the one the Rust tests use); `received()` lists the
+ *  decoded mails in arrival order. */
+export async function startSink() {
+  const dir = mkdtempSync(join(tmpdir(), 'dropgate-smtp-'));
+  const port = await freePort();
+  const script = join(here, '..', '..', 'server', 'tests', 'support', 'smtp_sink.py');
+  const child = spawn('python3', [script, dir, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => { if (d.toString().includes('ready')) resolve(); });
+    child.on('exit', (code) => reject(new Error(`smtp sink exited with ${code}`)));
+  });
+  const received = () => readdirSync(dir).filter((f) => f.endsWith('.eml')).sort()
+    .map((f) => JSON.parse(readFileSync(join(dir, f.replace('.eml', '.json')), 'utf8')));
+  return {
+    port,
+    received,
+    async waitFor(n, pick = () => true) {
+      for (let i = 0; i < 200; i++) {
+        if (received().filter(pick).length >= n) return received().filter(pick);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`expected ${n} mails, got ${received().filter(pick).length}`);
+    },
+    stop() { child.kill(); rmSync(dir, { recursive: true, force: true }); },
+  };
 }

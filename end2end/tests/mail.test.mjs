@@ -5,51 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, dirname } from 'node:path';
-import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { startServer, startBrowser, watchErrors, hydrated, screenshotDir, firstAdmin } from './harness.mjs';
-
-const here = dirname(fileURLToPath(import.meta.url));
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts the SMTP sink; `received()` lists the decoded mails in arrival order. */
-async function startSink() {
-  const dir = mkdtempSync(join(tmpdir(), 'dropgate-smtp-'));
-  const port = await freePort();
-  const script = join(here, '..', '..', 'server', 'tests', 'support', 'smtp_sink.py');
-  const child = spawn('python3', [script, dir, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => { if (d.toString().includes('ready')) resolve(); });
-    child.on('exit', (code) => reject(new Error(`smtp sink exited with ${code}`)));
-  });
-  const received = () => readdirSync(dir).filter((f) => f.endsWith('.eml')).sort()
-    .map((f) => JSON.parse(readFileSync(join(dir, f.replace('.eml', '.json')), 'utf8')));
-  return {
-    port,
-    received,
-    async waitFor(n) {
-      for (let i = 0; i < 200; i++) {
-        if (received().length >= n) return received();
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`expected ${n} mails, got ${received().length}`);
-    },
-    stop() { child.kill(); rmSync(dir, { recursive: true, force: true }); },
-  };
-}
+import { join } from 'node:path';
+import { startServer, startBrowser, watchErrors, hydrated, screenshotDir, firstAdmin, startSink } from './harness.mjs';
 
 test('mail: self-service links, outbox, test mail, template editor', async (t) => {
   const sink = await startSink();

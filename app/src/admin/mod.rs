@@ -10,6 +10,7 @@ mod desk;
 mod orders;
 mod outbox;
 mod payments;
+mod picker;
 mod products;
 mod records;
 mod settings;

@@ -246,6 +246,8 @@ pub fn ProductPage() -> impl IntoView {
         <section class="panel">
             <FileUpload product_id=id() on_done=refresh/>
         </section>
+        <super::picker::StorePicker product_id=id() on_done=refresh/>
+        <super::announce::AnnouncePanel product_id=id()/>
         <super::payments::MappingPanel product_id=id()/>
     }
 }
@@ -289,7 +291,6 @@ fn ProductDetail(product: ProductView, refresh: Callback<()>) -> impl IntoView {
                 }.into_any()
             }}
         </section>
-        <super::announce::AnnouncePanel product_id=id.clone()/>
         <DeleteProductPanel product_id=id name=product.name.clone()/>
     }
 }

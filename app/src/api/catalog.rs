@@ -134,3 +134,35 @@ pub async fn stop_announcement(announcement_id: u64) -> Result<AnnouncementView,
     })
     .await
 }
+
+/// One page of the file store's objects (Dropgate's own uploads are never listed).
+#[server(prefix = "/rpc", endpoint = "storage-objects")]
+pub async fn storage_objects(
+    prefix: String,
+    cursor: Option<String>,
+) -> Result<domain::wire::StoragePage, AppError> {
+    crate::server::as_user(|state| async move {
+        Ok(state
+            .catalog
+            .storage_objects(&prefix, cursor.as_deref())
+            .await?)
+    })
+    .await
+}
+
+/// Attaches an object already in the store to a product (read once, never copied).
+#[server(prefix = "/rpc", endpoint = "storage-attach", input = Json)]
+pub async fn attach_object(
+    product_id: String,
+    input: domain::wire::AttachFile,
+) -> Result<domain::wire::FileView, AppError> {
+    crate::server::as_admin(|state, actor| async move {
+        let id = parse_product_id(&product_id)?;
+        Ok(state
+            .catalog
+            .attach(id, input, actor, backend::clock::now())
+            .await?
+            .file)
+    })
+    .await
+}
