@@ -18,7 +18,9 @@ use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::signer::{SignedUrlOptions, Signer};
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart,
+};
 use rand::TryRngCore;
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -70,6 +72,9 @@ pub struct S3Settings {
     pub region: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// Proxy mode: downloads stream through Dropgate (exact byte counting, no redirect)
+    /// instead of going to presigned URLs.
+    pub proxy: bool,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -84,6 +89,7 @@ impl std::fmt::Debug for S3Settings {
                 "secret_access_key",
                 &self.secret_access_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -98,6 +104,8 @@ pub struct Blobs {
     local_root: Option<Arc<std::path::Path>>,
     /// Small local files in memory (see `small_files`).
     small: Arc<small_files::SmallFiles>,
+    /// Whether the store lists keys in order (S3 does), so a page can stop early.
+    ordered_listing: bool,
 }
 
 /// Bytes read from a local file per step. object_store's local reader hands out 8 KiB
@@ -174,13 +182,25 @@ impl Blobs {
                 BlobError::Source(format!("resolve {}: {e}", dir.display()))
             })?)),
             small: Arc::default(),
+            ordered_listing: false,
         })
     }
 
-    /// Files in an S3 bucket; downloads are redirects to presigned URLs.
+    /// Files in an S3 bucket; downloads are redirects to presigned URLs, or in proxy mode
+    /// stream through Dropgate.
     pub fn s3(settings: &S3Settings) -> Result<Self, BlobError> {
         crate::tls::install_crypto_provider();
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&settings.bucket);
+        // object_store's default 30 s limit covers a whole request, body included: it would
+        // cut every streamed download longer than that. A read that stalls is still caught
+        // (no bytes for a minute), and a body that breaks off is asked for again from where
+        // it stopped as long as the object's ETag is unchanged (object_store's retry).
+        let client = ClientOptions::new()
+            .with_timeout_disabled()
+            .with_connect_timeout(std::time::Duration::from_secs(10))
+            .with_read_timeout(std::time::Duration::from_secs(60));
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&settings.bucket)
+            .with_client_options(client);
         if let Some(endpoint) = &settings.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
@@ -199,11 +219,17 @@ impl Blobs {
             builder.build()?,
             ObjectPath::from(settings.prefix.as_str()),
         ));
+        let signer: Option<Arc<dyn Signer>> = if settings.proxy {
+            None
+        } else {
+            Some(store.clone())
+        };
         Ok(Self {
-            store: store.clone(),
-            signer: Some(store),
+            store,
+            signer,
             local_root: None,
             small: Arc::default(),
+            ordered_listing: true,
         })
     }
 
@@ -214,6 +240,7 @@ impl Blobs {
             signer: None,
             local_root: None,
             small: Arc::default(),
+            ordered_listing: false,
         }
     }
 
@@ -506,7 +533,7 @@ impl Blobs {
             page.insert(key, meta);
             if page.len() > limit {
                 page.pop_last();
-                if self.presigns() {
+                if self.ordered_listing {
                     break;
                 }
             }

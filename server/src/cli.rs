@@ -170,6 +170,10 @@ pub struct ServeArgs {
     /// S3 region [default: AWS_REGION, else us-east-1].
     #[arg(long, env = "DROPGATE_S3_REGION", value_name = "REGION")]
     pub s3_region: Option<String>,
+    /// Proxy mode: S3 downloads stream through Dropgate (every byte counted, no redirect to
+    /// the bucket) instead of going to short-lived presigned URLs.
+    #[arg(long, env = "DROPGATE_S3_PROXY")]
+    pub s3_proxy: bool,
     /// SMTP server for outgoing mail; without it mail waits in the outbox.
     #[arg(long, env = "DROPGATE_SMTP_HOST", value_name = "HOST")]
     pub smtp_host: Option<String>,

@@ -214,9 +214,14 @@ impl Config {
                 s3.endpoint = Some(parse_s3_endpoint(&endpoint)?);
             }
             s3.region = args.s3_region.clone().or(file.s3_region);
-        } else if args.s3_endpoint.is_some() || args.s3_region.is_some() {
+            s3.proxy = args.s3_proxy || file.s3_proxy.unwrap_or(false);
+        } else if args.s3_endpoint.is_some()
+            || args.s3_region.is_some()
+            || args.s3_proxy
+            || file.s3_proxy.is_some()
+        {
             return Err(ConfigError(
-                "s3 endpoint/region: only used with an s3:// storage url".into(),
+                "s3 endpoint/region/proxy: only used with an s3:// storage url".into(),
             ));
         }
         config.smtp = smtp_config(args, file.smtp.unwrap_or_default())?;
@@ -413,6 +418,7 @@ struct FileConfig {
     storage_url: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
+    s3_proxy: Option<bool>,
     geoip_db: Option<PathBuf>,
     log_format: Option<LogFormat>,
     header_read_timeout: Option<u64>,
@@ -645,6 +651,7 @@ mod tests {
             "storage_url",
             "s3_endpoint",
             "s3_region",
+            "s3_proxy",
             "log_format",
             "header_read_timeout",
             "body_read_timeout",

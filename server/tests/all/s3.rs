@@ -52,25 +52,30 @@ async fn start_s3() -> S3Server {
         .local_addr()
         .unwrap()
         .port();
+    let child = spawn_s3s(root.path(), port).await;
+    S3Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        root,
+    }
+}
+
+/// Starts s3s-fs on `port` over `root` and waits until it listens.
+async fn spawn_s3s(root: &Path, port: u16) -> Child {
     let mut child = Command::new(s3s_fs())
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-        .arg(root.path())
+        .arg(root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return S3Server {
-                child,
-                endpoint,
-                root,
-            };
+            return child;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -79,7 +84,26 @@ async fn start_s3() -> S3Server {
     panic!("s3s-fs did not start");
 }
 
+impl S3Server {
+    /// Kills the server (its connections break off mid-transfer).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and files.
+    async fn restart(&mut self) {
+        let port = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = spawn_s3s(self.root.path(), port).await;
+    }
+}
+
 async fn shop_on(s3: &S3Server, secret: &str) -> Result<TestApp, String> {
+    shop_in_mode(s3, secret, false).await
+}
+
+/// A shop on the S3 server; `proxy` streams downloads through Dropgate.
+async fn shop_in_mode(s3: &S3Server, secret: &str, proxy: bool) -> Result<TestApp, String> {
     let settings = backend::blobs::S3Settings {
         bucket: BUCKET.into(),
         prefix: "store/v1".into(),
@@ -87,6 +111,7 @@ async fn shop_on(s3: &S3Server, secret: &str) -> Result<TestApp, String> {
         region: Some("us-east-1".into()),
         access_key_id: Some(ACCESS_KEY.into()),
         secret_access_key: Some(secret.into()),
+        proxy,
     };
     let data_dir = tempfile::tempdir().unwrap();
     let mut config = server::Config::for_data_dir(data_dir.path());
@@ -574,4 +599,141 @@ fn stored_own_key(s3: &S3Server) -> String {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .find(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
         .unwrap()
+}
+
+/// Reads a download's body until `at_least` bytes have arrived; returns them and the
+/// response to go on reading.
+async fn read_some(
+    mut response: reqwest::Response,
+    at_least: usize,
+) -> (Vec<u8>, reqwest::Response) {
+    let mut got = Vec::new();
+    while got.len() < at_least {
+        let chunk = response.chunk().await.unwrap().expect("more bytes");
+        got.extend_from_slice(&chunk);
+    }
+    (got, response)
+}
+
+/// Reads the rest of a body; an error (a connection cut off) is returned as such.
+async fn read_rest(mut response: reqwest::Response, mut got: Vec<u8>) -> Result<Vec<u8>, String> {
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => got.extend_from_slice(&chunk),
+            Ok(None) => return Ok(got),
+            Err(e) => return Err(format!("{e:?}")),
+        }
+    }
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: exact bytes, ranges, S3 down and back, S3 changed
+async fn proxy_mode_streams_exact_bytes_and_survives_s3_going_away_mid_file() {
+    let mut s3 = start_s3().await;
+    let shop = Shop::with(shop_in_mode(&s3, SECRET_KEY, true).await.unwrap()).await;
+    shop.call(
+        reqwest::Method::POST,
+        "/api/v1/products",
+        Some(json!({"product_id": "film", "name": "Film", "max_downloads": 5, "download_days": 0})),
+    )
+    .await;
+    let content: Vec<u8> = (0..48 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+        .collect();
+    put_object(&s3, "masters/film.mkv", &content);
+    let (status, file) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/products/film/files/attach",
+            Some(json!({"key": "masters/film.mkv"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let (_, order) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "ann@example.com", "product_ids": ["film"]})),
+        )
+        .await;
+    let grant = order["issued"][0]["grant_id"].as_u64().unwrap();
+    let link = format!(
+        "{}/{}",
+        order["issued"][0]["url"].as_str().unwrap(),
+        file["file_id"]
+    );
+
+    // No redirect: the bytes come from Dropgate, exactly, whole and in ranges.
+    let ranged = no_redirects()
+        .get(&link)
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(ranged.bytes().await.unwrap().as_ref(), &content[1000..2000]);
+    let tail = no_redirects()
+        .get(&link)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tail.bytes().await.unwrap().as_ref(),
+        &content[content.len() - 10..]
+    );
+
+    // S3 goes away mid-file and comes back: the download carries on from where it was.
+    let whole = no_redirects().get(&link).send().await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK, "proxy mode never redirects");
+    let (first, whole) = read_some(whole, 1024 * 1024).await;
+    s3.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s3.restart().await;
+    let body = read_rest(whole, first)
+        .await
+        .expect("the download resumes after S3 is back");
+    assert_eq!(body.len(), content.len());
+    assert!(body == content, "byte for byte the same file");
+
+    // Counted like a local file: the bytes sent, to the byte.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, found) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/grants/lookup",
+            Some(json!({"order_id": order["order_id"]})),
+        )
+        .await;
+    let counted: u64 = found[0]["uses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        counted,
+        1000 + 10 + content.len() as u64,
+        "{}",
+        found[0]["uses"]
+    );
+    assert_eq!(found[0]["grant_id"].as_u64(), Some(grant));
+
+    // S3 goes away and comes back with other bytes under the same key: never a mixed file,
+    // the download fails instead.
+    let whole = no_redirects().get(&link).send().await.unwrap();
+    let (first, whole) = read_some(whole, 1024 * 1024).await;
+    s3.kill();
+    let mut changed = content.clone();
+    changed.reverse();
+    put_object(&s3, "masters/film.mkv", &changed);
+    s3.restart().await;
+    match read_rest(whole, first).await {
+        Err(_) => {}
+        Ok(body) => panic!(
+            "a changed object must not be served as one file ({} bytes came)",
+            body.len()
+        ),
+    }
+    shop.app.stop().await;
 }
