@@ -37,6 +37,93 @@ pub enum BlobError {
     Storage(#[from] object_store::Error),
 }
 
+/// The file stores a server knows: the default one (`--storage-url`) and named ones
+/// (`--store NAME=URL`), so small files can stay on disk and large ones go to S3. A file
+/// records the name of its store; `""` is the default.
+#[derive(Clone, Debug)]
+pub struct FileStores {
+    default: Blobs,
+    named: Arc<std::collections::BTreeMap<String, Blobs>>,
+}
+
+impl From<Blobs> for FileStores {
+    fn from(default: Blobs) -> Self {
+        Self::single(default)
+    }
+}
+
+impl FileStores {
+    /// Only the default store.
+    pub fn single(default: Blobs) -> Self {
+        Self {
+            default,
+            named: Arc::default(),
+        }
+    }
+
+    /// The default store and named ones.
+    pub fn with_named(default: Blobs, named: std::collections::BTreeMap<String, Blobs>) -> Self {
+        Self {
+            default,
+            named: Arc::new(named),
+        }
+    }
+
+    /// The store a file names (`""`: the default).
+    pub fn get(&self, name: &str) -> Result<&Blobs, BlobError> {
+        if name.is_empty() {
+            return Ok(&self.default);
+        }
+        self.named.get(name).ok_or_else(|| {
+            BlobError::Source(format!(
+                "no file store named {name} is configured (--store {name}=URL)"
+            ))
+        })
+    }
+
+    /// The default store.
+    pub fn default_store(&self) -> &Blobs {
+        &self.default
+    }
+
+    /// The names of the named stores.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.named.keys().map(String::as_str)
+    }
+
+    /// A store name as a seller gives it: `""` or `default` for the default store, else one
+    /// that is configured. Returns the name as files record it.
+    pub fn resolve(&self, name: Option<&str>) -> Result<String, String> {
+        match name.map(str::trim) {
+            None | Some("" | "default") => Ok(String::new()),
+            Some(name) if self.named.contains_key(name) => Ok(name.to_owned()),
+            Some(name) => Err(format!(
+                "there is no file store named {name:?}; the stores are: {}",
+                std::iter::once("default")
+                    .chain(self.names())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+/// Checks a store's name: 1 to 32 lower-case letters, digits and hyphens, not `default`.
+pub fn parse_store_name(name: &str) -> Result<String, String> {
+    let ok = (1..=32).contains(&name.len())
+        && name != "default"
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "store name {name:?}: 1 to 32 lower-case letters, digits and hyphens, and not \"default\""
+        ))
+    }
+}
+
 /// An object as the seller's bucket picker lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
@@ -325,7 +412,20 @@ impl Blobs {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let key = Self::new_key();
+        self.upload_as(Self::new_key(), body, limit).await
+    }
+
+    /// [`Self::upload`] under a given key (a migration copies an object under its key).
+    pub async fn upload_as<S, E>(
+        &self,
+        key: String,
+        body: S,
+        limit: u64,
+    ) -> Result<StoredBlob, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
         let upload = self.store.put_multipart(&Self::path(&key)).await?;
         let mut writer = WriteMultipart::new(upload);
         let mut hasher = Sha256::new();
@@ -552,6 +652,15 @@ impl Blobs {
             })
             .collect();
         Ok((objects, next))
+    }
+
+    /// The size of an object, `None` when there is none under that key.
+    pub async fn size_of(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        match self.store.head(&Self::path(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a whole object once to learn its size and SHA-256 (attaching an object that is

@@ -115,6 +115,13 @@ pub struct FileView {
     /// The earlier versions, newest first.
     #[serde(default)]
     pub earlier: Vec<FileVersionView>,
+    /// The file store its bytes are in: `default`, or a store named with `--store`.
+    #[serde(default = "default_store")]
+    pub store: String,
+}
+
+fn default_store() -> String {
+    "default".to_owned()
 }
 
 fn first_version() -> u32 {
@@ -667,4 +674,7 @@ pub struct AttachFile {
     /// What changed, when it becomes a new version of a file of the same name.
     #[serde(default)]
     pub changelog: Option<String>,
+    /// The file store the object is in (`default` unless given).
+    #[serde(default)]
+    pub store: Option<String>,
 }

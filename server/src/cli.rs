@@ -36,6 +36,11 @@ pub enum Command {
     Export(ExportArgs),
     /// Save a consistent copy of a running server's data (downloads go on meanwhile).
     Backup(BackupArgs),
+    /// Manage where product files are kept.
+    Storage {
+        #[command(subcommand)]
+        action: StorageCommand,
+    },
     /// Install a backup into the data directory of a stopped server.
     Restore {
         #[command(flatten)]
@@ -43,6 +48,27 @@ pub enum Command {
         /// The backup file (from `dropgate backup` or the admin).
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Move every product file to another file store (a stopped server's data dir, with the
+    /// same store flags the server runs with): copy, check each SHA-256, switch, then remove
+    /// the old objects. Run it again after an interruption: it goes on where it stopped.
+    Migrate(Box<MigrateArgs>),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The store to move every file to: `default` (the --storage-url) or a --store name.
+    #[arg(long, value_name = "STORE")]
+    pub to: String,
+    /// Stop after copying this many objects, before the switch (to rehearse an
+    /// interruption).
+    #[arg(long, hide = true, value_name = "N")]
+    pub stop_after: Option<usize>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// How a command reaches the running server.
@@ -163,6 +189,16 @@ pub struct ServeArgs {
     /// Where product files live: file:///path or s3://bucket/prefix [default: DATA_DIR/files].
     #[arg(long, env = "DROPGATE_STORAGE_URL", value_name = "URL")]
     pub storage_url: Option<String>,
+    /// Another file store, by name: NAME=URL (file:///path or s3://bucket/prefix; S3 ones
+    /// share --s3-endpoint, --s3-region and --s3-proxy). Uploads and attaches can pick it,
+    /// and `dropgate storage migrate` moves files to it. Repeat for more.
+    #[arg(
+        long = "store",
+        env = "DROPGATE_STORES",
+        value_name = "NAME=URL",
+        value_delimiter = ','
+    )]
+    pub file_stores: Vec<String>,
     /// S3-compatible endpoint (MinIO, Garage, ...); credentials come from AWS_ACCESS_KEY_ID
     /// and AWS_SECRET_ACCESS_KEY [default: AWS].
     #[arg(long, env = "DROPGATE_S3_ENDPOINT", value_name = "URL")]

@@ -86,6 +86,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub storage: StorageLocation,
+    /// More file stores by name (`--store NAME=URL`): a file can live in any of them.
+    pub stores: Vec<(String, StorageLocation)>,
     pub smtp: Option<SmtpConfig>,
     pub geoip_db: Option<PathBuf>,
     /// How often a `geoip_db` file is checked for a newer version.
@@ -134,6 +136,7 @@ impl Config {
             public_url: None,
             trusted_proxies: Vec::new(),
             storage: StorageLocation::Local(data_dir.join("files")),
+            stores: Vec::new(),
             smtp: None,
             geoip_db: None,
             geoip_reload_interval: Duration::from_secs(10),
@@ -209,21 +212,9 @@ impl Config {
         if let Some(url) = args.storage_url.clone().or(file.storage_url) {
             config.storage = parse_storage_url(&url)?;
         }
-        if let StorageLocation::S3(s3) = &mut config.storage {
-            if let Some(endpoint) = args.s3_endpoint.clone().or(file.s3_endpoint) {
-                s3.endpoint = Some(parse_s3_endpoint(&endpoint)?);
-            }
-            s3.region = args.s3_region.clone().or(file.s3_region);
-            s3.proxy = args.s3_proxy || file.s3_proxy.unwrap_or(false);
-        } else if args.s3_endpoint.is_some()
-            || args.s3_region.is_some()
-            || args.s3_proxy
-            || file.s3_proxy.is_some()
-        {
-            return Err(ConfigError(
-                "s3 endpoint/region/proxy: only used with an s3:// storage url".into(),
-            ));
-        }
+        config.stores = named_stores(&args.file_stores)?;
+        let from_file = (file.s3_endpoint, file.s3_region, file.s3_proxy);
+        apply_s3_settings(&mut config, args, from_file)?;
         config.smtp = smtp_config(args, file.smtp.unwrap_or_default())?;
         if let Some(path) = args.geoip_db.clone().or(file.geoip_db) {
             if !path.is_file() {
@@ -560,6 +551,57 @@ fn parse_storage_url(url: &str) -> Result<StorageLocation, ConfigError> {
     Err(ConfigError(format!(
         "storage url: '{url}' must start with file:/// or s3://"
     )))
+}
+
+/// The `--s3-*` settings, applied to every S3 store: the default one and named ones.
+fn apply_s3_settings(
+    config: &mut Config,
+    args: &ServeArgs,
+    (file_endpoint, file_region, file_proxy): (Option<String>, Option<String>, Option<bool>),
+) -> Result<(), ConfigError> {
+    let endpoint = args
+        .s3_endpoint
+        .clone()
+        .or(file_endpoint)
+        .map(|e| parse_s3_endpoint(&e))
+        .transpose()?;
+    let region = args.s3_region.clone().or(file_region);
+    let proxy = args.s3_proxy || file_proxy.unwrap_or(false);
+    let mut any_s3 = false;
+    for location in
+        std::iter::once(&mut config.storage).chain(config.stores.iter_mut().map(|(_, l)| l))
+    {
+        if let StorageLocation::S3(s3) = location {
+            any_s3 = true;
+            s3.endpoint.clone_from(&endpoint);
+            s3.region.clone_from(&region);
+            s3.proxy = proxy;
+        }
+    }
+    if !any_s3 && (endpoint.is_some() || region.is_some() || proxy) {
+        return Err(ConfigError(
+            "s3 endpoint/region/proxy: only used with an s3:// storage url".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `--store NAME=URL` values: each a named store (an S3 one takes the `--s3-*` settings).
+fn named_stores(given: &[String]) -> Result<Vec<(String, StorageLocation)>, ConfigError> {
+    let mut stores: Vec<(String, StorageLocation)> = Vec::new();
+    for value in given {
+        let (name, url) = value.split_once('=').ok_or_else(|| {
+            ConfigError(format!(
+                "store: {value:?} must be NAME=URL, e.g. big=s3://bucket/files"
+            ))
+        })?;
+        let name = backend::blobs::parse_store_name(name.trim()).map_err(ConfigError)?;
+        if stores.iter().any(|(n, _)| *n == name) {
+            return Err(ConfigError(format!("store: {name} is given twice")));
+        }
+        stores.push((name, parse_storage_url(url.trim())?));
+    }
+    Ok(stores)
 }
 
 fn parse_s3_endpoint(url: &str) -> Result<String, ConfigError> {

@@ -80,6 +80,12 @@ fn main() -> ExitCode {
             },
             Command::Export(args) => records::export(args).await,
             Command::Backup(args) => records::backup(args).await,
+            Command::Storage {
+                action: server::cli::StorageCommand::Migrate(args),
+            } => {
+                server::telemetry::init_for_commands();
+                records::migrate_storage(&args).await
+            }
             Command::Restore { store, file } => {
                 server::telemetry::init_for_commands();
                 records::restore(&store, &file)

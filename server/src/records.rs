@@ -5,6 +5,7 @@
 use crate::cli::{BackupArgs, ExportArgs, ImportSalesArgs, ServerArgs, StoreArgs};
 use crate::commands::CommandError;
 use crate::config::{resolve_data_dir, resolve_server_url};
+use backend::services::MigrationStep;
 use backend::store::backup;
 use domain::records::ImportReport;
 use std::io::Write;
@@ -276,6 +277,75 @@ pub fn restore(store: &StoreArgs, file: &Path) -> Result<(), CommandError> {
     );
     for kept in &restored.kept {
         println!("The file it replaced is kept as {}.", kept.display());
+    }
+    Ok(())
+}
+
+/// `dropgate storage migrate --to STORE`.
+pub async fn migrate_storage(args: &crate::cli::MigrateArgs) -> Result<(), CommandError> {
+    let config = crate::config::Config::from_args(&args.serve)
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    let stores = crate::startup::open_file_stores(&config)
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let to = stores
+        .resolve(Some(&args.to))
+        .map_err(CommandError::Usage)?;
+    let path = config.database_path();
+    let store = tokio::task::spawn_blocking(move || backend::Store::open(&path))
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?
+        .map_err(|e| match e {
+            backend::StoreError::AlreadyOpen { .. } => CommandError::Failed(format!(
+                "a Dropgate server is running on {}: stop it first, then migrate",
+                config.data_dir.display()
+            )),
+            other => CommandError::Failed(other.to_string()),
+        })?;
+    let migration = backend::services::StoreMigration::new(store, stores);
+    let report = migration
+        .run(
+            &to,
+            args.stop_after,
+            backend::services::Actor::System,
+            backend::clock::now,
+            |step| match step {
+                MigrationStep::Copied {
+                    file,
+                    version,
+                    bytes,
+                } => {
+                    println!("copied   {file} v{version} ({bytes} bytes), SHA-256 checked");
+                }
+                MigrationStep::Verified {
+                    file,
+                    version,
+                    bytes,
+                } => {
+                    println!("checked  {file} v{version} ({bytes} bytes), already there");
+                }
+                MigrationStep::Switched { files } => {
+                    println!("switched {files} files to the store {}", args.to);
+                }
+                MigrationStep::Removed { key_count } => {
+                    println!("removed  {key_count} objects from the old stores");
+                }
+            },
+        )
+        .await
+        .map_err(|e| CommandError::Failed(format!("{e} (run the same command again to go on)")))?;
+    if report.files_switched == 0 && report.copied + report.verified == 0 {
+        println!("Every file is in the store {} already.", args.to);
+    } else if args.stop_after.is_some() && report.files_switched == 0 {
+        println!(
+            "Stopped before the switch: {} copied, {} checked. Run the command again to finish.",
+            report.copied, report.verified
+        );
+    } else {
+        println!(
+            "Done: {} objects copied, {} checked, {} bytes; {} files now in {}.",
+            report.copied, report.verified, report.bytes, report.files_switched, args.to
+        );
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use crate::config::{Config, StorageLocation};
 use crate::http::{self, HttpServices, HttpState, metrics::Metrics};
 use app::server::UiState;
 use backend::auth::form_stamp::FormStamps;
-use backend::blobs::Blobs;
+use backend::blobs::{Blobs, FileStores};
 use backend::mail::Mailer;
 use backend::mail::worker::{OutboxWorker, SmtpSender};
 use backend::services::{
@@ -150,7 +150,7 @@ impl Application {
 
         let (access, setup_link) = staff_access(&store, &public_url).await?;
 
-        let blobs = open_blobs(&config).await?;
+        let blobs = open_file_stores(&config).await?;
         let geo = geo.await.map_err(|e| StartupError::Geo(e.to_string()));
         let geo = geo?.map_err(StartupError::Geo)?;
         let key = store.download_key()?;
@@ -506,21 +506,36 @@ fn build_mail(
     Ok((mailer, outbox, worker))
 }
 
-/// The object store for product files; a remote one is checked before the server starts.
-async fn open_blobs(config: &Config) -> Result<Blobs, StartupError> {
-    let blobs = open_blob_store(config)?;
-    if let StorageLocation::S3(s3) = &config.storage {
+/// The file stores: the default one and the named ones; a remote one is checked before the
+/// server starts.
+pub async fn open_file_stores(config: &Config) -> Result<FileStores, StartupError> {
+    let default = open_blobs(&config.storage, "default").await?;
+    let mut named = std::collections::BTreeMap::new();
+    for (name, location) in &config.stores {
+        named.insert(name.clone(), open_blobs(location, name).await?);
+    }
+    Ok(FileStores::with_named(default, named))
+}
+
+async fn open_blobs(location: &StorageLocation, name: &str) -> Result<Blobs, StartupError> {
+    let blobs = open_blob_store(location)?;
+    if let StorageLocation::S3(s3) = location {
         // Find a wrong bucket, endpoint or key now rather than at the first upload.
         blobs.check().await.map_err(|e| {
             StartupError::Storage(format!("S3 bucket {} is not reachable: {e}", s3.bucket))
         })?;
-        tracing::info!(bucket = %s3.bucket, prefix = %s3.prefix, endpoint = ?s3.endpoint, "product files on S3; downloads redirect to presigned URLs");
+        let delivery = if s3.proxy {
+            "downloads stream through Dropgate (proxy mode)"
+        } else {
+            "downloads redirect to presigned URLs"
+        };
+        tracing::info!(store = name, bucket = %s3.bucket, prefix = %s3.prefix, endpoint = ?s3.endpoint, "product files on S3; {delivery}");
     }
     Ok(blobs)
 }
 
-fn open_blob_store(config: &Config) -> Result<Blobs, StartupError> {
-    match &config.storage {
+fn open_blob_store(location: &StorageLocation) -> Result<Blobs, StartupError> {
+    match location {
         StorageLocation::Local(dir) => {
             Blobs::local(dir).map_err(|e| StartupError::Storage(e.to_string()))
         }

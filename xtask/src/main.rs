@@ -59,6 +59,7 @@ fn run() -> Result<()> {
             run_cmd(Command::new("python3").arg("bench/mail.py"))?;
             run_cmd(Command::new("python3").arg("bench/payments.py"))?;
             run_cmd(Command::new("python3").arg("bench/records.py"))?;
+            run_cmd(Command::new("python3").arg("bench/storage.py"))?;
             run_cmd(
                 Command::new("python3")
                     .arg("bench/downloads.py")

@@ -3,7 +3,7 @@
 //! the product without uploading it again.
 
 use super::widgets::value_of;
-use crate::api::{AttachObject, storage_objects};
+use crate::api::{AttachObject, list_stores, storage_objects};
 use crate::format;
 use domain::wire::AttachFile;
 use leptos::prelude::*;
@@ -12,13 +12,17 @@ use leptos::prelude::*;
 #[component]
 pub fn StorePicker(product_id: String, on_done: Callback<()>) -> impl IntoView {
     let prefix = RwSignal::new(String::new());
-    // The query shown: (prefix, cursor); a new search starts at the first page.
-    let query = RwSignal::new(None::<(String, Option<String>)>);
+    let store = RwSignal::new("default".to_owned());
+    let stores = Resource::new(|| (), |()| list_stores());
+    // The query shown: (store, prefix, cursor); a new search starts at the first page.
+    let query = RwSignal::new(None::<(String, String, Option<String>)>);
     let page = Resource::new(
         move || query.get(),
         |q| async move {
             match q {
-                Some((prefix, cursor)) => storage_objects(prefix, cursor).await.map(Some),
+                Some((store, prefix, cursor)) => {
+                    storage_objects(store, prefix, cursor).await.map(Some)
+                }
                 None => Ok(None),
             }
         },
@@ -31,7 +35,11 @@ pub fn StorePicker(product_id: String, on_done: Callback<()>) -> impl IntoView {
     });
     let search = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        query.set(Some((prefix.get_untracked().trim().to_owned(), None)));
+        query.set(Some((
+            store.get_untracked(),
+            prefix.get_untracked().trim().to_owned(),
+            None,
+        )));
     };
     let product_id = StoredValue::new(product_id);
     view! {
@@ -39,6 +47,16 @@ pub fn StorePicker(product_id: String, on_done: Callback<()>) -> impl IntoView {
             <h2>"Attach from the file store"</h2>
             <p class="hint">"Large files already in your bucket (or files folder) need no second upload: pick one and Dropgate reads it once for its size and checksum. Deleting the product's file later leaves the object where it is."</p>
             <form class="row" on:submit=search role="search" aria-label="Search the file store">
+                <Suspense fallback=|| ()>
+                    {move || stores.get().and_then(Result::ok).filter(|names| !names.is_empty()).map(|names| view! {
+                        <label>"Store" " "
+                            <select name="store" on:change=move |ev| store.set(value_of(&ev))>
+                                <option value="default">"default"</option>
+                                {names.into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
+                            </select>
+                        </label>
+                    })}
+                </Suspense>
                 <label>"Key starts with" " "
                     <input type="search" name="prefix" placeholder="releases/"
                         prop:value=move || prefix.get() on:input=move |ev| prefix.set(value_of(&ev))/>
@@ -71,7 +89,7 @@ pub fn StorePicker(product_id: String, on_done: Callback<()>) -> impl IntoView {
                                                         aria-label=format!("Attach {}", o.key)
                                                         on:click=move |_| { attach.dispatch(AttachObject {
                                                             product_id: product_id.get_value(),
-                                                            input: AttachFile { key: key.clone(), name: None, changelog: None },
+                                                            input: AttachFile { key: key.clone(), name: None, changelog: None, store: Some(store.get_untracked()) },
                                                         }); }>
                                                         {move || if attach.pending().get() { "Reading…" } else { "Attach" }}
                                                     </button></td>
@@ -83,7 +101,7 @@ pub fn StorePicker(product_id: String, on_done: Callback<()>) -> impl IntoView {
                             </div>
                             {next.map(|cursor| view! {
                                 <button type="button" on:click=move |_| {
-                                    query.set(Some((prefix.get_untracked().trim().to_owned(), Some(cursor.clone()))));
+                                    query.set(Some((store.get_untracked(), prefix.get_untracked().trim().to_owned(), Some(cursor.clone()))));
                                 }>"Next page"</button>
                             })}
                         }.into_any()

@@ -138,16 +138,23 @@ pub async fn stop_announcement(announcement_id: u64) -> Result<AnnouncementView,
 /// One page of the file store's objects (Dropgate's own uploads are never listed).
 #[server(prefix = "/rpc", endpoint = "storage-objects")]
 pub async fn storage_objects(
+    store: String,
     prefix: String,
     cursor: Option<String>,
 ) -> Result<domain::wire::StoragePage, AppError> {
     crate::server::as_user(|state| async move {
         Ok(state
             .catalog
-            .storage_objects(&prefix, cursor.as_deref())
+            .storage_objects(Some(&store), &prefix, cursor.as_deref())
             .await?)
     })
     .await
+}
+
+/// The names of the file stores besides the default one (`--store NAME=URL`).
+#[server(prefix = "/rpc", endpoint = "stores")]
+pub async fn list_stores() -> Result<Vec<String>, AppError> {
+    crate::server::as_user(|state| async move { Ok(state.catalog.store_names()) }).await
 }
 
 /// Attaches an object already in the store to a product (read once, never copied).

@@ -2,7 +2,7 @@
 
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
-use crate::blobs::{BlobError, Blobs};
+use crate::blobs::{BlobError, Blobs, FileStores};
 use crate::store;
 use crate::store::Store;
 use crate::store::catalog::FileRecord;
@@ -22,17 +22,36 @@ const MAX_NAME: usize = 200;
 #[derive(Clone, Debug)]
 pub struct CatalogService {
     store: Store,
-    blobs: Blobs,
+    stores: FileStores,
     upload_limit: u64,
 }
 
 impl CatalogService {
-    pub fn new(store: Store, blobs: Blobs, upload_limit: u64) -> Self {
+    pub fn new(store: Store, stores: impl Into<FileStores>, upload_limit: u64) -> Self {
         Self {
             store,
-            blobs,
+            stores: stores.into(),
             upload_limit,
         }
+    }
+
+    /// The store a seller names (`None`, `""` or `default`: the default store), with the
+    /// name files record.
+    fn pick_store(&self, name: Option<&str>) -> Result<(String, &Blobs), ServiceError> {
+        let name = self
+            .stores
+            .resolve(name)
+            .map_err(|m| ServiceError::invalid("store", m))?;
+        let blobs = self
+            .stores
+            .get(&name)
+            .map_err(|e| ServiceError::invalid("store", e.to_string()))?;
+        Ok((name, blobs))
+    }
+
+    /// The names of the file stores besides the default one.
+    pub fn store_names(&self) -> Vec<String> {
+        self.stores.names().map(str::to_owned).collect()
     }
 
     /// Creates a product; its id must be new.
@@ -173,6 +192,7 @@ impl CatalogService {
     {
         let name = parse_file_name(upload.name)?;
         let changelog = parse_changelog(upload.changelog)?;
+        let (store, blobs) = self.pick_store(upload.store)?;
         let content_type = upload
             .content_type
             .filter(|c| {
@@ -182,8 +202,7 @@ impl CatalogService {
             .to_owned();
         // Refuse early, before reading any of the body, when the product is unknown.
         self.require_product(&id).await?;
-        let stored = self
-            .blobs
+        let stored = blobs
             .upload(body, self.upload_limit)
             .await
             .map_err(|e| match e {
@@ -207,13 +226,14 @@ impl CatalogService {
             changelog,
             previous: Vec::new(),
             attached: false,
+            store,
         };
         let committed = self
             .store
             .run(move |s| s.write(|tx| commit_upload(tx, &id, &record, &actor, now)))
             .await;
         if committed.is_err() {
-            let _ = self.blobs.delete(&stored.key).await;
+            let _ = blobs.delete(&stored.key).await;
         }
         committed
     }
@@ -222,17 +242,18 @@ impl CatalogService {
     /// seller's picker (Dropgate's own uploads are never listed).
     pub async fn storage_objects(
         &self,
+        store: Option<&str>,
         prefix: &str,
         cursor: Option<&str>,
     ) -> Result<StoragePage, ServiceError> {
+        let (_, blobs) = self.pick_store(store)?;
         if prefix.len() > 1024 || cursor.is_some_and(|c| c.len() > 1024) {
             return Err(ServiceError::invalid(
                 "prefix",
                 "a prefix or cursor has at most 1024 characters",
             ));
         }
-        let (objects, next_cursor) = self
-            .blobs
+        let (objects, next_cursor) = blobs
             .list_page(prefix, cursor, STORAGE_PAGE)
             .await
             .map_err(|e| {
@@ -268,8 +289,9 @@ impl CatalogService {
             _ => parse_file_name(key.rsplit('/').next().unwrap_or(&key))?,
         };
         let changelog = parse_changelog(input.changelog.as_deref())?;
+        let (store, blobs) = self.pick_store(input.store.as_deref())?;
         self.require_product(&id).await?;
-        let measured = self.blobs.measure(&key).await.map_err(|e| match e {
+        let measured = blobs.measure(&key).await.map_err(|e| match e {
             BlobError::Storage(object_store::Error::NotFound { .. }) => {
                 ServiceError::NotFound(format!("there is no object {key} in the file store"))
             }
@@ -287,6 +309,7 @@ impl CatalogService {
             changelog,
             previous: Vec::new(),
             attached: true,
+            store,
         };
         self.store
             .run(move |s| s.write(|tx| commit_upload(tx, &id, &record, &actor, now)))
@@ -340,9 +363,7 @@ impl CatalogService {
                         None::<&()>,
                         now,
                     )?;
-                    Ok::<_, ServiceError>(
-                        record.storage_keys().map(str::to_owned).collect::<Vec<_>>(),
-                    )
+                    Ok::<_, ServiceError>(owned_objects(&record))
                 })
             })
             .await?;
@@ -351,9 +372,12 @@ impl CatalogService {
         self.delete_objects(key).await
     }
 
-    async fn delete_objects(&self, keys: Vec<String>) -> Result<(), ServiceError> {
-        for key in keys {
-            self.blobs
+    /// Removes objects (store, key) once their records are gone.
+    async fn delete_objects(&self, objects: Vec<(String, String)>) -> Result<(), ServiceError> {
+        for (store, key) in objects {
+            self.stores
+                .get(&store)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?
                 .delete(&key)
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -379,7 +403,7 @@ impl CatalogService {
                     let mut keys = Vec::new();
                     for file in &product.files {
                         if let Some(record) = store::catalog::file(tx, *file)? {
-                            keys.extend(record.storage_keys().map(str::to_owned));
+                            keys.extend(owned_objects(&record));
                         }
                         store::catalog::remove_file(tx, *file)?;
                     }
@@ -401,13 +425,22 @@ impl CatalogService {
     }
 }
 
-/// What an upload is: the file's name as buyers save it, its type, and for a new version
-/// what changed.
+/// What an upload is: the file's name as buyers save it, its type, for a new version what
+/// changed, and the store it goes to (`None`: the default store).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FileUpload<'a> {
     pub name: &'a str,
     pub content_type: Option<&'a str>,
     pub changelog: Option<&'a str>,
+    pub store: Option<&'a str>,
+}
+
+/// The objects Dropgate owns for a file, as (store, key).
+fn owned_objects(record: &FileRecord) -> Vec<(String, String)> {
+    record
+        .owned_objects()
+        .map(|(store, key)| (store.to_owned(), key.to_owned()))
+        .collect()
 }
 
 /// A finished upload: the file as it is now, and whether it was a new version of a file
@@ -581,6 +614,11 @@ fn file_view(id: FileId, f: &FileRecord) -> FileView {
         content_type: f.content_type.clone(),
         sha256: hex::encode(f.sha256),
         uploaded_at: f.uploaded_at,
+        store: if f.store.is_empty() {
+            "default".to_owned()
+        } else {
+            f.store.clone()
+        },
         version: f.version,
         changelog: f.changelog.clone(),
         earlier: f
@@ -625,6 +663,7 @@ mod tests {
             name,
             content_type,
             changelog: None,
+            store: None,
         }
     }
     fn body(bytes: &'static [u8]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {

@@ -8,7 +8,7 @@
 
 use super::ServiceError;
 use crate::auth::download_key::DownloadKey;
-use crate::blobs::{BlobError, Blobs};
+use crate::blobs::{BlobError, Blobs, FileStores};
 use crate::store;
 use crate::store::catalog::FileRecord;
 use crate::store::download_tables::DeliveryReads;
@@ -79,6 +79,8 @@ pub struct Ticket {
     /// Strong ETag: the content's SHA-256.
     pub etag: String,
     pub storage_key: String,
+    /// The file store the bytes are in (`""`: the default).
+    pub store: String,
     pub answer: RangeAnswer,
     pub reserved: u64,
     event: u64,
@@ -99,7 +101,7 @@ enum Decision {
 pub struct DownloadService {
     store: Store,
     key: DownloadKey,
-    blobs: Blobs,
+    stores: FileStores,
     /// How long a presigned URL works.
     presign_ttl: Duration,
     /// Whether an endpoint listens for `download.completed`, so that the download path does
@@ -174,11 +176,16 @@ impl std::fmt::Debug for BodySource {
 }
 
 impl DownloadService {
-    pub fn new(store: Store, key: DownloadKey, blobs: Blobs, presign_ttl: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        key: DownloadKey,
+        stores: impl Into<FileStores>,
+        presign_ttl: Duration,
+    ) -> Self {
         Self {
             store,
             key,
-            blobs,
+            stores: stores.into(),
             presign_ttl,
             completions: super::webhooks::Subscription::default(),
         }
@@ -263,7 +270,8 @@ impl DownloadService {
         if range.is_empty() {
             return Ok(download(Delivery::Headers));
         }
-        let opened = if self.blobs.presigns() && !partial {
+        let presigns = self.stores.get(&ticket.store).is_ok_and(Blobs::presigns);
+        let opened = if presigns && !partial {
             let url = self.presign(&ticket).await;
             if url.is_ok()
                 && let Err(e) = self.announce_completed(&ticket, now).await
@@ -322,7 +330,8 @@ impl DownloadService {
 
     /// A presigned URL for the whole file, with its real name and type signed in.
     async fn presign(&self, ticket: &Ticket) -> Result<String, BlobError> {
-        self.blobs
+        self.stores
+            .get(&ticket.store)?
             .presigned_get(
                 &ticket.storage_key,
                 &content_disposition(&ticket.name),
@@ -342,15 +351,16 @@ impl DownloadService {
         sendfile: bool,
     ) -> Result<BodySource, BlobError> {
         let key = &ticket.storage_key;
-        if let Some(bytes) = self.blobs.small_local(key, ticket.size).await? {
+        let blobs = self.stores.get(&ticket.store)?;
+        if let Some(bytes) = blobs.small_local(key, ticket.size).await? {
             // The range was checked against the recorded size, which the bytes match.
             let part = bytes.slice(index(range.start)..index(range.end));
             return Ok(BodySource::Memory(part));
         }
-        if sendfile && let Some(file) = self.blobs.open_local(key, &range).await? {
+        if sendfile && let Some(file) = blobs.open_local(key, &range).await? {
             return Ok(BodySource::LocalFile(file));
         }
-        Ok(BodySource::Stream(self.blobs.read(key, range).await?))
+        Ok(BodySource::Stream(blobs.read(key, range).await?))
     }
 
     /// The buyer page for a password, at `now`.
@@ -607,6 +617,7 @@ fn decide_and_reserve(
                 size: record.size,
                 etag,
                 storage_key: record.storage_key,
+                store: record.store,
                 answer,
                 reserved: permit.reserve,
                 event: seq,

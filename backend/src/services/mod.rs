@@ -15,6 +15,7 @@ mod downloads;
 mod error;
 mod exports;
 mod imports;
+mod migration;
 mod orders;
 mod outbox;
 mod payments;
@@ -38,6 +39,7 @@ pub use downloads::{
 pub use error::ServiceError;
 pub use exports::{ExportFilter, ExportKind, ExportService, ExportStream};
 pub use imports::{ImportRequest, ImportService};
+pub use migration::{MigrationReport, MigrationStep, StoreMigration};
 pub use orders::{OrderQuery, OrderService};
 pub use outbox::OutboxService;
 pub use payments::{Incoming, PaymentService, Receipt};

@@ -82,17 +82,27 @@ pub struct FileRecord {
     /// The object was in the store before (attached, not uploaded): it is the seller's, so
     /// deleting the file leaves it where it is.
     pub attached: bool,
+    /// The name of the file store it is in (`""`: the default store).
+    pub store: String,
 }
 impl Record for FileRecord {
     const KIND: &'static str = "file";
     const VERSION: u8 = 2;
 
-    /// Version 1 is version 2 without the last four fields: `version` 1, an empty
-    /// changelog, no earlier versions and "uploaded" (bytes 1, 0, 0, 0 in postcard) make it
-    /// one.
+    /// Version 1 is version 2 without the last five fields: `version` 1, an empty
+    /// changelog, no earlier versions, "uploaded" and the default store (bytes 1, 0, 0, 0, 0
+    /// in postcard) make it one.
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
-        codec::upgrade_by_appending(version, 1, payload, &[1, 0, 0, 0])
+        codec::upgrade_by_appending(version, 1, payload, &[1, 0, 0, 0, 0])
     }
+}
+
+/// Where one version's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectRef<'a> {
+    pub store: &'a str,
+    pub key: &'a str,
+    pub attached: bool,
 }
 
 /// An earlier version of a file.
@@ -106,6 +116,8 @@ pub struct FileVersion {
     pub changelog: String,
     /// See [`FileRecord::attached`].
     pub attached: bool,
+    /// See [`FileRecord::store`].
+    pub store: String,
 }
 
 impl FileRecord {
@@ -119,6 +131,7 @@ impl FileRecord {
             uploaded_at: self.uploaded_at,
             changelog: std::mem::take(&mut self.changelog),
             attached: self.attached,
+            store: std::mem::take(&mut self.store),
         };
         self.previous.push(old);
         self.version += 1;
@@ -129,19 +142,34 @@ impl FileRecord {
         self.uploaded_at = upload.uploaded_at;
         self.changelog.clone_from(&upload.changelog);
         self.attached = upload.attached;
+        self.store.clone_from(&upload.store);
     }
 
     /// The objects Dropgate owns for this file (the current version's and the earlier
     /// ones', attached objects left out): what deleting the file removes.
     pub fn storage_keys(&self) -> impl Iterator<Item = &str> {
-        std::iter::once((self.storage_key.as_str(), self.attached))
-            .chain(
-                self.previous
-                    .iter()
-                    .map(|v| (v.storage_key.as_str(), v.attached)),
-            )
-            .filter(|(_, attached)| !attached)
-            .map(|(key, _)| key)
+        self.owned_objects().map(|(_, key)| key)
+    }
+
+    /// [`Self::storage_keys`] with the store each is in.
+    pub fn owned_objects(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.objects()
+            .filter(|o| !o.attached)
+            .map(|o| (o.store, o.key))
+    }
+
+    /// Every object of every version: (store, key, attached), the current one first.
+    pub fn objects(&self) -> impl Iterator<Item = ObjectRef<'_>> {
+        std::iter::once(ObjectRef {
+            store: &self.store,
+            key: &self.storage_key,
+            attached: self.attached,
+        })
+        .chain(self.previous.iter().map(|v| ObjectRef {
+            store: &v.store,
+            key: &v.storage_key,
+            attached: v.attached,
+        }))
     }
 }
 
@@ -206,6 +234,18 @@ pub fn remove_file(tx: &WriteTransaction, id: FileId) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Every file, by id.
+pub fn all_files(tx: &impl Reader) -> Result<Vec<(FileId, FileRecord)>, StoreError> {
+    let table = tx.table(FILES)?;
+    table
+        .iter()?
+        .map(|row| {
+            let (k, v) = row?;
+            Ok((FileId::new(k.value()), codec::decode(v.value())?))
+        })
+        .collect()
+}
+
 /// Every storage key the store refers to (for removing orphaned objects).
 pub fn storage_keys(tx: &impl Reader) -> Result<Vec<String>, StoreError> {
     let table = tx.table(FILES)?;
@@ -239,9 +279,10 @@ mod tests {
             changelog: String::new(),
             previous: Vec::new(),
             attached: false,
+            store: String::new(),
         };
         let mut old = codec::encode(&file);
-        old.truncate(old.len() - 4);
+        old.truncate(old.len() - 5);
         old[0] = 1;
         assert_eq!(codec::decode::<FileRecord>(&old).unwrap(), file);
         let product = ProductRecord {
@@ -277,6 +318,7 @@ mod tests {
             changelog: String::new(),
             previous: Vec::new(),
             attached: false,
+            store: String::new(),
         };
         let mut upload = file.clone();
         upload.size = 20;

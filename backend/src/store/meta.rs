@@ -262,3 +262,39 @@ pub fn put_mail_templates(
         .insert(KEY_MAIL_TEMPLATES, super::codec::encode(&record).as_slice())?;
     Ok(())
 }
+
+const KEY_OBJECTS_TO_REMOVE: &str = "objects_to_remove";
+
+/// Objects (store, key) left in a store a migration moved files out of, to remove once the
+/// switch is committed (written in the switch's transaction, so an interrupted clean-up is
+/// finished by the next run).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectsToRemove {
+    pub objects: Vec<(String, String)>,
+}
+impl super::codec::Record for ObjectsToRemove {
+    const KIND: &'static str = "objects to remove";
+    const VERSION: u8 = 1;
+}
+
+pub fn objects_to_remove(tx: &impl Reader) -> Result<ObjectsToRemove, StoreError> {
+    let table = tx.table(META)?;
+    table
+        .get(KEY_OBJECTS_TO_REMOVE)?
+        .map(|row| super::codec::decode(row.value()))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+pub fn set_objects_to_remove(
+    tx: &WriteTransaction,
+    list: &ObjectsToRemove,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(META)?;
+    if list.objects.is_empty() {
+        table.remove(KEY_OBJECTS_TO_REMOVE)?;
+    } else {
+        table.insert(KEY_OBJECTS_TO_REMOVE, super::codec::encode(list).as_slice())?;
+    }
+    Ok(())
+}

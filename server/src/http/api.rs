@@ -447,6 +447,8 @@ struct Force {
 struct UploadNotes {
     /// What changed, for a new version of a file (at most 2000 characters; buyers see it).
     changelog: Option<String>,
+    /// The file store to keep it in (`default` unless given; see `--store`).
+    store: Option<String>,
 }
 
 #[utoipa::path(delete, path = "/api/v1/products/{product_id}", tag = "catalog",
@@ -499,6 +501,7 @@ async fn upload_file(
         name: &file_name,
         content_type: content_type.as_deref(),
         changelog: notes.changelog.as_deref(),
+        store: notes.store.as_deref(),
     };
     let done = s
         .catalog
@@ -904,6 +907,8 @@ async fn stop_announcement(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct StorageQuery {
+    /// The file store to list (`default` unless given; see `--store`).
+    store: Option<String>,
     /// Keys that start with this text (any text, not only whole folders).
     #[serde(default)]
     prefix: String,
@@ -922,7 +927,11 @@ async fn storage_objects(
 ) -> ApiResult<Json<StoragePage>> {
     Ok(Json(
         s.catalog
-            .storage_objects(&query.prefix, query.cursor.as_deref())
+            .storage_objects(
+                query.store.as_deref(),
+                &query.prefix,
+                query.cursor.as_deref(),
+            )
             .await?,
     ))
 }

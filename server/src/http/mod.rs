@@ -20,7 +20,6 @@ use axum::extract::State;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
-use backend::blobs::Blobs;
 use backend::geo::GeoLookup;
 use backend::services::{CatalogService, DeskService, DownloadService, OrderService, SelfService};
 use backend::{AccessService, Store};
@@ -76,7 +75,7 @@ pub struct HttpServices {
     pub webhooks: backend::services::WebhookService,
     /// Imports, exports and backups.
     pub records: RecordServices,
-    pub blobs: Blobs,
+    pub blobs: backend::blobs::FileStores,
     pub geo: Arc<dyn GeoLookup>,
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Arc<[IpNet]>,

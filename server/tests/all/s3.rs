@@ -737,3 +737,248 @@ async fn proxy_mode_streams_exact_bytes_and_survives_s3_going_away_mid_file() {
     }
     shop.app.stop().await;
 }
+
+/// Runs the real binary (off the test's runtime) with the S3 server's credentials.
+async fn dropgate_cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_dropgate"))
+            .args(&args)
+            .env_remove("DROPGATE_DATA_DIR")
+            .env_remove("DROPGATE_CONFIG")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .output()
+            .expect("run dropgate")
+    })
+    .await
+    .unwrap()
+}
+
+fn s3_settings(s3: &S3Server) -> backend::blobs::S3Settings {
+    backend::blobs::S3Settings {
+        bucket: BUCKET.into(),
+        prefix: "big".into(),
+        endpoint: Some(s3.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(ACCESS_KEY.into()),
+        secret_access_key: Some(SECRET_KEY.into()),
+        proxy: false,
+    }
+}
+
+/// The files of the local store and of the bucket's `big/` prefix.
+fn stored(data_dir: &Path, s3: &S3Server) -> (usize, usize) {
+    let local = data_dir.join("files");
+    let bucket = s3.root.path().join(BUCKET).join("big");
+    let count = |dir: &Path| if dir.exists() { files_in(dir).len() } else { 0 };
+    (count(&local), count(&bucket))
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: two stores, then disk → S3 → disk
+async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_interruption() {
+    let s3 = start_s3().await;
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_owned();
+    let settings = s3_settings(&s3);
+    let open = |dir: PathBuf, settings: backend::blobs::S3Settings| async move {
+        Shop::with(
+            spawn_app_with(move |c| {
+                *c = server::Config::for_data_dir(&dir);
+                c.stores = vec![("big".into(), server::config::StorageLocation::S3(settings))];
+            })
+            .await,
+        )
+        .await
+    };
+    let shop = open(data_dir.clone(), settings.clone()).await;
+    shop.call(reqwest::Method::POST, "/api/v1/products", Some(json!({"product_id": "course", "name": "Course", "max_downloads": 0, "download_days": 0}))).await;
+    let put = |name: &'static str, store: Option<&'static str>, body: Vec<u8>| {
+        let mut request = shop.api(
+            reqwest::Method::PUT,
+            &format!("/api/v1/products/course/files/{name}"),
+        );
+        if let Some(store) = store {
+            request = request.query(&[("store", store)]);
+        }
+        async move {
+            let r = request.body(body).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let small_v1 = vec![1u8; 200_000];
+    let small_v2 = vec![2u8; 300_000];
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| i.to_le_bytes()[1] ^ 0x5a)
+        .collect();
+    let (status, small) = put("notes.pdf", None, small_v1.clone()).await;
+    assert_eq!(
+        (status, small["store"].as_str()),
+        (StatusCode::CREATED, Some("default"))
+    );
+    let (status, _) = put("notes.pdf", None, small_v2.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, large) = put("videos.zip", Some("big"), big.clone()).await;
+    assert_eq!(
+        (status, large["store"].as_str()),
+        (StatusCode::CREATED, Some("big")),
+        "{large}"
+    );
+    let (status, refused) = put("other.zip", Some("nope"), vec![1]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("default, big"),
+        "{refused}"
+    );
+    assert_eq!(
+        stored(&data_dir, &s3),
+        (2, 1),
+        "two versions on disk, the large file in the bucket"
+    );
+    let (_, order) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "ann@example.com", "product_ids": ["course"]})),
+        )
+        .await;
+    let page = format!("/d/{}", order["issued"][0]["password"].as_str().unwrap());
+    // Paths: each server of this story listens on a port of its own.
+    let links = [
+        (format!("{page}/{}", small["file_id"]), small_v2.clone()),
+        (format!("{page}/{}", large["file_id"]), big.clone()),
+    ];
+    for (link, body) in &links {
+        assert!(
+            reqwest::get(shop.app.url(link))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                == *body
+        );
+    }
+    drop(shop.app.stop().await);
+
+    let cli = |extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "storage",
+            "migrate",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend([
+            "--store".into(),
+            "big=s3://shop-files/big".into(),
+            "--s3-endpoint".into(),
+            s3.endpoint.clone(),
+            "--s3-region".into(),
+            "us-east-1".into(),
+        ]);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        dropgate_cli(args)
+    };
+    // Disk → S3, interrupted after one object: nothing switched, the disk copies still serve.
+    let out = cli(&["--to", "big", "--stop-after", "1"]).await;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("Stopped before the switch: 1 copied"),
+        "{said}"
+    );
+    assert_eq!(stored(&data_dir, &s3), (2, 2));
+    // Run again: the copy made is checked, the rest copied, then the switch and the clean-up.
+    let out = cli(&["--to", "big"]).await;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("checked  notes.pdf v2"), "{said}");
+    assert!(said.contains("copied   notes.pdf v1"), "{said}");
+    assert!(said.contains("switched 1 files"), "{said}");
+    assert!(said.contains("removed  2 objects"), "{said}");
+    assert_eq!(
+        stored(&data_dir, &s3),
+        (0, 3),
+        "all in the bucket, the disk copies gone after the switch"
+    );
+    let again = cli(&["--to", "big"]).await;
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already"),
+        "a third run has nothing to do"
+    );
+    // Refused: an unknown store, or a running server.
+    let out = cli(&["--to", "elsewhere"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let shop = open(data_dir.clone(), settings.clone()).await;
+    for (link, body) in &links {
+        assert!(
+            reqwest::get(shop.app.url(link))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                == *body,
+            "served from S3 now"
+        );
+    }
+    let (_, product) = shop
+        .call(reqwest::Method::GET, "/api/v1/products/course", None)
+        .await;
+    assert!(
+        product["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["store"] == "big"),
+        "{product}"
+    );
+    let out = cli(&["--to", "default"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+    drop(shop.app.stop().await);
+
+    // And back: S3 → disk, checksums checked again.
+    let out = cli(&["--to", "default"]).await;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored(&data_dir, &s3), (3, 0));
+    let shop = open(data_dir.clone(), settings).await;
+    for (link, body) in &links {
+        assert!(
+            reqwest::get(shop.app.url(link))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                == *body,
+            "served from disk again"
+        );
+    }
+    drop(shop.app.stop().await);
+}
