@@ -654,6 +654,26 @@ impl Blobs {
         Ok((objects, next))
     }
 
+    /// Refuses to attach what is not a plain object of this store: on local disk, a key
+    /// whose file is a symbolic link, or lies outside the store's folder once links are
+    /// resolved (object_store follows links, so one could reach any file of the machine).
+    pub fn check_attachable(&self, key: &str) -> Result<(), String> {
+        let (Some(root), Some(path)) = (&self.local_root, self.local_path(key)) else {
+            return Ok(());
+        };
+        let refused = || format!("{key} is not a plain file inside the store's folder");
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return Ok(()); // missing: the read that follows says so
+        };
+        if !meta.is_file() {
+            return Err(refused());
+        }
+        match path.canonicalize() {
+            Ok(real) if real.starts_with(root.as_ref()) => Ok(()),
+            _ => Err(refused()),
+        }
+    }
+
     /// The size of an object, `None` when there is none under that key.
     pub async fn size_of(&self, key: &str) -> Result<Option<u64>, BlobError> {
         match self.store.head(&Self::path(key)).await {
@@ -694,6 +714,26 @@ impl Blobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_out_of_the_local_store_cannot_be_attached() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        let blobs = Blobs::local(&dir.path().join("files")).unwrap();
+        std::fs::create_dir_all(dir.path().join("files/releases")).unwrap();
+        std::fs::write(dir.path().join("files/releases/app.zip"), b"zip").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("files/releases/passwd"))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("files/releases/app.zip"),
+            dir.path().join("files/inner-link"),
+        )
+        .unwrap();
+        assert_eq!(blobs.check_attachable("releases/app.zip"), Ok(()));
+        assert!(blobs.check_attachable("releases/passwd").is_err());
+        assert!(blobs.check_attachable("inner-link").is_err(), "links are refused");
+        assert!(blobs.check_attachable("releases").is_err(), "a folder is no file");
+    }
 
     fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures::stream::iter(

@@ -28,18 +28,18 @@ pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
     // browser value that could be dropped on another thread (see the crate docs).
     let request = StoredValue::new(None::<BrowserOnly<web_sys::XmlHttpRequest>>);
     let changelog = RwSignal::new(String::new());
+    let store = RwSignal::new("default".to_owned());
+    let stores = Resource::new(|| (), |()| crate::api::list_stores());
     let start = move |_| {
         let Some(file) = input.get().and_then(|i| i.files()).and_then(|f| f.get(0)) else {
             state.set(Upload::Failed("Choose a file first.".into()));
             return;
         };
-        match send(
-            &product_id,
-            file,
-            &changelog.get_untracked(),
-            state,
-            on_done,
-        ) {
+        let notes = Notes {
+            changelog: changelog.get_untracked(),
+            store: store.get_untracked(),
+        };
+        match send(&product_id, file, &notes, state, on_done) {
             Ok(xhr) => request.set_value(Some(BrowserOnly::new(xhr))),
             Err(message) => state.set(Upload::Failed(message)),
         }
@@ -62,6 +62,16 @@ pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
                     <button type="button" on:click=cancel>"Cancel upload"</button>
                 })}
             </div>
+            <Suspense fallback=|| ()>
+                {move || stores.get().and_then(Result::ok).filter(|names| !names.is_empty()).map(|names| view! {
+                    <label>"Keep it in the store" " "
+                        <select name="store" disabled=sending on:change=move |ev| store.set(super::widgets::value_of(&ev))>
+                            <option value="default">"default"</option>
+                            {names.into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
+                        </select>
+                    </label>
+                })}
+            </Suspense>
             <label class="stack">
                 "What changed (optional; buyers see it on their download page)"
                 <textarea name="changelog" rows="2" maxlength="2000" disabled=sending
@@ -90,11 +100,18 @@ pub fn FileUpload(product_id: String, on_done: Callback<()>) -> impl IntoView {
     }
 }
 
+/// What goes with an upload besides its bytes.
+struct Notes {
+    changelog: String,
+    /// The store to keep it in ("default" unless the seller chose another).
+    store: String,
+}
+
 /// Starts the PUT of `file`; progress and the outcome land in `state`.
 fn send(
     product_id: &str,
     file: web_sys::File,
-    changelog: &str,
+    notes: &Notes,
     state: RwSignal<Upload>,
     on_done: Callback<()>,
 ) -> Result<web_sys::XmlHttpRequest, String> {
@@ -105,9 +122,11 @@ fn send(
         path_segment(product_id),
         path_segment(&name)
     );
-    if !changelog.trim().is_empty() {
-        url.push_str("?changelog=");
-        url.push_str(&path_segment(changelog.trim()));
+    url.push_str("?store=");
+    url.push_str(&path_segment(&notes.store));
+    if !notes.changelog.trim().is_empty() {
+        url.push_str("&changelog=");
+        url.push_str(&path_segment(notes.changelog.trim()));
     }
     state.set(Upload::Sending {
         name: name.clone(),

@@ -290,6 +290,9 @@ impl CatalogService {
         };
         let changelog = parse_changelog(input.changelog.as_deref())?;
         let (store, blobs) = self.pick_store(input.store.as_deref())?;
+        blobs
+            .check_attachable(&key)
+            .map_err(|m| ServiceError::invalid("key", m))?;
         self.require_product(&id).await?;
         let measured = blobs.measure(&key).await.map_err(|e| match e {
             BlobError::Storage(object_store::Error::NotFound { .. }) => {
