@@ -345,7 +345,7 @@ mod tests {
         file.replace_with(&attached);
         assert_eq!(
             file.storage_keys().collect::<Vec<_>>(),
-            vec!["k2", "k1"],
+            vec!["k1", "k2"],
             "the seller's own object is never Dropgate's to delete"
         );
     }
