@@ -532,6 +532,16 @@ fn parse_storage_url(url: &str) -> Result<StorageLocation, ConfigError> {
         return Ok(StorageLocation::Local(PathBuf::from(path)));
     }
     if let Some(rest) = url.strip_prefix("s3://") {
+        // `?proxy=true` puts this one store in proxy mode (`--s3-proxy`: every S3 store).
+        let (rest, proxy) = match rest.split_once('?') {
+            None => (rest, false),
+            Some((rest, "proxy=true" | "proxy=1")) => (rest, true),
+            Some((_, query)) => {
+                return Err(ConfigError(format!(
+                    "storage url: '?{query}' is not understood; the one option is ?proxy=true"
+                )));
+            }
+        };
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let valid_bucket = (3..=63).contains(&bucket.len())
             && bucket
@@ -545,6 +555,7 @@ fn parse_storage_url(url: &str) -> Result<StorageLocation, ConfigError> {
         return Ok(StorageLocation::S3(backend::blobs::S3Settings {
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
+            proxy,
             ..Default::default()
         }));
     }
@@ -575,7 +586,7 @@ fn apply_s3_settings(
             any_s3 = true;
             s3.endpoint.clone_from(&endpoint);
             s3.region.clone_from(&region);
-            s3.proxy = proxy;
+            s3.proxy |= proxy;
         }
     }
     if !any_s3 && (endpoint.is_some() || region.is_some() || proxy) {
@@ -643,6 +654,16 @@ mod tests {
             })
         );
         assert!(parse_storage_url("s3://B").is_err());
+        assert_eq!(
+            parse_storage_url("s3://my-bucket/big?proxy=true").unwrap(),
+            StorageLocation::S3(backend::blobs::S3Settings {
+                bucket: "my-bucket".into(),
+                prefix: "big".into(),
+                proxy: true,
+                ..Default::default()
+            })
+        );
+        assert!(parse_storage_url("s3://my-bucket/big?cache=1").is_err());
         assert!(parse_storage_url("ftp://x").is_err());
         assert!(parse_storage_url("file://relative").is_err());
     }
