@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from downloads import api, ensure_tool, start_nginx, throughput  # noqa: E402
+from downloads import api, ensure_tool, start_nginx, status_kib, throughput  # noqa: E402
 from startup import ensure_nginx, free_port, wait_ok  # noqa: E402
 
 ACCESS_KEY = "bench-access-key"
@@ -137,11 +137,13 @@ def main():
         env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": "us-east-1"}
         s3_flags = ["--storage-url", f"s3://{BUCKET}/store", "--s3-endpoint", f"http://127.0.0.1:{s3_port}"]
         bases = {}
+        pids = {}
         for name, extra in (("local", []), ("proxy", s3_flags + ["--s3-proxy"]), ("redirect", s3_flags)):
             port = free_port()
             proc, token = start_dropgate(args.binary, os.path.join(work, name),
                                          port, extra, env)
             procs.append(proc)
+            pids[name] = proc.pid
             bases[name] = (f"http://127.0.0.1:{port}", token)
         links = {}
         for name, (base, token) in bases.items():
@@ -163,6 +165,8 @@ def main():
         print(f"  proxy / local disk   {proxy / figures['dropgate, local disk (sendfile)']:5.2f} x")
         print(f"  proxy / s3s-fs direct {proxy / figures['s3s-fs, presigned URL']:5.2f} x")
         print(f"  proxy / nginx        {proxy / figures['nginx, sendfile']:5.2f} x")
+        print(f"  peak memory of the proxy-mode dropgate (VmHWM, attach and downloads included): "
+              f"{status_kib(pids['proxy'], 'VmHWM') / 1024:.1f} MiB")
 
         rate, other, p99 = redirect_rate(links["redirect"], args.seconds)
         print(f"\npresigned redirects (wrk, 32 connections, {args.seconds} s): {rate:,.0f} per second, p99 {p99}"
