@@ -731,8 +731,14 @@ mod tests {
         .unwrap();
         assert_eq!(blobs.check_attachable("releases/app.zip"), Ok(()));
         assert!(blobs.check_attachable("releases/passwd").is_err());
-        assert!(blobs.check_attachable("inner-link").is_err(), "links are refused");
-        assert!(blobs.check_attachable("releases").is_err(), "a folder is no file");
+        assert!(
+            blobs.check_attachable("inner-link").is_err(),
+            "links are refused"
+        );
+        assert!(
+            blobs.check_attachable("releases").is_err(),
+            "a folder is no file"
+        );
     }
 
     fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {

@@ -144,6 +144,12 @@ export async function firstAdmin(page, server) {
   await page.waitForURL(`${server.baseUrl}/admin`);
 }
 
+/** The `dropgate serve` flags that send mail to `sink`. */
+export function smtpFlags(sink) {
+  return ['--smtp-host', '127.0.0.1', '--smtp-port', String(sink.port), '--smtp-security', 'none',
+    '--smtp-from', 'Tiny Shop <shop@example.com>'];
+}
+
 /** A TCP port nothing listens on (yet). */
 export async function freePort() {
   return new Promise((resolve) => {

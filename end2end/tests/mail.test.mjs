@@ -6,15 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, startBrowser, watchErrors, hydrated, screenshotDir, firstAdmin, startSink } from './harness.mjs';
+import { startServer, startBrowser, watchErrors, hydrated, screenshotDir, firstAdmin, startSink, smtpFlags } from './harness.mjs';
 
 test('mail: self-service links, outbox, test mail, template editor', async (t) => {
   const sink = await startSink();
   t.after(() => sink.stop());
-  const server = await startServer([
-    '--smtp-host', '127.0.0.1', '--smtp-port', String(sink.port), '--smtp-security', 'none',
-    '--smtp-from', 'Tiny Shop <shop@example.com>',
-  ], { apiToken: true });
+  const server = await startServer(smtpFlags(sink), { apiToken: true });
   t.after(() => server.stop());
   await server.api('POST', '/api/v1/products', { product_id: 'field-guide', name: 'The Field Guide', max_downloads: 3, download_days: 31 });
   await server.api('PUT', '/api/v1/products/field-guide/files/guide.pdf', Buffer.alloc(5000, 1), 'application/pdf');

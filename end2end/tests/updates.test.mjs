@@ -7,17 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, startBrowser, watchErrors, hydrated, screenshotDir, firstAdmin, startSink } from './harness.mjs';
+import { startServer, startBrowser, watchErrors, hydrated, screenshotDir, firstAdmin, startSink, smtpFlags } from './harness.mjs';
 
 const isUpdate = (m) => m.headers.some(([name, value]) => name.toLowerCase() === 'subject' && value.startsWith('New version of'));
 
 test('updates: a new version, the store picker, telling past buyers', async (t) => {
   const sink = await startSink();
   t.after(() => sink.stop());
-  const server = await startServer([
-    '--smtp-host', '127.0.0.1', '--smtp-port', String(sink.port), '--smtp-security', 'none',
-    '--smtp-from', 'Tiny Shop <shop@example.com>',
-  ], { apiToken: true });
+  const server = await startServer(smtpFlags(sink), { apiToken: true });
   t.after(() => server.stop());
   await server.api('POST', '/api/v1/products', { product_id: 'guide', name: 'The Field Guide', max_downloads: 3, download_days: 31 });
   await server.api('PUT', '/api/v1/products/guide/files/guide.pdf', Buffer.alloc(2000, 1), 'application/pdf');

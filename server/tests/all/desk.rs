@@ -46,6 +46,23 @@ async fn order(shop: &Shop) -> (String, u64, Value) {
     )
 }
 
+/// The audit log's actions on a grant, newest first.
+async fn audited(shop: &Shop, grant: u64) -> Vec<String> {
+    let (_, audit) = shop
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?target=grant:{grant}"),
+            None,
+        )
+        .await;
+    audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn download_from(url: &str, file: u64, ip: &str) -> (StatusCode, String) {
     let r = reqwest::Client::new()
         .get(format!("{url}/{file}"))
@@ -182,21 +199,8 @@ async fn second_country_blocks_and_the_desk_shows_both_then_unblocks_resets_and_
     assert!(text.contains("ended"), "{text}");
 
     // The audit log has every action.
-    let (_, audit) = shop
-        .call(
-            Method::GET,
-            &format!("/api/v1/audit?target=grant:{grant}"),
-            None,
-        )
-        .await;
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        actions,
+        audited(&shop, grant).await,
         vec!["grant.expire", "grant.reset", "grant.unblock"]
     );
     shop.app.stop().await;
@@ -587,21 +591,8 @@ async fn finer_resets_bring_a_used_up_link_back_and_unlimited_stays_unlimited() 
     assert!(o["transaction_id"].is_null(), "{o}");
     assert_eq!(found("PAY-8").await, 0);
 
-    let (_, audit) = shop
-        .call(
-            Method::GET,
-            &format!("/api/v1/audit?target=grant:{grant}"),
-            None,
-        )
-        .await;
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        actions,
+        audited(&shop, grant).await,
         vec![
             "grant.reset",
             "grant.expire",

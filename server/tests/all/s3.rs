@@ -766,6 +766,19 @@ fn s3_settings(s3: &S3Server) -> backend::blobs::S3Settings {
     }
 }
 
+/// Each link (a path) downloads exactly its bytes.
+async fn serves(shop: &Shop, links: &[(String, Vec<u8>)], said: &str) {
+    for (link, body) in links {
+        let got = reqwest::get(shop.app.url(link))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(got == *body, "{said}: {link}");
+    }
+}
+
 /// The files of the local store and of the bucket's `big/` prefix.
 fn stored(data_dir: &Path, s3: &S3Server) -> (usize, usize) {
     let local = data_dir.join("files");
@@ -851,17 +864,7 @@ async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_
         (format!("{page}/{}", small["file_id"]), small_v2.clone()),
         (format!("{page}/{}", large["file_id"]), big.clone()),
     ];
-    for (link, body) in &links {
-        assert!(
-            reqwest::get(shop.app.url(link))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap()
-                == *body
-        );
-    }
+    serves(&shop, &links, "served from disk").await;
     drop(shop.app.stop().await);
 
     let cli = |extra: &[&str]| {
@@ -930,18 +933,7 @@ async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_
     );
 
     let shop = open(data_dir.clone(), settings.clone()).await;
-    for (link, body) in &links {
-        assert!(
-            reqwest::get(shop.app.url(link))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap()
-                == *body,
-            "served from S3 now"
-        );
-    }
+    serves(&shop, &links, "served from S3 now").await;
     let (_, product) = shop
         .call(reqwest::Method::GET, "/api/v1/products/course", None)
         .await;
@@ -968,17 +960,6 @@ async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_
     );
     assert_eq!(stored(&data_dir, &s3), (3, 0));
     let shop = open(data_dir.clone(), settings).await;
-    for (link, body) in &links {
-        assert!(
-            reqwest::get(shop.app.url(link))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap()
-                == *body,
-            "served from disk again"
-        );
-    }
+    serves(&shop, &links, "served from disk again").await;
     drop(shop.app.stop().await);
 }
