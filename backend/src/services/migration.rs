@@ -46,6 +46,11 @@ pub struct MigrationReport {
 
 /// One object to move: the file, the version, where it is.
 struct Move {
+    /// The key in the target: the same as `key` for Dropgate's own objects; for an attached
+    /// one (a seller's key such as `releases/app.zip`, which may name another object in
+    /// the target) a key of Dropgate's own, derived from the key and the content so that a
+    /// second run finds the copy the first made.
+    target_key: String,
     file: FileId,
     name: String,
     version: u32,
@@ -92,50 +97,50 @@ impl StoreMigration {
                 return Ok(report);
             }
             let source = self.stores.get(&m.store).map_err(unreadable)?;
-            let (step, bytes) = if target.size_of(&m.key).await.map_err(unreadable)? == Some(m.size)
-            {
-                let measured = target.measure(&m.key).await.map_err(unreadable)?;
-                check(m, measured.sha256, "the copy already in the target")?;
-                report.verified += 1;
-                (
-                    MigrationStep::Verified {
-                        file: m.name.clone(),
-                        version: m.version,
-                        bytes: m.size,
-                    },
-                    m.size,
-                )
-            } else {
-                let body = source
-                    .read(&m.key, 0..m.size)
-                    .await
-                    .map_err(unreadable)?
-                    .map_err(|e| std::io::Error::other(e.to_string()));
-                let copied = target
-                    .upload_as(m.key.clone(), body, m.size)
-                    .await
-                    .map_err(unreadable)?;
-                if copied.size != m.size {
-                    let _ = target.delete(&m.key).await;
-                    return Err(ServiceError::Conflict(format!(
-                        "{} v{}: read {} bytes where {} are recorded; nothing was switched",
-                        m.name, m.version, copied.size, m.size
-                    )));
-                }
-                if let Err(e) = check(m, copied.sha256, "the copy") {
-                    let _ = target.delete(&m.key).await;
-                    return Err(e);
-                }
-                report.copied += 1;
-                (
-                    MigrationStep::Copied {
-                        file: m.name.clone(),
-                        version: m.version,
-                        bytes: m.size,
-                    },
-                    m.size,
-                )
-            };
+            let (step, bytes) =
+                if target.size_of(&m.target_key).await.map_err(unreadable)? == Some(m.size) {
+                    let measured = target.measure(&m.target_key).await.map_err(unreadable)?;
+                    check(m, measured.sha256, "the copy already in the target")?;
+                    report.verified += 1;
+                    (
+                        MigrationStep::Verified {
+                            file: m.name.clone(),
+                            version: m.version,
+                            bytes: m.size,
+                        },
+                        m.size,
+                    )
+                } else {
+                    let body = source
+                        .read(&m.key, 0..m.size)
+                        .await
+                        .map_err(unreadable)?
+                        .map_err(|e| std::io::Error::other(e.to_string()));
+                    let copied = target
+                        .upload_as(m.target_key.clone(), body, m.size)
+                        .await
+                        .map_err(unreadable)?;
+                    if copied.size != m.size {
+                        let _ = target.delete(&m.target_key).await;
+                        return Err(ServiceError::Conflict(format!(
+                            "{} v{}: read {} bytes where {} are recorded; nothing was switched",
+                            m.name, m.version, copied.size, m.size
+                        )));
+                    }
+                    if let Err(e) = check(m, copied.sha256, "the copy") {
+                        let _ = target.delete(&m.target_key).await;
+                        return Err(e);
+                    }
+                    report.copied += 1;
+                    (
+                        MigrationStep::Copied {
+                            file: m.name.clone(),
+                            version: m.version,
+                            bytes: m.size,
+                        },
+                        m.size,
+                    )
+                };
             report.bytes += bytes;
             progress(&step);
         }
@@ -164,6 +169,7 @@ impl StoreMigration {
                 name: record.name.clone(),
                 version: record.version,
                 store: record.store.clone(),
+                target_key: target_key(&record.storage_key, record.sha256, record.attached),
                 key: record.storage_key.clone(),
                 size: record.size,
                 sha256: record.sha256,
@@ -174,6 +180,7 @@ impl StoreMigration {
                 name: record.name.clone(),
                 version: v.version,
                 store: v.store.clone(),
+                target_key: target_key(&v.storage_key, v.sha256, v.attached),
                 key: v.storage_key.clone(),
                 size: v.size,
                 sha256: v.sha256,
@@ -199,9 +206,9 @@ impl StoreMigration {
         now: Timestamp,
     ) -> Result<usize, ServiceError> {
         let to = to.to_owned();
-        let copied_objects: Vec<(FileId, String, String)> = moves
+        let copied_objects: Vec<(FileId, String, String, String)> = moves
             .iter()
-            .map(|m| (m.file, m.store.clone(), m.key.clone()))
+            .map(|m| (m.file, m.store.clone(), m.key.clone(), m.target_key.clone()))
             .collect();
         let old: Vec<(String, String)> = moves
             .iter()
@@ -212,24 +219,29 @@ impl StoreMigration {
         self.store
             .run(move |s| {
                 s.write(|tx| {
-                    let mut files: Vec<FileId> = copied_objects.iter().map(|(f, _, _)| *f).collect();
+                    let mut files: Vec<FileId> =
+                        copied_objects.iter().map(|(f, _, _, _)| *f).collect();
                     files.dedup();
                     for file in &files {
                         let Some(mut record) = store::catalog::file(tx, *file)? else {
                             continue;
                         };
-                        let is_moved = |store: &str, key: &str| {
+                        // The key in the target of an object that was copied, if it was.
+                        let moved_to = |store: &str, key: &str| {
                             copied_objects
                                 .iter()
-                                .any(|(f, s, k)| f == file && s == store && k == key)
+                                .find(|(f, s, k, _)| f == file && s == store && k == key)
+                                .map(|(_, _, _, target)| target.clone())
                         };
-                        if is_moved(&record.store, &record.storage_key) {
+                        if let Some(key) = moved_to(&record.store, &record.storage_key) {
                             record.store.clone_from(&to);
+                            record.storage_key = key;
                             record.attached = false;
                         }
                         for v in &mut record.previous {
-                            if is_moved(&v.store, &v.storage_key) {
+                            if let Some(key) = moved_to(&v.store, &v.storage_key) {
                                 v.store.clone_from(&to);
+                                v.storage_key = key;
                                 v.attached = false;
                             }
                         }
@@ -287,6 +299,20 @@ impl StoreMigration {
         });
         Ok(pending.objects.len())
     }
+}
+
+/// Where an object goes in the target store: see [`Move::target_key`].
+fn target_key(key: &str, sha256: [u8; 32], attached: bool) -> String {
+    use sha2::{Digest, Sha256};
+    if !attached {
+        return key.to_owned();
+    }
+    let digest = Sha256::new()
+        .chain_update(b"dropgate migrated attachment\0")
+        .chain_update(key.as_bytes())
+        .chain_update(sha256)
+        .finalize();
+    hex::encode(&digest[..16])
 }
 
 fn check(m: &Move, sha256: [u8; 32], what: &str) -> Result<(), ServiceError> {

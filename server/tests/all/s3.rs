@@ -382,9 +382,14 @@ async fn ranges_on_s3_stream_through_and_cost_what_they_send() {
 }
 
 /// Writes an object into the bucket the way another tool would (s3s-fs keeps each object
-/// as a file under the bucket's folder).
+/// as a file under the bucket's folder), below the prefix the shops of these tests use.
 fn put_object(s3: &S3Server, key: &str, content: &[u8]) {
-    let path = s3.root.path().join(BUCKET).join("store/v1").join(key);
+    put_object_at(s3, &format!("store/v1/{key}"), content);
+}
+
+/// [`put_object`] at a key of the bucket's.
+fn put_object_at(s3: &S3Server, key: &str, content: &[u8]) {
+    let path = s3.root.path().join(BUCKET).join(key);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, content).unwrap();
 }
@@ -851,6 +856,23 @@ async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_
         (2, 1),
         "two versions on disk, the large file in the bucket"
     );
+    // An attached file on disk whose key the bucket also has, for another object of the
+    // seller's: a migration must neither overwrite nor delete either.
+    std::fs::create_dir_all(data_dir.join("files/releases")).unwrap();
+    std::fs::write(
+        data_dir.join("files/releases/extra.bin"),
+        b"the attached extra",
+    )
+    .unwrap();
+    put_object_at(&s3, "big/releases/extra.bin", b"the seller's own S3 object");
+    let (status, extra) = shop
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/products/course/files/attach",
+            Some(json!({"key": "releases/extra.bin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{extra}");
     let (_, order) = shop
         .call(
             reqwest::Method::POST,
@@ -863,6 +885,10 @@ async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_
     let links = [
         (format!("{page}/{}", small["file_id"]), small_v2.clone()),
         (format!("{page}/{}", large["file_id"]), big.clone()),
+        (
+            format!("{page}/{}", extra["file_id"]),
+            b"the attached extra".to_vec(),
+        ),
     ];
     serves(&shop, &links, "served from disk").await;
     drop(shop.app.stop().await);
@@ -900,7 +926,7 @@ async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_
         said.contains("Stopped before the switch: 1 copied"),
         "{said}"
     );
-    assert_eq!(stored(&data_dir, &s3), (2, 2));
+    assert_eq!(stored(&data_dir, &s3), (3, 3));
     // Run again: the copy made is checked, the rest copied, then the switch and the clean-up.
     let out = cli(&["--to", "big"]).await;
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -911,12 +937,17 @@ async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_
     );
     assert!(said.contains("checked  notes.pdf v2"), "{said}");
     assert!(said.contains("copied   notes.pdf v1"), "{said}");
-    assert!(said.contains("switched 1 files"), "{said}");
+    assert!(said.contains("switched 2 files"), "{said}");
     assert!(said.contains("removed  2 objects"), "{said}");
     assert_eq!(
         stored(&data_dir, &s3),
-        (0, 3),
-        "all in the bucket, the disk copies gone after the switch"
+        (1, 5),
+        "all in the bucket, Dropgate's disk copies gone after the switch, the seller's file kept"
+    );
+    let seller_s3 = s3.root.path().join(BUCKET).join("big/releases/extra.bin");
+    assert_eq!(
+        std::fs::read(&seller_s3).unwrap(),
+        b"the seller's own S3 object"
     );
     let again = cli(&["--to", "big"]).await;
     assert!(
@@ -958,7 +989,11 @@ async fn files_live_in_the_store_chosen_and_migrate_between_disk_and_s3_with_an_
         "{said}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stored(&data_dir, &s3), (3, 0));
+    assert_eq!(stored(&data_dir, &s3), (5, 1));
+    assert_eq!(
+        std::fs::read(&seller_s3).unwrap(),
+        b"the seller's own S3 object"
+    );
     let shop = open(data_dir.clone(), settings).await;
     serves(&shop, &links, "served from disk again").await;
     drop(shop.app.stop().await);
