@@ -252,6 +252,7 @@ impl Mailer {
         let settings = self.settings.current();
         let record = outbox::MailRecord {
             links: links_to_renew(kind, facts),
+            message: facts.message.clone(),
             kind,
             to_email: to.to_string(),
             to_name: header_text(to_name),
@@ -299,6 +300,7 @@ impl Mailer {
         if about.is_none() {
             facts.buyer_name.clone_from(&mail.to_name);
         }
+        facts.message.clone_from(&mail.message);
         let composed = template_in(tx, mail.kind)?.compose(&facts);
         mail.subject = composed.subject;
         mail.text = composed.text;
@@ -346,6 +348,44 @@ fn random_hex() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A product update that failed and is composed again with fresh links still carries
+    /// the seller's message.
+    #[tokio::test]
+    async fn a_product_update_composed_again_keeps_its_message() {
+        let store = crate::Store::in_memory().unwrap();
+        let mailer = Mailer::for_tests(store.clone(), "https://shop.example.com").await;
+        let to = Email::parse("ann@example.com").unwrap();
+        let line = |url: &str| LinkLine {
+            grant: Some(GrantId::new(1)),
+            product_name: "Guide".into(),
+            url: url.into(),
+            max_downloads: 3,
+            valid_until: None,
+        };
+        let now = Timestamp::from_unix_millis(1_800_000_000_000);
+        let id = store
+            .write(|tx| {
+                mailer.queue_product_update(
+                    tx,
+                    &to,
+                    "Ann",
+                    vec![line("https://shop.example.com/d/OLD")],
+                    "Chapter 9 is out.",
+                    now,
+                )
+            })
+            .unwrap();
+        let again = store
+            .write(|tx| {
+                let mut mail = outbox::mail(tx, id)?.unwrap();
+                mailer.recompose(tx, &mut mail, vec![line("https://shop.example.com/d/NEW")])?;
+                Ok::<_, StoreError>(mail)
+            })
+            .unwrap();
+        assert!(again.text.contains("Chapter 9 is out."), "{}", again.text);
+        assert!(again.text.contains("/d/NEW") && !again.text.contains("/d/OLD"));
+    }
 
     #[tokio::test]
     async fn message_ids_name_the_public_host() {

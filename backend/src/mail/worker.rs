@@ -344,7 +344,26 @@ mod tests {
             server_reply: None,
             sent_at: None,
             links: vec![],
+            message: String::new(),
         }
+    }
+
+    /// Rows written by versions 1 (no `links`) and 2 (no `message`) read as version 3 rows
+    /// with those fields empty.
+    #[test]
+    fn mail_rows_of_every_version_read() {
+        use crate::store::codec;
+        let now = record(1);
+        let mut v2 = codec::encode(&now);
+        v2.truncate(v2.len() - 1);
+        v2[0] = 2;
+        assert_eq!(codec::decode::<MailRecord>(&v2).unwrap(), now);
+        let mut v1 = v2.clone();
+        v1.truncate(v1.len() - 1);
+        v1[0] = 1;
+        assert_eq!(codec::decode::<MailRecord>(&v1).unwrap(), now);
+        v1[0] = 4;
+        assert!(codec::decode::<MailRecord>(&v1).is_err());
     }
 
     #[test]

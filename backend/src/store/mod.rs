@@ -14,7 +14,7 @@ pub mod announcements;
 pub mod audit;
 pub mod backup;
 pub mod catalog;
-mod codec;
+pub(crate) mod codec;
 #[cfg(test)]
 mod crash_tests;
 pub mod download_tables;

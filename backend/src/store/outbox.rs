@@ -66,15 +66,21 @@ pub struct MailRecord {
     /// stored links are cut short (see `domain::mail::redact_links`), so sending a failed
     /// one again gives these grants fresh links. Last, so version 1 rows read as "none".
     pub links: Vec<GrantId>,
+    /// The seller's own words the mail carries (a product update's message), kept so that
+    /// a failed mail composed again still says them. Last, so older rows read as "none".
+    pub message: String,
 }
 impl Record for MailRecord {
     const KIND: &'static str = "mail";
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
-    /// Version 1 is version 2 without `links` at the end: an empty list appended (one zero
-    /// byte, postcard's empty sequence) makes it a version 2 row.
+    /// Each version added one field at the end: `links` (version 2) and `message`
+    /// (version 3), both empty for older rows (one zero byte each in postcard).
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
-        codec::upgrade_by_appending(version, 1, payload, &[0])
+        match version {
+            1 => codec::upgrade_by_appending(1, 1, payload, &[0, 0]),
+            other => codec::upgrade_by_appending(other, 2, payload, &[0]),
+        }
     }
 }
 
