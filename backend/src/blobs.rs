@@ -81,11 +81,6 @@ impl FileStores {
         })
     }
 
-    /// The default store.
-    pub fn default_store(&self) -> &Blobs {
-        &self.default
-    }
-
     /// The names of the named stores.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.named.keys().map(String::as_str)

@@ -145,13 +145,8 @@ impl FileRecord {
         self.store.clone_from(&upload.store);
     }
 
-    /// The objects Dropgate owns for this file (the current version's and the earlier
-    /// ones', attached objects left out): what deleting the file removes.
-    pub fn storage_keys(&self) -> impl Iterator<Item = &str> {
-        self.owned_objects().map(|(_, key)| key)
-    }
-
-    /// [`Self::storage_keys`] with the store each is in.
+    /// The objects Dropgate owns for this file, as (store, key): the current version's and
+    /// the earlier ones', attached objects left out. What deleting the file removes.
     pub fn owned_objects(&self) -> impl Iterator<Item = (&str, &str)> {
         self.objects()
             .filter(|o| !o.attached)
@@ -246,19 +241,6 @@ pub fn all_files(tx: &impl Reader) -> Result<Vec<(FileId, FileRecord)>, StoreErr
         .collect()
 }
 
-/// Every storage key the store refers to (for removing orphaned objects).
-pub fn storage_keys(tx: &impl Reader) -> Result<Vec<String>, StoreError> {
-    let table = tx.table(FILES)?;
-    table
-        .iter()?
-        .map(|row| {
-            let record = codec::decode::<FileRecord>(row?.1.value())?;
-            Ok(record.storage_keys().map(str::to_owned).collect::<Vec<_>>())
-        })
-        .collect::<Result<Vec<_>, StoreError>>()
-        .map(|keys| keys.into_iter().flatten().collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,13 +320,16 @@ mod tests {
         );
         assert_eq!(file.previous.len(), 1);
         assert_eq!((file.previous[0].version, file.previous[0].size), (1, 10));
-        assert_eq!(file.storage_keys().collect::<Vec<_>>(), vec!["k2", "k1"]);
+        assert_eq!(
+            file.owned_objects().map(|(_, key)| key).collect::<Vec<_>>(),
+            vec!["k2", "k1"]
+        );
         let mut attached = upload.clone();
         attached.storage_key = "releases/v3.pdf".into();
         attached.attached = true;
         file.replace_with(&attached);
         assert_eq!(
-            file.storage_keys().collect::<Vec<_>>(),
+            file.owned_objects().map(|(_, key)| key).collect::<Vec<_>>(),
             vec!["k1", "k2"],
             "the seller's own object is never Dropgate's to delete"
         );

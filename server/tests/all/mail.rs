@@ -177,6 +177,15 @@ impl SmtpSink {
     }
 }
 
+/// An app that sends its mail to `sink`, retrying soon.
+async fn app_mailing_to(sink: &SmtpSink) -> TestApp {
+    spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+    })
+    .await
+}
+
 fn fast_retries(config: &mut server::Config) {
     config.mail_policy.retry.first_delay = Duration::from_millis(300);
     config.mail_policy.poll = Duration::from_millis(100);
@@ -265,11 +274,7 @@ async fn wait_state(client: &reqwest::Client, app: &TestApp, to: &str, state: &s
 #[tokio::test]
 async fn purchase_mail_reaches_buyer_and_seller_with_working_links() {
     let sink = SmtpSink::start().await;
-    let app = spawn_app_with(|c| {
-        c.smtp = Some(sink.config());
-        fast_retries(c);
-    })
-    .await;
+    let app = app_mailing_to(&sink).await;
     let token = api_token(&app).await;
     product(&app, &token).await;
     let created = order(&app, &token, "bea@example.com", json!({})).await;
@@ -380,11 +385,7 @@ async fn purchase_mail_reaches_buyer_and_seller_with_working_links() {
 async fn a_temporary_refusal_is_retried_with_the_same_message_id() {
     let sink = SmtpSink::start().await;
     sink.control("fail-next", Some("2"));
-    let app = spawn_app_with(|c| {
-        c.smtp = Some(sink.config());
-        fast_retries(c);
-    })
-    .await;
+    let app = app_mailing_to(&sink).await;
     let admin = app.create_first_admin("owner@example.com").await;
     let token = api_token(&app).await;
     product(&app, &token).await;
@@ -415,11 +416,7 @@ async fn a_temporary_refusal_is_retried_with_the_same_message_id() {
 async fn a_permanent_refusal_fails_shows_on_the_dashboard_and_retry_now_sends_it() {
     let sink = SmtpSink::start().await;
     sink.control("reject", Some(""));
-    let app = spawn_app_with(|c| {
-        c.smtp = Some(sink.config());
-        fast_retries(c);
-    })
-    .await;
+    let app = app_mailing_to(&sink).await;
     let admin = app.create_first_admin("owner@example.com").await;
     let token = api_token(&app).await;
     product(&app, &token).await;
@@ -617,11 +614,7 @@ async fn a_send_cut_off_by_a_stop_is_sent_again_once_with_the_same_message_id() 
 #[tokio::test]
 async fn names_cannot_add_headers_and_every_mail_has_one_recipient() {
     let sink = SmtpSink::start().await;
-    let app = spawn_app_with(|c| {
-        c.smtp = Some(sink.config());
-        fast_retries(c);
-    })
-    .await;
+    let app = app_mailing_to(&sink).await;
     let token = api_token(&app).await;
     product(&app, &token).await;
     // Line breaks in a name or an address are refused before anything is written.
@@ -1131,11 +1124,7 @@ async fn self_service_timing_does_not_reveal_known_addresses() {
 #[tokio::test]
 async fn templates_are_checked_with_their_line_previewed_and_used_for_new_mail() {
     let sink = SmtpSink::start().await;
-    let app = spawn_app_with(|c| {
-        c.smtp = Some(sink.config());
-        fast_retries(c);
-    })
-    .await;
+    let app = app_mailing_to(&sink).await;
     let admin = app.create_first_admin("owner@example.com").await;
     let post_json = |endpoint: &str, body: Value| {
         admin
@@ -1242,11 +1231,7 @@ async fn wait_for_updates(sink: &SmtpSink, n: usize) -> Vec<Received> {
 #[tokio::test]
 async fn past_buyers_hear_of_an_update_once_each_at_the_rate_set_and_it_stops_when_asked() {
     let sink = SmtpSink::start().await;
-    let app = spawn_app_with(|c| {
-        c.smtp = Some(sink.config());
-        fast_retries(c);
-    })
-    .await;
+    let app = app_mailing_to(&sink).await;
     let token = api_token(&app).await;
     let admin = app.create_first_admin("admin@example.com").await;
     product(&app, &token).await;
