@@ -1,5 +1,6 @@
-//! Dropgate's user interface in Leptos: the document shell, the router, the admin SPA and
-//! the server functions it calls. Compiled twice: with `ssr` into the server (rendering and
+//! Dropgate's admin interface in Leptos: the document shell, the router, the admin SPA and
+//! the server functions it calls. (The buyer's pages are plain server-rendered HTML in
+//! `server::http::buyer`: they load no WASM.) Compiled twice: with `ssr` into the server (rendering and
 //! server functions), with `hydrate` into the WASM bundle that takes over in the browser.
 //!
 //! # The rule for every screen: nothing rendered on the server is bound to a thread
@@ -40,7 +41,6 @@
 
 pub mod admin;
 pub mod api;
-pub mod buyer;
 pub mod error;
 pub mod format;
 #[cfg(feature = "ssr")]
@@ -49,7 +49,7 @@ pub mod server;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::{SsrMode, path};
+use leptos_router::path;
 
 /// A browser-only value (an XHR, a DOM handle, a timer, a file) kept in reactive storage.
 /// It may be touched and dropped only on the thread that made it, which in the browser is
@@ -91,8 +91,6 @@ pub fn App() -> impl IntoView {
         <Title formatter=|page: String| if page.is_empty() { "Dropgate".to_owned() } else { format!("{page} · Dropgate") }/>
         <Router>
             <Routes fallback=admin::NotFound>
-                <Route path=path!("/d/:password") view=buyer::DownloadPage ssr=SsrMode::Async/>
-                <Route path=path!("/resend") view=buyer::ResendPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/login") view=admin::LoginPage/>
                 <Route path=path!("/admin/setup") view=admin::SetupPage/>
                 <ParentRoute path=path!("/admin") view=admin::AdminLayout>

@@ -40,6 +40,7 @@ fn fill(store: &Store, orders: u32) -> Result<(), backend::StoreError> {
                     grants: Vec::new(),
                     created_at: at,
                     updated_at: at,
+                    language: None,
                 };
                 store::orders::put_order(tx, order_id(i), &record, None)?;
             }

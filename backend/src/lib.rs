@@ -6,6 +6,7 @@ pub mod auth;
 pub mod blobs;
 pub mod clock;
 pub mod geo;
+pub mod i18n;
 pub mod mail;
 pub mod payments;
 pub mod sales_file;

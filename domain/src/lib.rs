@@ -5,6 +5,7 @@
 pub mod email;
 pub mod grant;
 pub mod ids;
+pub mod language;
 pub mod mail;
 pub mod net;
 #[cfg(feature = "openapi")]
@@ -22,6 +23,7 @@ pub mod wire;
 
 pub use email::{Email, EmailError};
 pub use grant::{Grant, GrantState};
+pub use language::Language;
 pub use ids::{AdminId, ApiTokenId, FileId, GrantId, OrderId, ProductId};
 pub use order::OrderStatus;
 pub use password::DownloadPassword;

@@ -27,10 +27,12 @@ pub enum MailKind {
     Test,
     /// A product was updated: the seller's message and fresh links, to each past buyer.
     ProductUpdate,
+    /// The one-time sign-in link to the buyer library.
+    LibrarySignIn,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 7] = [
+    pub const ALL: [MailKind; 8] = [
         Self::Purchase,
         Self::VendorNotice,
         Self::Resend,
@@ -38,6 +40,7 @@ impl MailKind {
         Self::SelfService,
         Self::Test,
         Self::ProductUpdate,
+        Self::LibrarySignIn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl MailKind {
             Self::SelfService => "self_service",
             Self::Test => "test",
             Self::ProductUpdate => "product_update",
+            Self::LibrarySignIn => "library_sign_in",
         }
     }
 
@@ -66,6 +70,7 @@ impl MailKind {
             Self::SelfService => "Self-service links",
             Self::Test => "Test mail",
             Self::ProductUpdate => "Product update (to past buyers)",
+            Self::LibrarySignIn => "Library sign-in link",
         }
     }
 }
@@ -117,7 +122,7 @@ impl MailState {
 }
 
 /// Every placeholder a template may use, with what it holds (shown beside the editor).
-pub const PLACEHOLDERS: [(&str, &str); 11] = [
+pub const PLACEHOLDERS: [(&str, &str); 12] = [
     ("store_name", "the store's name"),
     ("buyer_name", "the buyer's name (may be empty)"),
     ("buyer_email", "the buyer's address"),
@@ -137,6 +142,10 @@ pub const PLACEHOLDERS: [(&str, &str); 11] = [
     (
         "message",
         "the seller's message to past buyers (product updates only)",
+    ),
+    (
+        "sign_in_url",
+        "the one-time link to the buyer's purchases (library sign-in only)",
     ),
 ];
 
@@ -293,6 +302,8 @@ impl TemplateSource {
     }
 
     /// The template Dropgate ships for a kind of mail.
+    /// The shipped English template of a kind (the backend builds every language's from
+    /// its Fluent file with [`Self::from_parts`]; this one serves the domain's own tests).
     pub fn default_for(kind: MailKind) -> Self {
         let (subject, intro, outro) = match kind {
             MailKind::Purchase => (
@@ -330,15 +341,27 @@ impl TemplateSource {
                 "this is a test mail from Dropgate. If you can read it, buyers receive their links.",
                 "",
             ),
+            MailKind::LibrarySignIn => (
+                "Sign in to your purchases at {{store_name}}",
+                "you asked to see your purchases at {{store_name}}. Open this link within 30 minutes; it works once:\n\n{{sign_in_url}}",
+                "Did not ask for this? Ignore this mail; nothing happens without the link.",
+            ),
         };
-        let links = if kind == MailKind::Test {
+        Self::from_parts(kind, subject, intro, outro)
+    }
+
+    /// A template of the shipped shape: greeting, `intro`, the links (for kinds that carry
+    /// them), `outro` and the store's name, as plain text and HTML.
+    pub fn from_parts(kind: MailKind, subject: &str, intro: &str, outro: &str) -> Self {
+        let no_links = matches!(kind, MailKind::Test | MailKind::LibrarySignIn);
+        let links = if no_links {
             ""
         } else {
             "\n\n{{links}}"
         };
         let text = format!("{{{{greeting}}}}\n\n{intro}{links}\n\n{outro}\n\n{{{{store_name}}}}\n");
         let html_intro = intro.replace('\n', "<br>\n");
-        let html_links = if kind == MailKind::Test {
+        let html_links = if no_links {
             ""
         } else {
             "\n{{links}}"
@@ -399,6 +422,13 @@ pub struct MailFacts {
     pub resend_url: String,
     /// The seller's words to past buyers (product updates).
     pub message: String,
+    /// The library sign-in link (library sign-in mails only).
+    pub sign_in_url: String,
+    /// The greeting in the buyer's language; empty: the English one.
+    pub greeting: String,
+    /// Each link's terms ("3 downloads, until …") in the buyer's language, in `links`
+    /// order; a link without one gets the English terms.
+    pub link_terms: Vec<String>,
 }
 
 impl MailFacts {
@@ -418,13 +448,14 @@ impl MailFacts {
                     if i > 0 {
                         out.push('\n');
                     }
-                    let _ = write!(out, "{}\n  {}\n  {}\n", l.product_name, l.url, l.terms());
+                    let _ = write!(out, "{}\n  {}\n  {}\n", l.product_name, l.url, self.terms(i));
                 }
                 out.trim_end().to_owned()
             }
             "resend_url" => self.resend_url.clone(),
             "greeting" => self.greeting(),
             "message" => self.message.clone(),
+            "sign_in_url" => self.sign_in_url.clone(),
             _ => String::new(),
         }
     }
@@ -434,13 +465,13 @@ impl MailFacts {
         match name {
             "links" => {
                 let mut out = String::from("<ul>\n");
-                for l in &self.links {
+                for (i, l) in self.links.iter().enumerate() {
                     let _ = writeln!(
                         out,
                         "<li><strong>{name}</strong><br>\n<a href=\"{url}\">{url}</a><br>\n{terms}</li>",
                         name = escape_html(&l.product_name),
                         url = escape_html(&l.url),
-                        terms = escape_html(&l.terms()),
+                        terms = escape_html(&self.terms(i)),
                     );
                 }
                 out.push_str("</ul>");
@@ -451,6 +482,10 @@ impl MailFacts {
                 url = escape_html(&self.resend_url)
             ),
             "message" => escape_html(&self.message).replace('\n', "<br>\n"),
+            "sign_in_url" => format!(
+                "<a href=\"{url}\">{url}</a>",
+                url = escape_html(&self.sign_in_url)
+            ),
             other => escape_html(&self.text(other)),
         }
     }
@@ -463,7 +498,17 @@ impl MailFacts {
             .join(", ")
     }
 
+    fn terms(&self, link: usize) -> String {
+        self.link_terms
+            .get(link)
+            .cloned()
+            .unwrap_or_else(|| self.links[link].terms())
+    }
+
     fn greeting(&self) -> String {
+        if !self.greeting.is_empty() {
+            return self.greeting.clone();
+        }
         let name = self.buyer_name.trim();
         if name.is_empty() {
             "Hello,".to_owned()
@@ -491,6 +536,9 @@ impl MailFacts {
             resend_url: format!("{public_url}/resend"),
             message: "Version 2 adds a chapter on async Rust and fixes the typos you reported."
                 .to_owned(),
+            sign_in_url: format!("{public_url}/library/sign-in?token=3f9a5c"),
+            greeting: String::new(),
+            link_terms: Vec::new(),
         }
     }
 }
@@ -582,7 +630,8 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// The seller's templates, by kind; kinds not present use the defaults.
-pub type TemplateOverrides = BTreeMap<MailKind, TemplateSource>;
+/// The seller's templates by kind and language.
+pub type TemplateOverrides = BTreeMap<(MailKind, crate::Language), TemplateSource>;
 
 /// When the outbox tries a mail again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

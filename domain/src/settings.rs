@@ -32,6 +32,21 @@ pub struct StoreSettings {
     /// country locks are kept on the grants, so no rule changes). 0 keeps them all.
     #[serde(default = "default_event_retention_days")]
     pub event_retention_days: u32,
+    /// The language of buyer pages and mails when neither the order nor the browser names
+    /// one Dropgate ships.
+    #[serde(default)]
+    pub default_language: crate::Language,
+    /// The store's IANA time zone (`Europe/Berlin`): buyer pages show dates in it until the
+    /// browser tells its own, and mails show dates in it, naming it.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+}
+
+/// The time zone of a new store.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+fn default_time_zone() -> String {
+    DEFAULT_TIME_ZONE.to_owned()
 }
 
 /// How long a new store keeps its download log: a year, longer than card networks allow
@@ -60,6 +75,8 @@ impl StoreSettings {
             reset_days,
             ip_retention_days: 90,
             event_retention_days: DEFAULT_EVENT_RETENTION_DAYS,
+            default_language: crate::Language::En,
+            time_zone: default_time_zone(),
         }
     }
 
@@ -100,6 +117,18 @@ impl StoreSettings {
                 &format!("Keep the download log at most {MAX_DAYS} days, or 0 to keep it all."),
             ));
         }
+        let time_zone = self.time_zone.trim();
+        if time_zone.is_empty()
+            || time_zone.len() > 64
+            || !time_zone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+-/".contains(&b))
+        {
+            return Err(error(
+                "time_zone",
+                "Enter a time zone by its IANA name, such as Europe/Berlin, America/New_York or UTC.",
+            ));
+        }
         Ok(Self {
             store_name,
             sender_name,
@@ -107,6 +136,8 @@ impl StoreSettings {
             reset_days: self.reset_days,
             ip_retention_days: self.ip_retention_days,
             event_retention_days: self.event_retention_days,
+            default_language: self.default_language,
+            time_zone: time_zone.to_owned(),
         })
     }
 
@@ -179,6 +210,8 @@ mod tests {
             reset_days: 31,
             ip_retention_days: 90,
             event_retention_days: 365,
+            default_language: crate::Language::De,
+            time_zone: " Europe/Berlin ".into(),
         }
     }
 
@@ -188,6 +221,7 @@ mod tests {
         assert_eq!(s.store_name, "Pixel Fonts");
         assert_eq!(s.sender_email, "sales@example.com");
         assert_eq!(s.mail_sender_name(), "Pixel Fonts support");
+        assert_eq!(s.time_zone, "Europe/Berlin");
         let plain = StoreSettings {
             sender_name: String::new(),
             sender_email: String::new(),
@@ -244,6 +278,15 @@ mod tests {
             }),
             "ip_retention_days"
         );
+        for zone in ["", "Europe/Berlin; rm", &"A".repeat(65)] {
+            assert_eq!(
+                field(StoreSettings {
+                    time_zone: zone.into(),
+                    ..valid()
+                }),
+                "time_zone"
+            );
+        }
     }
 
     #[test]

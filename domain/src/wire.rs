@@ -208,6 +208,11 @@ pub struct NewOrder {
     #[cfg_attr(feature = "openapi", schema(pattern = "^(pending|on_hold|confirmed)$"))]
     #[serde(default)]
     pub status: Option<String>,
+    /// The buyer's language for their pages and mails (`en`, `de`, `fr`, `es`; a regional
+    /// tag such as `de-AT` counts as its language). Absent: the browser's, else the store's.
+    #[cfg_attr(feature = "openapi", schema(example = "de"))]
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// An order as the API shows it.
@@ -224,6 +229,9 @@ pub struct OrderView {
     pub grants: Vec<GrantSummary>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The buyer's language, when the order names one.
+    #[serde(default)]
+    pub language: Option<crate::Language>,
 }
 
 /// A grant of an order, without secrets.
@@ -593,6 +601,9 @@ pub struct OutboxPage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MailTemplateView {
     pub kind: crate::mail::MailKind,
+    /// The language of this variant (buyers get the variant of their language).
+    #[serde(default)]
+    pub language: crate::Language,
     pub label: String,
     pub source: crate::mail::TemplateSource,
     /// Whether the seller changed it (false: the shipped default).

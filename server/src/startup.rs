@@ -187,6 +187,7 @@ impl Application {
             download_limits: Arc::clone(&download_limits),
             store: store.clone(),
             access: access.clone(),
+            settings: settings.clone(),
             catalog: catalog.clone(),
             orders: orders.clone(),
             downloads: downloads.clone(),

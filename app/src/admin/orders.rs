@@ -183,6 +183,7 @@ fn NewOrderForm(on_created: Callback<()>) -> impl IntoView {
                 product_ids: chosen.get_untracked(),
                 transaction_id: (!transaction.is_empty()).then_some(transaction),
                 status: Some(status.get_untracked()),
+                language: None,
             },
         });
     };

@@ -259,21 +259,36 @@ pub fn TemplatesPage() -> impl IntoView {
             .and_then(|k| MailKind::parse(&k))
             .unwrap_or(MailKind::Purchase)
     };
+    let language = move || {
+        query
+            .read()
+            .get("language")
+            .and_then(|l| domain::Language::from_tag(&l))
+            .unwrap_or_default()
+    };
     view! {
         <Title text="Mail texts"/>
         <p><a href="/admin/outbox">"← Outbox"</a></p>
         <h1>"Mail texts"</h1>
         <nav class="filters" aria-label="Kind of mail">
             {MailKind::ALL.into_iter().map(|k| view! {
-                <a class="chip" href=format!("/admin/mail-templates?kind={}", k.as_str())
+                <a class="chip" href=move || format!("/admin/mail-templates?kind={}&language={}", k.as_str(), language().as_str())
                     aria-current=move || (kind() == k).then_some("page")>{k.label()}</a>
             }).collect_view()}
         </nav>
+        <nav class="filters" aria-label="Language">
+            {domain::Language::ALL.into_iter().map(|l| view! {
+                <a class="chip" lang=l.as_str() href=move || format!("/admin/mail-templates?kind={}&language={}", kind().as_str(), l.as_str())
+                    aria-current=move || (language() == l).then_some("page")>{l.native_name()}</a>
+            }).collect_view()}
+        </nav>
+        <p class="muted small">"Buyers get the text in their language: the order's, else their browser's, else the store's default (Settings)."</p>
         <Transition fallback=|| view! { <p class="muted">"Loading the templates…"</p> }>
             {move || templates.get().map(|result| match result {
                 Ok(list) => {
                     let k = kind();
-                    match list.into_iter().find(|t| t.kind == k) {
+                    let l = language();
+                    match list.into_iter().find(|t| t.kind == k && t.language == l) {
                         Some(view) => view! { <TemplateEditor template=view draft preview/> }.into_any(),
                         None => view! { <p class="panel">"No such kind of mail."</p> }.into_any(),
                     }
@@ -291,6 +306,7 @@ fn TemplateEditor(
     preview: Resource<Result<Option<ComposedMail>, AppError>>,
 ) -> impl IntoView {
     let kind = template.kind;
+    let language = template.language;
     let subject = RwSignal::new(template.source.subject.clone());
     let text = RwSignal::new(template.source.text.clone());
     let html = RwSignal::new(template.source.html.clone());
@@ -351,11 +367,11 @@ fn TemplateEditor(
             <FieldError message=Signal::derive(field_error(any_error, "html"))/>
             <div class="row actions">
                 <button type="button" class="primary" disabled=move || save.pending().get() || preview_error().is_some()
-                    on:click=move |_| { save.dispatch(SaveTemplate { kind, source: Some(source()) }); }>
+                    on:click=move |_| { save.dispatch(SaveTemplate { kind, language, source: Some(source()) }); }>
                     {move || if save.pending().get() { "Saving…" } else { "Save" }}
                 </button>
                 <button type="button" disabled=move || save.pending().get() || !customised.get()
-                    on:click=move |_| { save.dispatch(SaveTemplate { kind, source: None }); }>
+                    on:click=move |_| { save.dispatch(SaveTemplate { kind, language, source: None }); }>
                     "Restore the default"
                 </button>
             </div>

@@ -57,7 +57,7 @@ pub fn SettingsPage() -> impl IntoView {
 
 /// The form's fields as typed, checked with the rule the server applies on save.
 fn form_settings(
-    fields: [RwSignal<String>; 6],
+    fields: [RwSignal<String>; 8],
 ) -> Result<StoreSettings, domain::settings::SettingsError> {
     let [
         store_name,
@@ -66,6 +66,8 @@ fn form_settings(
         reset_days,
         retention,
         log_retention,
+        language,
+        time_zone,
     ] = fields;
     let days = |signal: RwSignal<String>, field: &'static str, what: &str| {
         parse_days(&signal.get(), what)
@@ -78,6 +80,8 @@ fn form_settings(
         reset_days: days(reset_days, "reset_days", "The reset window")?,
         ip_retention_days: days(retention, "ip_retention_days", "IP retention")?,
         event_retention_days: days(log_retention, "event_retention_days", "Log retention")?,
+        default_language: domain::Language::from_tag(&language.get()).unwrap_or_default(),
+        time_zone: time_zone.get(),
     }
     .checked()
 }
@@ -92,6 +96,8 @@ fn StoreForm(settings: StoreSettings) -> impl IntoView {
         RwSignal::new(settings.reset_days.to_string()),
         RwSignal::new(settings.ip_retention_days.to_string()),
         RwSignal::new(settings.event_retention_days.to_string()),
+        RwSignal::new(settings.default_language.as_str().to_owned()),
+        RwSignal::new(settings.time_zone),
     ];
     let [
         store_name,
@@ -100,6 +106,8 @@ fn StoreForm(settings: StoreSettings) -> impl IntoView {
         reset_days,
         retention,
         log_retention,
+        language,
+        time_zone,
     ] = fields;
     let last_error = move || save.value().get().and_then(Result::err);
     // A field's message: the check while typing first, then what the server said.
@@ -144,6 +152,15 @@ fn StoreForm(settings: StoreSettings) -> impl IntoView {
                 {text_field("reset_days", "Reset window (days)", "How long a link works again after \"Reset\" on the password desk.", reset_days)}
                 {text_field("ip_retention_days", "Keep buyers' full IP addresses (days, 0 = always)", "Older addresses are shortened to their network every hour (81.2.69.142 becomes 81.2.69.0). Countries stay, so the country lock keeps working.", retention)}
                 {text_field("event_retention_days", "Keep the download log (days, 0 = always)", "Older entries of the download log are removed every hour. Download counts and country locks live on the links, so no limit changes.", log_retention)}
+                <label>
+                    "Buyers' language when unknown"
+                    <select name="default_language" prop:value=move || language.get()
+                        on:change=move |ev| language.set(value_of(&ev))>
+                        {domain::Language::ALL.map(|l| view! { <option value=l.as_str()>{l.native_name()}</option> })}
+                    </select>
+                    <span class="hint">"Buyer pages and mails use the order's language, else the browser's, else this one."</span>
+                </label>
+                {text_field("time_zone", "Time zone", "An IANA name such as Europe/Berlin. Mails and buyer pages show dates in it (buyer pages switch to the buyer's own zone when the browser tells it).", time_zone)}
                 {move || general_error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
                 {move || saved().then(|| view! { <p class="notice ok" role="status">"Settings saved."</p> })}
                 <button type="submit" class="primary" disabled=move || save.pending().get() || form_settings(fields).is_err()>

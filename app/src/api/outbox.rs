@@ -65,12 +65,13 @@ pub async fn preview_template(source: TemplateSource) -> Result<ComposedMail, Ap
 #[server(prefix = "/rpc", endpoint = "mail-template-save", input = Json)]
 pub async fn save_template(
     kind: MailKind,
+    #[server(default)] language: domain::Language,
     source: Option<TemplateSource>,
 ) -> Result<MailTemplateView, AppError> {
     crate::server::as_admin(|state, actor| async move {
         Ok(state
             .outbox
-            .save_template(kind, source, actor, backend::clock::now())
+            .save_template(kind, language, source, actor, backend::clock::now())
             .await?)
     })
     .await

@@ -12,7 +12,7 @@ use crate::store::{StoreError, catalog, meta, outbox};
 use domain::mail::{
     LinkLine, MailFacts, MailKind, MailState, MailTemplate, TemplateSource, header_text,
 };
-use domain::{Email, GrantId, OrderId, Timestamp};
+use domain::{Email, GrantId, Language, OrderId, Timestamp};
 use rand::TryRngCore;
 use redb::WriteTransaction;
 use std::sync::Arc;
@@ -84,6 +84,20 @@ impl Mailer {
         format!("{}/resend", self.public_url)
     }
 
+    /// The buyer library's sign-in link for a token.
+    pub fn library_sign_in_url(&self, token: &str) -> String {
+        format!("{}/library/sign-in?token={token}", self.public_url)
+    }
+
+    /// The language of a mail: the order's, else `fallback` (the browser's), else the
+    /// store's default.
+    pub fn language(&self, order: Option<&OrderRecord>, fallback: Option<Language>) -> Language {
+        order
+            .and_then(|o| o.language)
+            .or(fallback)
+            .unwrap_or_else(|| self.settings.current().default_language)
+    }
+
     /// One product's line in a mail, for a grant and its buyer link.
     pub fn link_line(
         tx: &WriteTransaction,
@@ -119,7 +133,8 @@ impl Mailer {
         links: Vec<LinkLine>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let facts = self.facts(Some(about), &about.order.email, links);
+        let language = self.language(Some(about.order), None);
+        let facts = self.facts(Some(about), &about.order.email, links, language);
         self.queue(
             tx,
             kind,
@@ -127,6 +142,7 @@ impl Mailer {
             &about.order.name,
             Some(about.order_id),
             &facts,
+            language,
             now,
         )
     }
@@ -142,7 +158,9 @@ impl Mailer {
         let Some(to) = self.vendor_address() else {
             return Ok(None);
         };
-        let facts = self.facts(Some(about), &about.order.email, links);
+        // The seller reads the store's language, whatever the buyer's.
+        let language = self.language(None, None);
+        let facts = self.facts(Some(about), &about.order.email, links, language);
         let name = self.sender_name();
         self.queue(
             tx,
@@ -151,6 +169,7 @@ impl Mailer {
             &name,
             Some(about.order_id),
             &facts,
+            language,
             now,
         )
         .map(Some)
@@ -163,11 +182,29 @@ impl Mailer {
         to: &Email,
         name: &str,
         links: Vec<LinkLine>,
+        language: Option<Language>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let mut facts = self.facts(None, to, links);
+        let language = self.language(None, language);
+        let mut facts = self.facts(None, to, links, language);
         name.clone_into(&mut facts.buyer_name);
-        self.queue(tx, MailKind::SelfService, to, name, None, &facts, now)
+        facts.greeting = greeting(language, name);
+        self.queue(tx, MailKind::SelfService, to, name, None, &facts, language, now)
+    }
+
+    /// Queues the buyer library's one-time sign-in link.
+    pub fn queue_library_sign_in(
+        &self,
+        tx: &WriteTransaction,
+        to: &Email,
+        url: &str,
+        language: Option<Language>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let language = self.language(None, language);
+        let mut facts = self.facts(None, to, Vec::new(), language);
+        url.clone_into(&mut facts.sign_in_url);
+        self.queue(tx, MailKind::LibrarySignIn, to, "", None, &facts, language, now)
     }
 
     /// Queues a product update to one past buyer: the seller's message and fresh links.
@@ -178,12 +215,15 @@ impl Mailer {
         name: &str,
         links: Vec<LinkLine>,
         message: &str,
+        language: Option<Language>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let mut facts = self.facts(None, to, links);
+        let language = self.language(None, language);
+        let mut facts = self.facts(None, to, links, language);
         name.clone_into(&mut facts.buyer_name);
+        facts.greeting = greeting(language, name);
         message.clone_into(&mut facts.message);
-        self.queue(tx, MailKind::ProductUpdate, to, name, None, &facts, now)
+        self.queue(tx, MailKind::ProductUpdate, to, name, None, &facts, language, now)
     }
 
     /// Queues the settings screen's test mail.
@@ -193,8 +233,9 @@ impl Mailer {
         to: &Email,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let facts = self.facts(None, to, Vec::new());
-        self.queue(tx, MailKind::Test, to, "", None, &facts, now)
+        let language = self.language(None, None);
+        let facts = self.facts(None, to, Vec::new(), language);
+        self.queue(tx, MailKind::Test, to, "", None, &facts, language, now)
     }
 
     /// The mail a kind of template makes from sample facts (the editor's preview).
@@ -218,15 +259,30 @@ impl Mailer {
         header_text(self.settings.current().mail_sender_name())
     }
 
-    fn facts(&self, about: Option<About<'_>>, to: &Email, links: Vec<LinkLine>) -> MailFacts {
+    /// What a mail says, in `language`: dates in the store's time zone, named.
+    fn facts(
+        &self,
+        about: Option<About<'_>>,
+        to: &Email,
+        links: Vec<LinkLine>,
+        language: Language,
+    ) -> MailFacts {
+        let zone = self.settings.zone();
+        let link_terms = links
+            .iter()
+            .map(|l| link_terms(language, l, &zone))
+            .collect();
         let mut facts = MailFacts {
             store_name: self.settings.current().store_name,
             buyer_email: to.to_string(),
             links,
+            link_terms,
             resend_url: self.resend_url(),
+            greeting: greeting(language, ""),
             ..MailFacts::default()
         };
         if let Some(a) = about {
+            facts.greeting = greeting(language, &a.order.name);
             facts.buyer_name.clone_from(&a.order.name);
             facts.buyer_email = a.order.email.to_string();
             facts.order_id = a.order_id.to_string();
@@ -245,14 +301,16 @@ impl Mailer {
         to_name: &str,
         order: Option<OrderId>,
         facts: &MailFacts,
+        language: Language,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let template = template_in(tx, kind)?;
+        let template = template_in(tx, kind, language)?;
         let mail = template.compose(facts);
         let settings = self.settings.current();
         let record = outbox::MailRecord {
             links: links_to_renew(kind, facts),
             message: facts.message.clone(),
+            language,
             kind,
             to_email: to.to_string(),
             to_name: header_text(to_name),
@@ -296,12 +354,13 @@ impl Mailer {
             order_id: *order_id,
             order,
         });
-        let mut facts = self.facts(about, &to, links);
+        let mut facts = self.facts(about, &to, links, mail.language);
         if about.is_none() {
             facts.buyer_name.clone_from(&mail.to_name);
+            facts.greeting = greeting(mail.language, &mail.to_name);
         }
         facts.message.clone_from(&mail.message);
-        let composed = template_in(tx, mail.kind)?.compose(&facts);
+        let composed = template_in(tx, mail.kind, mail.language)?.compose(&facts);
         mail.subject = composed.subject;
         mail.text = composed.text;
         mail.html = composed.html;
@@ -320,9 +379,58 @@ fn links_to_renew(kind: MailKind, facts: &MailFacts) -> Vec<GrantId> {
     facts.links.iter().filter_map(|l| l.grant).collect()
 }
 
-/// The template of a kind: the seller's if saved (and still valid), else the default.
-pub fn template_in(tx: &WriteTransaction, kind: MailKind) -> Result<MailTemplate, StoreError> {
-    if let Some(custom) = meta::mail_templates(tx)?.get(&kind) {
+/// "Hello Ann," in `language` ("Hello," without a name).
+fn greeting(language: Language, name: &str) -> String {
+    let name = name.trim();
+    if name.is_empty() {
+        crate::i18n::text(language, "mail-greeting", &[])
+    } else {
+        crate::i18n::text(language, "mail-greeting-named", &[("name", name.into())])
+    }
+}
+
+/// "3 downloads, until 15 December 2026, 11:00 (CET, Europe/Berlin)" in `language`.
+fn link_terms(language: Language, line: &LinkLine, zone: &crate::i18n::StoreZone) -> String {
+    let downloads = crate::i18n::text(
+        language,
+        "mail-downloads",
+        &[("n", line.max_downloads.into())],
+    );
+    match line.valid_until {
+        Some(at) => crate::i18n::text(
+            language,
+            "mail-terms-until",
+            &[
+                ("downloads", downloads.into()),
+                ("date", crate::i18n::date_time(language, at, zone, true).into()),
+            ],
+        ),
+        None => crate::i18n::text(language, "mail-terms-no-expiry", &[("downloads", downloads.into())]),
+    }
+}
+
+/// The shipped template of a kind in a language, from that language's Fluent file: its
+/// sentences with the template placeholders (`{{store_name}}`) where their variables are.
+pub fn default_template(kind: MailKind, language: Language) -> TemplateSource {
+    let args: Vec<(&str, fluent_bundle::FluentValue<'_>)> = domain::mail::PLACEHOLDERS
+        .iter()
+        .map(|(name, _)| (*name, format!("{{{{{name}}}}}").into()))
+        .collect();
+    let part = |part: &str| {
+        let key = format!("mail-{}-{part}", kind.as_str().replace('_', "-"));
+        crate::i18n::lookup(language, &key, &args).unwrap_or_default()
+    };
+    TemplateSource::from_parts(kind, &part("subject"), &part("intro"), &part("outro"))
+}
+
+/// The template of a kind in a language: the seller's if saved (and still valid), else the
+/// shipped one of that language.
+pub fn template_in(
+    tx: &WriteTransaction,
+    kind: MailKind,
+    language: Language,
+) -> Result<MailTemplate, StoreError> {
+    if let Some(custom) = meta::mail_templates(tx)?.get(&(kind, language)) {
         match custom.checked() {
             Ok(t) => return Ok(t),
             // Saving checks templates, so this means a newer build's syntax; the default
@@ -332,7 +440,7 @@ pub fn template_in(tx: &WriteTransaction, kind: MailKind) -> Result<MailTemplate
             }
         }
     }
-    Ok(TemplateSource::default_for(kind)
+    Ok(default_template(kind, language)
         .checked()
         .expect("the shipped templates are valid (tested)"))
 }

@@ -285,6 +285,7 @@ fn send_batch(
                     &order.name,
                     links,
                     &record.message,
+                    order.language,
                     now,
                 )?;
                 record.sent += 1;

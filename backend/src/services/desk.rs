@@ -325,6 +325,7 @@ impl DeskService {
             product_ids: vec![product.to_string()],
             transaction_id: None,
             status: None,
+            language: None,
         };
         self.orders
             .create(order, OrderSource::Complimentary, actor, now)

@@ -365,21 +365,30 @@ impl DownloadService {
 
     /// The buyer page for a password, at `now`.
     pub async fn page(&self, password: &str, now: Timestamp) -> Result<BuyerPage, ServiceError> {
+        Ok(self.buyer_page(password, now).await?.0)
+    }
+
+    /// [`Self::page`] with the order's language, when it names one (the page is shown in it).
+    pub async fn buyer_page(
+        &self,
+        password: &str,
+        now: Timestamp,
+    ) -> Result<(BuyerPage, Option<domain::Language>), ServiceError> {
         let Ok(password) = DownloadPassword::parse(password) else {
-            return Ok(BuyerPage::Unknown);
+            return Ok((BuyerPage::Unknown, None));
         };
         let digest = self.key.digest(&password);
         self.store
             .run(move |s| {
                 s.read(|tx| {
                     let Some(gid) = store::grants::grant_by_digest(tx, &digest)? else {
-                        return Ok(BuyerPage::Unknown);
+                        return Ok((BuyerPage::Unknown, None));
                     };
                     let Some(grant) = store::grants::grant(tx, gid)? else {
-                        return Ok(BuyerPage::Unknown);
+                        return Ok((BuyerPage::Unknown, None));
                     };
                     if grant.password_digest != digest {
-                        return Ok(BuyerPage::Unknown);
+                        return Ok((BuyerPage::Unknown, None));
                     }
                     let order = store::orders::order(tx, grant.order_id)?
                         .ok_or_else(|| corrupt("order of a grant"))?;
@@ -405,18 +414,24 @@ impl DownloadService {
                     }
                     if let Some(reason) = grant.refusal(order.status, &sizes, now) {
                         let explanation = reason.explain();
-                        return Ok(BuyerPage::Refused {
-                            product_name,
-                            reason,
-                            explanation,
-                        });
+                        return Ok((
+                            BuyerPage::Refused {
+                                product_name,
+                                reason,
+                                explanation,
+                            },
+                            order.language,
+                        ));
                     }
-                    Ok(BuyerPage::Ready(GrantPage {
-                        product_name,
-                        valid_until: grant.valid_until,
-                        max_downloads: grant.max_downloads,
-                        files,
-                    }))
+                    Ok((
+                        BuyerPage::Ready(GrantPage {
+                            product_name,
+                            valid_until: grant.valid_until,
+                            max_downloads: grant.max_downloads,
+                            files,
+                        }),
+                        order.language,
+                    ))
                 })
             })
             .await
@@ -786,6 +801,7 @@ pub(crate) mod tests {
             product_ids: vec!["ebook".into()],
             transaction_id: None,
             status: None,
+            language: None,
         };
         let created = orders
             .create(order, OrderSource::Api, Actor::System, now())

@@ -15,6 +15,7 @@ mod downloads;
 mod error;
 mod exports;
 mod imports;
+mod library;
 mod migration;
 mod orders;
 mod outbox;
@@ -39,6 +40,7 @@ pub use downloads::{
 pub use error::ServiceError;
 pub use exports::{ExportFilter, ExportKind, ExportService, ExportStream};
 pub use imports::{ImportRequest, ImportService};
+pub use library::{LibraryFile, LibraryPurchase, LibraryService, SESSION_LIFETIME, SIGN_IN_LIFETIME};
 pub use migration::{MigrationReport, MigrationStep, StoreMigration};
 pub use orders::{OrderQuery, OrderService};
 pub use outbox::OutboxService;

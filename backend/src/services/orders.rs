@@ -10,6 +10,7 @@ use crate::store::grants::Grant;
 use crate::store::orders::OrderRecord;
 use crate::store::orders::OrderSource;
 use crate::store::{Store, outbox};
+use domain::Language;
 use domain::mail::{LinkLine, MailKind};
 use domain::password::RANDOM_BYTES;
 use domain::wire::{
@@ -48,6 +49,14 @@ impl OrderService {
     }
 
     /// The mailer orders queue their mail with.
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(super) fn key(&self) -> &DownloadKey {
+        &self.key
+    }
+
     pub fn mailer(&self) -> &Mailer {
         &self.mailer
     }
@@ -246,6 +255,7 @@ impl OrderService {
         &self,
         email: &Email,
         only: Option<OrderId>,
+        language: Option<Language>,
         now: Timestamp,
     ) -> Result<usize, ServiceError> {
         let email = email.clone();
@@ -262,15 +272,18 @@ impl OrderService {
                 s.write(|tx| {
                     let mut lines = Vec::new();
                     let mut name = String::new();
+                    let mut order_language = None;
                     for (order, grants) in live_orders(tx, &email, only, now)? {
                         if name.is_empty() {
                             name.clone_from(&order.name);
                         }
+                        order_language = order_language.or(order.language);
                         lines.extend(renew_links(tx, &key, &mailer, &grants, |_| true)?);
                     }
                     let sent = lines.len();
                     if sent > 0 {
-                        mailer.queue_self_service(tx, &email, &name, lines, now)?;
+                        let language = order_language.or(language);
+                        mailer.queue_self_service(tx, &email, &name, lines, language, now)?;
                     }
                     Ok::<_, ServiceError>(sent)
                 })
@@ -376,6 +389,7 @@ pub(crate) fn create_in(
         products,
         transaction_id,
         status,
+        language,
     } = order;
     if let Some(t) = &transaction_id
         && let Some(existing) = store::orders::order_by_transaction(tx, t)?
@@ -416,6 +430,7 @@ pub(crate) fn create_in(
         grants,
         created_at: now,
         updated_at: now,
+        language,
     };
     store::orders::put_order(tx, order_id, &record, None)?;
     if record.status == OrderStatus::Confirmed {
@@ -502,6 +517,7 @@ pub(crate) fn import_in(
         grants: grant_ids,
         created_at: sale.sold_at,
         updated_at: now,
+        language: None,
     };
     store::orders::put_order(tx, order_id, &record, None)?;
     if notify && record.status == OrderStatus::Confirmed {
@@ -653,6 +669,7 @@ pub(crate) struct ValidOrder {
     products: Vec<ProductId>,
     transaction_id: Option<String>,
     status: OrderStatus,
+    language: Option<Language>,
 }
 
 /// A transaction ID as given (trimmed); `None` for an empty one.
@@ -699,12 +716,22 @@ pub(crate) fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
             }
         },
     };
+    let language = match input.language.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(tag) => Some(Language::from_tag(tag).ok_or_else(|| {
+            ServiceError::invalid(
+                "language",
+                format!("\"{tag}\" is not a language Dropgate ships; use en, de, fr or es"),
+            )
+        })?),
+    };
     Ok(ValidOrder {
         email,
         name,
         products,
         transaction_id,
         status,
+        language,
     })
 }
 
@@ -932,6 +959,7 @@ fn build_view(
         status: o.status,
         source: format!("{:?}", o.source).to_lowercase(),
         grants,
+        language: o.language,
         created_at: o.created_at,
         updated_at: o.updated_at,
     })
@@ -979,6 +1007,7 @@ mod tests {
             product_ids: products.iter().map(|p| (*p).to_owned()).collect(),
             transaction_id: Some("PAYID-123".into()),
             status: None,
+            language: None,
         }
     }
 

@@ -4,12 +4,12 @@
 use super::ServiceError;
 use super::audit::{Actor, record_audit};
 use crate::auth::download_key::DownloadKey;
-use crate::mail::Mailer;
+use crate::mail::{Mailer, default_template};
 use crate::store::outbox::{self, MailRecord};
 use crate::store::{Store, meta};
 use domain::mail::{ComposedMail, MailKind, MailState, TemplateError, TemplateSource};
 use domain::wire::{MailDetail, MailSummary, MailTemplateView, OutboxPage};
-use domain::{Email, Timestamp};
+use domain::{Email, Language, Timestamp};
 
 /// Mails read per page request at most, so a filter that matches little stays quick.
 const PAGE_SCAN: usize = 5_000;
@@ -199,19 +199,22 @@ impl OutboxService {
         Ok(summary(id, &mail, configured))
     }
 
-    /// Every kind of mail with its template (the seller's or the default).
+    /// Every kind of mail in every language with its template (the seller's or the
+    /// shipped one).
     pub async fn templates(&self) -> Result<Vec<MailTemplateView>, ServiceError> {
         let saved = self.store.run(|s| s.read(meta::mail_templates)).await?;
         Ok(MailKind::ALL
             .into_iter()
-            .map(|kind| MailTemplateView {
+            .flat_map(|kind| Language::ALL.map(|language| (kind, language)))
+            .map(|(kind, language)| MailTemplateView {
                 kind,
+                language,
                 label: kind.label().to_owned(),
-                customised: saved.contains_key(&kind),
+                customised: saved.contains_key(&(kind, language)),
                 source: saved
-                    .get(&kind)
+                    .get(&(kind, language))
                     .cloned()
-                    .unwrap_or_else(|| TemplateSource::default_for(kind)),
+                    .unwrap_or_else(|| default_template(kind, language)),
             })
             .collect())
     }
@@ -228,6 +231,7 @@ impl OutboxService {
     pub async fn save_template(
         &self,
         kind: MailKind,
+        language: Language,
         source: Option<TemplateSource>,
         actor: Actor,
         now: Timestamp,
@@ -240,19 +244,20 @@ impl OutboxService {
             .run(move |s| {
                 s.write(|tx| {
                     let mut all = meta::mail_templates(tx)?;
-                    let before = all.get(&kind).cloned();
+                    let key = (kind, language);
+                    let before = all.get(&key).cloned();
                     match saved {
-                        Some(t) => all.insert(kind, t),
-                        None => all.remove(&kind),
+                        Some(t) => all.insert(key, t),
+                        None => all.remove(&key),
                     };
                     meta::put_mail_templates(tx, &all)?;
                     record_audit(
                         tx,
                         &actor,
                         "mail.template",
-                        kind.as_str(),
+                        &format!("{}@{}", kind.as_str(), language.as_str()),
                         Some(&before),
-                        Some(&all.get(&kind)),
+                        Some(&all.get(&key)),
                         now,
                     )?;
                     Ok::<_, ServiceError>(())
@@ -261,9 +266,10 @@ impl OutboxService {
             .await?;
         Ok(MailTemplateView {
             kind,
+            language,
             label: kind.label().to_owned(),
             customised: source.is_some(),
-            source: source.unwrap_or_else(|| TemplateSource::default_for(kind)),
+            source: source.unwrap_or_else(|| default_template(kind, language)),
         })
     }
 }

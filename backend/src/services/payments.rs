@@ -1100,6 +1100,12 @@ fn create_order(
         product_ids: products.iter().map(ToString::to_string).collect(),
         transaction_id: Some(notice.payment_id.clone()),
         status: Some(order_status.as_str().to_owned()),
+        // A language Dropgate does not ship falls back to the store's; it never refuses a sale.
+        language: notice
+            .language
+            .as_deref()
+            .and_then(domain::Language::from_tag)
+            .map(|l| l.as_str().to_owned()),
     }) {
         Ok(v) => v,
         Err(e) => return Ok(Err(Applied::open(Outcome::Rejected, e.to_string()))),

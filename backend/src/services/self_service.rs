@@ -6,7 +6,8 @@
 use super::{OrderService, ServiceError};
 use crate::auth::form_stamp::{FormStamps, SpentStamps, StampError};
 use crate::auth::throttle::{self, Throttle, ThrottlePolicy};
-use domain::{Email, OrderId, Timestamp};
+use super::LibraryService;
+use domain::{Email, Language, OrderId, Timestamp};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,8 @@ pub struct LinkRequest {
     /// The stamp the page put into the form when it was shown.
     pub form_stamp: String,
     pub client: IpAddr,
+    /// The browser's language (`Accept-Language`), for mails whose order names none.
+    pub language: Option<Language>,
 }
 
 /// Why a request was refused, each with its own words on the page. Everything else (an
@@ -79,6 +82,7 @@ pub enum LinkRefusal {
 #[derive(Clone, Debug)]
 pub struct SelfService {
     orders: OrderService,
+    library: LibraryService,
     stamps: FormStamps,
     spent: Arc<SpentStamps>,
     policy: SelfServicePolicy,
@@ -89,6 +93,7 @@ pub struct SelfService {
 impl SelfService {
     pub fn new(orders: OrderService, stamps: FormStamps, policy: SelfServicePolicy) -> Self {
         Self {
+            library: LibraryService::new(orders.clone()),
             orders,
             stamps,
             spent: Arc::new(SpentStamps::default()),
@@ -107,11 +112,42 @@ impl SelfService {
     /// if it has any. `Ok` means "done, if there was anything to do" in every case the buyer
     /// may not learn about; the refusals are the ones a person can act on.
     pub async fn request(&self, input: LinkRequest, now: Timestamp) -> Result<(), LinkRefusal> {
-        let email = Email::parse(&input.email).map_err(|e| LinkRefusal::Email(e.to_string()))?;
         let order = match input.order_id.trim() {
             "" => None,
             text => Some(OrderId::parse(text).ok_or(LinkRefusal::OrderId)?),
         };
+        let Some(email) = self.admit(&input, now)? else {
+            return Ok(());
+        };
+        let links = self
+            .orders
+            .self_service(&email, order, input.language, now)
+            .await?;
+        tracing::info!(links, "self-service request handled");
+        Ok(())
+    }
+
+    /// Mails a sign-in link to the buyer library, if the address has bought anything, with
+    /// the same checks, limits and answer as [`Self::request`].
+    pub async fn request_library(&self, input: LinkRequest, now: Timestamp) -> Result<(), LinkRefusal> {
+        let Some(email) = self.admit(&input, now)? else {
+            return Ok(());
+        };
+        let queued = self.library.mail_sign_in(email, input.language, now).await?;
+        tracing::info!(queued, "library sign-in request handled");
+        Ok(())
+    }
+
+    /// The library's use cases.
+    pub fn library(&self) -> &LibraryService {
+        &self.library
+    }
+
+    /// The checks every self-service request passes: a real address, a form shown by this
+    /// server and filled in by a person, the limits, the honeypot. `Ok(None)` means "answer
+    /// as if done, do nothing" (a script).
+    fn admit(&self, input: &LinkRequest, now: Timestamp) -> Result<Option<Email>, LinkRefusal> {
+        let email = Email::parse(&input.email).map_err(|e| LinkRefusal::Email(e.to_string()))?;
         match self.stamps.check(
             &input.form_stamp,
             now,
@@ -122,13 +158,13 @@ impl SelfService {
                 if !self.spent.spend(stamp, now.minus(self.policy.max_form_age)) {
                     // Each page's stamp is good for one post: a replay is a script.
                     tracing::info!(client = %input.client, "self-service request with a form stamp already used; ignored");
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             Err(StampError::Forged) => {
                 // Not from our page: a script. It gets the usual answer and nothing happens.
                 tracing::info!(client = %input.client, "self-service request without a valid form stamp; ignored");
-                return Ok(());
+                return Ok(None);
             }
             Err(StampError::TooQuick) => return Err(LinkRefusal::TooQuick),
             Err(StampError::Stale) => return Err(LinkRefusal::Stale),
@@ -145,10 +181,8 @@ impl SelfService {
         .map_err(|retry_after| LinkRefusal::TooMany { retry_after })?;
         if !input.honeypot.trim().is_empty() {
             tracing::info!(client = %input.client, "self-service request with the honeypot filled; ignored");
-            return Ok(());
+            return Ok(None);
         }
-        let links = self.orders.self_service(&email, order, now).await?;
-        tracing::info!(links, "self-service request handled");
-        Ok(())
+        Ok(Some(email))
     }
 }

@@ -48,6 +48,11 @@ impl SettingsService {
             .clone()
     }
 
+    /// The store's time zone (UTC when this host's tz database lacks it).
+    pub fn zone(&self) -> crate::i18n::StoreZone {
+        crate::i18n::StoreZone::named_or_utc(&self.current().time_zone)
+    }
+
     /// Checks and saves new settings (audited); nothing changes when a field is refused.
     pub async fn update(
         &self,
@@ -58,6 +63,8 @@ impl SettingsService {
         let checked = input
             .checked()
             .map_err(|e| ServiceError::invalid(e.field, e.message))?;
+        crate::i18n::StoreZone::named(&checked.time_zone)
+            .map_err(|e| ServiceError::invalid("time_zone", e.to_string()))?;
         let before = self.current();
         let saved = checked.clone();
         self.store

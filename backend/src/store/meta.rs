@@ -7,7 +7,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
 
 /// The schema version this build writes; see `migrations.rs` for the history.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Big-endian u32: the schema version of the file.
 pub(super) const KEY_SCHEMA_VERSION: &str = "schema_version";
@@ -84,13 +84,23 @@ struct StoreSettingsRecord {
     reset_days: u32,
     ip_retention_days: u32,
     event_retention_days: u32,
+    default_language: domain::Language,
+    time_zone: String,
 }
+
+/// Postcard bytes of version 3's new fields at their defaults: English (variant 0) and "UTC".
+const SETTINGS_V3_TAIL: [u8; 5] = [0, 3, b'U', b'T', b'C'];
+
 impl super::Record for StoreSettingsRecord {
     const KIND: &'static str = "store settings";
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
-    /// Version 1 had no log retention: such a store keeps the default.
+    /// Version 1 had no log retention: such a store keeps the default. Version 2 had no
+    /// language and time zone: English and UTC, as before.
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+        if version == 2 {
+            return super::codec::upgrade_by_appending(2, 2, payload, &SETTINGS_V3_TAIL);
+        }
         #[derive(serde::Deserialize)]
         struct V1 {
             store_name: String,
@@ -114,6 +124,8 @@ impl super::Record for StoreSettingsRecord {
             reset_days: v1.reset_days,
             ip_retention_days: v1.ip_retention_days,
             event_retention_days: domain::settings::DEFAULT_EVENT_RETENTION_DAYS,
+            default_language: domain::Language::En,
+            time_zone: domain::settings::DEFAULT_TIME_ZONE.to_owned(),
         })
     }
 }
@@ -134,6 +146,8 @@ pub fn store_settings(
         reset_days: r.reset_days,
         ip_retention_days: r.ip_retention_days,
         event_retention_days: r.event_retention_days,
+        default_language: r.default_language,
+        time_zone: r.time_zone,
     }))
 }
 
@@ -149,6 +163,8 @@ pub fn put_store_settings(
         reset_days: s.reset_days,
         ip_retention_days: s.ip_retention_days,
         event_retention_days: s.event_retention_days,
+        default_language: s.default_language,
+        time_zone: s.time_zone.clone(),
     };
     tx.open_table(META)?
         .insert(KEY_STORE_SETTINGS, super::codec::encode(&record).as_slice())?;
@@ -200,7 +216,9 @@ pub(super) fn set_journal_seq(tx: &WriteTransaction, seq: u64) -> Result<(), Sto
 const KEY_MAIL_TEMPLATES: &str = "mail_templates";
 
 /// The stored templates: (kind name, subject, text, html). Kinds this build does not know
-/// are skipped when read, so a downgrade keeps working.
+/// are skipped when read, so a downgrade keeps working. An English template is stored
+/// under the kind's name (as before languages existed), another language's under
+/// `kind@language` (`purchase@de`), which older builds skip.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct MailTemplatesRecord {
     templates: Vec<(String, String, String, String)>,
@@ -219,9 +237,13 @@ fn decode_templates(raw: Option<&[u8]>) -> Result<domain::mail::TemplateOverride
         .templates
         .into_iter()
         .filter_map(|(kind, subject, text, html)| {
+            let (kind, language) = match kind.split_once('@') {
+                Some((kind, tag)) => (kind.to_owned(), domain::Language::from_tag(tag)?),
+                None => (kind, domain::Language::En),
+            };
             domain::mail::MailKind::parse(&kind).map(|k| {
                 (
-                    k,
+                    (k, language),
                     domain::mail::TemplateSource {
                         subject,
                         text,
@@ -248,9 +270,12 @@ pub fn put_mail_templates(
     let record = MailTemplatesRecord {
         templates: templates
             .iter()
-            .map(|(k, t)| {
+            .map(|((k, language), t)| {
                 (
-                    k.as_str().to_owned(),
+                    match language {
+                        domain::Language::En => k.as_str().to_owned(),
+                        other => format!("{}@{}", k.as_str(), other.as_str()),
+                    },
                     t.subject.clone(),
                     t.text.clone(),
                     t.html.clone(),

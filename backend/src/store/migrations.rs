@@ -16,18 +16,21 @@
 //! 7. announcements to past buyers (+ their queue of buyers). File and product records
 //!    gained fields at version 2 in the same release (versions, `refresh_on_update`);
 //!    they upgrade as they are read, so no step rewrites them.
+//! 8. the buyer library's sign-in links and sessions. Order, mail and store-settings
+//!    records gained the buyer's language (and the store's time zone) in the same release;
+//!    they upgrade as they are read.
 
 use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
 use super::{
-    Store, StoreError, access, announcements, audit, catalog, events, grants, imports, orders,
-    outbox, payments, webhooks,
+    Store, StoreError, access, announcements, audit, catalog, events, grants, imports, library,
+    orders, outbox, payments, webhooks,
 };
 use rand::TryRngCore;
 use redb::{ReadableTable, WriteTransaction};
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-const MIGRATIONS: [(u32, Migration); 7] = [
+const MIGRATIONS: [(u32, Migration); 8] = [
     (1, initial_schema),
     (2, delivery_tables),
     (3, outbox::create_tables),
@@ -35,6 +38,7 @@ const MIGRATIONS: [(u32, Migration); 7] = [
     (5, payment_tables),
     (6, imports::create_tables),
     (7, announcements::create_tables),
+    (8, library::create_tables),
 ];
 
 /// Step 5: see the history above.

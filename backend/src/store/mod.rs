@@ -24,6 +24,7 @@ pub mod grants;
 mod group_commit;
 pub mod imports;
 mod journal;
+pub mod library;
 pub mod meta;
 mod migrations;
 pub mod orders;

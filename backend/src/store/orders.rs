@@ -51,10 +51,18 @@ pub struct OrderRecord {
     pub grants: Vec<GrantId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The buyer's language, when the payment notification or the API named one. Last, so
+    /// version 1 rows read as "none".
+    pub language: Option<domain::Language>,
 }
 impl Record for OrderRecord {
     const KIND: &'static str = "order";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    /// Version 1 had no language: postcard's `None` (one zero byte) appended.
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+        super::codec::upgrade_by_appending(version, 1, payload, &[0])
+    }
 }
 
 fn email_key(email: &Email, order: OrderId) -> Vec<u8> {

@@ -69,17 +69,21 @@ pub struct MailRecord {
     /// The seller's own words the mail carries (a product update's message), kept so that
     /// a failed mail composed again still says them. Last, so older rows read as "none".
     pub message: String,
+    /// The language it is written in, so a mail composed again stays in it.
+    pub language: domain::Language,
 }
 impl Record for MailRecord {
     const KIND: &'static str = "mail";
-    const VERSION: u8 = 3;
+    const VERSION: u8 = 4;
 
-    /// Each version added one field at the end: `links` (version 2) and `message`
-    /// (version 3), both empty for older rows (one zero byte each in postcard).
+    /// Each version added one field at the end: `links` (version 2), `message` (version
+    /// 3), both empty for older rows, and `language` (version 4), English for older rows
+    /// (one zero byte each in postcard).
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
         match version {
-            1 => codec::upgrade_by_appending(1, 1, payload, &[0, 0]),
-            other => codec::upgrade_by_appending(other, 2, payload, &[0]),
+            1 => codec::upgrade_by_appending(1, 1, payload, &[0, 0, 0]),
+            2 => codec::upgrade_by_appending(2, 2, payload, &[0, 0]),
+            other => codec::upgrade_by_appending(other, 3, payload, &[0]),
         }
     }
 }

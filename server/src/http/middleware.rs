@@ -177,7 +177,7 @@ fn add_security_headers(state: &HttpState, response: &mut Response) {
 fn refuses_cross_site(request: &Request) -> bool {
     let path = request.uri().path();
     request.method() != Method::GET
-        && (path.starts_with("/rpc/") || path == "/resend")
+        && (path.starts_with("/rpc/") || path == "/resend" || path.starts_with("/library"))
         && is_cross_site(request.headers())
 }
 

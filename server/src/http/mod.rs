@@ -4,13 +4,13 @@ pub mod api;
 pub mod api_payments;
 mod api_records;
 pub mod assets;
+pub mod buyer;
 pub mod download;
 pub mod download_limits;
 pub mod hooks;
 pub mod metrics;
 pub mod middleware;
 pub mod render;
-pub mod resend;
 pub mod sendfile;
 pub mod serve;
 
@@ -19,7 +19,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use backend::geo::GeoLookup;
 use backend::services::{CatalogService, DeskService, DownloadService, OrderService, SelfService};
 use backend::{AccessService, Store};
@@ -71,6 +71,8 @@ pub struct HttpServices {
     pub desk: DeskService,
     pub announcements: backend::services::AnnouncementService,
     pub self_service: SelfService,
+    /// The store's name, language and time zone, for the buyer pages.
+    pub settings: backend::services::SettingsService,
     pub payments: backend::services::PaymentService,
     pub webhooks: backend::services::WebhookService,
     /// Imports, exports and backups.
@@ -152,7 +154,7 @@ pub fn router(
     );
     let buyer = Router::new()
         .route("/d/{password}/{file_id}", get(download::file))
-        .route("/resend", post(resend::request_links));
+        .merge(buyer::routes());
     let hooks = hooks::routes();
 
     operations
