@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// A language buyer pages and buyer mails are written in. The stored form is the variant's
 /// position (postcard), so new languages are added at the end only.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
@@ -103,7 +105,10 @@ mod tests {
     #[test]
     fn the_browsers_most_wanted_shipped_language_wins() {
         assert_eq!(Language::negotiate("de-CH, fr;q=0.8, *;q=0.1"), Some(De));
-        assert_eq!(Language::negotiate("pt-BR, pt;q=0.9, es;q=0.5, en;q=0.4"), Some(Es));
+        assert_eq!(
+            Language::negotiate("pt-BR, pt;q=0.9, es;q=0.5, en;q=0.4"),
+            Some(Es)
+        );
         assert_eq!(Language::negotiate("en;q=0.5, fr;q=0.7"), Some(Fr));
         assert_eq!(Language::negotiate("fr;q=0, de;q=0.1"), Some(De));
         assert_eq!(Language::negotiate("es, de"), Some(Es));
@@ -114,9 +119,13 @@ mod tests {
     }
 
     #[test]
-    fn the_stored_form_is_the_position() {
-        for (i, l) in Language::ALL.into_iter().enumerate() {
-            assert_eq!(postcard::to_stdvec(&l).unwrap(), vec![u8::try_from(i).unwrap()]);
+    fn the_wire_form_is_the_primary_tag() {
+        for l in Language::ALL {
+            assert_eq!(
+                serde_json::to_string(&l).unwrap(),
+                format!("\"{}\"", l.as_str())
+            );
+            assert_eq!(Language::from_tag(l.as_str()), Some(l));
         }
     }
 }

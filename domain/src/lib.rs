@@ -23,8 +23,8 @@ pub mod wire;
 
 pub use email::{Email, EmailError};
 pub use grant::{Grant, GrantState};
-pub use language::Language;
 pub use ids::{AdminId, ApiTokenId, FileId, GrantId, OrderId, ProductId};
+pub use language::Language;
 pub use order::OrderStatus;
 pub use password::DownloadPassword;
 pub use rules::{Attempt, AttemptOutcome, CountryCode, Denied, GrantFacts, Permit, authorize};

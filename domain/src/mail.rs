@@ -354,18 +354,10 @@ impl TemplateSource {
     /// them), `outro` and the store's name, as plain text and HTML.
     pub fn from_parts(kind: MailKind, subject: &str, intro: &str, outro: &str) -> Self {
         let no_links = matches!(kind, MailKind::Test | MailKind::LibrarySignIn);
-        let links = if no_links {
-            ""
-        } else {
-            "\n\n{{links}}"
-        };
+        let links = if no_links { "" } else { "\n\n{{links}}" };
         let text = format!("{{{{greeting}}}}\n\n{intro}{links}\n\n{outro}\n\n{{{{store_name}}}}\n");
         let html_intro = intro.replace('\n', "<br>\n");
-        let html_links = if no_links {
-            ""
-        } else {
-            "\n{{links}}"
-        };
+        let html_links = if no_links { "" } else { "\n{{links}}" };
         let html_outro = if outro.is_empty() {
             String::new()
         } else {
@@ -448,7 +440,13 @@ impl MailFacts {
                     if i > 0 {
                         out.push('\n');
                     }
-                    let _ = write!(out, "{}\n  {}\n  {}\n", l.product_name, l.url, self.terms(i));
+                    let _ = write!(
+                        out,
+                        "{}\n  {}\n  {}\n",
+                        l.product_name,
+                        l.url,
+                        self.terms(i)
+                    );
                 }
                 out.trim_end().to_owned()
             }
@@ -701,6 +699,9 @@ mod tests {
             order_id: "1234567".into(),
             order_number: "20261122143012417".into(),
             transaction_id: String::new(),
+            sign_in_url: String::new(),
+            greeting: String::new(),
+            link_terms: Vec::new(),
             links: vec![
                 LinkLine {
                     grant: None,

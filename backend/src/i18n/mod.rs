@@ -43,10 +43,15 @@ fn catalog() -> &'static Catalog {
 /// syntax error cannot reach a running server; should one anyway, the messages that parsed
 /// are kept and the rest fall back to English.
 fn bundle(language: Language, source: &str) -> FluentBundle<FluentResource> {
-    let resource = FluentResource::try_new(source.to_owned()).unwrap_or_else(|(partial, errors)| {
-        tracing::error!(language = language.as_str(), ?errors, "a language file has errors");
-        partial
-    });
+    let resource =
+        FluentResource::try_new(source.to_owned()).unwrap_or_else(|(partial, errors)| {
+            tracing::error!(
+                language = language.as_str(),
+                ?errors,
+                "a language file has errors"
+            );
+            partial
+        });
     let id: unic_langid::LanguageIdentifier = language
         .as_str()
         .parse()
@@ -56,7 +61,11 @@ fn bundle(language: Language, source: &str) -> FluentBundle<FluentResource> {
     // and template placeholders, where invisible characters would break them.
     bundle.set_use_isolating(false);
     if let Err(errors) = bundle.add_resource(resource) {
-        tracing::error!(language = language.as_str(), ?errors, "a language file repeats a key");
+        tracing::error!(
+            language = language.as_str(),
+            ?errors,
+            "a language file repeats a key"
+        );
     }
     bundle
 }
@@ -83,7 +92,12 @@ pub fn lookup(language: Language, key: &str, args: &Args<'_>) -> Option<String> 
     let mut errors = Vec::new();
     let out = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
     if !errors.is_empty() {
-        tracing::warn!(language = language.as_str(), key, ?errors, "a message lacks a variable");
+        tracing::warn!(
+            language = language.as_str(),
+            key,
+            ?errors,
+            "a message lacks a variable"
+        );
     }
     Some(out.into_owned())
 }
@@ -138,7 +152,11 @@ pub fn date_time(language: Language, at: Timestamp, zone: &StoreZone, name_zone:
             ],
         )
     } else {
-        text(language, "date-time", &[("date", date.into()), ("time", time.into())])
+        text(
+            language,
+            "date-time",
+            &[("date", date.into()), ("time", time.into())],
+        )
     }
 }
 
@@ -228,12 +246,25 @@ mod tests {
         let n = |n: i64| [("n", FluentValue::from(n))];
         assert_eq!(text(Language::En, "relative-in-days", &n(1)), "in one day");
         assert_eq!(text(Language::En, "relative-in-days", &n(12)), "in 12 days");
-        assert_eq!(text(Language::De, "relative-in-days", &n(12)), "in 12 Tagen");
-        assert_eq!(text(Language::Fr, "relative-days-ago", &n(3)), "il y a 3 jours");
-        assert_eq!(text(Language::Es, "mail-downloads", &n(0)), "descargas ilimitadas");
+        assert_eq!(
+            text(Language::De, "relative-in-days", &n(12)),
+            "in 12 Tagen"
+        );
+        assert_eq!(
+            text(Language::Fr, "relative-days-ago", &n(3)),
+            "il y a 3 jours"
+        );
+        assert_eq!(
+            text(Language::Es, "mail-downloads", &n(0)),
+            "descargas ilimitadas"
+        );
         assert_eq!(text(Language::Es, "mail-downloads", &n(1)), "1 descarga");
         assert_eq!(
-            text(Language::De, "download-file", &[("name", "buch.pdf".into())]),
+            text(
+                Language::De,
+                "download-file",
+                &[("name", "buch.pdf".into())]
+            ),
             "buch.pdf herunterladen",
             "no isolation marks around variables"
         );
@@ -245,12 +276,18 @@ mod tests {
         let berlin = StoreZone::named("Europe/Berlin").expect("the test machine has tzdata");
         // 2026-12-15 10:30 UTC = 11:30 in Berlin (CET, +01:00).
         let at = Timestamp::from_unix_millis(1_797_330_600_000);
-        assert_eq!(date_time(Language::En, at, &utc, false), "15 December 2026, 10:30");
+        assert_eq!(
+            date_time(Language::En, at, &utc, false),
+            "15 December 2026, 10:30"
+        );
         assert_eq!(
             date_time(Language::De, at, &berlin, true),
             "15. Dezember 2026, 11:30 Uhr (CET, Europe/Berlin)"
         );
-        assert_eq!(date_time(Language::Fr, at, &berlin, false), "15 décembre 2026 à 11:30");
+        assert_eq!(
+            date_time(Language::Fr, at, &berlin, false),
+            "15 décembre 2026 à 11:30"
+        );
         assert_eq!(date(Language::Es, at, &berlin), "15 de diciembre de 2026");
         // Summer time: 2026-07-01 10:00 UTC = 12:00 CEST.
         let summer = Timestamp::from_unix_millis(1_782_900_000_000);
@@ -265,11 +302,17 @@ mod tests {
         let now = Timestamp::from_unix_millis(1_800_000_000_000);
         let at = |ms: i64| Timestamp::from_unix_millis(1_800_000_000_000 + ms);
         let day = 86_400_000;
-        assert_eq!(relative(Language::En, at(12 * day + 5_000), now), "in 12 days");
+        assert_eq!(
+            relative(Language::En, at(12 * day + 5_000), now),
+            "in 12 days"
+        );
         assert_eq!(relative(Language::En, at(day - 1), now), "in 23 hours");
         assert_eq!(relative(Language::En, at(90_000), now), "in one minute");
         assert_eq!(relative(Language::En, at(-5_000), now), "just now");
         assert_eq!(relative(Language::De, at(-3 * day), now), "vor 3 Tagen");
-        assert_eq!(relative(Language::Es, at(-2 * 3_600_000), now), "hace 2 horas");
+        assert_eq!(
+            relative(Language::Es, at(-2 * 3_600_000), now),
+            "hace 2 horas"
+        );
     }
 }

@@ -105,7 +105,12 @@ mod tests {
     fn unknown_zones_are_refused_and_utc_always_works() {
         assert!(StoreZone::named("Mars/Olympus_Mons").is_err());
         assert!(StoreZone::named("../../etc/passwd").is_err());
-        assert_eq!(StoreZone::named("UTC").unwrap().describe(Timestamp::from_unix_millis(0)), "UTC");
+        assert_eq!(
+            StoreZone::named("UTC")
+                .unwrap()
+                .describe(Timestamp::from_unix_millis(0)),
+            "UTC"
+        );
         assert_eq!(StoreZone::named_or_utc("Nowhere/Else").name(), "UTC");
     }
 

@@ -189,7 +189,16 @@ impl Mailer {
         let mut facts = self.facts(None, to, links, language);
         name.clone_into(&mut facts.buyer_name);
         facts.greeting = greeting(language, name);
-        self.queue(tx, MailKind::SelfService, to, name, None, &facts, language, now)
+        self.queue(
+            tx,
+            MailKind::SelfService,
+            to,
+            name,
+            None,
+            &facts,
+            language,
+            now,
+        )
     }
 
     /// Queues the buyer library's one-time sign-in link.
@@ -204,10 +213,20 @@ impl Mailer {
         let language = self.language(None, language);
         let mut facts = self.facts(None, to, Vec::new(), language);
         url.clone_into(&mut facts.sign_in_url);
-        self.queue(tx, MailKind::LibrarySignIn, to, "", None, &facts, language, now)
+        self.queue(
+            tx,
+            MailKind::LibrarySignIn,
+            to,
+            "",
+            None,
+            &facts,
+            language,
+            now,
+        )
     }
 
     /// Queues a product update to one past buyer: the seller's message and fresh links.
+    #[allow(clippy::too_many_arguments)] // the mail's facts, each a different thing
     pub fn queue_product_update(
         &self,
         tx: &WriteTransaction,
@@ -223,7 +242,16 @@ impl Mailer {
         name.clone_into(&mut facts.buyer_name);
         facts.greeting = greeting(language, name);
         message.clone_into(&mut facts.message);
-        self.queue(tx, MailKind::ProductUpdate, to, name, None, &facts, language, now)
+        self.queue(
+            tx,
+            MailKind::ProductUpdate,
+            to,
+            name,
+            None,
+            &facts,
+            language,
+            now,
+        )
     }
 
     /// Queues the settings screen's test mail.
@@ -402,10 +430,17 @@ fn link_terms(language: Language, line: &LinkLine, zone: &crate::i18n::StoreZone
             "mail-terms-until",
             &[
                 ("downloads", downloads.into()),
-                ("date", crate::i18n::date_time(language, at, zone, true).into()),
+                (
+                    "date",
+                    crate::i18n::date_time(language, at, zone, true).into(),
+                ),
             ],
         ),
-        None => crate::i18n::text(language, "mail-terms-no-expiry", &[("downloads", downloads.into())]),
+        None => crate::i18n::text(
+            language,
+            "mail-terms-no-expiry",
+            &[("downloads", downloads.into())],
+        ),
     }
 }
 
@@ -480,6 +515,7 @@ mod tests {
                     "Ann",
                     vec![line("https://shop.example.com/d/OLD")],
                     "Chapter 9 is out.",
+                    None,
                     now,
                 )
             })

@@ -345,6 +345,7 @@ mod tests {
             sent_at: None,
             links: vec![],
             message: String::new(),
+            language: domain::Language::En,
         }
     }
 

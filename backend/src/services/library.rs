@@ -81,7 +81,9 @@ impl LibraryService {
             .orders
             .store()
             .run(move |s| {
-                if s.read(|tx| store::orders::orders_by_email(tx, &email))?.is_empty() {
+                if s.read(|tx| store::orders::orders_by_email(tx, &email))?
+                    .is_empty()
+                {
                     return Ok(false);
                 }
                 s.write(|tx| {
@@ -126,7 +128,11 @@ impl LibraryService {
 
     /// Whether a sign-in link is still good (without using it): the page a mail links to
     /// shows a button only then, so a mail scanner that follows the link spends nothing.
-    pub async fn sign_in_is_valid(&self, token: &str, now: Timestamp) -> Result<bool, ServiceError> {
+    pub async fn sign_in_is_valid(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<bool, ServiceError> {
         let digest = digest(token);
         let record = self
             .orders
@@ -138,7 +144,11 @@ impl LibraryService {
 
     /// Uses a sign-in link up and opens a session; returns the session's token, or `None`
     /// when the link was used already, has expired or never existed.
-    pub async fn sign_in(&self, token: &str, now: Timestamp) -> Result<Option<String>, ServiceError> {
+    pub async fn sign_in(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Option<String>, ServiceError> {
         let link = digest(token);
         self.orders
             .store()
@@ -173,7 +183,11 @@ impl LibraryService {
     }
 
     /// The address a session belongs to, while it lasts.
-    pub async fn session(&self, token: &str, now: Timestamp) -> Result<Option<Email>, ServiceError> {
+    pub async fn session(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Option<Email>, ServiceError> {
         let digest = digest(token);
         let record = self
             .orders
@@ -204,14 +218,21 @@ impl LibraryService {
     }
 
     /// Every purchase of `email`, newest order first.
-    pub async fn purchases(&self, email: &Email, now: Timestamp) -> Result<Vec<LibraryPurchase>, ServiceError> {
+    pub async fn purchases(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> Result<Vec<LibraryPurchase>, ServiceError> {
         let email = email.clone();
         self.orders
             .store()
             .run(move |s| {
                 s.read(|tx| {
                     let mut out = Vec::new();
-                    for order_id in store::orders::orders_by_email(tx, &email)?.into_iter().rev() {
+                    for order_id in store::orders::orders_by_email(tx, &email)?
+                        .into_iter()
+                        .rev()
+                    {
                         let Some(order) = store::orders::order(tx, order_id)? else {
                             continue;
                         };
@@ -236,10 +257,8 @@ impl LibraryService {
                                 order_id,
                                 ordered_at: order.created_at,
                                 grant_id: *gid,
-                                product_name: product.map_or_else(
-                                    || grant.product_id.to_string(),
-                                    |p| p.name,
-                                ),
+                                product_name: product
+                                    .map_or_else(|| grant.product_id.to_string(), |p| p.name),
                                 max_downloads: grant.max_downloads,
                                 valid_until: grant.valid_until,
                                 refusal: grant.refusal(order.status, &sizes, now),

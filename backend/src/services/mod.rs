@@ -40,7 +40,9 @@ pub use downloads::{
 pub use error::ServiceError;
 pub use exports::{ExportFilter, ExportKind, ExportService, ExportStream};
 pub use imports::{ImportRequest, ImportService};
-pub use library::{LibraryFile, LibraryPurchase, LibraryService, SESSION_LIFETIME, SIGN_IN_LIFETIME};
+pub use library::{
+    LibraryFile, LibraryPurchase, LibraryService, SESSION_LIFETIME, SIGN_IN_LIFETIME,
+};
 pub use migration::{MigrationReport, MigrationStep, StoreMigration};
 pub use orders::{OrderQuery, OrderService};
 pub use outbox::OutboxService;

@@ -3,10 +3,10 @@
 //! flood a mailbox or to rotate a buyer's links all day, and a signed, single-use "form shown
 //! at" stamp with a honeypot field turns away scripts that post without a person behind them.
 
+use super::LibraryService;
 use super::{OrderService, ServiceError};
 use crate::auth::form_stamp::{FormStamps, SpentStamps, StampError};
 use crate::auth::throttle::{self, Throttle, ThrottlePolicy};
-use super::LibraryService;
 use domain::{Email, Language, OrderId, Timestamp};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -129,11 +129,18 @@ impl SelfService {
 
     /// Mails a sign-in link to the buyer library, if the address has bought anything, with
     /// the same checks, limits and answer as [`Self::request`].
-    pub async fn request_library(&self, input: LinkRequest, now: Timestamp) -> Result<(), LinkRefusal> {
+    pub async fn request_library(
+        &self,
+        input: LinkRequest,
+        now: Timestamp,
+    ) -> Result<(), LinkRefusal> {
         let Some(email) = self.admit(&input, now)? else {
             return Ok(());
         };
-        let queued = self.library.mail_sign_in(email, input.language, now).await?;
+        let queued = self
+            .library
+            .mail_sign_in(email, input.language, now)
+            .await?;
         tracing::info!(queued, "library sign-in request handled");
         Ok(())
     }

@@ -9,7 +9,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 /// key: SHA-256 of the token; value: [`LibraryTokenRecord`].
-pub(super) const LIBRARY_TOKENS: TableDefinition<&[u8; 32], &[u8]> =
+pub(super) const LIBRARY_TOKENS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("library_tokens-1");
 
 /// Creates this part's table (schema step 8).
@@ -46,21 +46,27 @@ pub fn put_token(
     record: &LibraryTokenRecord,
 ) -> Result<(), StoreError> {
     tx.open_table(LIBRARY_TOKENS)?
-        .insert(digest, codec::encode(record).as_slice())?;
+        .insert(digest.as_slice(), codec::encode(record).as_slice())?;
     Ok(())
 }
 
 /// The token with this digest, if it exists (expired or not).
-pub fn token(tx: &impl Reader, digest: &[u8; 32]) -> Result<Option<LibraryTokenRecord>, StoreError> {
+pub fn token(
+    tx: &impl Reader,
+    digest: &[u8; 32],
+) -> Result<Option<LibraryTokenRecord>, StoreError> {
     tx.table(LIBRARY_TOKENS)?
-        .get(digest)?
+        .get(digest.as_slice())?
         .map(|v| codec::decode(v.value()))
         .transpose()
 }
 
 /// Removes a token; whether it was there.
 pub fn remove_token(tx: &WriteTransaction, digest: &[u8; 32]) -> Result<bool, StoreError> {
-    Ok(tx.open_table(LIBRARY_TOKENS)?.remove(digest)?.is_some())
+    Ok(tx
+        .open_table(LIBRARY_TOKENS)?
+        .remove(digest.as_slice())?
+        .is_some())
 }
 
 /// Removes every token that ended before `now`; how many.
@@ -71,11 +77,11 @@ pub fn remove_expired(tx: &WriteTransaction, now: Timestamp) -> Result<usize, St
         let (key, value) = row?;
         let record: LibraryTokenRecord = codec::decode(value.value())?;
         if record.expires_at <= now {
-            expired.push(*key.value());
+            expired.push(key.value().to_vec());
         }
     }
     for key in &expired {
-        table.remove(key)?;
+        table.remove(key.as_slice())?;
     }
     Ok(expired.len())
 }

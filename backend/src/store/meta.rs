@@ -98,9 +98,6 @@ impl super::Record for StoreSettingsRecord {
     /// Version 1 had no log retention: such a store keeps the default. Version 2 had no
     /// language and time zone: English and UTC, as before.
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
-        if version == 2 {
-            return super::codec::upgrade_by_appending(2, 2, payload, &SETTINGS_V3_TAIL);
-        }
         #[derive(serde::Deserialize)]
         struct V1 {
             store_name: String,
@@ -113,6 +110,9 @@ impl super::Record for StoreSettingsRecord {
             kind: Self::KIND,
             detail,
         };
+        if version == 2 {
+            return super::codec::upgrade_by_appending(2, 2, payload, &SETTINGS_V3_TAIL);
+        }
         if version != 1 {
             return Err(corrupt(format!("unknown record version {version}")));
         }

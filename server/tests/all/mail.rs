@@ -1434,3 +1434,240 @@ async fn past_buyers_hear_of_an_update_once_each_at_the_rate_set_and_it_stops_wh
     assert_eq!(got, StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+/// The mails to one address whose subject contains `subject`.
+fn mails_to(sink: &SmtpSink, to: &str, subject: &str) -> Vec<Received> {
+    sink.received()
+        .into_iter()
+        .filter(|m| m.envelope_to.iter().any(|t| t == to))
+        .filter(|m| m.header("Subject").is_some_and(|s| s.contains(subject)))
+        .collect()
+}
+
+#[tokio::test]
+async fn purchase_mails_speak_the_buyers_language_and_name_the_time_zone() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
+    let token = api_token(&app).await;
+    product(&app, &token).await;
+    let cases = [
+        ("de", "Ihr Download von", "Hallo Bea Buyer,"),
+        ("fr", "Votre téléchargement chez", "Bonjour Bea Buyer,"),
+        ("es", "Su descarga de", "Hola, Bea Buyer:"),
+        ("en", "Your download from", "Hello Bea Buyer,"),
+    ];
+    for (language, _, _) in &cases {
+        order(
+            &app,
+            &token,
+            &format!("{language}@example.com"),
+            json!({"language": language}),
+        )
+        .await;
+    }
+    sink.wait_for(8).await; // four purchase mails, four seller notices
+    for (language, subject, greeting) in cases {
+        let to = format!("{language}@example.com");
+        let mails = mails_to(&sink, &to, subject);
+        assert_eq!(
+            mails.len(),
+            1,
+            "{language}: {:?}",
+            sink.received()
+                .iter()
+                .map(|m| m.header("Subject"))
+                .collect::<Vec<_>>()
+        );
+        let text = mails[0].text();
+        assert!(text.starts_with(greeting), "{language}: {text}");
+        // The window's end names the store's zone (UTC by default).
+        assert!(text.contains("(UTC)"), "{language}: {text}");
+        assert!(text.contains("/d/"), "{language}: {text}");
+    }
+    let german = mails_to(&sink, "de@example.com", "Ihr Download")[0].text();
+    assert!(
+        german.contains("3 Downloads, bis ") && german.contains(" Uhr (UTC)"),
+        "{german}"
+    );
+    // The seller's notice is in the store's language whatever the buyer's.
+    let notices: Vec<_> = sink
+        .received()
+        .into_iter()
+        .filter(|m| {
+            m.header("Subject")
+                .is_some_and(|s| s.starts_with("New order"))
+        })
+        .collect();
+    assert_eq!(notices.len(), 4);
+}
+
+#[tokio::test]
+async fn the_library_opens_once_from_a_mailed_link_and_renews_only_the_buyers_own_links() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+        quick_form(c);
+    })
+    .await;
+    let token = api_token(&app).await;
+    product(&app, &token).await;
+    let mine = order(&app, &token, "ana@example.com", json!({"language": "de"})).await;
+    let theirs = order(&app, &token, "bo@example.com", json!({})).await;
+    sink.wait_for(4).await;
+    let old_link = mine["issued"][0]["url"].as_str().unwrap().to_owned();
+
+    let stamps = form_stamps(&app, 2).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (known, _) = ask_for_links(
+        &app,
+        &[
+            ("email", "ana@example.com"),
+            ("shown", &stamps[0]),
+            ("want", "library"),
+        ],
+    )
+    .await;
+    let (unknown, _) = ask_for_links(
+        &app,
+        &[
+            ("email", "nobody@example.com"),
+            ("shown", &stamps[1]),
+            ("want", "library"),
+        ],
+    )
+    .await;
+    assert_eq!(known, "/resend?library=sent");
+    assert_eq!(
+        unknown, known,
+        "the answer does not tell known from unknown"
+    );
+    sink.wait_for(5).await;
+    let sign_in_mails = mails_to(&sink, "ana@example.com", "Anmeldung zu Ihren Käufen");
+    assert_eq!(sign_in_mails.len(), 1, "one mail, in the order's language");
+    assert!(mails_to(&sink, "nobody@example.com", "").is_empty());
+    let text = sign_in_mails[0].text();
+    let url = text
+        .split_whitespace()
+        .find(|w| w.contains("/library/sign-in?token="))
+        .unwrap_or_else(|| panic!("{text}"));
+    let path = &url[url.find("/library").unwrap()..];
+
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Opening the link (as a mail scanner might) spends nothing: twice, the same button.
+    for _ in 0..2 {
+        let page = browser.get(app.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(
+            page.text()
+                .await
+                .unwrap()
+                .contains("action=\"/library/sign-in\"")
+        );
+    }
+    let token_value = &path[path.find("token=").unwrap() + 6..];
+    let signed_in = browser
+        .post(app.url("/library/sign-in"))
+        .form(&[("token", token_value)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed_in.headers()["location"], "/library");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && !cookie.contains("Max-Age"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    // Single use: the same link again opens nothing.
+    let again = browser
+        .post(app.url("/library/sign-in"))
+        .form(&[("token", token_value)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["location"], "/resend?library=invalid");
+    assert!(again.headers().get("set-cookie").is_none());
+
+    let library = browser
+        .get(app.url("/library"))
+        .header("cookie", &session)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(library.status(), StatusCode::OK);
+    let html = library.text().await.unwrap();
+    assert!(
+        html.contains("ana@example.com") && html.contains("The Rust Book"),
+        "{html}"
+    );
+    assert!(
+        html.contains("book.pdf") && html.contains("3 of 3 downloads left"),
+        "{html}"
+    );
+    assert!(!html.contains("bo@example.com"));
+    let mine_grant = mine["grants"][0]["grant_id"].to_string();
+    assert!(
+        html.contains(&format!("name=\"grant\" value=\"{mine_grant}\"")),
+        "{html}"
+    );
+
+    // Someone else's purchase is not opened from this session.
+    let theirs_grant = theirs["grants"][0]["grant_id"].to_string();
+    let refused = browser
+        .post(app.url("/library/open"))
+        .header("cookie", &session)
+        .form(&[("grant", theirs_grant.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["location"], "/library");
+    assert_eq!(
+        page_status(theirs["issued"][0]["url"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+
+    // Opening one's own makes a fresh link, and the mailed one stops working.
+    let opened = browser
+        .post(app.url("/library/open"))
+        .header("cookie", &session)
+        .form(&[("grant", mine_grant.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let fresh = opened.headers()["location"].to_str().unwrap().to_owned();
+    assert!(fresh.starts_with("/d/"), "{fresh}");
+    assert_eq!(page_status(&app.url(&fresh)).await, StatusCode::OK);
+    assert_eq!(page_status(&old_link).await, StatusCode::NOT_FOUND);
+
+    // Signing out ends the session on the server too.
+    let out = browser
+        .post(app.url("/library/sign-out"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = browser
+        .get(app.url("/library"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.headers()["location"], "/resend?library=ended");
+}

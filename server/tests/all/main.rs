@@ -6,6 +6,7 @@
 mod common;
 
 mod admin;
+mod buyer;
 mod cli;
 mod crash;
 mod delivery;

@@ -54,7 +54,11 @@ pub async fn request_links(
     let library = form.want == "library";
     let request = LinkRequest {
         email: form.email,
-        order_id: if library { String::new() } else { form.order_id },
+        order_id: if library {
+            String::new()
+        } else {
+            form.order_id
+        },
         honeypot: form.website,
         form_stamp: form.shown,
         client,
@@ -108,7 +112,8 @@ pub async fn sign_in(State(state): State<HttpState>, Form(form): Form<SignInForm
             // No Max-Age: the cookie ends with the browser; the server ends it after
             // `SESSION_LIFETIME` at most.
             let secure = if state.https { "; Secure" } else { "" };
-            let cookie = format!("{SESSION_COOKIE}={token}; Path=/library; HttpOnly; SameSite=Lax{secure}");
+            let cookie =
+                format!("{SESSION_COOKIE}={token}; Path=/library; HttpOnly; SameSite=Lax{secure}");
             let mut response = Redirect::to("/library").into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
@@ -136,7 +141,11 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The address of the request's library session, while it lasts.
-pub async fn session_email(state: &HttpState, headers: &HeaderMap, now: Timestamp) -> Option<Email> {
+pub async fn session_email(
+    state: &HttpState,
+    headers: &HeaderMap,
+    now: Timestamp,
+) -> Option<Email> {
     let token = session_token(headers)?;
     state
         .self_service

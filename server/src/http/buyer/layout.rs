@@ -3,9 +3,9 @@
 //! own time zone. No WASM, no other script: the pages work the same without JavaScript.
 
 use axum::response::{IntoResponse, Response};
+use backend::i18n::FluentValue;
 use backend::i18n::{self, StoreZone};
 use domain::{Language, Timestamp};
-use backend::i18n::FluentValue;
 use http::{HeaderValue, StatusCode, header};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use std::sync::OnceLock;
@@ -117,7 +117,10 @@ pub fn page(ctx: &PageContext, status: StatusCode, title: &str, body: &Markup) -
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(content_security_policy()),
     );
-    headers.insert(header::VARY, HeaderValue::from_static("Accept-Language, Cookie"));
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept-Language, Cookie"),
+    );
     response
 }
 

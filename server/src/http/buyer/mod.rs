@@ -18,7 +18,10 @@ pub use layout::PageContext;
 pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/d/{password}", get(pages::download_page))
-        .route("/resend", get(pages::resend_page).post(forms::request_links))
+        .route(
+            "/resend",
+            get(pages::resend_page).post(forms::request_links),
+        )
         .route("/library", get(pages::library_page))
         .route(
             "/library/sign-in",
@@ -38,7 +41,11 @@ pub fn browser_language(headers: &HeaderMap) -> Option<Language> {
 
 /// The context of a page: the order's language if it has one, else the browser's, else
 /// the store's default.
-pub fn context(state: &HttpState, headers: &HeaderMap, order_language: Option<Language>) -> PageContext {
+pub fn context(
+    state: &HttpState,
+    headers: &HeaderMap,
+    order_language: Option<Language>,
+) -> PageContext {
     let settings = state.settings.current();
     PageContext {
         language: order_language

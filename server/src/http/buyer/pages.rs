@@ -25,17 +25,24 @@ pub async fn download_page(
         Err(e) => {
             tracing::error!(error = %e, "the download page could not be loaded");
             let ctx = context(&state, &headers, None);
-            let body = html! { section.card { p.notice.error role="alert" { (ctx.t("page-error")) } } };
-            return page(&ctx, StatusCode::SERVICE_UNAVAILABLE, &ctx.t("page-error"), &body);
+            let body =
+                html! { section.card { p.notice.error role="alert" { (ctx.t("page-error")) } } };
+            return page(
+                &ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &ctx.t("page-error"),
+                &body,
+            );
         }
     };
     let ctx = context(&state, &headers, language);
     match found {
         BuyerPage::Ready(ready) => {
             let link_base = format!("/d/{password}");
-            let until = match ready.valid_until {
-                Some(at) => html! { p { (ctx.t_markup("download-until", "date", &ctx.when(at))) } },
-                None => html! { p { (ctx.t("download-no-expiry")) } },
+            let until = if let Some(at) = ready.valid_until {
+                html! { p { (ctx.t_markup("download-until", "date", &ctx.when(at))) } }
+            } else {
+                html! { p { (ctx.t("download-no-expiry")) } }
             };
             let body = html! {
                 section.card {
@@ -143,24 +150,25 @@ pub async fn resend_page(
 ) -> Response {
     let ctx = context(&state, &headers, None);
     let stamp = state.self_service.form_stamp(ctx.now);
-    let outcome: Option<(&str, String)> = match (&query.sent, &query.error, query.library.as_deref()) {
-        (Some(_), _, _) => Some(("notice ok", ctx.t("resend-sent"))),
-        (_, Some(error), _) => Some((
-            "notice error",
-            ctx.t(match error.as_str() {
-                "email" => "resend-error-email",
-                "order" => "resend-error-order",
-                "quick" => "resend-error-quick",
-                "stale" => "resend-error-stale",
-                "busy" => "resend-error-busy",
-                _ => "page-error",
-            }),
-        )),
-        (_, _, Some("sent")) => Some(("notice ok", ctx.t("library-sent"))),
-        (_, _, Some("invalid")) => Some(("notice error", ctx.t("library-signin-invalid"))),
-        (_, _, Some("ended")) => Some(("notice error", ctx.t("library-ended"))),
-        _ => None,
-    };
+    let outcome: Option<(&str, String)> =
+        match (&query.sent, &query.error, query.library.as_deref()) {
+            (Some(_), _, _) => Some(("notice ok", ctx.t("resend-sent"))),
+            (_, Some(error), _) => Some((
+                "notice error",
+                ctx.t(match error.as_str() {
+                    "email" => "resend-error-email",
+                    "order" => "resend-error-order",
+                    "quick" => "resend-error-quick",
+                    "stale" => "resend-error-stale",
+                    "busy" => "resend-error-busy",
+                    _ => "page-error",
+                }),
+            )),
+            (_, _, Some("sent")) => Some(("notice ok", ctx.t("library-sent"))),
+            (_, _, Some("invalid")) => Some(("notice error", ctx.t("library-signin-invalid"))),
+            (_, _, Some("ended")) => Some(("notice error", ctx.t("library-ended"))),
+            _ => None,
+        };
     let title = ctx.t("resend-title");
     let body = html! {
         section.card {
@@ -236,16 +244,21 @@ pub async fn sign_in_page(
 pub async fn library_page(State(state): State<HttpState>, headers: HeaderMap) -> Response {
     let ctx = context(&state, &headers, None);
     let library = state.self_service.library();
-    let email = match super::forms::session_email(&state, &headers, ctx.now).await {
-        Some(email) => email,
-        None => return Redirect::to("/resend?library=ended").into_response(),
+    let Some(email) = super::forms::session_email(&state, &headers, ctx.now).await else {
+        return Redirect::to("/resend?library=ended").into_response();
     };
     let purchases = match library.purchases(&email, ctx.now).await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "the library could not be loaded");
-            let body = html! { section.card { p.notice.error role="alert" { (ctx.t("page-error")) } } };
-            return page(&ctx, StatusCode::SERVICE_UNAVAILABLE, &ctx.t("page-error"), &body);
+            let body =
+                html! { section.card { p.notice.error role="alert" { (ctx.t("page-error")) } } };
+            return page(
+                &ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &ctx.t("page-error"),
+                &body,
+            );
         }
     };
     let title = ctx.t("library-title");
