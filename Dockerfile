@@ -20,6 +20,8 @@ RUN cargo xtask build \
 
 FROM scratch
 COPY --from=build /out/dropgate /dropgate
+# The tz database: the store's time zone (Settings) is read from it; without it only UTC.
+COPY --from=build /usr/share/zoneinfo /usr/share/zoneinfo
 # An empty, writable /data owned by the unprivileged user below.
 COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532

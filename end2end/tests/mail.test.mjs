@@ -25,7 +25,6 @@ test('mail: self-service links, outbox, test mail, template editor', async (t) =
 
   // 1. The buyer lost the mail: the self-service page sends new links.
   await page.goto(`${server.baseUrl}/resend`);
-  await hydrated(page);
   await page.getByLabel('Email address').fill('reader@example.com');
   // A person takes a moment; a form sent sooner than 1.5 s after it was shown is refused.
   await page.waitForTimeout(1600);

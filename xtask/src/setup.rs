@@ -221,7 +221,10 @@ pub fn browser_tools(root: &Path) -> Result<()> {
         apt_install(&["chromium"])?;
     }
     let e2e = root.join("end2end");
-    if !e2e.join("node_modules/playwright-core").is_dir() {
+    let installed = ["playwright-core", "axe-core"]
+        .iter()
+        .all(|p| e2e.join("node_modules").join(p).is_dir());
+    if !installed {
         if !on_path("npm") {
             apt_install(&["nodejs", "npm"])?;
         }
