@@ -8,10 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { startServer, startBrowser, watchErrors, screenshotDir, startSink, smtpFlags } from './harness.mjs';
+import { startServer, startBrowser, watchErrors, screenshotDir, startSink, smtpFlags, axeViolations, overflows } from './harness.mjs';
 
-const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 /** The issue's goal for one buyer page: HTML + CSS + icon. */
 const MAX_BYTES = 30 * 1024;
 
@@ -36,20 +34,6 @@ async function measure(browser, url, extraHeaders = {}) {
   const paint = await page.evaluate(() => performance.getEntriesByType('paint').find((p) => p.name === 'first-contentful-paint')?.startTime);
   await context.close();
   return { bytes, requests, paint };
-}
-
-/** axe-core's serious and critical violations on the page as it is. */
-async function axeViolations(page) {
-  await page.addScriptTag({ content: axeSource });
-  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  return results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
-
-/** Whether the page scrolls sideways (its layout does not fit the width). */
-async function overflows(page) {
-  return page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth + 1);
 }
 
 test('buyer pages are light, accessible, in the buyer\'s language, and the file downloads', async (t) => {
@@ -145,7 +129,7 @@ test('buyer pages are light, accessible, in the buyer\'s language, and the file 
       const pageErrors = watchErrors(p);
       await p.goto(url);
       assert.equal(await p.getAttribute('html', 'lang'), language, `${name}`);
-      assert.ok(!(await overflows(p)), `${name} scrolls sideways at ${width} px`);
+      assert.equal(await overflows(p), null, `${name} scrolls sideways at ${width} px`);
       assert.deepEqual(await axeViolations(p), [], `${name}: axe-core`);
       if (width === 320) await p.screenshot({ path: join(screenshotDir, `buyer-${name}-phone.png`), fullPage: true });
       assert.deepEqual(pageErrors, [], `${name}: console errors`);

@@ -2,7 +2,7 @@
 //! every few seconds, and the grants blocked by a second country that wait for a decision.
 
 use super::ErrorNote;
-use super::widgets::{attempt_time, country, outcome_with_count, value_of};
+use super::widgets::{Country, attempt_time, outcome_with_count, value_of};
 use crate::api::{list_products, load_activity, load_geo_credit};
 use crate::format;
 use domain::wire::{ActivityFilter, ActivityRow, BlockedGrant};
@@ -165,8 +165,11 @@ fn BlockedList(blocked: Vec<BlockedGrant>) -> impl IntoView {
                                     <td><a href=format!("/admin/orders/{}", b.order_id)>{b.order_id.to_string()}</a></td>
                                     <td>{b.email.to_string()}</td>
                                     <td><code>{b.product_id.to_string()}</code></td>
-                                    <td>{b.first.map_or_else(|| "unknown".to_owned(), |s| format!("{} ({})", country(s.country.as_deref()), s.ip))}</td>
-                                    <td>{format!("{} ({}) at {}", country(b.blocked_by.country.as_deref()), b.blocked_by.ip, b.blocked_by.at.human())}</td>
+                                    <td>{match b.first {
+                                        Some(s) => view! { <Country code=s.country/>{format!(" ({})", s.ip)} }.into_any(),
+                                        None => "unknown".into_any(),
+                                    }}</td>
+                                    <td><Country code=b.blocked_by.country.clone()/>{format!(" ({}) at {}", b.blocked_by.ip, b.blocked_by.at.human())}</td>
                                     <td><a href=desk>"Open in the desk"</a></td>
                                 </tr>
                             }
@@ -200,7 +203,7 @@ fn AttemptTable(rows: Vec<ActivityRow>) -> impl IntoView {
                                     <td>{r.product_id.map(|p| p.to_string()).unwrap_or_default()}</td>
                                     <td>{r.file.unwrap_or_default()}</td>
                                     <td><code>{r.ip}</code></td>
-                                    <td>{country(r.country.as_deref())}</td>
+                                    <td><Country code=r.country.clone()/></td>
                                     <td>{format::bytes(r.bytes)}</td>
                                     <td>{outcome_with_count(r.outcome, r.count)}</td>
                                 </tr>

@@ -5,7 +5,7 @@
 use super::ErrorNote;
 use super::orders::IssuedLinks;
 use super::widgets::{
-    ConfirmButton, FieldError, StateBadge, attempt_time, country, field_error, form_error,
+    ConfirmButton, FieldError, StateBadge, attempt_time, Country, field_error, form_error,
     outcome_with_count, path_segment, value_of,
 };
 use crate::api::{
@@ -140,13 +140,10 @@ fn SearchForm(
     }
 }
 
-fn sighting_text(s: &SightingView) -> String {
-    format!(
-        "{} · {} · {}",
-        country(s.country.as_deref()),
-        s.ip,
-        s.at.human()
-    )
+/// Where and when a link was used: country, IP and time.
+#[component]
+fn Sighting(sighting: SightingView) -> impl IntoView {
+    view! { <Country code=sighting.country/>{format!(" · {} · {}", sighting.ip, sighting.at.human())} }
 }
 
 /// One grant with its facts, its timeline and the desk's buttons; actions update it in place.
@@ -212,7 +209,10 @@ fn GrantCard(grant: GrantDetail) -> AnyView {
                 <div><dt>"State"</dt><dd class="grant-state">{move || super::widgets::state_words(g().status.as_str())}</dd></div>
                 <div><dt>"Valid until"</dt><dd>{move || g().valid_until.map_or_else(|| "no time limit".to_owned(), domain::Timestamp::human)}</dd></div>
                 <div><dt>"Downloads used"</dt><dd>{move || downloads_text(&g())}</dd></div>
-                <div><dt>"Locked country"</dt><dd class="locked">{move || g().locked.as_ref().map_or_else(|| "not locked yet".to_owned(), sighting_text)}</dd></div>
+                <div><dt>"Locked country"</dt><dd class="locked">{move || match g().locked {
+                    Some(s) => view! { <Sighting sighting=s/> }.into_any(),
+                    None => "not locked yet".into_any(),
+                }}</dd></div>
             </dl>
             <BlockedBox grant/>
             <div class="row actions">
@@ -267,17 +267,20 @@ fn BlockedBox(grant: RwSignal<GrantDetail>) -> impl IntoView {
                 let detail = g();
                 let others: Vec<_> = detail.uses.iter()
                     .filter(|u| u.outcome == AttemptOutcome::SecondCountry)
-                    .map(|u| format!("{} · {} · {}", country(u.country.as_deref()), u.ip, u.at.human()))
+                    .map(|u| SightingView { country: u.country.clone(), ip: u.ip.clone(), at: u.at })
                     .collect();
                 view! {
                     <div class="blocked-box" role="note">
                         <h3>"Blocked: used from a second country"</h3>
                         <div class="compare">
-                            <div><h4>"First country"</h4><p class="first-country">{detail.locked.as_ref().map_or_else(|| "unknown".to_owned(), sighting_text)}</p></div>
+                            <div><h4>"First country"</h4><p class="first-country">{match detail.locked.clone() {
+                                Some(s) => view! { <Sighting sighting=s/> }.into_any(),
+                                None => "unknown".into_any(),
+                            }}</p></div>
                             <div><h4>"Then tried from"</h4>
-                                <p class="second-country">{sighting_text(&blocked)}</p>
+                                <p class="second-country"><Sighting sighting=blocked/></p>
                                 {(others.len() > 1).then(|| view! {
-                                    <ul class="other-tries">{others.into_iter().map(|o| view! { <li>{o}</li> }).collect_view()}</ul>
+                                    <ul class="other-tries">{others.into_iter().map(|o| view! { <li><Sighting sighting=o/></li> }).collect_view()}</ul>
                                 })}
                             </div>
                         </div>
@@ -310,7 +313,7 @@ pub(super) fn Timeline(grant: RwSignal<GrantDetail>) -> impl IntoView {
                                                 <tr class=class>
                                                     <td>{attempt_time(u.at, u.count, u.last_at)}</td>
                                                     <td><code>{u.ip.clone()}</code></td>
-                                                    <td>{country(u.country.as_deref())}</td>
+                                                    <td><Country code=u.country.clone()/></td>
                                                     <td>{u.file.clone().unwrap_or_default()}</td>
                                                     <td>{format::bytes(u.bytes)}</td>
                                                     <td>{outcome_with_count(u.outcome, u.count)}</td>

@@ -145,19 +145,32 @@ pub fn outcome_words(outcome: AttemptOutcome) -> &'static str {
     }
 }
 
-/// A country code with its flag (regional indicator letters), or "unknown".
-pub fn country(code: Option<&str>) -> String {
-    match code {
-        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            let flag: String = c
-                .to_ascii_uppercase()
-                .chars()
-                .filter_map(|ch| char::from_u32(0x1F1E6 + (ch as u32 - 'A' as u32)))
-                .collect();
-            format!("{flag} {}", c.to_ascii_uppercase())
+/// A two-letter country code's flag (its regional indicator letters) and the code in
+/// capitals; `None` for anything else.
+fn flag_of(code: &str) -> Option<(String, String)> {
+    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let upper = code.to_ascii_uppercase();
+    let flag = upper
+        .chars()
+        .filter_map(|ch| char::from_u32(0x1F1E6 + (ch as u32 - 'A' as u32)))
+        .collect();
+    Some((flag, upper))
+}
+
+/// A country as its flag and code ("🇩🇪 DE"), or "unknown". The flag is decoration, hidden
+/// from screen readers, and hidden altogether where the system has no flag glyphs (the
+/// frontend marks `<html class="no-flag-glyphs">` at start): the code always remains.
+#[component]
+pub fn Country(code: Option<String>) -> impl IntoView {
+    match code.as_deref().map(|c| (c, flag_of(c))) {
+        Some((_, Some((flag, upper)))) => view! {
+            <span class="country"><span class="flag" aria-hidden="true">{flag}</span>" "{upper}</span>
         }
-        Some(c) => c.to_owned(),
-        None => "unknown".to_owned(),
+        .into_any(),
+        Some((other, None)) => other.to_owned().into_any(),
+        None => "unknown".into_any(),
     }
 }
 
@@ -192,8 +205,9 @@ mod tests {
 
     #[test]
     fn flags_come_from_codes() {
-        assert_eq!(country(Some("de")), "🇩🇪 DE");
-        assert_eq!(country(None), "unknown");
+        assert_eq!(flag_of("de"), Some(("🇩🇪".to_owned(), "DE".to_owned())));
+        assert_eq!(flag_of("XYZ"), None);
+        assert_eq!(flag_of("1a"), None);
     }
 }
 
