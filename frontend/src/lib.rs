@@ -40,7 +40,8 @@ fn mark_missing_flag_glyphs() {
     context.set_font("32px sans-serif");
     let width = |text: &str| context.measure_text(text).map_or(0.0, |m| m.width());
     let (flag, letter) = (width("\u{1F1E9}\u{1F1EA}"), width("\u{1F1E9}"));
-    if letter > 0.0 && flag > letter * 1.5
+    if letter > 0.0
+        && flag > letter * 1.5
         && let Some(root) = document.document_element()
     {
         let _ = root.class_list().add_1("no-flag-glyphs");

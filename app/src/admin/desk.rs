@@ -5,7 +5,7 @@
 use super::ErrorNote;
 use super::orders::IssuedLinks;
 use super::widgets::{
-    ConfirmButton, FieldError, StateBadge, attempt_time, Country, field_error, form_error,
+    ConfirmButton, Country, FieldError, StateBadge, attempt_time, field_error, form_error,
     outcome_with_count, path_segment, value_of,
 };
 use crate::api::{

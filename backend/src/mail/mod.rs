@@ -531,6 +531,37 @@ mod tests {
         assert!(again.text.contains("/d/NEW") && !again.text.contains("/d/OLD"));
     }
 
+    /// The shipped template of every kind in every language is usable (a mail falls back to
+    /// it, so a broken one would fail every mail of that language) and says what it must.
+    #[test]
+    fn every_shipped_template_in_every_language_is_valid() {
+        for kind in MailKind::ALL {
+            for language in Language::ALL {
+                let source = default_template(kind, language);
+                let name = format!("{}@{}", kind.as_str(), language.as_str());
+                source.checked().unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(source.subject.contains("{{"), "{name}: {}", source.subject);
+                let carries_links = !matches!(kind, MailKind::Test | MailKind::LibrarySignIn);
+                assert_eq!(source.text.contains("{{links}}"), carries_links, "{name}");
+                if kind == MailKind::LibrarySignIn {
+                    assert!(source.text.contains("{{sign_in_url}}"), "{name}");
+                }
+                if kind == MailKind::ProductUpdate {
+                    assert!(source.text.contains("{{message}}"), "{name}");
+                }
+            }
+        }
+        // The English ones are the ones the domain ships.
+        for kind in MailKind::ALL {
+            assert_eq!(
+                default_template(kind, Language::En),
+                TemplateSource::default_for(kind),
+                "{}",
+                kind.as_str()
+            );
+        }
+    }
+
     #[tokio::test]
     async fn message_ids_name_the_public_host() {
         let store = crate::Store::in_memory().unwrap();

@@ -1671,3 +1671,94 @@ async fn the_library_opens_once_from_a_mailed_link_and_renews_only_the_buyers_ow
         .unwrap();
     assert_eq!(after.headers()["location"], "/resend?library=ended");
 }
+
+#[tokio::test]
+async fn a_templates_language_variant_reaches_only_buyers_of_that_language() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink).await;
+    let admin = app.create_first_admin("owner@example.com").await;
+    let german = json!({"subject": "Danke, {{buyer_name}}!", "text": "Hallo {{buyer_name}},\n{{links}}\n", "html": "<p>{{links}}</p>"});
+    let r = admin
+        .post(app.url("/rpc/mail-template-save"))
+        .json(&json!({"kind": "purchase", "language": "de", "source": german}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let saved: Value = r.json().await.unwrap();
+    assert_eq!(
+        (saved["language"].as_str(), saved["customised"].as_bool()),
+        (Some("de"), Some(true))
+    );
+    // Every kind in every language is listed; only the German purchase text is the seller's.
+    let templates: Value = rpc(&admin, &app, "mail-templates", &[]).await;
+    let list = templates.as_array().unwrap();
+    assert_eq!(list.len(), 8 * 4);
+    let customised: Vec<_> = list.iter().filter(|t| t["customised"] == true).collect();
+    assert_eq!(customised.len(), 1);
+    assert_eq!(
+        (
+            customised[0]["kind"].as_str(),
+            customised[0]["language"].as_str()
+        ),
+        (Some("purchase"), Some("de"))
+    );
+    let shipped_french = list
+        .iter()
+        .find(|t| t["kind"] == "purchase" && t["language"] == "fr")
+        .unwrap();
+    assert_eq!(
+        shipped_french["source"]["subject"],
+        "Votre téléchargement chez {{store_name}}"
+    );
+
+    let token = api_token(&app).await;
+    product(&app, &token).await;
+    order(&app, &token, "de@example.com", json!({"language": "de"})).await;
+    order(&app, &token, "en@example.com", json!({})).await;
+    sink.wait_for(4).await;
+    let to = |address: &str| {
+        sink.received()
+            .into_iter()
+            .find(|m| m.envelope_to == [address])
+            .unwrap()
+    };
+    assert_eq!(
+        to("de@example.com").header("Subject").unwrap(),
+        "Danke, Bea Buyer!"
+    );
+    assert!(
+        to("de@example.com")
+            .text()
+            .starts_with("Hallo Bea Buyer,\nThe Rust Book\n")
+    );
+    assert!(
+        to("en@example.com")
+            .header("Subject")
+            .unwrap()
+            .starts_with("Your download from")
+    );
+
+    // Restoring the default gives German buyers the shipped German text again.
+    let r = admin
+        .post(app.url("/rpc/mail-template-save"))
+        .json(&json!({"kind": "purchase", "language": "de", "source": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    order(
+        &app,
+        &token,
+        "de2@example.com",
+        json!({"language": "de", "transaction_id": "PAY-de2"}),
+    )
+    .await;
+    sink.wait_for(6).await;
+    assert!(
+        to("de2@example.com")
+            .header("Subject")
+            .unwrap()
+            .starts_with("Ihr Download von")
+    );
+}

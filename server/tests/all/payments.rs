@@ -179,7 +179,7 @@ fn stripe_session(event: &str, session: &str, intent: &str, metadata: Value) -> 
         "type": "checkout.session.completed",
         "data": {"object": {
             "id": session, "object": "checkout.session", "payment_status": "paid",
-            "payment_intent": intent, "amount_total": 1900, "currency": "eur",
+            "payment_intent": intent, "amount_total": 1900, "currency": "eur", "locale": "de",
             "customer_details": {"email": "ann@example.com", "name": "Ann Buyer"},
             "metadata": metadata
         }}
@@ -257,6 +257,10 @@ async fn stripe_sales_refunds_and_disputes() {
     assert_eq!(order["status"], "confirmed");
     assert_eq!(order["email"], "ann@example.com");
     assert_eq!(order["source"], "webhook");
+    assert_eq!(
+        order["language"], "de",
+        "the checkout's locale is the buyer's language"
+    );
     assert_eq!(order["grants"][0]["product_id"], "book");
 
     // The same event again (a redelivery, or a replay with a fresh signature): nothing new.

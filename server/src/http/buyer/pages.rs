@@ -77,7 +77,10 @@ pub async fn download_page(
                     p.muted { (ctx.t("download-resume")) }
                     (ctx.zone_note())
                 }
-                p.muted.small { (ctx.t("lost-link")) " " a href="/resend" { (ctx.t("get-new-links")) } }
+                p.muted.small {
+                    (ctx.t("lost-link")) " " a href="/resend" { (ctx.t("get-new-links")) }
+                    " · " a href="/resend#library" { (ctx.t("library-ask-title")) }
+                }
             };
             page(&ctx, StatusCode::OK, &ready.product_name, &body)
         }
@@ -191,7 +194,7 @@ pub async fn resend_page(
                 div.form-actions {
                     button type="submit" name="want" value="links" { (ctx.t("resend-submit")) }
                 }
-                h2 { (ctx.t("library-ask-title")) }
+                h2 #library { (ctx.t("library-ask-title")) }
                 p { (ctx.t("library-ask-intro")) }
                 div.form-actions {
                     button type="submit" name="want" value="library" { (ctx.t("library-ask-submit")) }
