@@ -36,6 +36,25 @@ async function measure(browser, url, extraHeaders = {}) {
   return { bytes, requests, paint };
 }
 
+/** A buyer page as a phone shows it, at 320 px and at 200 % zoom (640 px at device scale
+ *  2): in `language`, nothing scrolls sideways, axe-core finds nothing serious, no console
+ *  errors; the 320 px view is kept as a screenshot. */
+async function checkPage(browser, name, url, language, cookie) {
+  for (const [width, scale] of [[320, 1], [640, 2]]) {
+    const phone = await browser.newContext({ viewport: { width, height: 720 }, deviceScaleFactor: scale, bypassCSP: true, locale: language });
+    if (cookie) await phone.addCookies([{ ...cookie }]);
+    const p = await phone.newPage();
+    const pageErrors = watchErrors(p);
+    await p.goto(url);
+    assert.equal(await p.getAttribute('html', 'lang'), language, `${name}`);
+    assert.equal(await overflows(p), null, `${name} scrolls sideways at ${width} px`);
+    assert.deepEqual(await axeViolations(p), [], `${name}: axe-core`);
+    if (width === 320) await p.screenshot({ path: join(screenshotDir, `buyer-${name}-phone.png`), fullPage: true });
+    assert.deepEqual(pageErrors, [], `${name}: console errors`);
+    await phone.close();
+  }
+}
+
 test('buyer pages are light, accessible, in the buyer\'s language, and the file downloads', async (t) => {
   const sink = await startSink();
   t.after(() => sink.stop());
@@ -100,6 +119,8 @@ test('buyer pages are light, accessible, in the buyer\'s language, and the file 
   await page.waitForURL(/library=sent/);
   const [mail] = await sink.waitFor(1, (m) => m.headers.some(([n, v]) => n === 'Subject' && v.startsWith('Sign in to your purchases')));
   const signIn = mail.text.split(/\s+/).find((w) => w.includes('/library/sign-in?token='));
+  // The sign-in page (opening it spends nothing) is checked like every buyer page.
+  await checkPage(browser, 'library-sign-in', signIn, 'en');
   await page.goto(signIn);
   await page.getByRole('button', { name: 'Show my purchases' }).click();
   await page.waitForURL(`${server.baseUrl}/library`);
@@ -121,25 +142,12 @@ test('buyer pages are light, accessible, in the buyer\'s language, and the file 
     ['library', `${server.baseUrl}/library`, 'en'],
     ['link-not-valid', `${server.baseUrl}/d/AAAA-BBBB-CCCC-DDDD-EEEE`, 'fr'],
   ];
-  for (const [name, url, language] of pages) {
-    for (const [width, scale] of [[320, 1], [640, 2]]) {
-      const phone = await browser.newContext({ viewport: { width, height: 720 }, deviceScaleFactor: scale, bypassCSP: true, locale: language });
-      await phone.addCookies([{ ...session }]);
-      const p = await phone.newPage();
-      const pageErrors = watchErrors(p);
-      await p.goto(url);
-      assert.equal(await p.getAttribute('html', 'lang'), language, `${name}`);
-      assert.equal(await overflows(p), null, `${name} scrolls sideways at ${width} px`);
-      assert.deepEqual(await axeViolations(p), [], `${name}: axe-core`);
-      if (width === 320) await p.screenshot({ path: join(screenshotDir, `buyer-${name}-phone.png`), fullPage: true });
-      assert.deepEqual(pageErrors, [], `${name}: console errors`);
-      await phone.close();
-    }
-  }
+  for (const [name, url, language] of pages) await checkPage(browser, name, url, language, session);
 
-  // After a refund the same link explains itself.
+  // After a refund the library and the link explain why, checked the same way.
   await server.api('POST', `/api/v1/orders/${order.order_id}/refund`);
   await page.goto(`${server.baseUrl}/library`);
   await page.getByText('This order was refunded').waitFor();
-  await page.screenshot({ path: join(screenshotDir, 'buyer-refunded.png'), fullPage: true });
+  await checkPage(browser, 'library-refunded', `${server.baseUrl}/library`, 'en', session);
+  await checkPage(browser, 'download-refunded', link, 'en');
 });

@@ -242,15 +242,6 @@ pub fn TemplatesPage() -> impl IntoView {
     // an effect, so only in the browser: the server renders no preview (an empty draft
     // costs nothing), and the preview appears once the page is interactive.
     let draft = RwSignal::new(None::<TemplateSource>);
-    let preview = Resource::new(
-        move || draft.get(),
-        |draft| async move {
-            match draft {
-                Some(source) => preview_template(source).await.map(Some),
-                None => Ok(None),
-            }
-        },
-    );
     let query = use_query_map();
     let kind = move || {
         query
@@ -266,6 +257,15 @@ pub fn TemplatesPage() -> impl IntoView {
             .and_then(|l| domain::Language::from_tag(&l))
             .unwrap_or_default()
     };
+    let preview = Resource::new(
+        move || (draft.get(), language()),
+        |(draft, language)| async move {
+            match draft {
+                Some(source) => preview_template(source, language).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
     view! {
         <Title text="Mail texts"/>
         <p><a href="/admin/outbox">"← Outbox"</a></p>

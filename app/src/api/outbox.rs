@@ -57,8 +57,12 @@ pub async fn load_templates() -> Result<Vec<MailTemplateView>, AppError> {
 
 /// The mail a template makes from sample data, or where it is broken.
 #[server(prefix = "/rpc", endpoint = "mail-template-preview", input = Json)]
-pub async fn preview_template(source: TemplateSource) -> Result<ComposedMail, AppError> {
-    crate::server::as_user(|state| async move { Ok(state.outbox.preview(&source)?) }).await
+pub async fn preview_template(
+    source: TemplateSource,
+    #[server(default)] language: domain::Language,
+) -> Result<ComposedMail, AppError> {
+    crate::server::as_user(|state| async move { Ok(state.outbox.preview(&source, language)?) })
+        .await
 }
 
 /// Saves a template (`None` restores the default); a broken one is refused whole.

@@ -266,12 +266,21 @@ impl Mailer {
         self.queue(tx, MailKind::Test, to, "", None, &facts, language, now)
     }
 
-    /// The mail a kind of template makes from sample facts (the editor's preview).
-    pub fn preview(&self, template: &MailTemplate) -> domain::mail::ComposedMail {
-        template.compose(&MailFacts::sample(
-            &self.settings.current().store_name,
-            &self.public_url,
-        ))
+    /// The mail a template makes from sample facts in `language` (the editor's preview).
+    pub fn preview(
+        &self,
+        template: &MailTemplate,
+        language: Language,
+    ) -> domain::mail::ComposedMail {
+        let mut facts = MailFacts::sample(&self.settings.current().store_name, &self.public_url);
+        let zone = self.settings.zone();
+        facts.greeting = greeting(language, &facts.buyer_name);
+        facts.link_terms = facts
+            .links
+            .iter()
+            .map(|l| link_terms(language, l, &zone))
+            .collect();
+        template.compose(&facts)
     }
 
     /// Where sale notifications go: the seller's sender address, else the SMTP `from`.

@@ -221,9 +221,13 @@ impl OutboxService {
 
     /// The mail a template makes from sample facts; a broken template is an error with the
     /// part, line and reason.
-    pub fn preview(&self, source: &TemplateSource) -> Result<ComposedMail, ServiceError> {
+    pub fn preview(
+        &self,
+        source: &TemplateSource,
+        language: Language,
+    ) -> Result<ComposedMail, ServiceError> {
         let template = source.checked().map_err(template_error)?;
-        Ok(self.mailer.preview(&template))
+        Ok(self.mailer.preview(&template, language))
     }
 
     /// Saves a template after checking it (nothing is saved when it is broken); `None`

@@ -1712,6 +1712,21 @@ async fn a_templates_language_variant_reaches_only_buyers_of_that_language() {
         "Votre téléchargement chez {{store_name}}"
     );
 
+    // The editor's preview speaks the variant's language.
+    let r = admin
+        .post(app.url("/rpc/mail-template-preview"))
+        .json(&json!({"source": {"subject": "x", "text": "{{greeting}}\n{{links}}", "html": ""}, "language": "de"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let preview: Value = r.json().await.unwrap();
+    let text = preview["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Hallo Ada Lovelace,") && text.contains("3 Downloads, bis "),
+        "{text}"
+    );
+
     let token = api_token(&app).await;
     product(&app, &token).await;
     order(&app, &token, "de@example.com", json!({"language": "de"})).await;
