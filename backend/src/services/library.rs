@@ -133,13 +133,26 @@ impl LibraryService {
         token: &str,
         now: Timestamp,
     ) -> Result<bool, ServiceError> {
+        Ok(self
+            .live_token(token, TokenPurpose::SignIn, now)
+            .await?
+            .is_some())
+    }
+
+    /// The token's record while it is of `purpose` and has not expired.
+    async fn live_token(
+        &self,
+        token: &str,
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> Result<Option<LibraryTokenRecord>, ServiceError> {
         let digest = digest(token);
         let record = self
             .orders
             .store()
             .run(move |s| s.read(|tx| store::library::token(tx, &digest)))
             .await?;
-        Ok(record.is_some_and(|r| r.purpose == TokenPurpose::SignIn && r.expires_at > now))
+        Ok(record.filter(|r| r.purpose == purpose && r.expires_at > now))
     }
 
     /// Uses a sign-in link up and opens a session; returns the session's token, or `None`
@@ -188,14 +201,9 @@ impl LibraryService {
         token: &str,
         now: Timestamp,
     ) -> Result<Option<Email>, ServiceError> {
-        let digest = digest(token);
-        let record = self
-            .orders
-            .store()
-            .run(move |s| s.read(|tx| store::library::token(tx, &digest)))
-            .await?;
-        Ok(record
-            .filter(|r| r.purpose == TokenPurpose::Session && r.expires_at > now)
+        Ok(self
+            .live_token(token, TokenPurpose::Session, now)
+            .await?
             .map(|r| r.email))
     }
 

@@ -24,15 +24,7 @@ pub async fn download_page(
         Ok(found) => found,
         Err(e) => {
             tracing::error!(error = %e, "the download page could not be loaded");
-            let ctx = context(&state, &headers, None);
-            let body =
-                html! { section.card { p.notice.error role="alert" { (ctx.t("page-error")) } } };
-            return page(
-                &ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &ctx.t("page-error"),
-                &body,
-            );
+            return error_page(&context(&state, &headers, None));
         }
     };
     let ctx = context(&state, &headers, language);
@@ -110,6 +102,17 @@ pub async fn download_page(
             page(&ctx, StatusCode::NOT_FOUND, &title, &body)
         }
     }
+}
+
+/// "Something went wrong on our side", as a 503 page (the store could not be read).
+fn error_page(ctx: &PageContext) -> Response {
+    let body = html! { section.card { p.notice.error role="alert" { (ctx.t("page-error")) } } };
+    page(
+        ctx,
+        StatusCode::SERVICE_UNAVAILABLE,
+        &ctx.t("page-error"),
+        &body,
+    )
 }
 
 /// Why a purchase cannot be downloaded, in the page's language.
@@ -254,14 +257,7 @@ pub async fn library_page(State(state): State<HttpState>, headers: HeaderMap) ->
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "the library could not be loaded");
-            let body =
-                html! { section.card { p.notice.error role="alert" { (ctx.t("page-error")) } } };
-            return page(
-                &ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &ctx.t("page-error"),
-                &body,
-            );
+            return error_page(&ctx);
         }
     };
     let title = ctx.t("library-title");
