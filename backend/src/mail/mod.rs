@@ -185,10 +185,7 @@ impl Mailer {
         language: Option<Language>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let language = self.language(None, language);
-        let mut facts = self.facts(None, to, links, language);
-        name.clone_into(&mut facts.buyer_name);
-        facts.greeting = greeting(language, name);
+        let (language, facts) = self.buyer_facts(to, name, links, language);
         self.queue(
             tx,
             MailKind::SelfService,
@@ -237,10 +234,7 @@ impl Mailer {
         language: Option<Language>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let language = self.language(None, language);
-        let mut facts = self.facts(None, to, links, language);
-        name.clone_into(&mut facts.buyer_name);
-        facts.greeting = greeting(language, name);
+        let (language, mut facts) = self.buyer_facts(to, name, links, language);
         message.clone_into(&mut facts.message);
         self.queue(
             tx,
@@ -294,6 +288,22 @@ impl Mailer {
 
     fn sender_name(&self) -> String {
         header_text(self.settings.current().mail_sender_name())
+    }
+
+    /// The facts of a mail to a buyer that no single order is about (self-service, product
+    /// updates), in their language (`fallback`, else the store's), greeting them by name.
+    fn buyer_facts(
+        &self,
+        to: &Email,
+        name: &str,
+        links: Vec<LinkLine>,
+        fallback: Option<Language>,
+    ) -> (Language, MailFacts) {
+        let language = self.language(None, fallback);
+        let mut facts = self.facts(None, to, links, language);
+        name.clone_into(&mut facts.buyer_name);
+        facts.greeting = greeting(language, name);
+        (language, facts)
     }
 
     /// What a mail says, in `language`: dates in the store's time zone, named.

@@ -808,6 +808,16 @@ fn quick_form(config: &mut server::Config) {
     config.self_service.min_fill = Duration::from_millis(1500);
 }
 
+/// An app mailing to `sink` with the self-service form's test limits.
+async fn self_service_app(sink: &SmtpSink) -> TestApp {
+    spawn_app_with(|c| {
+        c.smtp = Some(sink.config());
+        fast_retries(c);
+        quick_form(c);
+    })
+    .await
+}
+
 /// Posts the self-service form; returns where it redirects and how long the answer took.
 async fn ask_for_links(app: &TestApp, fields: &[(&str, &str)]) -> (String, Duration) {
     let started = Instant::now();
@@ -837,12 +847,7 @@ fn links_in(mail: &Received) -> Vec<String> {
 #[tokio::test]
 async fn self_service_mails_fresh_links_and_answers_the_same_for_unknown_addresses() {
     let sink = SmtpSink::start().await;
-    let app = spawn_app_with(|c| {
-        c.smtp = Some(sink.config());
-        fast_retries(c);
-        quick_form(c);
-    })
-    .await;
+    let app = self_service_app(&sink).await;
     let token = api_token(&app).await;
     product(&app, &token).await;
     let first = order(&app, &token, "bea@example.com", json!({})).await;
@@ -1504,12 +1509,7 @@ async fn purchase_mails_speak_the_buyers_language_and_name_the_time_zone() {
 #[tokio::test]
 async fn the_library_opens_once_from_a_mailed_link_and_renews_only_the_buyers_own_links() {
     let sink = SmtpSink::start().await;
-    let app = spawn_app_with(|c| {
-        c.smtp = Some(sink.config());
-        fast_retries(c);
-        quick_form(c);
-    })
-    .await;
+    let app = self_service_app(&sink).await;
     let token = api_token(&app).await;
     product(&app, &token).await;
     let mine = order(&app, &token, "ana@example.com", json!({"language": "de"})).await;
