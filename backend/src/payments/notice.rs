@@ -313,7 +313,9 @@ fn lemonsqueezy(body: &Value, context: &Context) -> Result<Notice, NoticeError> 
         total: minor_units(attributes, &["total"])
             .zip(text(attributes, &["currency"]).map(|c| c.to_ascii_uppercase())),
         receiver: None,
-        language: None,
+        // Lemon Squeezy does not send the buyer's language; a storefront that knows it
+        // passes it as checkout custom data (`checkout[custom][language]`).
+        language: text(body, &["meta", "custom_data", "language"]),
         stripe_session: None,
     })
 }
@@ -338,6 +340,9 @@ fn paddle(body: &Value) -> Result<Notice, NoticeError> {
             notice.name = text(data, &["customer", "name"])
                 .or_else(|| text(data, &["custom_data", "name"]))
                 .unwrap_or_default();
+            // The storefront's choice (custom data) before the customer record's locale.
+            notice.language = text(data, &["custom_data", "language"])
+                .or_else(|| text(data, &["customer", "locale"]));
             notice.items = data
                 .get("items")
                 .and_then(Value::as_array)
@@ -541,6 +546,32 @@ mod tests {
             (r.kind, r.payment_id.as_str()),
             (Some(PaymentKind::Refunded), "TX1")
         );
+    }
+
+    #[test]
+    fn lemon_squeezy_and_paddle_carry_the_checkouts_language() {
+        let lemon = br#"{"meta":{"event_name":"order_created","custom_data":{"language":"fr"}},
+            "data":{"id":"7","attributes":{"status":"paid","user_email":"a@b.co"}}}"#;
+        let n = read(Provider::Lemonsqueezy, lemon, &Context::default()).unwrap();
+        assert_eq!(n.language.as_deref(), Some("fr"));
+        let paddle = |data: &str| {
+            let body = format!(
+                r#"{{"event_id":"evt_1","event_type":"transaction.completed","data":{{"id":"txn_1",{data}}}}}"#
+            );
+            read(Provider::Paddle, body.as_bytes(), &Context::default())
+                .unwrap()
+                .language
+        };
+        assert_eq!(
+            paddle(r#""customer":{"email":"a@b.co","locale":"es"}"#).as_deref(),
+            Some("es")
+        );
+        assert_eq!(
+            paddle(r#""customer":{"locale":"es"},"custom_data":{"language":"de"}"#).as_deref(),
+            Some("de"),
+            "the storefront's choice wins"
+        );
+        assert_eq!(paddle(r#""customer":{"email":"a@b.co"}"#), None);
     }
 
     #[test]
