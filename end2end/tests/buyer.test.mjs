@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { startServer, startBrowser, watchErrors, screenshotDir, startSink, smtpFlags, axeViolations, overflows } from './harness.mjs';
+import { startServer, startBrowser, watchErrors, screenshotDir, startSink, smtpFlags, axeViolations, overflows, keyboardProblems } from './harness.mjs';
 
 /** The issue's goal for one buyer page: HTML + CSS + icon. */
 const MAX_BYTES = 30 * 1024;
@@ -37,8 +37,9 @@ async function measure(browser, url, extraHeaders = {}) {
 }
 
 /** A buyer page as a phone shows it, at 320 px and at 200 % zoom (640 px at device scale
- *  2): in `language`, nothing scrolls sideways, axe-core finds nothing serious, no console
- *  errors; the 320 px view is kept as a screenshot. */
+ *  2): in `language`, nothing scrolls sideways, axe-core finds nothing serious, Tab reaches
+ *  every control with a visible focus ring, no console errors; the 320 px view is kept as a
+ *  screenshot. */
 async function checkPage(browser, name, url, language, cookie) {
   for (const [width, scale] of [[320, 1], [640, 2]]) {
     const phone = await browser.newContext({ viewport: { width, height: 720 }, deviceScaleFactor: scale, bypassCSP: true, locale: language });
@@ -49,6 +50,9 @@ async function checkPage(browser, name, url, language, cookie) {
     assert.equal(await p.getAttribute('html', 'lang'), language, `${name}`);
     assert.equal(await overflows(p), null, `${name} scrolls sideways at ${width} px`);
     assert.deepEqual(await axeViolations(p), [], `${name}: axe-core`);
+    const keyboard = await keyboardProblems(p);
+    assert.deepEqual(keyboard.problems, [], `${name} at ${width} px: keyboard`);
+    assert.ok(keyboard.stops > 0, `${name}: Tab reaches nothing`);
     if (width === 320) await p.screenshot({ path: join(screenshotDir, `buyer-${name}-phone.png`), fullPage: true });
     assert.deepEqual(pageErrors, [], `${name}: console errors`);
     await phone.close();

@@ -215,3 +215,98 @@ export async function overflows(page) {
     return wide.slice(0, 4).map(name).join(', ') || `${root.scrollWidth} px wide`;
   });
 }
+
+/** What stops someone using the keyboard alone on this page, walking it with Tab from the
+ *  top until focus leaves the page or comes round again: a tab stop that is off screen or
+ *  has no visible focus ring when reached (the ring is the stylesheet's `:focus-visible`
+ *  outline, or the browser's own inside a frame such as the mail preview), and a shown
+ *  control that Tab never reaches (one stop per radio group). Returns the problems (empty
+ *  when there are none) and the number of tab stops. */
+export async function keyboardProblems(page, limit = 400) {
+  await page.evaluate(() => {
+    // Tab goes on from the last focused element (an autofocus field, say): focusing the
+    // body starts the walk at the top of the page.
+    document.activeElement?.blur?.();
+    document.body.tabIndex = -1;
+    document.body.focus();
+    document.body.removeAttribute('tabindex');
+    window.scrollTo(0, 0);
+    window.__tabStops = 0;
+    for (const e of document.querySelectorAll('[data-tab-stop]')) delete e.dataset.tabStop;
+  });
+  const problems = [];
+  let stops = 0;
+  let presses = 0;
+  for (; presses < limit; presses++) {
+    await page.keyboard.press('Tab');
+    const stop = await page.evaluate(focusedStop, false);
+    if (!stop) break;
+    if (stop.frame) {
+      // Focus is inside a frame: the parent only sees the frame element, which never
+      // matches :focus; the ring that shows is on the element focused inside it.
+      const frame = await (await page.evaluateHandle(() => document.activeElement)).asElement().contentFrame();
+      const inner = await frame.evaluate(focusedStop, true);
+      if (inner && !inner.ring) problems.push(`${stop.name} > ${inner.name} shows no focus ring`);
+      if (stop.again) continue;
+    }
+    // A date field takes one Tab per part (day, month, year) while staying the focused
+    // element; only a return to an earlier stop means focus came round again.
+    if (stop.again && stop.again === String(stops)) continue;
+    if (stop.again) break;
+    stops++;
+    if (!stop.onScreen && stop.frame) {
+      // Focus inside a frame of its own process scrolls the page a moment later.
+      await page.waitForTimeout(250);
+      stop.onScreen = await page.evaluate(() => {
+        const r = document.activeElement.getBoundingClientRect();
+        return r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth;
+      });
+    }
+    if (!stop.onScreen) problems.push(`${stop.name} is off screen when focused`);
+    if (!stop.frame && !stop.ring) problems.push(`${stop.name} shows no focus ring`);
+  }
+  if (presses >= limit) problems.push(`Tab never left the page after ${limit} presses`);
+  const unreached = await page.evaluate(() => {
+    const describe = (e) => e.tagName.toLowerCase() + (e.getAttribute('name') ? `[name=${e.getAttribute('name')}]` : '')
+      + ` "${(e.getAttribute('aria-label') || e.textContent || e.value || '').trim().replace(/\s+/g, ' ').slice(0, 40)}"`;
+    const reachedGroups = new Set([...document.querySelectorAll('input[type=radio][data-tab-stop]')].map((r) => r.name));
+    return [...document.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]')]
+      // A control taken out of the Tab order (tabindex="-1") counts as unreached, unless a
+      // composite widget moves focus among its parts with the arrow keys.
+      .filter((e) => !e.disabled && e.type !== 'hidden')
+      .filter((e) => e.tabIndex >= 0 || (e.matches('a[href], button, input, select, textarea, summary')
+        && !e.closest('[role=tablist], [role=radiogroup], [role=menu], [role=listbox], [role=grid], [role=tree]')))
+      .filter((e) => e.checkVisibility({ visibilityProperty: true, contentVisibilityAuto: true }))
+      // Hidden from people on purpose (a honeypot field): axe-core checks that nothing in
+      // there can take focus.
+      .filter((e) => !e.closest('[inert], [aria-hidden=true]'))
+      // The body of a closed <details> is not shown (its summary is the tab stop).
+      .filter((e) => !e.closest('details:not([open]) > :not(summary)'))
+      .filter((e) => !(e.type === 'radio' && reachedGroups.has(e.name)))
+      .filter((e) => !e.dataset.tabStop)
+      .map(describe);
+  });
+  problems.push(...unreached.map((name) => `${name} is never reached by Tab`));
+  return { problems, stops };
+}
+
+/** Runs in the page (or, with `inFrame`, in a frame): the focused element as a tab stop —
+ *  its name, whether it shows a focus ring and is on screen, whether it is a frame, and
+ *  `again` (its number) when the walk has been there before; `null` when nothing is. */
+function focusedStop(inFrame) {
+  const e = document.activeElement;
+  if (!e || e === document.body || e === document.documentElement) return null;
+  const name = e.tagName.toLowerCase() + (e.getAttribute('name') ? `[name=${e.getAttribute('name')}]` : '')
+    + ` "${(e.getAttribute('aria-label') || e.textContent || e.value || '').trim().replace(/\s+/g, ' ').slice(0, 40)}"`;
+  const s = getComputedStyle(e);
+  // 'auto' is the browser's own ring (a frame's content keeps the browser's styles).
+  const ring = s.outlineStyle === 'auto' || (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2);
+  if (inFrame) return { name, ring };
+  const again = e.dataset.tabStop;
+  if (!again) e.dataset.tabStop = String(++window.__tabStops);
+  const r = e.getBoundingClientRect();
+  return {
+    name, ring, again, frame: e.tagName === 'IFRAME',
+    onScreen: r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth,
+  };
+}
