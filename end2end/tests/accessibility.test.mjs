@@ -2,7 +2,8 @@
 // axe-core finds no serious or critical violation, and the page does not scroll sideways
 // at 320 px or at 200 % zoom (640 CSS px at device scale 2). By keyboard alone: Tab reaches
 // every control of every page with a visible focus ring and on screen, at full width and
-// at 200 % zoom, and the sign-in page signs in with Tab, typing and Enter.
+// at 200 % zoom; the sign-in page signs in with Tab, typing and Enter; a confirmation
+// (the desk's Reset…) is asked, taken back with Escape and confirmed without losing focus.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,7 +35,7 @@ test('every admin page passes axe-core, fits 320 px and 200 % zoom and works by 
   await hydrated(login);
   const focusedName = () => login.evaluate(() => document.activeElement?.getAttribute('name') || document.activeElement?.textContent);
   const tabTo = async (name) => {
-    for (let i = 0; i < 12; i++) {
+    for (let i = 0; i < 40; i++) {
       await login.keyboard.press('Tab');
       if ((await focusedName()) === name) return;
     }
@@ -46,6 +47,30 @@ test('every admin page passes axe-core, fits 320 px and 200 % zoom and works by 
   await login.keyboard.type(PASSWORD);
   await login.keyboard.press('Enter');
   await login.waitForURL(`${server.baseUrl}/admin`);
+
+  // A confirmation by keyboard: Enter asks, and focus moves to the question's button;
+  // Escape takes the question back and focus returns; after confirming, focus is where it
+  // was (not lost to the top of the page).
+  await login.goto(`${server.baseUrl}/admin/desk?q=${password}`);
+  await hydrated(login);
+  await login.locator('button', { hasText: 'Reset…' }).first().waitFor();
+  const focusMovesTo = async (words, why) => {
+    try {
+      await login.waitForFunction((w) => document.activeElement?.textContent === w, words, { timeout: 3000 });
+    } catch {
+      assert.fail(`${why}: focus is on ${await login.evaluate(() => document.activeElement?.outerHTML.slice(0, 80))}, not "${words}"`);
+    }
+  };
+  await tabTo('Reset…');
+  await login.keyboard.press('Enter');
+  await focusMovesTo('Yes, reset', 'Enter on Reset… asks');
+  await login.keyboard.press('Escape');
+  await focusMovesTo('Reset…', 'Escape takes the question back');
+  await login.keyboard.press('Enter');
+  await focusMovesTo('Yes, reset', 'asked again');
+  await login.keyboard.press('Enter');
+  await login.getByText('Reset: a fresh period starts now.').waitFor();
+  await focusMovesTo('Reset…', 'after confirming');
   await anonymous.close();
 
   const pages = [

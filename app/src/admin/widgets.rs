@@ -36,6 +36,10 @@ pub fn FieldError(message: Signal<Option<String>>) -> impl IntoView {
 }
 
 /// A button that first says what it will do and asks again before doing it.
+///
+/// The question replaces the button, so focus is moved by hand: to the confirming button
+/// when asked, and back to the button when the question goes (confirmed, cancelled or
+/// taken back with Escape). Otherwise a keyboard user would be sent to the top of the page.
 #[component]
 pub fn ConfirmButton(
     /// The button's label, e.g. "Refund…".
@@ -54,13 +58,35 @@ pub fn ConfirmButton(
 ) -> impl IntoView {
     let asking = RwSignal::new(false);
     let class = if danger { "danger" } else { "" };
+    let ask_button = NodeRef::<leptos::html::Button>::new();
+    let yes_button = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |was_asking: Option<bool>| {
+        let now = asking.get();
+        // Not on the first run: a page that just loaded keeps its focus.
+        if was_asking.is_some_and(|was| was != now) {
+            let target = if now { yes_button } else { ask_button };
+            // After the swap has reached the page.
+            request_animation_frame(move || {
+                if let Some(button) = target.get_untracked() {
+                    let _ = button.focus();
+                }
+            });
+        }
+        now
+    });
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Escape" {
+            ev.prevent_default();
+            asking.set(false);
+        }
+    };
     view! {
         <span class="confirm">
             {move || if asking.get() {
                 view! {
-                    <span class="confirm-box" role="group" aria-label=label>
+                    <span class="confirm-box" role="group" aria-label=label on:keydown=on_keydown>
                         <span class="confirm-text">{explanation.clone()}</span>
-                        <button type="button" class=format!("primary {class}")
+                        <button type="button" class=format!("primary {class}") node_ref=yes_button
                             disabled=move || pending.get()
                             on:click=move |_| { asking.set(false); on_confirm.run(()); }>
                             {confirm}
@@ -70,8 +96,11 @@ pub fn ConfirmButton(
                 }.into_any()
             } else {
                 view! {
-                    <button type="button" class=class disabled=move || pending.get()
-                        on:click=move |_| asking.set(true)>
+                    // aria-disabled rather than disabled while the action runs: a disabled
+                    // button cannot hold the focus given back to it after confirming.
+                    <button type="button" class=class node_ref=ask_button
+                        aria-disabled=move || pending.get().then_some("true")
+                        on:click=move |_| { if !pending.get_untracked() { asking.set(true) } }>
                         {move || if pending.get() { "Working…" } else { label }}
                     </button>
                 }.into_any()
