@@ -65,9 +65,10 @@ pub fn ConfirmButton(
         // Not on the first run: a page that just loaded keeps its focus.
         if was_asking.is_some_and(|was| was != now) {
             let target = if now { yes_button } else { ask_button };
-            // After the swap has reached the page.
+            // After the swap has reached the page; by then the whole button may be gone
+            // (confirming Unblock… removes it), so a disposed reference is no error.
             request_animation_frame(move || {
-                if let Some(button) = target.get_untracked() {
+                if let Some(button) = target.try_get_untracked().flatten() {
                     let _ = button.focus();
                 }
             });
