@@ -39,7 +39,8 @@ pub fn FieldError(message: Signal<Option<String>>) -> impl IntoView {
 ///
 /// The question replaces the button, so focus is moved by hand: to the confirming button
 /// when asked, and back to the button when the question goes (confirmed, cancelled or
-/// taken back with Escape). Otherwise a keyboard user would be sent to the top of the page.
+/// taken back with Escape). Otherwise focus falls to the page itself when the focused button
+/// goes, and a keyboard or screen-reader user loses their place.
 #[component]
 pub fn ConfirmButton(
     /// The button's label, e.g. "Refund…".
