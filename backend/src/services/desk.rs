@@ -426,18 +426,16 @@ fn detail(
         detail: format!("of grant {id}"),
     })?;
     let product = store::catalog::product(tx, &g.product_id)?;
-    let mut sizes = Vec::new();
-    let mut files = Vec::new();
-    for fid in product.iter().flat_map(|p| &p.files) {
-        if let Some(f) = store::catalog::file(tx, *fid)? {
-            sizes.push((*fid, f.size));
-            files.push(FileUsage {
-                file_id: *fid,
-                downloads_used: g.used(*fid, f.size),
-                name: f.name,
-            });
-        }
-    }
+    let records = store::catalog::files_of(tx, product.as_ref())?;
+    let sizes = store::catalog::sizes(&records);
+    let files: Vec<FileUsage> = records
+        .into_iter()
+        .map(|(fid, f)| FileUsage {
+            file_id: fid,
+            downloads_used: g.used(fid, f.size),
+            name: f.name,
+        })
+        .collect();
     let names: std::collections::HashMap<_, _> =
         files.iter().map(|f| (f.file_id, f.name.clone())).collect();
     let uses = store::events::grant_events(tx, id)?

@@ -396,22 +396,20 @@ impl DownloadService {
                     let product_name = product
                         .as_ref()
                         .map_or_else(|| grant.product_id.to_string(), |p| p.name.clone());
-                    let mut sizes = Vec::new();
-                    let mut files = Vec::new();
-                    for fid in product.iter().flat_map(|p| &p.files) {
-                        if let Some(f) = store::catalog::file(tx, *fid)? {
-                            sizes.push((*fid, f.size));
-                            files.push(FileOffer {
-                                file_id: *fid,
-                                downloads_left: grant.left(*fid, f.size),
-                                size: f.size,
-                                sha256: hex::encode(f.sha256),
-                                updated_at: (f.version > 1).then_some(f.uploaded_at),
-                                changelog: f.changelog,
-                                name: f.name,
-                            });
-                        }
-                    }
+                    let records = store::catalog::files_of(tx, product.as_ref())?;
+                    let sizes = store::catalog::sizes(&records);
+                    let files: Vec<FileOffer> = records
+                        .into_iter()
+                        .map(|(fid, f)| FileOffer {
+                            file_id: fid,
+                            downloads_left: grant.left(fid, f.size),
+                            size: f.size,
+                            sha256: hex::encode(f.sha256),
+                            updated_at: (f.version > 1).then_some(f.uploaded_at),
+                            changelog: f.changelog,
+                            name: f.name,
+                        })
+                        .collect();
                     if let Some(reason) = grant.refusal(order.status, &sizes, now) {
                         let explanation = reason.explain();
                         return Ok((

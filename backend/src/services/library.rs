@@ -249,18 +249,16 @@ impl LibraryService {
                                 continue;
                             };
                             let product = store::catalog::product(tx, &grant.product_id)?;
-                            let mut files = Vec::new();
-                            let mut sizes = Vec::new();
-                            for fid in product.iter().flat_map(|p| &p.files) {
-                                if let Some(f) = store::catalog::file(tx, *fid)? {
-                                    sizes.push((*fid, f.size));
-                                    files.push(LibraryFile {
-                                        downloads_left: grant.left(*fid, f.size),
-                                        size: f.size,
-                                        name: f.name,
-                                    });
-                                }
-                            }
+                            let records = store::catalog::files_of(tx, product.as_ref())?;
+                            let sizes = store::catalog::sizes(&records);
+                            let files = records
+                                .into_iter()
+                                .map(|(fid, f)| LibraryFile {
+                                    downloads_left: grant.left(fid, f.size),
+                                    size: f.size,
+                                    name: f.name,
+                                })
+                                .collect();
                             out.push(LibraryPurchase {
                                 order_id,
                                 ordered_at: order.created_at,

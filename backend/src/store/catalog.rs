@@ -229,6 +229,26 @@ pub fn remove_file(tx: &WriteTransaction, id: FileId) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// The records of a product's files, in the product's order (none for a product that is
+/// gone); ids whose record is missing are skipped.
+pub fn files_of(
+    tx: &impl Reader,
+    product: Option<&ProductRecord>,
+) -> Result<Vec<(FileId, FileRecord)>, StoreError> {
+    let mut files = Vec::new();
+    for &id in product.iter().flat_map(|p| &p.files) {
+        if let Some(record) = file(tx, id)? {
+            files.push((id, record));
+        }
+    }
+    Ok(files)
+}
+
+/// Every file's size by id, as the download rules take them.
+pub fn sizes(files: &[(FileId, FileRecord)]) -> Vec<(FileId, u64)> {
+    files.iter().map(|(id, f)| (*id, f.size)).collect()
+}
+
 /// Every file, by id.
 pub fn all_files(tx: &impl Reader) -> Result<Vec<(FileId, FileRecord)>, StoreError> {
     let table = tx.table(FILES)?;
