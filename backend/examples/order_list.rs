@@ -41,6 +41,10 @@ fn fill(store: &Store, orders: u32) -> Result<(), backend::StoreError> {
                     created_at: at,
                     updated_at: at,
                     language: None,
+                    amount: None,
+                    refunded: None,
+                    confirmed_at: Some(at),
+                    provider: None,
                 };
                 store::orders::put_order(tx, order_id(i), &record, None)?;
             }

@@ -6,7 +6,7 @@
 //! imported before or a transaction ID is taken is the import service's question.
 
 pub use domain::records::{ImportFormat as Format, RejectedRow as Rejected};
-use domain::{DownloadPassword, Email, OrderStatus, Timestamp};
+use domain::{DownloadPassword, Email, Money, OrderStatus, Timestamp};
 use std::collections::BTreeMap;
 
 /// The fields a CSV import reads, each found by its column's header.
@@ -18,16 +18,20 @@ pub enum Field {
     TransactionId,
     Date,
     Status,
+    Amount,
+    Currency,
 }
 
 impl Field {
-    pub const ALL: [Field; 6] = [
+    pub const ALL: [Field; 8] = [
         Field::Email,
         Field::Name,
         Field::Product,
         Field::TransactionId,
         Field::Date,
         Field::Status,
+        Field::Amount,
+        Field::Currency,
     ];
 
     /// The name used in flags and the admin (`transaction_id`).
@@ -39,6 +43,8 @@ impl Field {
             Field::TransactionId => "transaction_id",
             Field::Date => "date",
             Field::Status => "status",
+            Field::Amount => "amount",
+            Field::Currency => "currency",
         }
     }
 
@@ -69,6 +75,8 @@ impl Field {
                 "paymentdate",
             ],
             Field::Status => &["status", "orderstatus", "paymentstatus"],
+            Field::Amount => &["amount", "total", "gross", "mcgross", "price", "paid"],
+            Field::Currency => &["currency", "mccurrency", "currencycode"],
         }
     }
 }
@@ -88,6 +96,8 @@ pub struct SaleRow {
     /// When the sale happened: the date a legacy download ID starts with, or the date column.
     pub sold_at: Option<Timestamp>,
     pub status: OrderStatus,
+    /// What this row's sale paid, when the file has amount and currency columns.
+    pub amount: Option<Money>,
 }
 
 /// What the whole file held.
@@ -283,6 +293,8 @@ fn legacy_row(line: u64, fields: &[String]) -> Result<SaleRow, String> {
         transaction_id: transaction_field(&fields[3])?,
         sold_at: Some(sold_at),
         status: OrderStatus::Confirmed,
+        // The legacy script's records say nothing of money.
+        amount: None,
     })
 }
 
@@ -356,6 +368,16 @@ fn csv_row(
             )
         })?,
     };
+    let amount = match (get(Field::Amount).trim(), get(Field::Currency).trim()) {
+        ("", _) => None,
+        (_, "") => {
+            return Err("an amount needs a currency column (such as EUR) beside it".into());
+        }
+        (value, currency) => Some(
+            Money::parse(value, currency)
+                .map_err(|e| format!("amount \"{}\": {e}", clip(value)))?,
+        ),
+    };
     Ok(SaleRow {
         line,
         download_id: None,
@@ -365,6 +387,7 @@ fn csv_row(
         transaction_id: transaction_field(get(Field::TransactionId))?,
         sold_at,
         status,
+        amount,
     })
 }
 

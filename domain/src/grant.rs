@@ -372,6 +372,20 @@ impl Grant {
         self.ledger.clear();
     }
 
+    /// Starts the grant's window at `now`, keeping its length: an order paid days after it
+    /// was placed (a bank transfer that clears, an e-check) gives the buyer the whole window
+    /// from the payment. Only for a grant that has not downloaded yet (its order was never
+    /// confirmed); one with no end stays without.
+    pub fn start_window(&mut self, now: Timestamp) {
+        if now <= self.issued_at {
+            return;
+        }
+        if let Some(end) = self.valid_until {
+            self.valid_until = Some(now.plus(end.since(self.issued_at)));
+        }
+        self.issued_at = now;
+    }
+
     /// Revokes the grant (a refund, an exchange away); the first revocation's time stays.
     pub fn revoke(&mut self, now: Timestamp) {
         self.revoked_at.get_or_insert(now);
@@ -393,6 +407,20 @@ mod tests {
 
     fn t(day: i64) -> Timestamp {
         Timestamp::from_unix_millis(1_800_000_000_000 + day * 86_400_000)
+    }
+
+    #[test]
+    fn a_window_starts_again_when_the_order_is_paid() {
+        let mut g = grant(3);
+        g.valid_until = window_end(10, t(0));
+        g.start_window(t(5));
+        assert_eq!((g.issued_at, g.valid_until), (t(5), Some(t(15))));
+        g.start_window(t(4));
+        assert_eq!(g.valid_until, Some(t(15)), "never earlier");
+        let mut unlimited = grant(3);
+        unlimited.valid_until = None;
+        unlimited.start_window(t(5));
+        assert_eq!(unlimited.valid_until, None);
     }
     fn grant(max: u32) -> Grant {
         Grant::issue(

@@ -7,6 +7,7 @@ pub mod grant;
 pub mod ids;
 pub mod language;
 pub mod mail;
+pub mod money;
 pub mod net;
 #[cfg(feature = "openapi")]
 mod openapi;
@@ -25,6 +26,7 @@ pub use email::{Email, EmailError};
 pub use grant::{Grant, GrantState};
 pub use ids::{AdminId, ApiTokenId, FileId, GrantId, OrderId, ProductId};
 pub use language::Language;
+pub use money::{Amount, Currency, Money, MoneyError};
 pub use order::OrderStatus;
 pub use password::DownloadPassword;
 pub use rules::{Attempt, AttemptOutcome, CountryCode, Denied, GrantFacts, Permit, authorize};

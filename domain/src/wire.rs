@@ -213,6 +213,9 @@ pub struct NewOrder {
     #[cfg_attr(feature = "openapi", schema(example = "de"))]
     #[serde(default)]
     pub language: Option<String>,
+    /// What the buyer paid, when known (`{"value": "19.99", "currency": "EUR"}`).
+    #[serde(default)]
+    pub amount: Option<crate::Amount>,
 }
 
 /// An order as the API shows it.
@@ -232,6 +235,16 @@ pub struct OrderView {
     /// The buyer's language, when the order names one.
     #[serde(default)]
     pub language: Option<crate::Language>,
+    /// What was paid; `null`: unknown (an order from before amounts were kept, or a source
+    /// that did not say).
+    #[serde(default)]
+    pub amount: Option<crate::Amount>,
+    /// The sum refunded so far; `null`: nothing.
+    #[serde(default)]
+    pub refunded: Option<crate::Amount>,
+    /// When the order first became confirmed (its links' windows start then).
+    #[serde(default)]
+    pub confirmed_at: Option<Timestamp>,
 }
 
 /// A grant of an order, without secrets.

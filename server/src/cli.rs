@@ -286,6 +286,18 @@ pub struct ServeArgs {
     /// How many daily backups to keep in --backup-dir [default: 7].
     #[arg(long, env = "DROPGATE_BACKUP_KEEP", value_name = "COUNT")]
     pub backup_keep: Option<u32>,
+    /// Calls this address instead of Stripe's API (a test server; the Stripe key is sent
+    /// to it) [default: https://api.stripe.com].
+    #[arg(long, env = "DROPGATE_STRIPE_API_BASE", value_name = "URL")]
+    pub stripe_api_base: Option<String>,
+    /// Calls this address instead of Paddle's live and sandbox APIs (a test server; the
+    /// Paddle API key is sent to it) [default: Paddle's, by the integration's environment].
+    #[arg(long, env = "DROPGATE_PADDLE_API_BASE", value_name = "URL")]
+    pub paddle_api_base: Option<String>,
+    /// Verifies PayPal IPNs at this address instead of PayPal's (a test server: whatever
+    /// answers VERIFIED there is believed) [default: PayPal's live or sandbox verifier].
+    #[arg(long, env = "DROPGATE_PAYPAL_VERIFY_URL", value_name = "URL")]
+    pub paypal_verify_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -125,6 +125,8 @@ pub struct Config {
     pub webhook_policy: backend::services::WebhookPolicy,
     /// Where daily backups go and how many are kept (`None`: no daily backups).
     pub daily_backups: Option<backend::services::DailyBackups>,
+    /// The providers' addresses, moved only here (for tests against fakes).
+    pub provider_endpoints: backend::services::ProviderEndpoints,
 }
 
 impl Config {
@@ -155,6 +157,7 @@ impl Config {
             mail_policy: backend::mail::worker::WorkerPolicy::default(),
             self_service: backend::services::SelfServicePolicy::default(),
             webhook_policy: backend::services::WebhookPolicy::default(),
+            provider_endpoints: backend::services::ProviderEndpoints::default(),
             daily_backups: None,
         }
     }
@@ -254,6 +257,36 @@ impl Config {
             }
             config.metrics_token = Some(token.trim().to_owned());
         }
+        let endpoint = |flag: &str, value: Option<String>| -> Result<Option<String>, ConfigError> {
+            value
+                .map(|url| {
+                    let url = url.trim().trim_end_matches('/').to_owned();
+                    reqwest::Url::parse(&url)
+                        .ok()
+                        .filter(|u| {
+                            matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
+                        })
+                        .map(|_| url.clone())
+                        .ok_or_else(|| {
+                            ConfigError(format!("{flag}: {url:?} is not an http(s) URL"))
+                        })
+                })
+                .transpose()
+        };
+        config.provider_endpoints = backend::services::ProviderEndpoints {
+            stripe_api: endpoint(
+                "--stripe-api-base",
+                args.stripe_api_base.clone().or(file.stripe_api_base),
+            )?,
+            paddle_api: endpoint(
+                "--paddle-api-base",
+                args.paddle_api_base.clone().or(file.paddle_api_base),
+            )?,
+            paypal_verify: endpoint(
+                "--paypal-verify-url",
+                args.paypal_verify_url.clone().or(file.paypal_verify_url),
+            )?,
+        };
         Ok(config)
     }
 }
@@ -423,6 +456,9 @@ struct FileConfig {
     mail_retry_days: Option<u32>,
     backup_dir: Option<PathBuf>,
     backup_keep: Option<u32>,
+    stripe_api_base: Option<String>,
+    paddle_api_base: Option<String>,
+    paypal_verify_url: Option<String>,
     smtp: Option<FileSmtp>,
 }
 

@@ -475,6 +475,7 @@ async fn build_payments(
         orders.mailer().clone(),
         client.clone(),
         public_url,
+        config.provider_endpoints.clone(),
     );
     let webhooks = backend::services::WebhookService::load(store.clone()).await?;
     let worker =

@@ -93,6 +93,23 @@ pub fn OrdersPage() -> impl IntoView {
     }
 }
 
+/// What an order paid, with what was refunded of it: "19.99 EUR", "19.99 EUR (5.00 refunded)".
+fn paid_text(o: &OrderView) -> String {
+    let Some(amount) = &o.amount else {
+        return "—".to_owned();
+    };
+    match &o.refunded {
+        Some(r) if r.value.trim_start_matches(['0', '.']).is_empty() => {
+            format!("{} {}", amount.value, amount.currency)
+        }
+        Some(r) => format!(
+            "{} {} ({} refunded)",
+            amount.value, amount.currency, r.value
+        ),
+        None => format!("{} {}", amount.value, amount.currency),
+    }
+}
+
 #[component]
 fn OrderTable(orders: Vec<OrderView>) -> impl IntoView {
     view! {
@@ -100,7 +117,7 @@ fn OrderTable(orders: Vec<OrderView>) -> impl IntoView {
             <table>
                 <thead><tr>
                     <th>"Order ID"</th><th>"Order number"</th><th>"Date"</th><th>"Email"</th>
-                    <th>"Name"</th><th>"Status"</th><th>"Transaction ID"</th><th>"Products"</th>
+                    <th>"Name"</th><th>"Status"</th><th>"Amount"</th><th>"Transaction ID"</th><th>"Products"</th>
                 </tr></thead>
                 <tbody>
                     {orders.into_iter().map(|o| {
@@ -114,6 +131,7 @@ fn OrderTable(orders: Vec<OrderView>) -> impl IntoView {
                                 <td><a href=format!("/admin/customers/{}", o.email)>{o.email.to_string()}</a></td>
                                 <td>{o.name.clone()}</td>
                                 <td><StateBadge state=o.status.as_str().to_owned()/></td>
+                                <td class="num">{paid_text(&o)}</td>
                                 <td>{o.transaction_id.clone().unwrap_or_default()}</td>
                                 <td>{products}</td>
                             </tr>
@@ -153,6 +171,8 @@ fn NewOrderForm(on_created: Callback<()>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let transaction = RwSignal::new(String::new());
     let status = RwSignal::new("confirmed".to_owned());
+    let amount = RwSignal::new(String::new());
+    let currency = RwSignal::new("EUR".to_owned());
     let chosen = RwSignal::new(Vec::<String>::new());
     let last_error = move || create.value().get().and_then(Result::err);
     let email_error = Signal::derive(move || {
@@ -167,6 +187,7 @@ fn NewOrderForm(on_created: Callback<()>) -> impl IntoView {
     let name_error = Signal::derive(field_error(last_error, "name"));
     let products_error = Signal::derive(field_error(last_error, "product_ids"));
     let transaction_error = Signal::derive(field_error(last_error, "transaction_id"));
+    let amount_error = Signal::derive(field_error(last_error, "amount"));
     let general_error = form_error(last_error);
     Effect::new(move |_| {
         if let Some(Ok(_)) = create.value().get() {
@@ -184,6 +205,12 @@ fn NewOrderForm(on_created: Callback<()>) -> impl IntoView {
                 transaction_id: (!transaction.is_empty()).then_some(transaction),
                 status: Some(status.get_untracked()),
                 language: None,
+                amount: Some(amount.get_untracked().trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .map(|value| domain::Amount {
+                        value,
+                        currency: currency.get_untracked().trim().to_owned(),
+                    }),
             },
         });
     };
@@ -221,6 +248,19 @@ fn NewOrderForm(on_created: Callback<()>) -> impl IntoView {
                         prop:value=move || transaction.get() on:input=move |ev| transaction.set(value_of(&ev))/>
                     <FieldError message=transaction_error/>
                 </label>
+                <div class="row">
+                    <label>
+                        "Amount paid " <span class="muted">"(optional, e.g. 19.99)"</span>
+                        <input type="text" name="amount" inputmode="decimal" maxlength="20"
+                            prop:value=move || amount.get() on:input=move |ev| amount.set(value_of(&ev))/>
+                    </label>
+                    <label>
+                        "Currency"
+                        <input type="text" name="currency" maxlength="3" size="4" autocapitalize="characters"
+                            prop:value=move || currency.get() on:input=move |ev| currency.set(value_of(&ev))/>
+                    </label>
+                </div>
+                <FieldError message=amount_error/>
                 <label>
                     "Status"
                     <select name="status" on:change=move |ev| status.set(value_of(&ev))>
@@ -310,6 +350,9 @@ fn OrderDetail(
                     <div><dt>"Placed"</dt><dd>{o.created_at.human()}</dd></div>
                     <div><dt>"Source"</dt><dd>{o.source.clone()}</dd></div>
                     <div><dt>"Transaction ID"</dt><dd>{o.transaction_id.clone().unwrap_or_else(|| "none".into())}</dd></div>
+                    <div><dt>"Paid"</dt><dd>{o.amount.as_ref().map_or_else(|| "amount unknown".to_owned(), |a| format!("{} {}", a.value, a.currency))}</dd></div>
+                    <div><dt>"Refunded"</dt><dd>{o.refunded.as_ref().map_or_else(|| "nothing".to_owned(), |a| format!("{} {}", a.value, a.currency))}</dd></div>
+                    {o.confirmed_at.map(|at| view! { <div><dt>"Confirmed"</dt><dd>{at.human()}</dd></div> })}
                     <div><dt>"Last change"</dt><dd>{o.updated_at.human()}</dd></div>
                 </dl>
                 <section class="panel">

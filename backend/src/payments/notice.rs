@@ -2,8 +2,10 @@
 //! happened to it, who bought what. Pure: bytes and headers in, a notice (or why it cannot
 //! be read) out. What the notice then does is `domain::payment::decide`.
 
-use domain::payment::{PaymentKind, Provider, parse_amount};
+use domain::payment::{PaymentKind, Provider};
+use domain::{Currency, Money};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// The event type of the admin's "Test" notification: read, stored, and left alone.
 pub const TEST_EVENT: &str = "dropgate.test";
@@ -26,8 +28,16 @@ pub struct Notice {
     /// Dropgate product ids named directly (Stripe `metadata.dropgate_products`, the generic
     /// webhook): no mapping needed.
     pub products: Vec<String>,
-    /// The total paid, in hundredths, and its currency.
-    pub total: Option<(i64, String)>,
+    /// What the buyer paid for the whole purchase.
+    pub total: Option<Money>,
+    /// A refund: how much, and whether the provider says it is the whole payment.
+    pub refund: Option<Refund>,
+    /// A provider's test notification (Shopify's "Send test notification", Paddle's
+    /// simulator): stored and shown, never an order.
+    pub test: bool,
+    /// Paddle: the customer, whose email is read from Paddle's API when the notification
+    /// does not carry it.
+    pub customer_id: Option<String>,
     /// PayPal: the account the money went to.
     pub receiver: Option<String>,
     /// The buyer's language when the provider says it.
@@ -38,9 +48,31 @@ pub struct Notice {
 
 /// One line of a purchase: the provider's ids that may be mapped to a product (price,
 /// product, variant — the first mapped one wins).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Item {
     pub ids: Vec<String>,
+    /// What this line cost, when the provider says (PayPal's `mc_gross_N`).
+    pub paid: Option<Money>,
+}
+
+impl Item {
+    fn of(ids: Vec<String>) -> Self {
+        Self { ids, paid: None }
+    }
+}
+
+/// What a refund notification says of the money.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Refund {
+    /// The provider's id of this one refund, for providers that announce each refund on
+    /// its own (PayPal, Paddle, Shopify): counted once however often it arrives.
+    pub id: Option<String>,
+    /// This refund's amount, or (`cumulative`) the sum refunded so far.
+    pub amount: Option<Money>,
+    /// Whether `amount` is the payment's running total of refunds (Stripe, Lemon Squeezy).
+    pub cumulative: bool,
+    /// The provider says the whole payment is refunded.
+    pub full: bool,
 }
 
 /// Headers an adapter reads besides the body.
@@ -48,10 +80,9 @@ pub struct Item {
 pub struct Context {
     /// Shopify: `X-Shopify-Topic`; Lemon Squeezy: `X-Event-Name`.
     pub topic: Option<String>,
-    /// Shopify: `X-Shopify-Webhook-Id`; the generic hook: `webhook-id`.
+    /// The generic hook: `webhook-id` (Shopify's webhook id is unsigned, so it is not
+    /// read: a captured body could be replayed under a fresh one).
     pub delivery_id: Option<String>,
-    /// Stripe: whether a partial refund revokes access (the store's setting).
-    pub partial_refund_revokes: bool,
 }
 
 /// Why a notification could not be read.
@@ -66,11 +97,11 @@ fn err(message: impl Into<String>) -> NoticeError {
 /// Reads a notification of `provider`.
 pub fn read(provider: Provider, body: &[u8], context: &Context) -> Result<Notice, NoticeError> {
     match provider {
-        Provider::Stripe => stripe(&json(body)?, context),
+        Provider::Stripe => stripe(&json(body)?),
         Provider::Paypal => paypal(body),
         Provider::Lemonsqueezy => lemonsqueezy(&json(body)?, context),
         Provider::Paddle => paddle(&json(body)?),
-        Provider::Shopify => shopify(&json(body)?, context),
+        Provider::Shopify => shopify(&json(body)?, body, context),
         Provider::Generic => generic(&json(body)?, context),
     }
 }
@@ -96,9 +127,38 @@ fn required(value: &Value, path: &[&str]) -> Result<String, NoticeError> {
     text(value, path).ok_or_else(|| err(format!("the field {} is missing", path.join("."))))
 }
 
-/// An amount in minor units (Stripe, Paddle, Lemon Squeezy send integers).
-fn minor_units(value: &Value, path: &[&str]) -> Option<i64> {
-    text(value, path)?.parse().ok()
+/// An amount in the currency's ISO minor units (Paddle and Lemon Squeezy send integers,
+/// Paddle as strings) with its currency code at `currency`.
+fn minor_money(value: &Value, amount: &[&str], currency: &[&str]) -> Option<Money> {
+    let currency = Currency::parse(&text(value, currency)?).ok()?;
+    Money::from_minor(text(value, amount)?.parse().ok()?, currency)
+}
+
+/// A decimal amount (`"19.99"`: PayPal, Shopify) in a currency.
+fn decimal_money(amount: &str, currency: &str) -> Result<Money, NoticeError> {
+    Money::parse(amount.trim().trim_start_matches('-'), currency)
+        .map_err(|e| err(format!("the amount: {e}")))
+}
+
+/// Stripe's amounts are in Stripe's minor units, which follow ISO 4217 except for a few
+/// currencies (Stripe's "zero-decimal" list and the special cases ISK, HUF, TWD, UGX in its
+/// currency docs): converted here to ISO minor units.
+fn stripe_money(minor: i64, code: &str) -> Option<Money> {
+    let currency = Currency::parse(code).ok()?;
+    let stripe_decimals: u32 = match currency.as_str() {
+        "BIF" | "CLP" | "DJF" | "GNF" | "JPY" | "KMF" | "KRW" | "MGA" | "PYG" | "RWF" | "UGX"
+        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "JOD" | "KWD" | "OMR" | "TND" => 3,
+        _ => 2,
+    };
+    let iso = u32::from(currency.exponent());
+    let minor = if stripe_decimals >= iso {
+        let scale = 10i64.pow(stripe_decimals - iso);
+        (minor % scale == 0).then_some(minor / scale)?
+    } else {
+        minor.checked_mul(10i64.pow(iso - stripe_decimals))?
+    };
+    Money::from_minor(minor, currency)
 }
 
 fn product_list(text: &str) -> Vec<String> {
@@ -109,7 +169,7 @@ fn product_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn stripe(event: &Value, context: &Context) -> Result<Notice, NoticeError> {
+fn stripe(event: &Value) -> Result<Notice, NoticeError> {
     let event_id = required(event, &["id"])?;
     let event_type = required(event, &["type"])?;
     let object = event
@@ -133,8 +193,7 @@ fn stripe(event: &Value, context: &Context) -> Result<Notice, NoticeError> {
                 .or_else(|| text(object, &["customer_email"]));
             notice.name = text(object, &["customer_details", "name"]).unwrap_or_default();
             notice.language = text(object, &["locale"]);
-            notice.total = minor_units(object, &["amount_total"])
-                .zip(text(object, &["currency"]).map(|c| c.to_ascii_uppercase()));
+            notice.total = stripe_amount(object, "amount_total");
             match text(object, &["metadata", "dropgate_products"]) {
                 Some(list) => notice.products = product_list(&list),
                 None => notice.stripe_session = Some(session),
@@ -146,8 +205,15 @@ fn stripe(event: &Value, context: &Context) -> Result<Notice, NoticeError> {
                 text(object, &["payment_intent"]).map_or_else(|| required(object, &["id"]), Ok)?;
         }
         "charge.refunded" => {
-            let full = object.get("refunded").and_then(Value::as_bool) == Some(true);
-            notice.kind = (full || context.partial_refund_revokes).then_some(PaymentKind::Refunded);
+            // `amount_refunded` is the charge's running total of refunds.
+            notice.kind = Some(PaymentKind::Refunded);
+            notice.refund = Some(Refund {
+                id: None,
+                amount: stripe_amount(object, "amount_refunded"),
+                cumulative: true,
+                full: object.get("refunded").and_then(Value::as_bool) == Some(true),
+            });
+            notice.total = stripe_amount(object, "amount");
             notice.payment_id = stripe_payment(object)?;
         }
         "charge.dispute.created" => {
@@ -167,6 +233,14 @@ fn stripe(event: &Value, context: &Context) -> Result<Notice, NoticeError> {
     Ok(notice)
 }
 
+/// An amount field of a Stripe object, in the object's currency.
+fn stripe_amount(object: &Value, field: &str) -> Option<Money> {
+    stripe_money(
+        text(object, &[field])?.parse().ok()?,
+        &text(object, &["currency"])?,
+    )
+}
+
 /// The payment intent a charge or dispute belongs to (the transaction id of its order).
 fn stripe_payment(object: &Value) -> Result<String, NoticeError> {
     text(object, &["payment_intent"])
@@ -184,14 +258,16 @@ pub fn stripe_line_items(answer: &[u8]) -> Result<Vec<Item>, NoticeError> {
         .ok_or_else(|| err("Stripe's line items answer has no data list"))?;
     Ok(data
         .iter()
-        .map(|line| Item {
-            ids: [
-                text(line, &["price", "id"]),
-                text(line, &["price", "product"]),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
+        .map(|line| {
+            Item::of(
+                [
+                    text(line, &["price", "id"]),
+                    text(line, &["price", "product"]),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            )
         })
         .collect())
 }
@@ -232,24 +308,47 @@ fn paypal(body: &[u8]) -> Result<Notice, NoticeError> {
         }
         _ => txn.clone(),
     };
+    let currency = get("mc_currency");
+    let paid = |field: &str| -> Result<Option<Money>, NoticeError> {
+        match (get(field), currency.as_deref()) {
+            (Some(amount), Some(currency)) => decimal_money(&amount, currency)
+                .map(Some)
+                .map_err(|e| err(format!("{field}: {e}"))),
+            _ => Ok(None),
+        }
+    };
     let mut items = Vec::new();
     if let Some(single) = get("item_number") {
-        items.push(Item { ids: vec![single] });
+        items.push(Item {
+            ids: vec![single],
+            paid: paid("mc_gross")?,
+        });
     }
-    for n in 1..=100 {
-        match get(&format!("item_number{n}")) {
-            Some(id) => items.push(Item { ids: vec![id] }),
-            None if n > 1 => break,
-            None => {}
-        }
+    // Cart lines are numbered from 1; a line may have no item_number (a shipping line, an
+    // item the seller typed in): it is still a line, so its price is not lost.
+    let lines = (1..=100)
+        .take_while(|n| {
+            get(&format!("item_name{n}")).is_some() || get(&format!("item_number{n}")).is_some()
+        })
+        .count();
+    for n in 1..=lines {
+        items.push(Item {
+            ids: get(&format!("item_number{n}")).into_iter().collect(),
+            paid: paid(&format!("mc_gross_{n}"))?,
+        });
     }
-    let total = match (get("mc_gross"), get("mc_currency")) {
-        (Some(gross), Some(currency)) => Some((
-            parse_amount(gross.trim_start_matches('-'))
-                .map_err(|e| err(format!("mc_gross: {e}")))?,
-            currency.to_ascii_uppercase(),
-        )),
-        _ => None,
+    let total = paid("mc_gross")?;
+    // A refund's mc_gross is the refund (negative), not the payment.
+    let (total, refund) = if kind == Some(PaymentKind::Refunded) {
+        let refund = Refund {
+            id: Some(txn.clone()),
+            amount: total,
+            cumulative: false,
+            full: false,
+        };
+        (None, Some(refund))
+    } else {
+        (total, None)
     };
     let name = [get("first_name"), get("last_name")]
         .into_iter()
@@ -266,9 +365,9 @@ fn paypal(body: &[u8]) -> Result<Notice, NoticeError> {
         items,
         products: Vec::new(),
         total,
+        refund,
         receiver: get("receiver_email").or_else(|| get("business")),
-        language: None,
-        stripe_session: None,
+        ..Notice::default()
     })
 }
 
@@ -288,17 +387,23 @@ fn lemonsqueezy(body: &Value, context: &Context) -> Result<Notice, NoticeError> 
         ("order_created", "paid") => Some(PaymentKind::Paid),
         ("order_created", "pending") => Some(PaymentKind::Pending),
         ("order_created", "failed") => Some(PaymentKind::Failed),
-        ("order_refunded", "refunded") => Some(PaymentKind::Refunded),
-        ("order_refunded", "partial_refund") if context.partial_refund_revokes => {
-            Some(PaymentKind::Refunded)
-        }
+        ("order_refunded", "refunded" | "partial_refund") => Some(PaymentKind::Refunded),
         _ => None,
     };
-    let item = attributes.get("first_order_item").map(|i| Item {
-        ids: [text(i, &["variant_id"]), text(i, &["product_id"])]
-            .into_iter()
-            .flatten()
-            .collect(),
+    // `refunded_amount` is the order's running total of refunds, in cents.
+    let refund = (kind == Some(PaymentKind::Refunded)).then(|| Refund {
+        id: None,
+        amount: minor_money(attributes, &["refunded_amount"], &["currency"]),
+        cumulative: true,
+        full: status == "refunded",
+    });
+    let item = attributes.get("first_order_item").map(|i| {
+        Item::of(
+            [text(i, &["variant_id"]), text(i, &["product_id"])]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     });
     Ok(Notice {
         // Lemon Squeezy has no event id; an order has one notification per event and status.
@@ -309,14 +414,12 @@ fn lemonsqueezy(body: &Value, context: &Context) -> Result<Notice, NoticeError> 
         email: text(attributes, &["user_email"]),
         name: text(attributes, &["user_name"]).unwrap_or_default(),
         items: item.into_iter().collect(),
-        products: Vec::new(),
-        total: minor_units(attributes, &["total"])
-            .zip(text(attributes, &["currency"]).map(|c| c.to_ascii_uppercase())),
-        receiver: None,
+        total: minor_money(attributes, &["total"], &["currency"]),
+        refund,
         // Lemon Squeezy does not send the buyer's language; a storefront that knows it
         // passes it as checkout custom data (`checkout[custom][language]`).
         language: text(body, &["meta", "custom_data", "language"]),
-        stripe_session: None,
+        ..Notice::default()
     })
 }
 
@@ -326,9 +429,13 @@ fn paddle(body: &Value) -> Result<Notice, NoticeError> {
     let data = body
         .get("data")
         .ok_or_else(|| err("the field data is missing"))?;
+    // The webhook simulator's events (and only they) have ids of their own prefix.
+    let simulated = event_id.starts_with("ntfsimevt_")
+        || text(body, &["notification_id"]).is_some_and(|n| n.starts_with("ntfsimntf_"));
     let mut notice = Notice {
         event_id,
         event_type: event_type.clone(),
+        test: simulated,
         ..Notice::default()
     };
     match event_type.as_str() {
@@ -343,33 +450,55 @@ fn paddle(body: &Value) -> Result<Notice, NoticeError> {
             // The storefront's choice (custom data) before the customer record's locale.
             notice.language = text(data, &["custom_data", "language"])
                 .or_else(|| text(data, &["customer", "locale"]));
+            // Real checkouts name the buyer only by customer id.
+            notice.customer_id = text(data, &["customer_id"]);
             notice.items = data
                 .get("items")
                 .and_then(Value::as_array)
                 .map(|items| {
                     items
                         .iter()
-                        .map(|i| Item {
-                            ids: [text(i, &["price", "id"]), text(i, &["price", "product_id"])]
-                                .into_iter()
-                                .flatten()
-                                .collect(),
+                        .map(|i| {
+                            Item::of(
+                                [text(i, &["price", "id"]), text(i, &["price", "product_id"])]
+                                    .into_iter()
+                                    .flatten()
+                                    .collect(),
+                            )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            notice.total = minor_units(data, &["details", "totals", "grand_total"]).zip(
-                text(data, &["details", "totals", "currency_code"])
-                    .or_else(|| text(data, &["currency_code"])),
-            );
+            notice.total = minor_money(
+                data,
+                &["details", "totals", "grand_total"],
+                &["details", "totals", "currency_code"],
+            )
+            .or_else(|| {
+                minor_money(
+                    data,
+                    &["details", "totals", "grand_total"],
+                    &["currency_code"],
+                )
+            });
         }
         "adjustment.created" | "adjustment.updated" => {
+            // A refund counts once approved (adjustment.updated after a review, or at once).
             let approved = text(data, &["status"]).as_deref() == Some("approved");
             notice.payment_id = required(data, &["transaction_id"])?;
             notice.kind = match text(data, &["action"]).as_deref() {
-                Some("refund")
-                    if approved && text(data, &["type"]).as_deref() != Some("partial") =>
-                {
+                Some("refund") if approved => {
+                    notice.refund = Some(Refund {
+                        id: text(data, &["id"]),
+                        amount: minor_money(
+                            data,
+                            &["totals", "total"],
+                            &["totals", "currency_code"],
+                        )
+                        .or_else(|| minor_money(data, &["totals", "total"], &["currency_code"])),
+                        cumulative: false,
+                        full: text(data, &["type"]).as_deref() == Some("full"),
+                    });
                     Some(PaymentKind::Refunded)
                 }
                 Some("chargeback") => Some(PaymentKind::Disputed),
@@ -382,22 +511,35 @@ fn paddle(body: &Value) -> Result<Notice, NoticeError> {
     Ok(notice)
 }
 
-fn shopify(body: &Value, context: &Context) -> Result<Notice, NoticeError> {
+/// Shopify signs only the body: the topic header and the webhook id are not signed. So the
+/// event id is the body's SHA-256 (a captured body replayed under a fresh webhook id is
+/// the same event), and the body must have the shape of its topic (a captured
+/// `orders/paid` body replayed as `orders/cancelled` is refused).
+fn shopify(body: &Value, raw: &[u8], context: &Context) -> Result<Notice, NoticeError> {
     let topic = context
         .topic
         .clone()
         .ok_or_else(|| err("the X-Shopify-Topic header is missing"))?;
-    let event_id = context
-        .delivery_id
-        .clone()
-        .ok_or_else(|| err("the X-Shopify-Webhook-Id header is missing"))?;
     let mut notice = Notice {
-        event_id,
+        event_id: format!("sha256:{}", hex::encode(Sha256::digest(raw))),
         event_type: topic.clone(),
+        test: body.get("test").and_then(Value::as_bool) == Some(true),
         ..Notice::default()
     };
+    let shape = |fits: bool| {
+        if fits {
+            Ok(())
+        } else {
+            Err(err(format!(
+                "the body does not have the shape of a {topic} notification; it was not applied"
+            )))
+        }
+    };
+    let is_order = body.get("line_items").is_some_and(Value::is_array)
+        && body.get("financial_status").is_some();
     match topic.as_str() {
         "orders/paid" => {
+            shape(is_order && body.get("cancelled_at").is_none_or(Value::is_null))?;
             notice.kind = Some(PaymentKind::Paid);
             notice.payment_id = required(body, &["id"])?;
             notice.email = text(body, &["email"]).or_else(|| text(body, &["customer", "email"]));
@@ -416,26 +558,70 @@ fn shopify(body: &Value, context: &Context) -> Result<Notice, NoticeError> {
                 .map(|lines| {
                     lines
                         .iter()
-                        .map(|l| Item {
-                            ids: [text(l, &["variant_id"]), text(l, &["product_id"])]
-                                .into_iter()
-                                .flatten()
-                                .collect(),
+                        .map(|l| {
+                            Item::of(
+                                [text(l, &["variant_id"]), text(l, &["product_id"])]
+                                    .into_iter()
+                                    .flatten()
+                                    .collect(),
+                            )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            notice.total = text(body, &["total_price"])
-                .and_then(|t| parse_amount(&t).ok())
-                .zip(text(body, &["currency"]));
+            notice.total = match (text(body, &["total_price"]), text(body, &["currency"])) {
+                (Some(total), Some(currency)) => Some(decimal_money(&total, &currency)?),
+                _ => None,
+            };
         }
         "refunds/create" => {
+            shape(
+                !is_order
+                    && body.get("order_id").is_some()
+                    && body.get("refund_line_items").is_some(),
+            )?;
             notice.kind = Some(PaymentKind::Refunded);
             notice.payment_id = required(body, &["order_id"])?;
+            // The money of a refund is in its successful refund transactions.
+            let mut amount: Option<Money> = None;
+            for t in body
+                .get("transactions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if text(t, &["kind"]).as_deref() != Some("refund")
+                    || text(t, &["status"]).as_deref() != Some("success")
+                {
+                    continue;
+                }
+                let (Some(value), Some(currency)) = (text(t, &["amount"]), text(t, &["currency"]))
+                else {
+                    continue;
+                };
+                let one = decimal_money(&value, &currency)?;
+                amount = Some(match amount {
+                    None => one,
+                    Some(sum) => sum.plus(one).ok_or_else(|| {
+                        err("the refund's transactions are in several currencies")
+                    })?,
+                });
+            }
+            notice.refund = Some(Refund {
+                id: text(body, &["id"]),
+                amount,
+                cumulative: false,
+                full: false,
+            });
         }
         "orders/cancelled" => {
+            shape(is_order && body.get("cancelled_at").is_some_and(|c| !c.is_null()))?;
             notice.kind = Some(PaymentKind::Refunded);
             notice.payment_id = required(body, &["id"])?;
+            notice.refund = Some(Refund {
+                full: true,
+                ..Refund::default()
+            });
         }
         _ => {}
     }
@@ -484,13 +670,31 @@ fn generic(body: &Value, context: &Context) -> Result<Notice, NoticeError> {
         payment_id: required(body, &["transaction_id"])?,
         email: text(body, &["email"]),
         name: text(body, &["name"]).unwrap_or_default(),
-        items: Vec::new(),
         products,
-        total: None,
-        receiver: None,
+        total: generic_amount(body)?,
+        refund: (kind == PaymentKind::Refunded).then(|| Refund {
+            full: true,
+            ..Refund::default()
+        }),
         language: text(body, &["language"]),
-        stripe_session: None,
+        ..Notice::default()
     })
+}
+
+/// The generic hook's `amount`: `{"value": "19.99", "currency": "EUR"}`, like the API's.
+fn generic_amount(body: &Value) -> Result<Option<Money>, NoticeError> {
+    match body.get("amount") {
+        None | Some(Value::Null) => Ok(None),
+        Some(amount) => {
+            let amount: domain::Amount = serde_json::from_value(amount.clone()).map_err(|_| {
+                err(r#"amount is an object like {"value": "19.99", "currency": "EUR"}"#)
+            })?;
+            amount
+                .parse()
+                .map(Some)
+                .map_err(|e| err(format!("amount: {e}")))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -507,36 +711,47 @@ mod tests {
         assert_eq!(n.kind, Some(PaymentKind::Paid));
         assert_eq!(n.payment_id, "pi_1");
         assert_eq!(n.products, ["ebook", "course"]);
-        assert_eq!(n.total, Some((1999, "EUR".into())));
+        assert_eq!(n.total, Some(Money::parse("19.99", "EUR").unwrap()));
         assert_eq!(n.stripe_session, None);
     }
 
     #[test]
-    fn stripe_partial_refunds_follow_the_setting() {
-        let body = br#"{"id":"evt_2","type":"charge.refunded","data":{"object":{"payment_intent":"pi_1","refunded":false}}}"#;
-        assert_eq!(
-            read(Provider::Stripe, body, &Context::default())
-                .unwrap()
-                .kind,
-            None
-        );
-        let revoke = Context {
-            partial_refund_revokes: true,
-            ..Context::default()
-        };
-        assert_eq!(
-            read(Provider::Stripe, body, &revoke).unwrap().kind,
-            Some(PaymentKind::Refunded)
-        );
+    fn stripe_amounts_become_iso_minor_units() {
+        let m = |minor, code: &str| stripe_money(minor, code).map(|m| m.to_string());
+        assert_eq!(m(1999, "eur").as_deref(), Some("19.99 EUR"));
+        assert_eq!(m(1000, "jpy").as_deref(), Some("1000 JPY"));
+        // ISK is zero-decimal in ISO 4217, but Stripe takes it with two decimals.
+        assert_eq!(m(50_000, "isk").as_deref(), Some("500 ISK"));
+        assert_eq!(m(50_050, "isk"), None, "not a whole krona");
+        assert_eq!(m(1_500, "kwd").as_deref(), Some("1.500 KWD"));
+        // MGA has two decimals in ISO 4217; Stripe takes it as zero-decimal.
+        assert_eq!(m(5_000, "mga").as_deref(), Some("5000.00 MGA"));
+    }
+
+    #[test]
+    fn a_stripe_refund_says_how_much_so_far() {
+        let body = br#"{"id":"evt_2","type":"charge.refunded","data":{"object":{"payment_intent":"pi_1","refunded":false,"amount":1999,"amount_refunded":500,"currency":"eur"}}}"#;
+        let n = read(Provider::Stripe, body, &Context::default()).unwrap();
+        assert_eq!(n.kind, Some(PaymentKind::Refunded));
+        let refund = n.refund.unwrap();
+        assert_eq!(refund.amount, Some(Money::parse("5", "EUR").unwrap()));
+        assert!(refund.cumulative && !refund.full);
+        assert_eq!(n.total, Some(Money::parse("19.99", "EUR").unwrap()));
     }
 
     #[test]
     fn a_paypal_cart_and_its_refund() {
-        let cart = b"txn_id=TX1&payment_status=Completed&receiver_email=shop%40example.com&payer_email=bo%40example.com&first_name=Bo&last_name=Lee&item_number1=ebook&item_number2=course&mc_gross=30.00&mc_currency=USD";
+        let cart = b"txn_id=TX1&payment_status=Completed&receiver_email=shop%40example.com&payer_email=bo%40example.com&first_name=Bo&last_name=Lee&item_number1=ebook&item_number2=course&item_name3=Shipping&mc_gross_1=20.00&mc_gross_2=5.00&mc_gross_3=5.00&mc_gross=30.00&mc_currency=USD";
         let n = read(Provider::Paypal, cart, &Context::default()).unwrap();
         assert_eq!(n.event_id, "TX1:Completed");
-        assert_eq!(n.items.len(), 2);
-        assert_eq!(n.total, Some((3000, "USD".into())));
+        assert_eq!(
+            n.items.len(),
+            3,
+            "the shipping line is a line with no item number"
+        );
+        assert!(n.items[2].ids.is_empty());
+        assert_eq!(n.items[0].paid, Some(Money::parse("20", "USD").unwrap()));
+        assert_eq!(n.total, Some(Money::parse("30", "USD").unwrap()));
         assert_eq!(n.receiver.as_deref(), Some("shop@example.com"));
         assert_eq!(n.name, "Bo Lee");
         let refund =
@@ -546,6 +761,11 @@ mod tests {
             (r.kind, r.payment_id.as_str()),
             (Some(PaymentKind::Refunded), "TX1")
         );
+        assert_eq!(r.total, None, "a refund's mc_gross is not the payment");
+        let refund = r.refund.unwrap();
+        assert_eq!(refund.id.as_deref(), Some("TX2"));
+        assert_eq!(refund.amount, Some(Money::parse("30", "USD").unwrap()));
+        assert!(!refund.cumulative);
     }
 
     #[test]

@@ -326,6 +326,7 @@ impl DeskService {
             transaction_id: None,
             status: None,
             language: None,
+            amount: None,
         };
         self.orders
             .create(order, OrderSource::Complimentary, actor, now)

@@ -800,6 +800,7 @@ pub(crate) mod tests {
             transaction_id: None,
             status: None,
             language: None,
+            amount: None,
         };
         let created = orders
             .create(order, OrderSource::Api, Actor::System, now())

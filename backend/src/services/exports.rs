@@ -233,6 +233,9 @@ fn orders(
         "transaction_id",
         "product_ids",
         "grant_ids",
+        "amount",
+        "currency",
+        "refunded",
     ])?;
     store::orders::each_order(tx, |id, order| {
         if !filter.covers(order.created_at) {
@@ -263,6 +266,22 @@ fn orders(
             order.transaction_id.as_deref().unwrap_or(""),
             &products.join(" "),
             &grants.join(" "),
+            // Unknown stays empty, never 0; the refund is in the order's currency.
+            &order.amount().map(|a| a.value_text()).unwrap_or_default(),
+            order
+                .amount()
+                .map(|a| a.currency())
+                .as_ref()
+                .map_or("", domain::Currency::as_str),
+            &order
+                .refunded()
+                .map(|r| r.value_text())
+                .or_else(|| {
+                    order
+                        .amount()
+                        .map(|a| domain::Money::zero(a.currency()).value_text())
+                })
+                .unwrap_or_default(),
         ])?;
         Ok::<_, ExportError>(())
     })

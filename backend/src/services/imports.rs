@@ -11,7 +11,7 @@ use crate::mail::Mailer;
 use crate::sales_file::{self, ColumnMap, FileError, SaleRow};
 use crate::store::{self, Reader, Store};
 use domain::records::{ImportFormat, ImportReport, ImportedOrderView, RejectedRow, WindowStart};
-use domain::{ProductId, Timestamp};
+use domain::{OrderStatus, ProductId, Timestamp};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -266,7 +266,18 @@ fn sale_of(group: &Group, request: &ImportRequest, now: Timestamp) -> ImportedSa
             .iter()
             .map(|(row, product, _)| (product.clone(), row.download_id.clone()))
             .collect(),
+        amount: group_amount(group),
+        // A refunded sale in the records was refunded in full.
+        refunded: group_amount(group).filter(|_| first.status == OrderStatus::Refunded),
     }
+}
+
+/// A group's amount: the sum of its rows', when every row says one in one currency (a
+/// file with one row per line item); unknown otherwise, never a guess.
+fn group_amount(group: &Group) -> Option<domain::Money> {
+    let mut rows = group.rows.iter().map(|(row, _, _)| row.amount);
+    let first = rows.next()??;
+    rows.try_fold(first, |sum, amount| sum.plus(amount?))
 }
 
 impl Plan {

@@ -46,7 +46,7 @@ pub use library::{
 pub use migration::{MigrationReport, MigrationStep, StoreMigration};
 pub use orders::{OrderQuery, OrderService};
 pub use outbox::OutboxService;
-pub use payments::{Incoming, PaymentService, Receipt};
+pub use payments::{Incoming, PaymentService, ProviderEndpoints, Receipt};
 pub use self_service::{LinkRefusal, LinkRequest, SelfService, SelfServicePolicy};
 pub use settings::{SettingsService, ShortenedIps};
 pub use webhooks::{Subscription, WebhookPolicy, WebhookService, WebhookWorker, announce_blocks};

@@ -7,16 +7,16 @@ use crate::auth::download_key::DownloadKey;
 use crate::mail::{About, Mailer};
 use crate::store;
 use crate::store::grants::Grant;
-use crate::store::orders::OrderRecord;
-use crate::store::orders::OrderSource;
+use crate::store::orders::{MoneyRecord, OrderRecord, OrderSource};
 use crate::store::{Store, outbox};
 use domain::Language;
 use domain::mail::{LinkLine, MailKind};
 use domain::password::RANDOM_BYTES;
+use domain::payment::Provider;
 use domain::wire::{
     CreatedOrder, GrantSummary, IssuedGrant, NewOrder, OrderPage, OrderPatch, OrderView,
 };
-use domain::{DownloadPassword, Email, GrantId, OrderId, OrderStatus, ProductId, Timestamp};
+use domain::{DownloadPassword, Email, GrantId, Money, OrderId, OrderStatus, ProductId, Timestamp};
 use rand::{Rng, TryRngCore};
 use redb::WriteTransaction;
 use std::time::Duration;
@@ -235,6 +235,7 @@ impl OrderService {
                             name,
                             status,
                             transaction_id,
+                            refunded: None,
                         },
                         &actor,
                         now,
@@ -390,6 +391,9 @@ pub(crate) fn create_in(
         transaction_id,
         status,
         language,
+        amount,
+        provider,
+        refunded,
     } = order;
     if let Some(t) = &transaction_id
         && let Some(existing) = store::orders::order_by_transaction(tx, t)?
@@ -431,6 +435,10 @@ pub(crate) fn create_in(
         created_at: now,
         updated_at: now,
         language,
+        amount: amount.map(MoneyRecord::of),
+        refunded: refunded.map(MoneyRecord::of),
+        confirmed_at: (status == OrderStatus::Confirmed).then_some(now),
+        provider: provider.map(|p| p.as_str().to_owned()),
     };
     store::orders::put_order(tx, order_id, &record, None)?;
     if record.status == OrderStatus::Confirmed {
@@ -464,6 +472,9 @@ pub(crate) struct ImportedSale {
     /// Per grant: the product and, for the legacy script's records, the download ID the
     /// buyer already holds (else a fresh password).
     pub lines: Vec<(ProductId, Option<DownloadPassword>)>,
+    /// What was paid and refunded, when the records say.
+    pub amount: Option<Money>,
+    pub refunded: Option<Money>,
 }
 
 /// Records an imported sale inside the caller's transaction, with the product's current
@@ -518,6 +529,11 @@ pub(crate) fn import_in(
         created_at: sale.sold_at,
         updated_at: now,
         language: None,
+        amount: sale.amount.map(MoneyRecord::of),
+        refunded: sale.refunded.map(MoneyRecord::of),
+        confirmed_at: matches!(sale.status, OrderStatus::Confirmed | OrderStatus::Refunded)
+            .then_some(sale.window_from),
+        provider: None,
     };
     store::orders::put_order(tx, order_id, &record, None)?;
     if notify && record.status == OrderStatus::Confirmed {
@@ -580,6 +596,8 @@ pub(crate) struct Change {
     pub status: Option<OrderStatus>,
     /// A new transaction ID, checked; `Some("")` removes it.
     pub transaction_id: Option<String>,
+    /// With a refund: the sum refunded (else the whole amount paid).
+    pub refunded: Option<Money>,
 }
 
 /// Edits an order inside the caller's transaction, under the status state machine: a
@@ -620,9 +638,19 @@ pub(crate) fn update_in(
             .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         if to == OrderStatus::Refunded {
             revoke_grants(tx, &after.grants, now)?;
+            // A whole refund: what the provider says was refunded, else everything paid.
+            if let Some(refunded) = change.refunded.or_else(|| after.amount()) {
+                after.refunded = Some(MoneyRecord::of(refunded));
+            }
         }
     }
     after.updated_at = now;
+    let first_confirmation = after.status == OrderStatus::Confirmed && after.confirmed_at.is_none();
+    if first_confirmation {
+        // Paid now, not when the order was placed: the windows start from here.
+        after.confirmed_at = Some(now);
+        start_windows(tx, &after.grants, now)?;
+    }
     store::orders::put_order(tx, id, &after, Some(&before))?;
     if after.status == OrderStatus::Confirmed && before.status != OrderStatus::Confirmed {
         mail_first_confirmation(mailer, key, tx, id, &after, now)?;
@@ -670,6 +698,25 @@ pub(crate) struct ValidOrder {
     transaction_id: Option<String>,
     status: OrderStatus,
     language: Option<Language>,
+    amount: Option<Money>,
+    /// The provider whose notification makes the order (set by the payment pipeline).
+    provider: Option<Provider>,
+    /// Refunded before the order existed (a partial refund that arrived first).
+    refunded: Option<Money>,
+}
+
+impl ValidOrder {
+    /// The order as made by a payment notification of `provider`.
+    pub(crate) fn from_provider(mut self, provider: Provider) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// The order with a refund already counted.
+    pub(crate) fn refunded(mut self, refunded: Option<Money>) -> Self {
+        self.refunded = refunded;
+        self
+    }
 }
 
 /// A transaction ID as given (trimmed); `None` for an empty one.
@@ -725,6 +772,12 @@ pub(crate) fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
             )
         })?),
     };
+    let amount = input
+        .amount
+        .as_ref()
+        .map(domain::Amount::parse)
+        .transpose()
+        .map_err(|e| ServiceError::invalid("amount", e))?;
     Ok(ValidOrder {
         email,
         name,
@@ -732,6 +785,9 @@ pub(crate) fn validate(input: NewOrder) -> Result<ValidOrder, ServiceError> {
         transaction_id,
         status,
         language,
+        amount,
+        provider: None,
+        refunded: None,
     })
 }
 
@@ -846,7 +902,22 @@ pub(super) fn fresh_password() -> DownloadPassword {
     DownloadPassword::from_random(bytes)
 }
 
-fn revoke_grants(
+/// Starts the windows of an order's grants at its first confirmation.
+fn start_windows(
+    tx: &WriteTransaction,
+    grants: &[GrantId],
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    for g in grants {
+        if let Some(mut grant) = store::grants::grant(tx, *g)? {
+            grant.start_window(now);
+            store::grants::put_grant(tx, *g, &grant)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn revoke_grants(
     tx: &WriteTransaction,
     grants: &[GrantId],
     now: Timestamp,
@@ -962,6 +1033,9 @@ fn build_view(
         language: o.language,
         created_at: o.created_at,
         updated_at: o.updated_at,
+        amount: o.amount().map(Money::to_wire),
+        refunded: o.refunded().map(Money::to_wire),
+        confirmed_at: o.confirmed_at,
     })
 }
 
@@ -1008,6 +1082,7 @@ mod tests {
             transaction_id: Some("PAYID-123".into()),
             status: None,
             language: None,
+            amount: None,
         }
     }
 

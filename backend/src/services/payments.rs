@@ -13,14 +13,15 @@ use super::orders::{Change, create_in, update_in, validate};
 use crate::auth::download_key::DownloadKey;
 use crate::mail::Mailer;
 use crate::payments::client::HttpClient;
-use crate::payments::notice::{self, Context, Notice};
+use crate::payments::notice::{self, Context, Notice, Refund};
 use crate::payments::signature::{self, SignatureError, WebhookSecret};
-use crate::store::orders::OrderSource;
+use crate::store::orders::{MoneyRecord, OrderRecord, OrderSource};
 use crate::store::payments::{
     IntegrationRecord, MappingRecord, NotificationOutcome as Outcome, NotificationRecord,
     PaymentRecord,
 };
 use crate::store::{self, Store};
+use domain::Money;
 use domain::payment::{
     HookReceipt, IntegrationUpdate, IntegrationView, NotificationPage, NotificationView,
     PaymentDecision, PaymentKind, Price, ProductMappings, Provider, decide, format_amount, hint,
@@ -37,24 +38,49 @@ pub const PAYPAL_LIVE: &str = "https://ipnpb.paypal.com/cgi-bin/webscr";
 pub const PAYPAL_SANDBOX: &str = "https://ipnpb.sandbox.paypal.com/cgi-bin/webscr";
 /// Stripe's API.
 pub const STRIPE_API: &str = "https://api.stripe.com";
+/// Paddle Billing's live API.
+pub const PADDLE_LIVE: &str = "https://api.paddle.com";
+/// Paddle Billing's sandbox API.
+pub const PADDLE_SANDBOX: &str = "https://sandbox-api.paddle.com";
+
+/// Header values kept with a notification (Shopify's topic, a delivery id) are cut to
+/// this many bytes: real ones are short, a stranger's can be 64 KiB.
+const HEADER_VALUE_LIMIT: usize = 200;
+
+/// Where Dropgate calls the providers with their secrets. Fixed per provider (live or
+/// sandbox by an integration option); only the server's own configuration moves them, for
+/// tests against fakes (`--stripe-api-base`, `--paddle-api-base`, `--paypal-verify-url`),
+/// never the admin or the API: an address set there would receive the secret key, or
+/// answer VERIFIED to forged notifications.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderEndpoints {
+    /// Replaces Stripe's API.
+    pub stripe_api: Option<String>,
+    /// Replaces Paddle's API, live and sandbox.
+    pub paddle_api: Option<String>,
+    /// Replaces PayPal's IPN verifier, live and sandbox.
+    pub paypal_verify: Option<String>,
+}
 
 /// The body of a notification that failed verification is kept only this long: it is a
 /// stranger's post, kept as evidence, not data.
 const UNVERIFIED_BODY_LIMIT: usize = 4096;
 
+const PARTIAL_REFUNDS: (&str, &str) = (
+    "partial_refunds",
+    "keep (default) or revoke: what a partial refund does to access (the amount is recorded either way; refunds adding up to the total revoke)",
+);
+const UNMAPPED_ITEMS: (&str, &str) = (
+    "unmapped_items",
+    "ignore (default) or hold: a cart with items that sell no product here delivers the mapped ones, or waits for mapping",
+);
+
 /// The options each provider takes, with what each does (shown in the admin).
 fn option_help(provider: Provider) -> &'static [(&'static str, &'static str)] {
     match provider {
-        Provider::Stripe => &[
-            (
-                "partial_refunds",
-                "revoke or keep (default): what a partial refund does to access",
-            ),
-            (
-                "api_base",
-                "the Stripe API's address (default https://api.stripe.com)",
-            ),
-        ],
+        Provider::Stripe | Provider::Lemonsqueezy | Provider::Shopify => {
+            &[PARTIAL_REFUNDS, UNMAPPED_ITEMS]
+        }
         Provider::Paypal => &[
             (
                 "receiver_email",
@@ -62,18 +88,24 @@ fn option_help(provider: Provider) -> &'static [(&'static str, &'static str)] {
             ),
             (
                 "verify_url",
-                "live (default), sandbox, or the address IPNs are verified at",
+                "live (default) or sandbox: which PayPal verifies the IPNs",
             ),
             (
                 "verify_timeout_secs",
                 "how long one verification may take, 1 to 60 (default 10)",
             ),
+            PARTIAL_REFUNDS,
+            UNMAPPED_ITEMS,
         ],
-        Provider::Lemonsqueezy => &[(
-            "partial_refunds",
-            "revoke or keep (default): what a partial refund does to access",
-        )],
-        Provider::Paddle | Provider::Shopify | Provider::Generic => &[],
+        Provider::Paddle => &[
+            (
+                "environment",
+                "live (default) or sandbox: which Paddle API the buyer's email is read from (with the API key)",
+            ),
+            PARTIAL_REFUNDS,
+            UNMAPPED_ITEMS,
+        ],
+        Provider::Generic => &[UNMAPPED_ITEMS],
     }
 }
 
@@ -112,6 +144,7 @@ pub struct PaymentService {
     mailer: Mailer,
     client: HttpClient,
     public_url: String,
+    endpoints: ProviderEndpoints,
 }
 
 /// The result of the network steps before the transaction.
@@ -127,6 +160,7 @@ impl PaymentService {
         mailer: Mailer,
         client: HttpClient,
         public_url: &str,
+        endpoints: ProviderEndpoints,
     ) -> Self {
         Self {
             store,
@@ -134,6 +168,7 @@ impl PaymentService {
             mailer,
             client,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            endpoints,
         }
     }
 
@@ -166,11 +201,11 @@ impl PaymentService {
             topic: incoming
                 .header("x-shopify-topic")
                 .or_else(|| incoming.header("x-event-name"))
-                .map(str::to_owned),
+                .map(cut_header),
             delivery_id: incoming
                 .header("x-shopify-webhook-id")
                 .or_else(|| incoming.header("webhook-id"))
-                .map(str::to_owned),
+                .map(cut_header),
             body: incoming.body.clone(),
             processed_at: now,
             runs: 1,
@@ -180,12 +215,17 @@ impl PaymentService {
                 Problem::Unreachable(_) => (Outcome::Failed, 503),
                 Problem::Refused(_) => (Outcome::Unverified, 400),
             };
-            if outcome == Outcome::Unverified {
-                record.body.truncate(UNVERIFIED_BODY_LIMIT);
-            }
             record.outcome = outcome;
             record.detail = problem.to_string();
             tracing::warn!(provider = provider.as_str(), problem = %record.detail, "payment notification not verified");
+            if outcome == Outcome::Unverified {
+                // A stranger's post: kept short, in the capped ring, and the answer says
+                // nothing of how many came before.
+                record.body.truncate(UNVERIFIED_BODY_LIMIT);
+                let mut receipt = self.keep_unverified(record).await?;
+                receipt.receipt.notification_id = None;
+                return Ok(receipt);
+            }
             return self.keep(record, status).await;
         }
         record.verified = true;
@@ -289,10 +329,14 @@ impl PaymentService {
         integration: &IntegrationRecord,
         body: &[u8],
     ) -> Result<(), Problem> {
-        let url = match integration.options.get("verify_url").map(String::as_str) {
-            None | Some("" | "live") => PAYPAL_LIVE,
-            Some("sandbox") => PAYPAL_SANDBOX,
-            Some(url) => url,
+        let url = match (
+            self.endpoints.paypal_verify.as_deref(),
+            integration.options.get("verify_url").map(String::as_str),
+        ) {
+            (Some(fixed), _) => fixed,
+            (None, Some("sandbox")) => PAYPAL_SANDBOX,
+            // An address stored by an earlier build is not used: only live or sandbox.
+            (None, _) => PAYPAL_LIVE,
         };
         let timeout = Duration::from_secs(
             integration
@@ -353,10 +397,6 @@ impl PaymentService {
         let context = Context {
             topic: record.topic.clone(),
             delivery_id: record.delivery_id.clone(),
-            partial_refund_revokes: integration
-                .options
-                .get("partial_refunds")
-                .is_some_and(|v| v == "revoke"),
         };
         match self
             .prepare(record.provider, &record.body, &context, integration)
@@ -452,7 +492,7 @@ impl PaymentService {
             };
             let url = format!(
                 "{}/v1/checkout/sessions/{session}/line_items?limit=100",
-                stripe_api(integration)
+                self.stripe_api()
             );
             match self
                 .client
@@ -485,7 +525,152 @@ impl PaymentService {
                 }
             }
         }
+        if provider == Provider::Paddle
+            && needs_items
+            && !notice.test
+            && notice.email.is_none()
+            && let Some(customer) = notice.customer_id.clone()
+        {
+            if let Err(stop) = self
+                .paddle_customer(integration, &customer, &mut notice)
+                .await
+            {
+                return stop;
+            }
+        }
         Prepared::Ready(Box::new(notice))
+    }
+
+    /// Paddle Billing: the buyer's email and name from `GET /customers/{id}` with the
+    /// integration's API key. Paddle's API not answering is a 503, so Paddle sends the
+    /// notification again later.
+    async fn paddle_customer(
+        &self,
+        integration: &IntegrationRecord,
+        customer: &str,
+        notice: &mut Notice,
+    ) -> Result<(), Prepared> {
+        let Some(api_key) = integration.api_key.as_deref().filter(|k| !k.is_empty()) else {
+            return Err(Prepared::Stop(
+                Outcome::Failed,
+                format!(
+                    "the notification names the buyer only as Paddle customer {customer}: set a Paddle API key (Customers: read) so Dropgate can read the email, then Reprocess"
+                ),
+                200,
+            ));
+        };
+        let base = self.paddle_api(integration);
+        if customer.is_empty()
+            || !customer
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(Prepared::Stop(
+                Outcome::Rejected,
+                format!("the customer id {customer:?} is not a Paddle id"),
+                400,
+            ));
+        }
+        let url = format!("{base}/customers/{customer}");
+        let answer = match self
+            .client
+            .get(&url, api_key, Duration::from_secs(15))
+            .await
+        {
+            Ok(answer) if answer.is_success() => answer,
+            Ok(answer) if answer.status == 401 || answer.status == 403 || answer.status == 404 => {
+                return Err(Prepared::Stop(
+                    Outcome::Failed,
+                    format!(
+                        "Paddle's API answered HTTP {} for customer {customer} (check the API key and live/sandbox), then Reprocess: {}",
+                        answer.status,
+                        answer.excerpt(200)
+                    ),
+                    200,
+                ));
+            }
+            Ok(answer) => {
+                return Err(Prepared::Stop(
+                    Outcome::Failed,
+                    format!(
+                        "Paddle's API answered HTTP {} when asked for customer {customer}; Paddle will send the notification again",
+                        answer.status
+                    ),
+                    503,
+                ));
+            }
+            Err(e) => {
+                return Err(Prepared::Stop(
+                    Outcome::Failed,
+                    format!(
+                        "Paddle's API could not be asked for customer {customer} ({e}); Paddle will send the notification again"
+                    ),
+                    503,
+                ));
+            }
+        };
+        let customer_record: serde_json::Value =
+            serde_json::from_slice(&answer.body).unwrap_or_default();
+        let field = |name: &str| {
+            customer_record
+                .pointer(&format!("/data/{name}"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        notice.email = field("email");
+        if notice.name.is_empty() {
+            notice.name = field("name").unwrap_or_default();
+        }
+        if notice.language.is_none() {
+            notice.language = field("locale");
+        }
+        if notice.email.is_none() {
+            return Err(Prepared::Stop(
+                Outcome::Failed,
+                format!("Paddle's API answer for customer {customer} has no email address"),
+                503,
+            ));
+        }
+        Ok(())
+    }
+
+    fn stripe_api(&self) -> &str {
+        self.endpoints
+            .stripe_api
+            .as_deref()
+            .unwrap_or(STRIPE_API)
+            .trim_end_matches('/')
+    }
+
+    fn paddle_api(&self, integration: &IntegrationRecord) -> String {
+        let base = match (
+            self.endpoints.paddle_api.as_deref(),
+            integration.options.get("environment").map(String::as_str),
+        ) {
+            (Some(fixed), _) => fixed,
+            (None, Some("sandbox")) => PADDLE_SANDBOX,
+            (None, _) => PADDLE_LIVE,
+        };
+        base.trim_end_matches('/').to_owned()
+    }
+
+    /// Stores a notification that failed verification, in the capped ring.
+    async fn keep_unverified(&self, record: NotificationRecord) -> Result<Receipt, ServiceError> {
+        let receipt = self
+            .store
+            .run(move |s| {
+                s.write(|tx| {
+                    let id = store::payments::insert_unverified(tx, &record)?;
+                    Ok::<_, ServiceError>(receipt(id, &record))
+                })
+            })
+            .await?;
+        Ok(Receipt {
+            status: 400,
+            receipt,
+        })
     }
 
     /// Stores a notification that stopped before the transaction that applies notices.
@@ -573,7 +758,17 @@ impl PaymentService {
             hook_url: format!("{}{}", self.public_url, provider.hook_path()),
             secrets: record.secrets.iter().map(|s| hint(s)).collect(),
             api_key: record.api_key.as_deref().map(hint),
-            options: record.options.clone(),
+            // Options an earlier build accepted and this one does not (api_base, an address
+            // as verify_url) are not shown, so saving the form drops them.
+            options: record
+                .options
+                .iter()
+                .filter(|(k, v)| {
+                    option_help(provider).iter().any(|(name, _)| name == k)
+                        && check_value(k, v).is_ok()
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             option_help: option_help(provider)
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -721,7 +916,7 @@ impl PaymentService {
         let Some(key) = integration.api_key.as_deref() else {
             return Ok("no API key is set: name the products in each session's metadata as dropgate_products".into());
         };
-        let url = format!("{}/v1/checkout/sessions?limit=1", stripe_api(integration));
+        let url = format!("{}/v1/checkout/sessions?limit=1", self.stripe_api());
         match self.client.get(&url, key, Duration::from_secs(15)).await {
             Ok(answer) if answer.is_success() => {
                 Ok("Stripe accepts the API key and it can read Checkout Sessions".into())
@@ -842,13 +1037,13 @@ impl PaymentService {
     }
 }
 
-/// Stripe's API address: the `api_base` option (a local fake in tests), else Stripe's.
-fn stripe_api(integration: &IntegrationRecord) -> &str {
-    integration
-        .options
-        .get("api_base")
-        .map_or(STRIPE_API, String::as_str)
-        .trim_end_matches('/')
+/// A header value as kept: at most [`HEADER_VALUE_LIMIT`] bytes, cut at a character.
+fn cut_header(value: &str) -> String {
+    let mut end = value.len().min(HEADER_VALUE_LIMIT);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].to_owned()
 }
 
 /// A notification of the test event type, signed the way `provider` signs.
@@ -993,6 +1188,17 @@ fn apply(
             )
         });
     }
+    if notice.test {
+        return Ok(Applied::done(
+            Outcome::Test,
+            format!(
+                "a test notification from {} ({}): stored, no order made and no mail sent",
+                provider.label(),
+                notice.event_type
+            ),
+            None,
+        ));
+    }
     let Some(kind) = notice.kind else {
         return Ok(Applied::done(
             Outcome::Ignored,
@@ -1004,15 +1210,47 @@ fn apply(
         return Ok(Applied::open(Outcome::Rejected, refusal));
     }
     let payment = store::payments::payment(tx, provider, &notice.payment_id)?;
-    let order = match payment.and_then(|p| p.order) {
+    let order = match payment.as_ref().and_then(|p| p.order) {
         Some(o) => Some(o),
-        None => store::orders::order_by_transaction(tx, &notice.payment_id)?,
+        None => order_of_transaction(tx, provider, &notice.payment_id)?,
     };
-    let (decision, status) = decide(payment.map(|p| p.status), order.is_some(), kind);
+    let mut payment = payment.unwrap_or_default();
+    let mut refunded_now = None;
+    let mut kind = kind;
+    if kind == PaymentKind::Refunded
+        && let Some(refund) = &notice.refund
+    {
+        match refund_step(tx, options, notice, refund, &payment, order)? {
+            RefundStep::Counted(applied) => return Ok(applied),
+            RefundStep::Partial { so_far, detail } => {
+                return record_partial_refund(
+                    tx, provider, notice, refund, payment, order, so_far, detail, now,
+                );
+            }
+            RefundStep::Revoke { so_far } => {
+                refunded_now = so_far;
+                if let Some(id) = &refund.id {
+                    payment.refund_ids.push(id.clone());
+                }
+            }
+        }
+        kind = PaymentKind::Refunded;
+    }
+    let (decision, status) = decide(payment.status, order.is_some(), kind);
     let actor = Actor::Payment(provider);
     let applied = match decision {
         PaymentDecision::Create(order_status) => {
-            match create_order(tx, (mailer, key), provider, notice, order_status, now)? {
+            let refunded = payment.refunded.as_ref().and_then(MoneyRecord::money);
+            match create_order(
+                tx,
+                (mailer, key),
+                provider,
+                options,
+                notice,
+                order_status,
+                refunded,
+                now,
+            )? {
                 Ok(applied) => applied,
                 Err(unapplied) => return Ok(unapplied),
             }
@@ -1036,13 +1274,17 @@ fn apply(
             } else {
                 let change = Change {
                     status: Some(to),
+                    refunded: refunded_now,
                     ..Change::default()
                 };
                 update_in(tx, mailer, key, id, change, &actor, now)?;
+                let money = refunded_now
+                    .map(|m| format!(", {m} refunded"))
+                    .unwrap_or_default();
                 Applied::done(
                     Outcome::OrderChanged,
                     format!(
-                        "order {id} is now {to} ({})",
+                        "order {id} is now {to} ({}{money})",
                         kind.as_str().replace('_', " ")
                     ),
                     Some(id),
@@ -1059,32 +1301,205 @@ fn apply(
         ),
         PaymentDecision::Nothing(reason) => Applied::done(Outcome::Ignored, reason, order),
     };
-    if let Some(status) = status {
-        let record = PaymentRecord {
-            status,
-            order: applied.order.or(order),
-        };
-        store::payments::put_payment(tx, provider, &notice.payment_id, &record)?;
+    if status.is_some() || refunded_now.is_some() {
+        payment.status = status.or(payment.status);
+        payment.order = applied.order.or(order);
+        if let Some(so_far) = refunded_now {
+            payment.refunded = Some(MoneyRecord::of(so_far));
+        }
+        store::payments::put_payment(tx, provider, &notice.payment_id, &payment)?;
     }
     Ok(applied)
 }
 
+/// The order a provider's transaction ID names: an order made by this provider's
+/// notification, or one made by hand or through the API with that ID, never an order of
+/// another provider's equal ID.
+fn order_of_transaction(
+    tx: &WriteTransaction,
+    provider: Provider,
+    transaction: &str,
+) -> Result<Option<OrderId>, ServiceError> {
+    let Some(id) = store::orders::order_by_transaction(tx, transaction)? else {
+        return Ok(None);
+    };
+    let of_provider = store::orders::order(tx, id)?
+        .is_some_and(|o| o.provider.as_deref().is_none_or(|p| p == provider.as_str()));
+    Ok(of_provider.then_some(id))
+}
+
+/// What a refund notification comes to.
+enum RefundStep {
+    /// Nothing to do (counted before, no money named): the notification's outcome.
+    Counted(Applied),
+    /// Less than the whole payment, and the store keeps access on partial refunds.
+    Partial { so_far: Money, detail: String },
+    /// The whole payment (or a partial one where the store revokes): refund the order.
+    Revoke { so_far: Option<Money> },
+}
+
+/// Decides a refund by its money: the sum refunded so far against what was paid.
+fn refund_step(
+    tx: &WriteTransaction,
+    options: &BTreeMap<String, String>,
+    notice: &Notice,
+    refund: &Refund,
+    payment: &PaymentRecord,
+    order: Option<OrderId>,
+) -> Result<RefundStep, ServiceError> {
+    if let Some(id) = &refund.id
+        && payment.refund_ids.contains(id)
+    {
+        return Ok(RefundStep::Counted(Applied::done(
+            Outcome::Duplicate,
+            format!("the refund {id} was counted before; nothing was done again"),
+            order,
+        )));
+    }
+    let order_record = order
+        .map(|id| store::orders::order(tx, id))
+        .transpose()?
+        .flatten();
+    let before = payment
+        .refunded
+        .as_ref()
+        .and_then(MoneyRecord::money)
+        .or_else(|| order_record.as_ref().and_then(OrderRecord::refunded));
+    let so_far = match (refund.amount, before) {
+        (None, before) => before,
+        (Some(amount), None) => Some(amount),
+        (Some(amount), Some(before)) if refund.cumulative => amount.max(before).or(Some(amount)),
+        (Some(amount), Some(before)) => Some(before.plus(amount).ok_or_else(|| {
+            ServiceError::invalid(
+                "refund",
+                format!(
+                    "a refund in {} of a payment in {}",
+                    amount.currency(),
+                    before.currency()
+                ),
+            )
+        })?),
+    };
+    let paid = order_record
+        .as_ref()
+        .and_then(OrderRecord::amount)
+        .or(notice.total);
+    // What was paid unknown (an order from before amounts were kept): a refund is taken as
+    // whole, as it always was.
+    let whole = refund.full
+        || match (so_far, paid) {
+            (Some(so_far), Some(paid)) => {
+                so_far.currency() == paid.currency() && so_far.minor() >= paid.minor()
+            }
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+    if whole
+        || options
+            .get("partial_refunds")
+            .is_some_and(|v| v == "revoke")
+    {
+        return Ok(RefundStep::Revoke { so_far });
+    }
+    let Some(so_far) = so_far else {
+        return Ok(RefundStep::Counted(Applied::done(
+            Outcome::Ignored,
+            "the refund names no amount of money (a restock or a note): nothing changes",
+            order,
+        )));
+    };
+    let of = paid.map(|p| format!(" of {p}")).unwrap_or_default();
+    Ok(RefundStep::Partial {
+        so_far,
+        detail: format!("a partial refund: {so_far} refunded so far{of}; access is kept"),
+    })
+}
+
+/// Records a partial refund that keeps access: on the payment, and on its order if there
+/// is one yet.
+#[allow(clippy::too_many_arguments)] // one step of `apply`, with its state
+fn record_partial_refund(
+    tx: &WriteTransaction,
+    provider: Provider,
+    notice: &Notice,
+    refund: &Refund,
+    mut payment: PaymentRecord,
+    order: Option<OrderId>,
+    so_far: Money,
+    detail: String,
+    now: Timestamp,
+) -> Result<Applied, ServiceError> {
+    payment.refunded = Some(MoneyRecord::of(so_far));
+    payment.order = payment.order.or(order);
+    if let Some(id) = &refund.id {
+        payment.refund_ids.push(id.clone());
+    }
+    store::payments::put_payment(tx, provider, &notice.payment_id, &payment)?;
+    let Some(id) = order else {
+        return Ok(Applied::done(
+            Outcome::Recorded,
+            format!("{detail}; no order exists for the payment yet, and its order will show it"),
+            None,
+        ));
+    };
+    let before = store::orders::order(tx, id)?
+        .ok_or_else(|| ServiceError::Internal(format!("order {id} missing")))?;
+    let mut after = before.clone();
+    after.refunded = Some(MoneyRecord::of(so_far));
+    after.updated_at = now;
+    store::orders::put_order(tx, id, &after, Some(&before))?;
+    record_audit(
+        tx,
+        &Actor::Payment(provider),
+        "order.partial_refund",
+        &id.to_string(),
+        before.refunded().map(Money::to_wire).as_ref(),
+        Some(&so_far.to_wire()),
+        now,
+    )?;
+    Ok(Applied::done(
+        Outcome::OrderChanged,
+        format!("order {id}: {detail}"),
+        Some(id),
+    ))
+}
+
 /// Creates the order of a payment's first notification, or says why it cannot be
 /// created yet (`Err`: kept open for Reprocess, the payment not remembered).
+#[allow(clippy::too_many_arguments)] // one step of `apply`, with its state
 fn create_order(
     tx: &WriteTransaction,
     (mailer, key): (&Mailer, &DownloadKey),
     provider: Provider,
+    options: &BTreeMap<String, String>,
     notice: &Notice,
     order_status: domain::OrderStatus,
+    refunded: Option<Money>,
     now: Timestamp,
 ) -> Result<Result<Applied, Applied>, ServiceError> {
-    let products = match products_of(tx, provider, notice)? {
-        Ok(products) => products,
-        Err(unmapped) => return Ok(Err(Applied::open(Outcome::NeedsMapping, unmapped))),
-    };
+    let cart = cart_of(tx, provider, notice)?;
+    if cart.lines.is_empty() {
+        let why = if cart.unmapped.is_empty() {
+            "the notification names no product".to_owned()
+        } else {
+            format!(
+                "{}: map it on the product, then Reprocess",
+                cart.unmapped.join("; ")
+            )
+        };
+        return Ok(Err(Applied::open(Outcome::NeedsMapping, why)));
+    }
+    if !cart.unmapped.is_empty() && options.get("unmapped_items").is_some_and(|v| v == "hold") {
+        return Ok(Err(Applied::open(
+            Outcome::NeedsMapping,
+            format!(
+                "{}: this store holds a cart until every item is mapped (unmapped_items = hold); map it, then Reprocess",
+                cart.unmapped.join("; ")
+            ),
+        )));
+    }
     if provider == Provider::Paypal
-        && let Some(mismatch) = price_mismatch(tx, &products, notice.total.as_ref())?
+        && let Some(mismatch) = price_mismatch(tx, &cart, notice.total)?
     {
         return Ok(Err(Applied::open(Outcome::Rejected, mismatch)));
     }
@@ -1097,7 +1512,7 @@ fn create_order(
     let valid = match validate(NewOrder {
         email,
         name: notice.name.chars().take(200).collect(),
-        product_ids: products.iter().map(ToString::to_string).collect(),
+        product_ids: cart.lines.iter().map(|(p, _)| p.to_string()).collect(),
         transaction_id: Some(notice.payment_id.clone()),
         status: Some(order_status.as_str().to_owned()),
         // A language Dropgate does not ship falls back to the store's; it never refuses a sale.
@@ -1106,16 +1521,26 @@ fn create_order(
             .as_deref()
             .and_then(domain::Language::from_tag)
             .map(|l| l.as_str().to_owned()),
+        amount: notice.total.map(Money::to_wire),
     }) {
-        Ok(v) => v,
+        Ok(v) => v.from_provider(provider).refunded(refunded),
         Err(e) => return Ok(Err(Applied::open(Outcome::Rejected, e.to_string()))),
     };
     let actor = Actor::Payment(provider);
     let (view, _) = create_in(tx, mailer, key, valid, OrderSource::Webhook, &actor, now)?;
+    let ignored = if cart.unmapped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; ignored (sell no product here): {}",
+            cart.unmapped.join("; ")
+        )
+    };
+    let paid = notice.total.map(|t| format!(", {t}")).unwrap_or_default();
     Ok(Ok(Applied::done(
         Outcome::OrderCreated,
         format!(
-            "order {} created ({}) for {}",
+            "order {} created ({}{paid}) for {}{ignored}",
             view.order_id, view.status, view.email
         ),
         Some(view.order_id),
@@ -1137,18 +1562,35 @@ fn receiver_refusal(options: &BTreeMap<String, String>, notice: &Notice) -> Opti
     })
 }
 
-/// The Dropgate products of a notice, or which of its items are not mapped.
-fn products_of(
+/// A notice's purchase as this store sees it.
+struct Cart {
+    /// The products it sells here, each with what its line cost when the provider says.
+    lines: Vec<(ProductId, Option<Money>)>,
+    /// Why each other item is not delivered (not mapped, no such product).
+    unmapped: Vec<String>,
+    /// How many lines are not delivered (shipping lines, other goods).
+    other_lines: usize,
+}
+
+/// The Dropgate products of a notice, and the items that sell none.
+fn cart_of(
     tx: &WriteTransaction,
     provider: Provider,
     notice: &Notice,
-) -> Result<Result<Vec<ProductId>, String>, ServiceError> {
-    let mut products = Vec::new();
-    let mut unmapped = Vec::new();
+) -> Result<Cart, ServiceError> {
+    let mut cart = Cart {
+        lines: Vec::new(),
+        unmapped: Vec::new(),
+        other_lines: 0,
+    };
     for id in &notice.products {
         match ProductId::parse(id) {
-            Ok(p) if store::catalog::product(tx, &p)?.is_some() => products.push(p),
-            _ => unmapped.push(format!("the product {id:?} does not exist")),
+            Ok(p) if store::catalog::product(tx, &p)?.is_some() => cart.lines.push((p, None)),
+            _ => {
+                cart.unmapped
+                    .push(format!("the product {id:?} does not exist"));
+                cart.other_lines += 1;
+            }
         }
     }
     for item in &notice.items {
@@ -1160,60 +1602,87 @@ fn products_of(
             }
         }
         match found {
-            Some(p) => products.push(p),
-            None => unmapped.push(format!(
-                "the {} id {} is not mapped to a product",
-                provider.label(),
-                item.ids.join(" / ")
-            )),
+            Some(p) => cart.lines.push((p, item.paid)),
+            None => {
+                cart.other_lines += 1;
+                cart.unmapped.push(if item.ids.is_empty() {
+                    "a line with no item number".to_owned()
+                } else {
+                    format!(
+                        "the {} id {} is not mapped to a product",
+                        provider.label(),
+                        item.ids.join(" / ")
+                    )
+                });
+            }
         }
     }
-    if !unmapped.is_empty() {
-        return Ok(Err(format!(
-            "{}: map it on the product, then Reprocess",
-            unmapped.join("; ")
-        )));
-    }
-    if products.is_empty() {
-        return Ok(Err("the notification names no product".into()));
-    }
-    Ok(Ok(products))
+    Ok(cart)
 }
 
-/// PayPal buttons can be edited by the buyer: when every product bought has a price set,
-/// the payment must be their sum in their currency.
+/// PayPal buttons and carts can be edited by the buyer. Once any product of a cart has a
+/// price, every product in it must have one in the cart's currency, and what was paid for
+/// them must be their sum: the lines' own amounts (`mc_gross_N`) when PayPal names them,
+/// else the payment's total (at least the sum when the cart also has other lines, such as
+/// shipping).
 fn price_mismatch(
     tx: &WriteTransaction,
-    products: &[ProductId],
-    paid: Option<&(i64, String)>,
+    cart: &Cart,
+    total: Option<Money>,
 ) -> Result<Option<String>, ServiceError> {
-    let mut sum = 0i64;
-    let mut currency: Option<String> = None;
-    for product in products {
-        let Some((amount, cur)) = store::payments::mapping(tx, product)?.and_then(|m| m.price)
-        else {
-            return Ok(None);
-        };
-        if currency.as_ref().is_some_and(|c| *c != cur) {
-            return Ok(None);
-        }
-        sum += amount;
-        currency = Some(cur);
+    let mut prices = Vec::new();
+    for (product, _) in &cart.lines {
+        let price = store::payments::mapping(tx, product)?
+            .and_then(|m| m.price)
+            .and_then(|(hundredths, currency)| {
+                Money::parse(&domain::payment::format_amount(hundredths), &currency).ok()
+            });
+        prices.push((product, price));
     }
-    let Some(currency) = currency else {
+    if prices.iter().all(|(_, p)| p.is_none()) {
         return Ok(None);
+    }
+    let Some(total) = total else {
+        return Ok(Some(
+            "the notification does not say what was paid, and the cart's products have prices; no order was made".into(),
+        ));
     };
-    let expected = format!("{} {currency}", format_amount(sum));
-    Ok(match paid {
-        Some((amount, cur)) if *amount == sum && *cur == currency => None,
-        Some((amount, cur)) => Some(format!(
-            "the payment is {} {cur} but the products cost {expected}; no order was made",
-            format_amount(*amount)
-        )),
-        None => Some(format!(
-            "the notification does not say what was paid; the products cost {expected}"
-        )),
-    })
+    let mut expected = Money::zero(total.currency());
+    for (product, price) in &prices {
+        let Some(price) = price else {
+            return Ok(Some(format!(
+                "the product {product} has no price, but another product in the cart has one: set a price on every product sold with PayPal; no order was made"
+            )));
+        };
+        let Some(sum) = expected.plus(*price) else {
+            return Ok(Some(format!(
+                "the cart was paid in {} but the product {product} costs {price}; no order was made",
+                total.currency()
+            )));
+        };
+        expected = sum;
+    }
+    let lines: Option<Vec<Money>> = cart.lines.iter().map(|(_, paid)| *paid).collect();
+    let (paid, fits) = match lines {
+        Some(lines) => {
+            let sum = lines
+                .into_iter()
+                .try_fold(Money::zero(total.currency()), Money::plus);
+            (sum, sum == Some(expected))
+        }
+        None if cart.other_lines == 0 => (Some(total), total == expected),
+        None => (Some(total), total.minor() >= expected.minor()),
+    };
+    if fits {
+        return Ok(None);
+    }
+    let paid = paid.map_or_else(
+        || "an amount in another currency".to_owned(),
+        |p| p.to_string(),
+    );
+    Ok(Some(format!(
+        "the payment for the products is {paid} but they cost {expected}; no order was made"
+    )))
 }
 
 fn check_options(
@@ -1222,6 +1691,12 @@ fn check_options(
 ) -> Result<(), ServiceError> {
     let known = option_help(provider);
     for (name, value) in options {
+        if name == "api_base" {
+            return Err(ServiceError::invalid(
+                "options",
+                "api_base cannot be set here: Dropgate calls the provider's own API with your secret key. A test server is set only with the server's --stripe-api-base or --paddle-api-base flag",
+            ));
+        }
         if !known.iter().any(|(k, _)| k == name) {
             let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
             return Err(ServiceError::invalid(
@@ -1237,22 +1712,30 @@ fn check_options(
                 },
             ));
         }
-        let value = value.trim();
-        let ok = match name.as_str() {
-            "partial_refunds" => matches!(value, "" | "revoke" | "keep"),
-            "verify_timeout_secs" => value.parse::<u64>().is_ok_and(|t| (1..=60).contains(&t)),
-            "verify_url" => matches!(value, "" | "live" | "sandbox") || is_http_url(value),
-            "api_base" => value.is_empty() || is_http_url(value),
-            _ => true,
-        };
-        if !ok {
-            return Err(ServiceError::invalid(
-                "options",
-                format!("{name}: {value:?} is not a valid value"),
-            ));
-        }
+        check_value(name, value).map_err(|e| ServiceError::invalid("options", e))?;
     }
     Ok(())
+}
+
+/// Whether an option's value is one it takes.
+fn check_value(name: &str, value: &str) -> Result<(), String> {
+    let value = value.trim();
+    let ok = match name {
+        "partial_refunds" => matches!(value, "" | "revoke" | "keep"),
+        "unmapped_items" => matches!(value, "" | "ignore" | "hold"),
+        "verify_timeout_secs" => value.parse::<u64>().is_ok_and(|t| (1..=60).contains(&t)),
+        "verify_url" | "environment" => matches!(value, "" | "live" | "sandbox"),
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match name {
+        "verify_url" => format!(
+            "verify_url is live or sandbox, not {value:?}: IPNs are verified only by PayPal itself (a test server is set with the server's --paypal-verify-url flag)"
+        ),
+        _ => format!("{name}: {value:?} is not a valid value"),
+    })
 }
 
 /// An `http://` or `https://` URL with a host.
@@ -1388,6 +1871,7 @@ mod tests {
             mailer,
             HttpClient::new().unwrap(),
             "https://dl.example.com",
+            ProviderEndpoints::default(),
         );
         let update = IntegrationUpdate {
             enabled: Some(true),

@@ -126,6 +126,7 @@ fn copy_table(
         (&str, u64),
         (&str, u32),
         (u64, u64),
+        (u64, ()),
     );
     Err(StoreError::Corrupt {
         kind: "backup",

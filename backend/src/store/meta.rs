@@ -7,7 +7,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
 
 /// The schema version this build writes; see `migrations.rs` for the history.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Big-endian u32: the schema version of the file.
 pub(super) const KEY_SCHEMA_VERSION: &str = "schema_version";

@@ -19,6 +19,9 @@
 //! 8. the buyer library's sign-in links and sessions. Order, mail and store-settings
 //!    records gained the buyer's language (and the store's time zone) in the same release;
 //!    they upgrade as they are read.
+//! 9. the capped ring of unverified payment notifications. Order records gained money, the
+//!    confirmation time and the provider, payment records the refunds so far (version 3
+//!    and 2); they upgrade as they are read.
 
 use super::meta::{self, KEY_SERVER_SECRET, META, SCHEMA_VERSION};
 use super::{
@@ -30,7 +33,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-const MIGRATIONS: [(u32, Migration); 8] = [
+const MIGRATIONS: [(u32, Migration); 9] = [
     (1, initial_schema),
     (2, delivery_tables),
     (3, outbox::create_tables),
@@ -39,6 +42,7 @@ const MIGRATIONS: [(u32, Migration); 8] = [
     (6, imports::create_tables),
     (7, announcements::create_tables),
     (8, library::create_tables),
+    (9, payments::create_unverified_ring),
 ];
 
 /// Step 5: see the history above.

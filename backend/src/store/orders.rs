@@ -3,7 +3,7 @@
 use super::Reader;
 use super::StoreError;
 use super::codec::{self, Record, get};
-use domain::{Email, GrantId, OrderId, OrderStatus, Timestamp};
+use domain::{Currency, Email, GrantId, Money, OrderId, OrderStatus, Timestamp};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,28 @@ pub enum OrderSource {
     Complimentary,
 }
 
+/// An amount as stored: minor units and the ISO 4217 code. The store's own shape, so a
+/// change of `domain::Money` cannot change what is on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoneyRecord {
+    pub minor: i64,
+    pub currency: String,
+}
+
+impl MoneyRecord {
+    pub fn of(money: Money) -> Self {
+        Self {
+            minor: money.minor(),
+            currency: money.currency().as_str().to_owned(),
+        }
+    }
+
+    /// The amount; `None` for a row that does not hold one (never written so).
+    pub fn money(&self) -> Option<Money> {
+        Money::from_minor(self.minor, Currency::parse(&self.currency).ok()?)
+    }
+}
+
 /// A sale record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRecord {
@@ -51,17 +73,50 @@ pub struct OrderRecord {
     pub grants: Vec<GrantId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    /// The buyer's language, when the payment notification or the API named one. Last, so
-    /// version 1 rows read as "none".
+    /// The buyer's language, when the payment notification or the API named one. Version 2.
     pub language: Option<domain::Language>,
+    /// What was paid; `None`: unknown (orders from before version 3, or a source that did
+    /// not say). Never read as zero.
+    pub amount: Option<MoneyRecord>,
+    /// The sum refunded so far (`None`: nothing).
+    pub refunded: Option<MoneyRecord>,
+    /// When the order first became confirmed: its grants' windows start here.
+    pub confirmed_at: Option<Timestamp>,
+    /// The payment provider whose notification made the order (`Provider::as_str`), so a
+    /// transaction ID of one provider never finds another provider's order.
+    pub provider: Option<String>,
 }
 impl Record for OrderRecord {
     const KIND: &'static str = "order";
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
-    /// Version 1 had no language: postcard's `None` (one zero byte) appended.
+    /// Version 1 had no language, version 2 no money, confirmation time or provider. A
+    /// version 2 order that is past pending and on hold was confirmed when it was made
+    /// (before version 3 every window started at creation), so it keeps its window.
     fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
-        super::codec::upgrade_by_appending(version, 1, payload, &[0])
+        let mut bytes = payload.to_vec();
+        if version == 1 {
+            bytes.push(0);
+        }
+        let mut record: Self =
+            super::codec::upgrade_by_appending(version.max(2), 2, &bytes, &[0, 0, 0, 0])?;
+        if matches!(
+            record.status,
+            OrderStatus::Confirmed | OrderStatus::Refunded
+        ) {
+            record.confirmed_at = Some(record.created_at);
+        }
+        Ok(record)
+    }
+}
+
+impl OrderRecord {
+    pub fn amount(&self) -> Option<Money> {
+        self.amount.as_ref().and_then(MoneyRecord::money)
+    }
+
+    pub fn refunded(&self) -> Option<Money> {
+        self.refunded.as_ref().and_then(MoneyRecord::money)
     }
 }
 
@@ -286,4 +341,76 @@ pub fn each_order<E: From<StoreError>>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> OrderRecord {
+        OrderRecord {
+            order_number: "20261207120000123".into(),
+            transaction_id: Some("pi_1".into()),
+            email: Email::parse("ann@example.com").unwrap(),
+            name: "Ann".into(),
+            status: OrderStatus::Confirmed,
+            source: OrderSource::Webhook,
+            grants: vec![GrantId::new(5)],
+            created_at: Timestamp::from_unix_millis(1_800_000_000_000),
+            updated_at: Timestamp::from_unix_millis(1_800_000_000_001),
+            language: Some(domain::Language::De),
+            amount: Some(MoneyRecord::of(Money::parse("19.99", "EUR").unwrap())),
+            refunded: None,
+            confirmed_at: Some(Timestamp::from_unix_millis(1_800_000_000_002)),
+            provider: Some("stripe".into()),
+        }
+    }
+
+    /// The bytes of version 3 as written: a change in `domain` (a field or variant moved)
+    /// that would change them fails here instead of misreading every stored order.
+    #[test]
+    fn version_3_bytes_are_pinned() {
+        let bytes = codec::encode(&sample());
+        assert_eq!(hex::encode(&bytes), GOLDEN_V3);
+        assert_eq!(codec::decode::<OrderRecord>(&bytes).unwrap(), sample());
+    }
+
+    const GOLDEN_V3: &str = "03113230323631323037313230303030313233010470695f310f616e6e406578616d706c652e636f6d03416e6e0200010580c0e285e36882c0e285e3680101019e1f03455552000184c0e285e3680106737472697065";
+
+    /// A version 2 row (no money) reads as "amount unknown", and a confirmed one keeps the
+    /// window it was given at creation; a held one starts its window when confirmed.
+    #[test]
+    fn version_2_rows_read_with_the_amount_unknown() {
+        let v3 = codec::encode(&sample());
+        // Version 2 is version 3 without its last four fields.
+        let mut v2 = vec![2u8];
+        let tail = postcard::to_stdvec(&(
+            sample().amount,
+            sample().refunded,
+            sample().confirmed_at,
+            sample().provider,
+        ))
+        .unwrap();
+        v2.extend_from_slice(&v3[1..v3.len() - tail.len()]);
+        let old: OrderRecord = codec::decode(&v2).unwrap();
+        assert_eq!(old.amount, None, "unknown, never zero");
+        assert_eq!(old.refunded, None);
+        assert_eq!(old.confirmed_at, Some(old.created_at));
+        assert_eq!(old.provider, None);
+        let mut held = Vec::new();
+        let mut record = sample();
+        record.status = OrderStatus::OnHold;
+        let v3 = codec::encode(&record);
+        held.push(2);
+        held.extend_from_slice(&v3[1..v3.len() - tail.len()]);
+        let old: OrderRecord = codec::decode(&held).unwrap();
+        assert_eq!(old.confirmed_at, None);
+        // Version 1: no language either.
+        let mut record = sample();
+        record.language = None;
+        let v3 = codec::encode(&record);
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&v3[1..v3.len() - tail.len() - 1]);
+        assert_eq!(codec::decode::<OrderRecord>(&v1).unwrap().language, None);
+    }
 }

@@ -9,6 +9,7 @@
 
 use super::codec::{self, Record};
 use super::meta;
+use super::orders::MoneyRecord;
 use super::{Reader, StoreError};
 use domain::payment::{PaymentKind, PaymentStatus, Provider};
 use domain::{OrderId, ProductId, Timestamp};
@@ -30,6 +31,38 @@ const NOTIFICATION_EVENTS: TableDefinition<&[u8], u64> =
     TableDefinition::new("notification_events-1");
 /// key: provider name, 0x00, payment id; value: [`PaymentRecord`].
 const PAYMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("payments-1");
+/// key: id of a notification that failed verification; value: empty. Only the newest
+/// [`UNVERIFIED_KEPT`] are kept (schema step 9): a stranger's posts cannot fill the disk.
+const UNVERIFIED: TableDefinition<u64, ()> = TableDefinition::new("unverified_notifications-1");
+
+/// How many unverified notifications are kept, newest first.
+pub const UNVERIFIED_KEPT: u64 = 1000;
+
+/// Creates the ring of unverified notifications (schema step 9).
+pub(super) fn create_unverified_ring(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(UNVERIFIED)?;
+    Ok(())
+}
+
+/// Stores a notification that failed verification in the capped ring: the oldest one
+/// beyond [`UNVERIFIED_KEPT`] is removed.
+pub fn insert_unverified(
+    tx: &WriteTransaction,
+    record: &NotificationRecord,
+) -> Result<u64, StoreError> {
+    use redb::ReadableTableMetadata;
+    let id = insert_notification(tx, record)?;
+    let mut ring = tx.open_table(UNVERIFIED)?;
+    ring.insert(id, ())?;
+    let mut notifications = tx.open_table(NOTIFICATIONS)?;
+    while ring.len()? > UNVERIFIED_KEPT {
+        let Some((oldest, ())) = ring.pop_first()?.map(|(k, v)| (k.value(), v.value())) else {
+            break;
+        };
+        notifications.remove(oldest)?;
+    }
+    Ok(id)
+}
 
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(INTEGRATIONS)?;
@@ -177,6 +210,9 @@ pub enum NotificationOutcome {
     /// Could not be completed (the provider's API did not answer); retried by the provider
     /// or by Reprocess.
     Failed,
+    /// A provider's test notification (Shopify's "Send test notification", Paddle's
+    /// simulator): stored and shown, never an order. Last: outcomes are stored by position.
+    Test,
 }
 
 impl NotificationOutcome {
@@ -191,6 +227,7 @@ impl NotificationOutcome {
             Self::Rejected => "rejected",
             Self::Unverified => "unverified",
             Self::Failed => "failed",
+            Self::Test => "test",
         }
     }
 
@@ -288,14 +325,44 @@ pub fn mark_event(
 }
 
 /// What is remembered about one payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PaymentRecord {
-    pub status: PaymentStatus,
+    /// `None`: only a partial refund has been heard of.
+    pub status: Option<PaymentStatus>,
     pub order: Option<OrderId>,
+    /// The sum refunded so far (version 2).
+    pub refunded: Option<MoneyRecord>,
+    /// The provider's ids of the refunds counted in `refunded`, so a refund that arrives
+    /// again (under another event id) is not counted twice (version 2).
+    pub refund_ids: Vec<String>,
 }
 impl Record for PaymentRecord {
     const KIND: &'static str = "payment";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    /// Version 1 was a status and an order.
+    fn upgrade(version: u8, payload: &[u8]) -> Result<Self, StoreError> {
+        #[derive(Deserialize)]
+        struct V1 {
+            status: PaymentStatus,
+            order: Option<OrderId>,
+        }
+        if version != 1 {
+            return Err(StoreError::Corrupt {
+                kind: Self::KIND,
+                detail: format!("unknown record version {version}"),
+            });
+        }
+        let old: V1 = postcard::from_bytes(payload).map_err(|e| StoreError::Corrupt {
+            kind: Self::KIND,
+            detail: e.to_string(),
+        })?;
+        Ok(Self {
+            status: Some(old.status),
+            order: old.order,
+            ..Self::default()
+        })
+    }
 }
 
 pub fn payment(

@@ -22,6 +22,10 @@ use std::time::Duration;
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// Keys in one map beyond which a request sweeps idle ones at once (at most once a second).
 pub const MAX_KEYS: usize = 100_000;
+/// Posts a minute to `/hooks/*` one client network may make. Providers retry a 429 later,
+/// and none sends more than a few a second to one shop; a stranger posting unsigned
+/// notifications is held to this, and what they post lands in a capped ring.
+pub const HOOK_RATE_PER_MINUTE: u32 = 600;
 /// Longest link key kept: passwords are shorter; a longer path segment is cut.
 const MAX_LINK_KEY: usize = 64;
 
@@ -30,6 +34,8 @@ const MAX_LINK_KEY: usize = 64;
 pub struct DownloadLimits {
     per_link: Option<DefaultKeyedRateLimiter<Box<str>>>,
     per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Payment notifications per client network (always on).
+    hooks: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
     last_forced_sweep: Mutex<Option<std::time::Instant>>,
 }
@@ -52,14 +58,24 @@ impl DownloadLimits {
         Self {
             per_link: quota(per_link).map(DefaultKeyedRateLimiter::keyed),
             per_client: quota(per_client).map(DefaultKeyedRateLimiter::keyed),
+            hooks: DefaultKeyedRateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(HOOK_RATE_PER_MINUTE).expect("not zero"),
+            )),
             clock: DefaultClock::default(),
             last_forced_sweep: Mutex::new(None),
         }
     }
 
     /// Counts a request to `path` from `ip`; `Err` when it is past a rate. Paths outside
-    /// `/d/` pass uncounted.
+    /// `/d/` and `/hooks/` pass uncounted.
     pub fn check(&self, path: &str, ip: IpAddr) -> Result<(), TooFast> {
+        if path.starts_with("/hooks/") {
+            self.sweep_if_full(self.hooks.len());
+            return self
+                .hooks
+                .check_key(&domain::net::client_net(ip))
+                .map_err(|n| self.too_fast(&n));
+        }
         let Some(rest) = path.strip_prefix("/d/") else {
             return Ok(());
         };
@@ -90,6 +106,8 @@ impl DownloadLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.hooks.retain_recent();
+        self.hooks.shrink_to_fit();
     }
 
     /// Keys tracked now, per link and per client.
