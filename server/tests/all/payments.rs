@@ -193,14 +193,24 @@ fn stripe_event(event: &str, kind: &str, object: Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn stripe_sales_refunds_and_disputes() {
-    let shop = Shop::open().await;
+    let api = fake_stripe().await;
+    let shop = Shop::open_with(|c| c.provider_endpoints.stripe_api = Some(api.clone())).await;
     product(&shop, "book").await;
     product(&shop, "course").await;
-    let api = fake_stripe().await;
+    // The address Dropgate calls with the secret key is not the admin's or the API's to set.
+    let (status, body) = shop
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/stripe",
+            Some(json!({"enabled": true, "secrets": ["whsec_x"], "options": {"api_base": "http://attacker.example"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("--stripe-api-base"), "{body}");
     let view = configure(
         &shop,
         "stripe",
-        json!({"enabled": true, "secrets": ["whsec_old_secret", "whsec_new_secret"], "api_key": "rk_test_key", "options": {"api_base": api}}),
+        json!({"enabled": true, "secrets": ["whsec_old_secret", "whsec_new_secret"], "api_key": "rk_test_key"}),
     )
     .await;
     assert_eq!(
@@ -389,7 +399,14 @@ async fn stripe_sales_refunds_and_disputes() {
     assert_eq!(answer["outcome"], "ignored", "{answer}");
     assert!(orders_of(&shop, "pi_4").await.is_empty());
 
-    // A product the shop has not mapped: kept, shown, and reprocessed once mapped.
+    // A product the shop has not mapped, in a store that holds such carts: kept, shown, and
+    // reprocessed once mapped.
+    configure(
+        &shop,
+        "stripe",
+        json!({"options": {"unmapped_items": "hold"}}),
+    )
+    .await;
     let unmapped = stripe_session("evt_10", "cs_two", "pi_5", json!({}));
     let (status, answer) = send(unmapped, "whsec_new_secret", unix_now()).await;
     assert_eq!(
@@ -577,9 +594,6 @@ fn ipn(fields: &[(&str, &str)]) -> Vec<u8> {
 
 #[tokio::test]
 async fn paypal_ipn_is_verified_by_paypal_and_checked() {
-    let shop = Shop::open().await;
-    product(&shop, "book").await;
-    product(&shop, "course").await;
     let fake = FakePaypal::default();
     let url = serve(
         Router::new()
@@ -587,10 +601,23 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
             .with_state(fake.clone()),
     )
     .await;
+    let verifier = format!("{url}/cgi-bin/webscr");
+    let shop = Shop::open_with(|c| c.provider_endpoints.paypal_verify = Some(verifier)).await;
+    product(&shop, "book").await;
+    product(&shop, "course").await;
+    // A verifier of the admin's choosing could answer VERIFIED to forgeries.
+    let (status, body) = shop
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/paypal",
+            Some(json!({"options": {"verify_url": "http://always-verified.example/"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
     configure(
         &shop,
         "paypal",
-        json!({"enabled": true, "options": {"verify_url": format!("{url}/cgi-bin/webscr"), "receiver_email": "shop@example.com", "verify_timeout_secs": "1"}}),
+        json!({"enabled": true, "options": {"receiver_email": "shop@example.com", "verify_timeout_secs": "1"}}),
     )
     .await;
     map(
@@ -745,20 +772,46 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
     .await;
     assert_eq!(the_order(&shop, "TX3").await["status"], "confirmed");
 
-    // A cart: item_number1..n, one grant per line.
-    let cart = ipn(&[
-        ("txn_id", "TX11"),
-        ("payment_status", "Completed"),
-        ("receiver_email", "shop@example.com"),
-        ("payer_email", "cy@example.com"),
-        ("item_number1", "BOOK-1"),
-        ("item_number2", "COURSE-1"),
-        ("num_cart_items", "2"),
-        ("mc_gross", "25.00"),
-        ("mc_currency", "USD"),
-    ]);
-    send(cart).await;
-    let order = the_order(&shop, "TX11").await;
+    // A cart where one product has a price and another has none cannot be bought for a
+    // cent (an edited form, then a real VERIFIED IPN): refused with the reason shown.
+    let cart = |txn: &str, gross: &str| {
+        ipn(&[
+            ("txn_id", txn),
+            ("payment_status", "Completed"),
+            ("receiver_email", "shop@example.com"),
+            ("payer_email", "cy@example.com"),
+            ("item_number1", "BOOK-1"),
+            ("item_number2", "COURSE-1"),
+            ("num_cart_items", "2"),
+            ("mc_gross", gross),
+            ("mc_currency", "USD"),
+        ])
+    };
+    send(cart("TX11", "0.01")).await;
+    assert!(orders_of(&shop, "TX11").await.is_empty());
+    let refused = &notifications(&shop).await[0];
+    assert_eq!(refused["outcome"], "rejected", "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("course has no price"),
+        "{refused}"
+    );
+    // Every product priced: the cart pays their sum, one grant per line.
+    map(
+        &shop,
+        "course",
+        json!({"paypal": ["COURSE-1"], "price": {"amount": "15.00", "currency": "USD"}}),
+    )
+    .await;
+    send(cart("TX12", "0.01")).await;
+    assert!(
+        orders_of(&shop, "TX12").await.is_empty(),
+        "still the sum, not a cent"
+    );
+    send(cart("TX13", "25.00")).await;
+    let order = the_order(&shop, "TX13").await;
     let products: Vec<&str> = order["grants"]
         .as_array()
         .unwrap()
@@ -766,6 +819,57 @@ async fn paypal_ipn_is_verified_by_paypal_and_checked() {
         .map(|g| g["product_id"].as_str().unwrap())
         .collect();
     assert_eq!(products, ["book", "course"]);
+    assert_eq!(
+        order["amount"],
+        json!({"value": "25.00", "currency": "USD"})
+    );
+
+    // A cart with a shipping line (no item number) delivers the products and says what
+    // it ignored; the lines' own amounts are what the products must cost.
+    send(ipn(&[
+        ("txn_id", "TX14"),
+        ("payment_status", "Completed"),
+        ("receiver_email", "shop@example.com"),
+        ("payer_email", "di@example.com"),
+        ("item_number1", "BOOK-1"),
+        ("mc_gross_1", "10.00"),
+        ("item_name2", "Shipping"),
+        ("mc_gross_2", "4.90"),
+        ("num_cart_items", "2"),
+        ("mc_gross", "14.90"),
+        ("mc_currency", "USD"),
+    ]))
+    .await;
+    let order = the_order(&shop, "TX14").await;
+    assert_eq!(order["grants"].as_array().unwrap().len(), 1);
+    let shown = &notifications(&shop).await[0];
+    assert!(
+        shown["detail"].as_str().unwrap().contains("ignored"),
+        "{shown}"
+    );
+
+    // PayPal sends Refunded for partial refunds too: 3.00 of 25.00 keeps access and is
+    // recorded; the same refund again counts once; the rest revokes.
+    let refund = |txn: &str, gross: &str| {
+        sale(
+            txn,
+            "Refunded",
+            &[("parent_txn_id", "TX13"), ("mc_gross", gross)],
+        )
+    };
+    send(refund("RF1", "-3.00")).await;
+    let order = the_order(&shop, "TX13").await;
+    assert_eq!(order["status"], "confirmed");
+    assert_eq!(
+        order["refunded"],
+        json!({"value": "3.00", "currency": "USD"})
+    );
+    send(refund("RF1", "-3.00")).await;
+    assert_eq!(the_order(&shop, "TX13").await["refunded"]["value"], "3.00");
+    send(refund("RF2", "-22.00")).await;
+    let order = the_order(&shop, "TX13").await;
+    assert_eq!(order["status"], "refunded");
+    assert_eq!(order["refunded"]["value"], "25.00");
 }
 
 #[tokio::test]
@@ -906,7 +1010,8 @@ async fn lemonsqueezy_paddle_and_shopify_sell_and_refund() {
     };
     let order = serde_json::to_vec(&json!({
         "id": 5555, "email": "sam@example.com", "customer": {"first_name": "Sam", "last_name": "Roe"},
-        "line_items": [{"product_id": 4444, "variant_id": 8888, "quantity": 1}], "total_price": "15.00", "currency": "USD"
+        "line_items": [{"product_id": 4444, "variant_id": 8888, "quantity": 1}], "total_price": "15.00", "currency": "USD",
+        "financial_status": "paid", "cancelled_at": null
     }))
     .unwrap();
     let shopify = |topic: &str, id: &str, sig: String| {
@@ -945,7 +1050,9 @@ async fn lemonsqueezy_paddle_and_shopify_sell_and_refund() {
     .await;
     assert_eq!(answer["outcome"], "duplicate");
     assert_eq!(the_order(&shop, "5555").await["email"], "sam@example.com");
-    let refund = serde_json::to_vec(&json!({"id": 77, "order_id": 5555})).unwrap();
+    // Refunds that add up to the total revoke, like one whole refund.
+    let refund = serde_json::to_vec(&json!({"id": 77, "order_id": 5555, "refund_line_items": [],
+        "transactions": [{"kind": "refund", "status": "success", "amount": "15.00", "currency": "USD"}]})).unwrap();
     hook(
         &shop,
         "/hooks/shopify",
@@ -1368,12 +1475,14 @@ const SCHEMES: [Scheme; 3] = [
         paid: |payment| {
             serde_json::to_vec(
                 &json!({"id": payment.parse::<u64>().unwrap(), "email": "tab@example.com",
+                "financial_status": "paid", "total_price": "15.00", "currency": "USD",
                 "line_items": [{"product_id": 4444, "variant_id": 8888}]}),
             )
             .unwrap()
         },
         refunded: |payment| {
-            serde_json::to_vec(&json!({"id": 1, "order_id": payment.parse::<u64>().unwrap()}))
+            serde_json::to_vec(&json!({"id": 1, "order_id": payment.parse::<u64>().unwrap(),
+                "refund_line_items": [], "transactions": [{"kind": "refund", "status": "success", "amount": "15.00", "currency": "USD"}]}))
                 .unwrap()
         },
     },
