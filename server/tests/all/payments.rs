@@ -1580,3 +1580,120 @@ async fn every_signed_provider_refuses_forgeries_and_deduplicates() {
         );
     }
 }
+
+/// A fixture of the providers' own published payloads (see `fixtures/providers/SOURCES.md`).
+fn provider_fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/providers")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Paddle's SDK's own `transaction.completed` names the buyer only by `customer_id`: the
+/// email comes from Paddle's API (a fake on 127.0.0.1 answering with the SDK's customer
+/// mock), the amount from `details.totals.grand_total`; with Paddle's API down the answer
+/// is 503 so Paddle sends it again; the SDK's partial refund adjustment (pending, then
+/// approved) is recorded once and keeps access.
+#[tokio::test]
+async fn paddles_own_transaction_completed_delivers_with_the_email_from_paddles_api() {
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let router = Router::new().route(
+        "/customers/{id}",
+        get({
+            let up = Arc::clone(&up);
+            move |axum::extract::Path(id): axum::extract::Path<String>, headers: http::HeaderMap| {
+                let up = up.load(std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if !up {
+                        return (http::StatusCode::BAD_GATEWAY, Vec::new());
+                    }
+                    let key = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if key != Some("Bearer pdl_api_key") || id != "ctm_01h8e18bxp9hby49dnm8ewf0m0" {
+                        return (http::StatusCode::NOT_FOUND, Vec::new());
+                    }
+                    (
+                        http::StatusCode::OK,
+                        provider_fixture("paddle-customer.json"),
+                    )
+                }
+            }
+        }),
+    );
+    let api = serve(router).await;
+    let shop = Shop::open_with(|c| c.provider_endpoints.paddle_api = Some(api)).await;
+    product(&shop, "chat-pro").await;
+    configure(
+        &shop,
+        "paddle",
+        json!({"enabled": true, "secrets": ["pdl_secret"], "api_key": "pdl_api_key"}),
+    )
+    .await;
+    map(
+        &shop,
+        "chat-pro",
+        json!({"paddle": ["pro_01gsz4t5hdjse780zja8vvr7jg"]}),
+    )
+    .await;
+    let send = |body: Vec<u8>| {
+        let shop = &shop;
+        async move {
+            let ts = unix_now();
+            let sig = format!(
+                "ts={ts};h1={}",
+                hex::encode(mac(
+                    b"pdl_secret",
+                    &[ts.to_string().as_bytes(), b":", &body]
+                ))
+            );
+            hook(shop, "/hooks/paddle", &[("paddle-signature", sig)], &body).await
+        }
+    };
+    let completed = provider_fixture("paddle-transaction-completed.json");
+    let (status, answer) = send(completed.clone()).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (503, Some("failed")),
+        "{answer}"
+    );
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, answer) = send(completed).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("order_created")),
+        "{answer}"
+    );
+    assert!(
+        answer["detail"].as_str().unwrap().contains("ignored"),
+        "two of the three items sell nothing here: {answer}"
+    );
+    let order = the_order(&shop, "txn_01h8dzxgkvdwemdhbpcapj2tbj").await;
+    assert_eq!(order["email"], "weloveyourproduct@paddle.com");
+    assert_eq!(
+        order["amount"],
+        json!({"value": "652.15", "currency": "USD"})
+    );
+    assert_eq!(order["status"], "confirmed");
+
+    // The SDK's adjustment is of another transaction: an order made through the API with it.
+    let (status, made) = shop
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"email": "a@example.com", "product_ids": ["chat-pro"], "transaction_id": "txn_01h8bxpvx398a7zbawb77y0kp5", "amount": {"value": "652.15", "currency": "USD"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (_, answer) = send(provider_fixture("paddle-adjustment-created.json")).await;
+    assert_eq!(answer["outcome"], "ignored", "pending approval: {answer}");
+    let (_, answer) = send(provider_fixture("paddle-adjustment-updated.json")).await;
+    assert_eq!(answer["outcome"], "order_changed", "{answer}");
+    let order = the_order(&shop, "txn_01h8bxpvx398a7zbawb77y0kp5").await;
+    assert_eq!(
+        order["status"], "confirmed",
+        "a partial refund keeps access"
+    );
+    assert_eq!(
+        order["refunded"],
+        json!({"value": "1.00", "currency": "USD"})
+    );
+}
