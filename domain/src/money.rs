@@ -180,12 +180,10 @@ impl Money {
 
     /// The larger of two amounts of one currency.
     pub fn max(self, other: Self) -> Option<Self> {
-        (self.currency == other.currency).then(|| {
-            if other.minor > self.minor {
-                other
-            } else {
-                self
-            }
+        (self.currency == other.currency).then_some(if other.minor > self.minor {
+            other
+        } else {
+            self
         })
     }
 

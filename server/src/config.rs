@@ -188,6 +188,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("./dropgate-data"));
         let mut config = Self::for_data_dir(&data_dir);
         config.apply_connection_limits(args, &file)?;
+        config.provider_endpoints = provider_endpoints(args, &file)?;
 
         if let Some(bind) = args.bind.clone().or(file.bind) {
             config.bind = bind.parse().map_err(|_| {
@@ -257,38 +258,47 @@ impl Config {
             }
             config.metrics_token = Some(token.trim().to_owned());
         }
-        let endpoint = |flag: &str, value: Option<String>| -> Result<Option<String>, ConfigError> {
-            value
-                .map(|url| {
-                    let url = url.trim().trim_end_matches('/').to_owned();
-                    reqwest::Url::parse(&url)
-                        .ok()
-                        .filter(|u| {
-                            matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
-                        })
-                        .map(|_| url.clone())
-                        .ok_or_else(|| {
-                            ConfigError(format!("{flag}: {url:?} is not an http(s) URL"))
-                        })
-                })
-                .transpose()
-        };
-        config.provider_endpoints = backend::services::ProviderEndpoints {
-            stripe_api: endpoint(
-                "--stripe-api-base",
-                args.stripe_api_base.clone().or(file.stripe_api_base),
-            )?,
-            paddle_api: endpoint(
-                "--paddle-api-base",
-                args.paddle_api_base.clone().or(file.paddle_api_base),
-            )?,
-            paypal_verify: endpoint(
-                "--paypal-verify-url",
-                args.paypal_verify_url.clone().or(file.paypal_verify_url),
-            )?,
-        };
         Ok(config)
     }
+}
+
+/// The providers' addresses from the flags or the file (tests against fakes only).
+fn provider_endpoints(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<backend::services::ProviderEndpoints, ConfigError> {
+    let endpoint = |flag: &str, value: Option<String>| -> Result<Option<String>, ConfigError> {
+        value
+            .map(|url| {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                reqwest::Url::parse(&url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                    .map(|_| url.clone())
+                    .ok_or_else(|| ConfigError(format!("{flag}: {url:?} is not an http(s) URL")))
+            })
+            .transpose()
+    };
+    Ok(backend::services::ProviderEndpoints {
+        stripe_api: endpoint(
+            "--stripe-api-base",
+            args.stripe_api_base
+                .clone()
+                .or_else(|| file.stripe_api_base.clone()),
+        )?,
+        paddle_api: endpoint(
+            "--paddle-api-base",
+            args.paddle_api_base
+                .clone()
+                .or_else(|| file.paddle_api_base.clone()),
+        )?,
+        paypal_verify: endpoint(
+            "--paypal-verify-url",
+            args.paypal_verify_url
+                .clone()
+                .or_else(|| file.paypal_verify_url.clone()),
+        )?,
+    })
 }
 
 impl Config {

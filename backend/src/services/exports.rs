@@ -267,15 +267,18 @@ fn orders(
             &products.join(" "),
             &grants.join(" "),
             // Unknown stays empty, never 0; the refund is in the order's currency.
-            &order.amount().map(|a| a.value_text()).unwrap_or_default(),
+            &order
+                .amount()
+                .map(domain::Money::value_text)
+                .unwrap_or_default(),
             order
                 .amount()
-                .map(|a| a.currency())
+                .map(domain::Money::currency)
                 .as_ref()
                 .map_or("", domain::Currency::as_str),
             &order
                 .refunded()
-                .map(|r| r.value_text())
+                .map(domain::Money::value_text)
                 .or_else(|| {
                     order
                         .amount()

@@ -707,7 +707,7 @@ pub(crate) struct ValidOrder {
 
 impl ValidOrder {
     /// The order as made by a payment notification of `provider`.
-    pub(crate) fn from_provider(mut self, provider: Provider) -> Self {
+    pub(crate) fn made_by(mut self, provider: Provider) -> Self {
         self.provider = Some(provider);
         self
     }

@@ -530,13 +530,11 @@ impl PaymentService {
             && !notice.test
             && notice.email.is_none()
             && let Some(customer) = notice.customer_id.clone()
-        {
-            if let Err(stop) = self
+            && let Err(stop) = self
                 .paddle_customer(integration, &customer, &mut notice)
                 .await
-            {
-                return stop;
-            }
+        {
+            return stop;
         }
         Prepared::Ready(Box::new(notice))
     }
@@ -1167,6 +1165,7 @@ impl Applied {
 }
 
 /// Deduplicates and applies a notice inside the caller's transaction.
+#[allow(clippy::too_many_lines)] // the one place a notice meets its payment: read top to bottom
 fn apply(
     tx: &WriteTransaction,
     (mailer, key): (&Mailer, &DownloadKey),
@@ -1523,7 +1522,7 @@ fn create_order(
             .map(|l| l.as_str().to_owned()),
         amount: notice.total.map(Money::to_wire),
     }) {
-        Ok(v) => v.from_provider(provider).refunded(refunded),
+        Ok(v) => v.made_by(provider).refunded(refunded),
         Err(e) => return Ok(Err(Applied::open(Outcome::Rejected, e.to_string()))),
     };
     let actor = Actor::Payment(provider);
@@ -1601,20 +1600,19 @@ fn cart_of(
                 break;
             }
         }
-        match found {
-            Some(p) => cart.lines.push((p, item.paid)),
-            None => {
-                cart.other_lines += 1;
-                cart.unmapped.push(if item.ids.is_empty() {
-                    "a line with no item number".to_owned()
-                } else {
-                    format!(
-                        "the {} id {} is not mapped to a product",
-                        provider.label(),
-                        item.ids.join(" / ")
-                    )
-                });
-            }
+        if let Some(p) = found {
+            cart.lines.push((p, item.paid));
+        } else {
+            cart.other_lines += 1;
+            cart.unmapped.push(if item.ids.is_empty() {
+                "a line with no item number".to_owned()
+            } else {
+                format!(
+                    "the {} id {} is not mapped to a product",
+                    provider.label(),
+                    item.ids.join(" / ")
+                )
+            });
         }
     }
     Ok(cart)
