@@ -637,7 +637,7 @@ pub(crate) fn update_in(
             .transition(to)
             .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         if to == OrderStatus::Refunded {
-            revoke_grants(tx, &after.grants, now)?;
+            edit_grants(tx, &after.grants, |g| g.revoke(now))?;
             // A whole refund: what the provider says was refunded, else everything paid.
             if let Some(refunded) = change.refunded.or_else(|| after.amount()) {
                 after.refunded = Some(MoneyRecord::of(refunded));
@@ -649,7 +649,7 @@ pub(crate) fn update_in(
     if first_confirmation {
         // Paid now, not when the order was placed: the windows start from here.
         after.confirmed_at = Some(now);
-        start_windows(tx, &after.grants, now)?;
+        edit_grants(tx, &after.grants, |g| g.start_window(now))?;
     }
     store::orders::put_order(tx, id, &after, Some(&before))?;
     if after.status == OrderStatus::Confirmed && before.status != OrderStatus::Confirmed {
@@ -902,29 +902,16 @@ pub(super) fn fresh_password() -> DownloadPassword {
     DownloadPassword::from_random(bytes)
 }
 
-/// Starts the windows of an order's grants at its first confirmation.
-fn start_windows(
+/// Applies `edit` to each of an order's grants and stores them (a refund revokes them, a
+/// first confirmation starts their windows).
+fn edit_grants(
     tx: &WriteTransaction,
     grants: &[GrantId],
-    now: Timestamp,
+    edit: impl Fn(&mut Grant),
 ) -> Result<(), ServiceError> {
     for g in grants {
         if let Some(mut grant) = store::grants::grant(tx, *g)? {
-            grant.start_window(now);
-            store::grants::put_grant(tx, *g, &grant)?;
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn revoke_grants(
-    tx: &WriteTransaction,
-    grants: &[GrantId],
-    now: Timestamp,
-) -> Result<(), ServiceError> {
-    for g in grants {
-        if let Some(mut grant) = store::grants::grant(tx, *g)? {
-            grant.revoke(now);
+            edit(&mut grant);
             store::grants::put_grant(tx, *g, &grant)?;
         }
     }
